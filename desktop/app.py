@@ -1,0 +1,104 @@
+"""The ``callslip`` command: builds the QApplication and the main window."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from desktop import __version__
+from desktop.config import ConfigError, Settings, load_settings
+from desktop.db.migrate import SchemaError
+from desktop.secrets import SecretStoreError, url_with_password
+from desktop.services.database import Database, open_database
+from desktop.services.demo import seed_demo
+from desktop.services.queues_count import has_requests
+from desktop.ui.context import AppContext
+from desktop.ui.main_window import MainWindow
+
+
+def ensure_application() -> QApplication:
+    """The process's QApplication, created on first use with Callslip's names."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Callslip")
+    app.setOrganizationName("Callslip")
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def create_main_window(
+    database_url: str | None = None, settings: Settings | None = None, *, demo: bool = False
+) -> MainWindow:
+    """Open the database (upgrading its schema) and return the main window, without entering the event loop.
+
+    Args:
+        database_url: a database URL or SQLite file; default: the configured one, else the local SQLite file.
+        demo: add demo data when the database has no requests (first run, README command).
+    """
+    ensure_application()
+    settings = settings or load_settings()
+    url = database_url or settings.resolved_database_url()
+    db, _result = open_database(str(url_with_password(url)))
+    if demo:
+        _seed_if_empty(db)
+    ctx = AppContext(db, settings)
+    return MainWindow(ctx)
+
+
+def _seed_if_empty(db: Database) -> None:
+    if not has_requests(db):
+        seed_demo(db)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``callslip`` command line."""
+    parser = argparse.ArgumentParser(prog="callslip", description="Callslip interlibrary-loan staff client.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--database", metavar="URL", help="database URL or SQLite file (default: configured one)")
+    parser.add_argument("--demo", action="store_true", help="fill an empty database with demo data first")
+    parser.add_argument("--screenshot", metavar="PATH", type=Path, help="render the main window to a PNG and exit")
+    parser.add_argument("--self-check", action="store_true", help="check the installation and exit 0 or 1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the GUI (or a screenshot / self-check) and return the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.screenshot or args.self_check:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = ensure_application()
+    try:
+        window = create_main_window(args.database, demo=args.demo)
+    except (ConfigError, SchemaError, SecretStoreError) as exc:
+        return _fail(f"Callslip cannot start: {exc}", interactive=not (args.screenshot or args.self_check))
+    except Exception as exc:  # unreachable server, unreadable file: say so instead of a traceback
+        return _fail(f"Callslip cannot open the database: {type(exc).__name__}: {exc}",
+                     interactive=not (args.screenshot or args.self_check))  # fmt: skip
+    if args.screenshot:
+        window.show()
+        QTimer.singleShot(300, app.quit)
+        app.exec()
+        ok = window.grab().save(str(args.screenshot))
+        window.close()
+        return 0 if ok else _fail(f"could not write {args.screenshot}", interactive=False)
+    if args.self_check:
+        window.close()
+        print("self-check passed")
+        return 0
+    window.show()
+    return app.exec()
+
+
+def _fail(message: str, *, interactive: bool) -> int:
+    print(message, file=sys.stderr)
+    if interactive:
+        QMessageBox.critical(None, "Callslip", message)
+    return 1

@@ -1,0 +1,193 @@
+"""Per-workstation settings: one typed declaration, a TOML file, ``CALLSLIP_*`` overrides, secrets in keyring.
+
+Order of precedence (later wins): defaults → the user's ``callslip.toml`` → environment → command line.
+Passwords are never read from or written to the file; they live in the OS keyring under the service names
+:data:`DATABASE_KEYRING_SERVICE` and :data:`SMTP_KEYRING_SERVICE` (a headless System Manager may instead take
+``CALLSLIP_SMTP_PASSWORD`` from its service environment).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+from desktop.db.engine import normalize_url, sqlite_url
+
+APP_NAME = "Callslip"
+DATABASE_KEYRING_SERVICE = "Callslip database"
+SMTP_KEYRING_SERVICE = "Callslip SMTP"
+CONFIG_ENV = "CALLSLIP_CONFIG"
+
+
+class SmtpSecurity(StrEnum):
+    """How the SMTP connection is protected."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    SSL = "ssl"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the setting and where it came from."""
+
+
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one workstation needs to run; declared once, with the environment variable of each field.
+
+    Attributes:
+        database_url: SQLAlchemy URL; empty means the local SQLite file in the user data folder.
+        smtp_host: outgoing mail server; empty means e-mail sending is not configured.
+        smtp_security: ``none``, ``starttls`` or ``ssl`` (implicit TLS).
+        poll_seconds: System Manager interval when nothing wakes it sooner.
+        run_poller: whether this workstation runs the System Manager poller.
+        web_base_url: start of the password-reset link; the token is appended.
+        phone_region: ISO country used for phone numbers typed without a country code.
+        staff_name: name written into Tracking rows; the OS user by default.
+    """
+
+    database_url: str = field(default="", metadata=_env("CALLSLIP_DATABASE_URL"))
+    smtp_host: str = field(default="", metadata=_env("CALLSLIP_SMTP_HOST"))
+    smtp_port: int = field(default=0, metadata=_env("CALLSLIP_SMTP_PORT"))
+    smtp_security: str = field(default=SmtpSecurity.NONE.value, metadata=_env("CALLSLIP_SMTP_SECURITY"))
+    smtp_username: str = field(default="", metadata=_env("CALLSLIP_SMTP_USERNAME"))
+    smtp_from: str = field(default="", metadata=_env("CALLSLIP_SMTP_FROM"))
+    smtp_timeout: float = field(default=30.0, metadata=_env("CALLSLIP_SMTP_TIMEOUT"))
+    poll_seconds: int = field(default=300, metadata=_env("CALLSLIP_POLL_SECONDS"))
+    run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
+    web_base_url: str = field(
+        default="https://library.example.org/reset?token=", metadata=_env("CALLSLIP_WEB_BASE_URL")
+    )
+    phone_region: str = field(default="US", metadata=_env("CALLSLIP_PHONE_REGION"))
+    staff_name: str = field(default="", metadata=_env("CALLSLIP_STAFF_NAME"))
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def effective_smtp_port(self) -> int:
+        """The configured port, or the usual one for the security mode."""
+        if self.smtp_port:
+            return self.smtp_port
+        return {SmtpSecurity.SSL.value: 465, SmtpSecurity.STARTTLS.value: 587}.get(self.smtp_security, 25)
+
+    @property
+    def effective_staff_name(self) -> str:
+        """Who this workstation's changes are recorded as."""
+        return self.staff_name or _os_user()
+
+    def resolved_database_url(self) -> str:
+        """The database URL in use: the configured one, or the default local SQLite file."""
+        return self.database_url or sqlite_url(default_database_path())
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and validated."""
+        return replace(self, **changes)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (some services and containers)
+        return "staff"
+
+
+def _validate(settings: Settings) -> None:
+    if settings.smtp_security not in {s.value for s in SmtpSecurity}:
+        raise ConfigError(f"smtp_security must be none, starttls or ssl, not {settings.smtp_security!r}")
+    if not 0 <= settings.smtp_port <= 65535:
+        raise ConfigError(f"smtp_port must be from 0 to 65535, not {settings.smtp_port}")
+    if settings.poll_seconds < 1:
+        raise ConfigError(f"poll_seconds must be at least 1, not {settings.poll_seconds}")
+    if settings.smtp_timeout <= 0:
+        raise ConfigError("smtp_timeout must be more than 0 seconds")
+    if len(settings.phone_region) != 2 or not settings.phone_region.isalpha():
+        raise ConfigError(f"phone_region must be a two-letter country code, not {settings.phone_region!r}")
+    if settings.database_url:
+        try:
+            url = normalize_url(settings.database_url)
+        except Exception as exc:
+            raise ConfigError(f"database_url is not a database URL: {exc}") from None
+        if url.password:
+            raise ConfigError("database_url must not contain a password: keep it in the OS keyring instead")
+
+
+def config_path() -> Path:
+    """Where this user's settings file lives (``CALLSLIP_CONFIG`` overrides, for tests and services)."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "callslip.toml"
+
+
+def default_database_path() -> Path:
+    """The local SQLite database used when nothing else is configured."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "callslip.sqlite3"
+
+
+def _coerce(name: str, kind: Any, raw: Any, source: str) -> Any:
+    try:
+        if kind in (bool, "bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().casefold()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+        return str(raw).strip()
+    except ValueError:
+        raise ConfigError(f"{name} from {source} is not a valid {getattr(kind, '__name__', kind)}: {raw!r}") from None
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings file (if any) and apply environment overrides.
+
+    Raises:
+        ConfigError: unreadable TOML or a value of the wrong type, naming the file or variable.
+    """
+    path = path or config_path()
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+        section = data.get("callslip", data)
+        for f in fields(Settings):
+            if f.name in section:
+                values[f.name] = _coerce(f.name, f.type, section[f.name], str(path))
+    for f in fields(Settings):
+        var = f.metadata["env"]
+        if var in environ:
+            values[f.name] = _coerce(f.name, f.type, environ[var], var)
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write the settings file atomically (never a password: the dataclass has no password field)."""
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps({"callslip": asdict(settings)}), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,381 @@
+"""SQLAlchemy 2.x typed models.
+
+Stored strings for statuses and methods are the domain enums' values (ILLiad's words), so a DBA reading the
+tables sees what staff see. Timestamps are UTC (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from desktop.db.types import UTCDateTime
+from desktop.domain.clock import utcnow
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same on every backend."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Household(Base):
+    """Patrons who live together; an e-mail shared inside one household is fine, across households it is not."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+    patrons: Mapped[list[Patron]] = relationship(back_populates="household")
+
+
+class Location(Base):
+    """The Locations code table (Home, Work, Cell, …) and which contact kinds each allows.
+
+    Attributes:
+        kinds: comma-separated permissions from ``desktop.domain.contacts.ALL_PERMISSIONS``.
+        default_for: comma-separated kinds for which this location is preselected on a new field.
+    """
+
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    kinds: Mapped[str] = mapped_column(String(100), default="email,phone,fax,web,address")
+    default_for: Mapped[str] = mapped_column(String(100), default="")
+
+
+class PickupLocation(Base):
+    """A desk where patrons collect items; its delay holds requests in transit before patrons are told."""
+
+    __tablename__ = "pickup_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, default="")
+    routing_delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    hold_days: Mapped[int] = mapped_column(Integer, default=10)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Patron(Base):
+    """A library user (ILLiad "customer")."""
+
+    __tablename__ = "patrons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="", index=True)
+    status: Mapped[str] = mapped_column(String(60), default="")
+    department: Mapped[str] = mapped_column(String(200), default="")
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), index=True)
+    notification_method: Mapped[str] = mapped_column(String(20), default="E-Mail")
+    delivery_method: Mapped[str] = mapped_column(String(30), default="Hold for Pickup")
+    pickup_location_id: Mapped[int | None] = mapped_column(ForeignKey("pickup_locations.id"))
+    address1: Mapped[str] = mapped_column(String(200), default="")
+    address2: Mapped[str] = mapped_column(String(200), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    state: Mapped[str] = mapped_column(String(100), default="")
+    zip: Mapped[str] = mapped_column(String(20), default="")
+    web_password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version_id: Mapped[int] = mapped_column(Integer, default=1)
+
+    household: Mapped[Household | None] = relationship(back_populates="patrons")
+    pickup_location: Mapped[PickupLocation | None] = relationship()
+    contact_points: Mapped[list[ContactPoint]] = relationship(
+        back_populates="patron", cascade="all, delete-orphan", order_by="ContactPoint.position"
+    )
+
+    __mapper_args__ = {"version_id_col": version_id}
+
+    @property
+    def full_name(self) -> str:
+        """ "First Last", or the user name when both are blank."""
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.username
+
+
+class ContactPoint(Base):
+    """One e-mail, phone, fax or web site of a patron (a row of the Contact Info tab)."""
+
+    __tablename__ = "contact_points"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    value: Mapped[str] = mapped_column(String(2000))
+    normalized: Mapped[str] = mapped_column(String(2000))
+    extension: Mapped[str] = mapped_column(String(10), default="")
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    patron: Mapped[Patron] = relationship(back_populates="contact_points")
+    location: Mapped[Location | None] = relationship()
+
+    __table_args__ = (
+        # The database, not only the code, guarantees one primary per patron and kind.
+        Index(
+            "uq_contact_points_one_primary",
+            "patron_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("is_primary"),
+            postgresql_where=text("is_primary"),
+        ),
+        Index("ix_contact_points_patron", "patron_id", "kind"),
+        Index("ix_contact_points_normalized", "kind", "normalized"),
+    )
+
+
+class Request(Base):
+    """A borrowing request (ILLiad "transaction")."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_number: Mapped[int] = mapped_column(Integer, unique=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id"))
+    request_type: Mapped[str] = mapped_column(String(10), default="Loan")
+    loan_title: Mapped[str] = mapped_column(String(500), default="")
+    loan_author: Mapped[str] = mapped_column(String(300), default="")
+    photo_journal_title: Mapped[str] = mapped_column(String(500), default="")
+    photo_article_title: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(60))
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    transaction_date: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    call_number: Mapped[str] = mapped_column(String(100), default="")
+    lending_library: Mapped[str] = mapped_column(String(200), default="")
+    pickup_location_id: Mapped[int | None] = mapped_column(ForeignKey("pickup_locations.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    version_id: Mapped[int] = mapped_column(Integer, default=1)
+
+    patron: Mapped[Patron] = relationship()
+    pickup_location: Mapped[PickupLocation | None] = relationship()
+    tracking: Mapped[list[Tracking]] = relationship(back_populates="request", order_by="Tracking.id")
+
+    __mapper_args__ = {"version_id_col": version_id}
+    __table_args__ = (
+        Index("ix_requests_status_tn", "status", "transaction_number"),
+        Index("ix_requests_patron", "patron_id"),
+    )
+
+    @property
+    def title(self) -> str:
+        """The title staff recognise: the loan title, or the article title for copies."""
+        if self.request_type == "Article":
+            return self.photo_article_title or self.photo_journal_title
+        return self.loan_title
+
+
+class Tracking(Base):
+    """One status change of a request: from, to, who, when (ILLiad's Tracking tab)."""
+
+    __tablename__ = "tracking"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String(60))
+    to_status: Mapped[str] = mapped_column(String(60))
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+    request: Mapped[Request] = relationship(back_populates="tracking")
+
+    __table_args__ = (Index("ix_tracking_request", "request_id", "id"),)
+
+
+class NoticeTemplate(Base):
+    """A notification template (Customization Manager); staff edits live here, defaults in ``templates/``.
+
+    Attributes:
+        channel: ``email`` or ``print``.
+        deleted: a deleted template means that notice is not sent (ILLiad's behaviour), but the row stays so the
+            default can be restored and history kept.
+    """
+
+    __tablename__ = "notice_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str] = mapped_column(String(10), default="email")
+    description: Mapped[str] = mapped_column(String(500), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_address: Mapped[str] = mapped_column(String(300), default="")
+    to_address: Mapped[str] = mapped_column(String(500), default="")
+    cc: Mapped[str] = mapped_column(String(500), default="")
+    bcc: Mapped[str] = mapped_column(String(500), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_by: Mapped[str] = mapped_column(String(100), default="System")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version_id: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version_id}
+
+
+class TemplateRevision(Base):
+    """A saved version of a template: who changed it and when, with the full text (JSON snapshot)."""
+
+    __tablename__ = "template_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("notice_templates.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    snapshot: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """A notice in the outbox and its history (e-mail now; the channel column keeps SMS open).
+
+    ``dedupe_key`` makes "exactly one notice per arrival" a database guarantee: for an arrival it is
+    ``arrival:<request id>:<template>:<tracking id>``, so a later return to the status makes a new notice.
+    ``lease_owner``/``lease_until`` are the claim of the System Manager that is sending it.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[str] = mapped_column(String(10), default="email")
+    template_name: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    patron_id: Mapped[int | None] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    tracking_id: Mapped[int | None] = mapped_column(ForeignKey("tracking.id", ondelete="SET NULL"))
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    to_address: Mapped[str] = mapped_column(String(500), default="")
+    cc: Mapped[str] = mapped_column(String(500), default="")
+    bcc: Mapped[str] = mapped_column(String(500), default="")
+    from_address: Mapped[str] = mapped_column(String(300), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(300), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reply: Mapped[str] = mapped_column(Text, default="")
+    #: Data needed only until sending (a reset link's token); cleared once the notice is done.
+    secret: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    attempts_log: Mapped[list[NotificationAttempt]] = relationship(
+        back_populates="notification", cascade="all, delete-orphan", order_by="NotificationAttempt.id"
+    )
+
+    __table_args__ = (
+        Index("ix_notifications_due", "state", "next_attempt_at"),
+        Index("ix_notifications_request", "request_id"),
+    )
+
+
+class NotificationAttempt(Base):
+    """One delivery attempt of a notice: when, by which System Manager, and the server's reply."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    reply: Mapped[str] = mapped_column(Text, default="")
+
+    notification: Mapped[Notification] = relationship(back_populates="attempts_log")
+
+
+class PasswordResetToken(Base):
+    """A single-use web password reset token; only its SHA-256 hash is stored."""
+
+    __tablename__ = "password_reset_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(300))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CallLogEntry(Base):
+    """One phone call to a patron about a request (Reached / Left voicemail / No answer)."""
+
+    __tablename__ = "call_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    outcome: Mapped[str] = mapped_column(String(30))
+    note: Mapped[str] = mapped_column(String(1000), default="")
+    staff: Mapped[str] = mapped_column(String(100))
+    called_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SystemSetting(Base):
+    """A setting shared by every workstation (poll interval, library name, …), stored as JSON text."""
+
+    __tablename__ = "system_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(100), default="System")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+__all__ = [
+    "Base",
+    "CallLogEntry",
+    "ContactPoint",
+    "Household",
+    "Location",
+    "NoticeTemplate",
+    "Notification",
+    "NotificationAttempt",
+    "PasswordResetToken",
+    "Patron",
+    "PickupLocation",
+    "Request",
+    "SystemSetting",
+    "TemplateRevision",
+    "Tracking",
+]

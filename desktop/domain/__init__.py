@@ -1,0 +1,1 @@
+"""Pure domain rules: statuses, methods, contact-point kinds and validation. Imports neither Qt nor SQLAlchemy."""

@@ -1,0 +1,206 @@
+"""``callslip-manager``: headless administration and the System Manager, for servers and scheduled tasks.
+
+Every command exits 0 on success and non-zero with a one-line reason on stderr, so it can be scripted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from desktop import __version__
+from desktop.config import ConfigError, Settings, load_settings
+from desktop.db.engine import Database
+from desktop.db.migrate import SchemaError
+from desktop.domain.statuses import Status, TransitionError, parse_status
+from desktop.secrets import SecretStoreError, url_with_password
+from desktop.services import csv_export, csv_import, demo
+from desktop.services.database import open_database
+from desktop.services.errors import ServiceError
+from desktop.services.status import route_request
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+class CommandError(RuntimeError):
+    """A reason to stop, printed as one line."""
+
+
+def _open(args: argparse.Namespace, settings: Settings) -> Database:
+    url = args.database or settings.resolved_database_url()
+    db, result = open_database(str(url_with_password(url)), upgrade=True)
+    if result.upgraded_from is not None:
+        print(f"schema upgraded from {result.upgraded_from} to {result.schema.head_revision}", file=sys.stderr)
+    return db
+
+
+def cmd_init_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    db = _open(args, settings)
+    try:
+        print(f"database ready: {db.display_name} (schema {db_revision(db)})", file=out)
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
+def db_revision(db: Database) -> str:
+    from desktop.db.migrate import check_schema
+
+    return check_schema(db.engine).head_revision
+
+
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.patrons < 0 or args.requests < 0:
+        raise CommandError("--patrons and --requests must not be negative")
+    db = _open(args, settings)
+    try:
+        step = max(args.requests // 10, 100_000)
+
+        def progress(done: int) -> None:
+            if args.requests >= 200_000 and done % step < demo.CHUNK:
+                print(f"  {done:,} requests…", file=sys.stderr)
+
+        result = demo.seed_demo(db, args.patrons, args.requests, seed=args.seed, progress=progress)
+    finally:
+        db.dispose()
+    print(
+        f"seeded {result.patrons} patrons and {result.requests} requests "
+        f"(transaction numbers from {result.first_transaction_number}) in {result.seconds:.1f} s, "
+        f"{result.rows_per_second:,.0f} rows/s",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: str) -> int:
+    db = _open(args, settings)
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        db.dispose()
+        raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    try:
+        if which == "patrons":
+            result = csv_import.import_patrons(db, data, region=settings.phone_region)
+        else:
+            result = csv_import.import_requests(db, data, changed_by=settings.effective_staff_name)
+    except csv_import.CsvFileError as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    finally:
+        db.dispose()
+    if result.unknown_columns:
+        print(f"{args.file}: ignored unknown column(s): {', '.join(result.unknown_columns)}", file=sys.stderr)
+    for error in result.errors:
+        print(f"{args.file}: {error}", file=sys.stderr)
+    print(result.summary(), file=out if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def cmd_import_patrons(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    return _import(args, settings, out, "patrons")
+
+
+def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    return _import(args, settings, out, "requests")
+
+
+def cmd_export_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    status = _status(args.status) if args.status else None
+    db = _open(args, settings)
+    try:
+        count = csv_export.export_requests(db, out, status)
+    finally:
+        db.dispose()
+    print(f"exported {count} request(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_route(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    target = _status(args.status)
+    db = _open(args, settings)
+    try:
+        change = route_request(db, args.transaction_number, target, args.as_staff or settings.effective_staff_name)
+    finally:
+        db.dispose()
+    print(
+        f"{change.transaction_number}: {change.from_status} -> {change.to_status} (by {change.changed_by})",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _status(text: str) -> Status:
+    try:
+        return parse_status(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, shared by ``--help`` and the tests."""
+    parser = argparse.ArgumentParser(
+        prog="callslip-manager",
+        description="Callslip administration and System Manager (headless).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--database", metavar="URL", help="database URL or SQLite file (default: configured one)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init-db", help="create or upgrade the database schema")
+    p.set_defaults(handler=cmd_init_db)
+
+    p = sub.add_parser("seed-demo", help="add realistic demo patrons and requests")
+    p.add_argument("--patrons", type=int, default=60, help="patrons to add (default 60)")
+    p.add_argument("--requests", type=int, default=400, help="requests to add (default 400)")
+    p.add_argument("--seed", type=int, default=2026, help="random seed, for repeatable data")
+    p.set_defaults(handler=cmd_seed_demo)
+
+    p = sub.add_parser("import-patrons", help="import patrons from an ILLiad-style CSV file (all or nothing)")
+    p.add_argument("file", help="UTF-8 CSV with a header of ILLiad field names (UserName, FirstName, …)")
+    p.set_defaults(handler=cmd_import_patrons)
+
+    p = sub.add_parser("import-requests", help="import requests from an ILLiad-style CSV file (all or nothing)")
+    p.add_argument("file", help="UTF-8 CSV with a header of ILLiad field names (TransactionNumber, UserName, …)")
+    p.set_defaults(handler=cmd_import_requests)
+
+    p = sub.add_parser("export-requests", help="write requests as CSV to standard output")
+    p.add_argument("--status", help='only requests at this status, e.g. "Awaiting Customer Contact"')
+    p.set_defaults(handler=cmd_export_requests)
+
+    p = sub.add_parser("route", help="change a request's status as staff would (Tracking is written)")
+    p.add_argument("transaction_number", type=int)
+    p.add_argument("status", help='target status, e.g. "Customer Notified via Phone"')
+    p.add_argument("--as", dest="as_staff", metavar="STAFF", help="staff name recorded in Tracking")
+    p.set_defaults(handler=cmd_route)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run one command; return its exit code."""
+    args = build_parser().parse_args(argv)
+    out = out or sys.stdout
+    try:
+        settings = load_settings()
+        handler: Handler = args.handler
+        return handler(args, settings, out)
+    except (CommandError, ConfigError, SchemaError, SecretStoreError, ServiceError, TransitionError) as exc:
+        print(f"callslip-manager: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # a database that cannot be reached, a disk that is full, …
+        print(f"callslip-manager: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else "no details"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Opening a database for use: migrations at start-up and the reference data every library needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from desktop.db import migrate
+from desktop.db.engine import Database
+from desktop.db.models import Location, PickupLocation, SystemSetting
+from desktop.domain.contacts import ADDRESS_PERMISSION, ContactKind
+
+__all__ = ["Database", "OpenResult", "ensure_reference_data", "open_database"]
+
+#: The Locations code table a new library starts with (name, allowed kinds, default for kinds).
+DEFAULT_LOCATIONS: tuple[tuple[str, str, str], ...] = (
+    ("Home", "email,phone,fax,web,address", "email,address"),
+    ("Work", "email,phone,fax,web,address", "fax,web"),
+    ("Cell", "phone", "phone"),
+    ("Emergency", "phone", ""),
+    ("Other", "email,phone,fax,web,address", ""),
+)
+
+DEFAULT_SYSTEM_SETTINGS: dict[str, object] = {
+    "library_name": "Callslip Demo Library",
+    "library_address": "Interlibrary Loan Office\n1 Library Way\nSpringfield, IL 62701",
+    "library_email": "ill@library.example.org",
+    "library_phone": "+1 217 555 0100",
+    "poll_seconds": 300,
+}
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """What opening did, for the status bar and ``init-db``."""
+
+    schema: migrate.SchemaInfo
+    upgraded_from: str | None
+
+
+def open_database(url: str, *, upgrade: bool = True) -> tuple[Database, OpenResult]:
+    """Connect, bring the schema to this program's revision and make sure the reference data exists.
+
+    Raises:
+        desktop.db.migrate.SchemaError: the schema is newer than this program (or ``upgrade`` is False and
+            it is older); nothing is changed.
+    """
+    db = Database(url)
+    try:
+        with db.engine.connect() as connection:
+            before = migrate.schema_info(connection)
+        info = migrate.upgrade(db.engine) if upgrade else migrate.check_schema(db.engine)
+        ensure_reference_data(db)
+    except BaseException:
+        db.dispose()
+        raise
+    upgraded_from = before.database_revision if before.state is not migrate.SchemaState.CURRENT else None
+    return db, OpenResult(schema=info, upgraded_from=upgraded_from)
+
+
+def ensure_reference_data(db: Database) -> None:
+    """Add the default Locations, a pickup location and shared settings when the tables are empty.
+
+    Only fills what is missing, so staff edits survive every start-up.
+    """
+    with db.write() as session:
+        if session.scalar(select(Location.id).limit(1)) is None:
+            for order, (name, kinds, defaults) in enumerate(DEFAULT_LOCATIONS):
+                session.add(Location(name=name, sort_order=order, kinds=kinds, default_for=defaults))
+        if session.scalar(select(PickupLocation.id).limit(1)) is None:
+            session.add(
+                PickupLocation(
+                    code="MAIN",
+                    name="Main Library Circulation Desk",
+                    address="1 Library Way, Springfield",
+                    routing_delay_minutes=0,
+                    hold_days=10,
+                )
+            )
+        existing = set(session.scalars(select(SystemSetting.key)))
+        for key, value in DEFAULT_SYSTEM_SETTINGS.items():
+            if key not in existing:
+                session.add(SystemSetting(key=key, value=json.dumps(value)))
+
+
+def _check_permissions() -> None:
+    known = {k.value for k in ContactKind} | {ADDRESS_PERMISSION}
+    for name, kinds, defaults in DEFAULT_LOCATIONS:
+        assert set(kinds.split(",")) <= known, name
+        assert set(filter(None, defaults.split(","))) <= set(kinds.split(",")), name
+
+
+_check_permissions()

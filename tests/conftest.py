@@ -1,0 +1,169 @@
+"""Shared fixtures: real SQLite files, real PostgreSQL databases, an isolated user environment, and checks that
+no test leaves a thread running.
+
+Fixture modules with real servers live beside this file (``tests/smtp_sink.py`` and friends) and are imported
+by the tests that need them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from desktop.config import Settings
+from desktop.db.engine import Database, sqlite_url
+from desktop.services.database import open_database
+
+PG_ENV = "CALLSLIP_TEST_POSTGRES_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (PyInstaller, soak)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_slow = config.getoption("--run-slow") or os.environ.get("CALLSLIP_RUN_SLOW") == "1"
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow or CALLSLIP_RUN_SLOW=1 (.ci/run does)")
+    skip_pg = pytest.mark.skip(reason=f"PostgreSQL tests need {PG_ENV} (set by .ci/run)")
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        if "postgres" in item.keywords and not os.environ.get(PG_ENV):
+            item.add_marker(skip_pg)
+
+
+class MemoryKeyring(KeyringBackend):
+    """An in-memory keyring that really stores (the null backend silently drops writes)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        from keyring.errors import PasswordDeleteError
+
+        if self.store.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def user_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own config file, data folder and in-memory keyring; no CALLSLIP_* leaks in."""
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith("CALLSLIP_") and name not in {PG_ENV, "CALLSLIP_RUN_SLOW"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CALLSLIP_CONFIG", str(home / "config" / "callslip.toml"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    previous = keyring.get_keyring()
+    memory = MemoryKeyring()
+    keyring.set_keyring(memory)
+    yield home
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def memory_keyring() -> MemoryKeyring:
+    """The in-memory keyring installed for this test."""
+    backend = keyring.get_keyring()
+    assert isinstance(backend, MemoryKeyring)
+    return backend
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    """Fail any test that leaves a Python thread or a registered QThread running."""
+    before = set(threading.enumerate())
+    yield
+    from desktop.ui.threads import running_threads
+
+    qthreads = running_threads()
+    assert not qthreads, f"QThreads left running: {qthreads}"
+    leftover = [
+        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("asyncio")
+    ]
+    for thread in leftover:
+        thread.join(timeout=5)
+    still = [t.name for t in leftover if t.is_alive()]
+    assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a workstation whose staff member is ``tester``."""
+    return Settings(staff_name="tester", phone_region="US")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Path of a fresh SQLite database file."""
+    return tmp_path / "callslip.sqlite3"
+
+
+@pytest.fixture
+def sqlite_db(db_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database with reference data (Locations, a pickup location)."""
+    db, _ = open_database(sqlite_url(db_path))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def seeded_db(sqlite_db: Database) -> Database:
+    """The SQLite database with demo patrons and requests (seed-demo's data)."""
+    from desktop.services.demo import seed_demo
+
+    seed_demo(sqlite_db, patrons=40, requests=300)
+    return sqlite_db
+
+
+def _admin_url() -> str:
+    url = os.environ[PG_ENV]
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    if not os.environ.get(PG_ENV):
+        pytest.skip(f"PostgreSQL tests need {PG_ENV}")
+    base = make_url(_admin_url())
+    name = f"{base.database}_t{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[Database]:
+    """A migrated PostgreSQL database with reference data."""
+    db, _ = open_database(pg_url)
+    yield db
+    db.dispose()
