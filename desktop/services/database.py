@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from desktop.db import migrate
 from desktop.db.engine import Database
-from desktop.db.models import Location, PickupLocation, SystemSetting
+from desktop.db.models import Location, NoticeTemplate, PickupLocation, SystemSetting
 from desktop.domain.contacts import ADDRESS_PERMISSION, ContactKind
+from desktop.services.templates import default_templates
 
 __all__ = ["Database", "OpenResult", "ensure_reference_data", "open_database"]
 
@@ -61,7 +62,7 @@ def open_database(url: str, *, upgrade: bool = True) -> tuple[Database, OpenResu
 
 
 def ensure_reference_data(db: Database) -> None:
-    """Add the default Locations, a pickup location and shared settings when the tables are empty.
+    """Add the default Locations, a pickup location, the default templates and shared settings if missing.
 
     Only fills what is missing, so staff edits survive every start-up.
     """
@@ -79,6 +80,10 @@ def ensure_reference_data(db: Database) -> None:
                     hold_days=10,
                 )
             )
+        installed = set(session.scalars(select(NoticeTemplate.name)))
+        for name, default in default_templates().items():
+            if name not in installed:
+                session.add(NoticeTemplate(**default.as_dict(), updated_by="System"))
         existing = set(session.scalars(select(SystemSetting.key)))
         for key, value in DEFAULT_SYSTEM_SETTINGS.items():
             if key not in existing:
