@@ -24,11 +24,13 @@ class AppContext(QObject):
         changed(str): a topic whose data changed: ``requests``, ``patrons``, ``templates``, ``settings``.
         settingsChanged(object): new :class:`desktop.config.Settings` were applied.
         databaseChanged(): ``db`` now points at another database; windows reload everything.
+        sendNowRequested(): staff asked for e-mail notices to go out now (the System Manager poller listens).
     """
 
     changed = Signal(str)
     settingsChanged = Signal(object)
     databaseChanged = Signal()
+    sendNowRequested = Signal()
 
     def __init__(self, db: Database, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +57,10 @@ class AppContext(QObject):
         old, self.db = self.db, db
         self.databaseChanged.emit()
         old.dispose()
+
+    def request_send_now(self) -> None:
+        """Ask this workstation's System Manager poller (if it runs) to route and send at once."""
+        self.sendNowRequested.emit()
 
     def shutdown(self) -> None:
         """Stop background work; the main window calls this on close."""
