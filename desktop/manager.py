@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings = load_settings()
         handler: Handler = args.handler
         return handler(args, settings, out)
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return EXIT_OK
     except (CommandError, ConfigError, SchemaError, SecretStoreError, ServiceError, TransitionError) as exc:
         print(f"callslip-manager: {exc}", file=sys.stderr)
         return EXIT_FAILURE
