@@ -6,6 +6,7 @@ Every command exits 0 on success and non-zero with a one-line reason on stderr, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -190,7 +191,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         handler: Handler = args.handler
         return handler(args, settings, out)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
-        sys.stderr.close()
+        # Point stdout at devnull so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except (CommandError, ConfigError, SchemaError, SecretStoreError, ServiceError, TransitionError) as exc:
         print(f"callslip-manager: {exc}", file=sys.stderr)
