@@ -93,7 +93,7 @@ def test_duplicate_keys_in_file_and_field_counts(sqlite_db: Database) -> None:
 
 
 def test_unknown_columns_are_reported(sqlite_db: Database) -> None:
-    data = ("UserName,EMailAddress,Favourite Colour\nada,ada@example.org,blue\n").encode()
+    data = b"UserName,EMailAddress,Favourite Colour\nada,ada@example.org,blue\n"
     result = import_patrons(sqlite_db, data)
     assert result.ok and result.unknown_columns == ["Favourite Colour"]
 

@@ -51,7 +51,7 @@ def test_import_with_a_bad_row_exits_nonzero_naming_it(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert code == 1
     assert "line 3: Phone '12'" in err and "nothing was imported" in err
-    code, out = run("--database", db, "export-requests")
+    code, _out = run("--database", db, "export-requests")
     assert code == 0
 
 
