@@ -167,3 +167,16 @@ def pg_db(pg_url: str) -> Iterator[Database]:
     db, _ = open_database(pg_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[Database]:
+    """The same test on a migrated SQLite file and on a migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        db, _ = open_database(sqlite_url(db_path))
+        yield db
+        db.dispose()
+    else:
+        if not os.environ.get(PG_ENV):
+            pytest.skip(f"PostgreSQL tests need {PG_ENV}")
+        yield request.getfixturevalue("pg_db")

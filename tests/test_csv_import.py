@@ -177,3 +177,17 @@ def test_sites_are_created_once(sqlite_db: Database) -> None:
     import_patrons(sqlite_db, _patrons(ZOE, ZOE.replace("zoe,", "zoe2,", 1).replace("zoe@", "zoe2@")))
     with sqlite_db.read() as session:
         assert session.scalar(select(func.count()).where(PickupLocation.code == "SCI")) == 1
+
+
+def test_import_then_seed_on_both_backends(any_db: Database) -> None:
+    """Imports and demo seeding work on SQLite and PostgreSQL alike, and ids keep counting after bulk seeding."""
+    from desktop.services.demo import seed_demo
+
+    assert import_patrons(any_db, _patrons(ADA, ZOE)).ok
+    seed_demo(any_db, patrons=5, requests=20)
+    result = import_patrons(any_db, _patrons(WANG))
+    assert result.ok and result.created == 1
+    data = _requests("700001,wang,Loan,After seeding,,,,Request Sent,,,,")
+    assert import_requests(any_db, data).created == 1
+    assert _count(any_db, Patron) == 8
+    assert _count(any_db, Request) == 21

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
@@ -103,6 +103,7 @@ def seed_demo(
         if requests and not patron_ids:
             raise ValueError("there are no patrons to attach requests to; seed some patrons first")
         first_tn = _seed_requests(session, rng, patron_ids, requests, weights, progress)
+        _advance_sequences(session)
     return SeedResult(patrons, requests, first_tn, time.perf_counter() - started)
 
 
@@ -286,6 +287,16 @@ def _seed_requests(
         if progress:
             progress(done)
     return first_tn
+
+
+def _advance_sequences(session: Session) -> None:
+    """Rows were inserted with explicit ids; PostgreSQL's sequences must move past them (SQLite needs nothing)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in ("households", "patrons", "contact_points", "requests", "tracking"):
+        session.execute(
+            text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 1))")
+        )
 
 
 def _chunked(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
