@@ -210,10 +210,10 @@ def _seed_patrons(session: Session, rng: random.Random, count: int) -> list[int]
                 }
             )
     if household_rows:
-        session.execute(insert(Household), household_rows)
+        _bulk(session, Household, household_rows)
     for rows, model in ((patron_rows, Patron), (contact_rows, ContactPoint)):
         for chunk in _chunked(rows):
-            session.execute(insert(model), chunk)
+            _bulk(session, model, chunk)
     return [row["id"] for row in patron_rows]
 
 
@@ -281,12 +281,17 @@ def _seed_requests(
                     "note": "demo data",
                 }
             )
-        session.execute(insert(Request), requests)
-        session.execute(insert(Tracking), tracking)
+        _bulk(session, Request, requests)
+        _bulk(session, Tracking, tracking)
         done += size
         if progress:
             progress(done)
     return first_tn
+
+
+def _bulk(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """One executemany per chunk through Core: the ORM's bulk path splits rows into many small batches."""
+    session.connection().execute(insert(model.__table__), rows)
 
 
 def _advance_sequences(session: Session) -> None:
