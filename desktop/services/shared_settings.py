@@ -1,0 +1,214 @@
+"""Settings shared by every workstation, stored in the database (Customization Manager → Routing, Library).
+
+Per pickup location: how long a request waits at `In Transit to Pickup Location` before it is routed to
+`Awaiting Customer Contact` (this is how staff control when e-mails go out) and how many days an item is held.
+Library-wide: the System Manager's poll interval and the library's name, address, e-mail and phone (used in
+notices). Saving writes only what this editor changed, and refuses when another workstation changed the same
+value meanwhile, naming who: two administrators never overwrite each other silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from desktop.db.engine import Database
+from desktop.db.models import PickupLocation, SystemSetting
+from desktop.domain.clock import utcnow
+from desktop.domain.contacts import ContactError, normalize_email
+from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.notice_context import system_settings
+
+#: Limits staff may set (a week of delay is already far more than any library uses).
+MAX_DELAY_MINUTES = 7 * 24 * 60
+MAX_HOLD_DAYS = 365
+MIN_POLL_SECONDS = 10
+MAX_POLL_SECONDS = 24 * 60 * 60
+LIBRARY_KEYS = ("library_name", "library_address", "library_email", "library_phone")
+
+
+@dataclass(frozen=True)
+class PickupRouting:
+    """One pickup location's routing delay and hold period."""
+
+    id: int
+    code: str
+    name: str
+    routing_delay_minutes: int
+    hold_days: int
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """The library as notices name it."""
+
+    name: str
+    address: str
+    email: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """Everything on the Routing and Library tabs, as loaded (the base the next save is checked against)."""
+
+    pickups: tuple[PickupRouting, ...]
+    poll_seconds: int
+    library: LibraryInfo
+    updated: dict[str, tuple[str, datetime]]  # system setting key -> (who, when) for "last changed" hints
+
+    def pickup(self, pickup_id: int) -> PickupRouting:
+        """The pickup location with ``pickup_id``."""
+        for item in self.pickups:
+            if item.id == pickup_id:
+                return item
+        raise NotFoundError(f"pickup location id {pickup_id} is not in these settings")
+
+
+def load_shared_settings(db: Database) -> SharedSettings:
+    """Read the Routing and Library settings (defaults filled in for keys never saved)."""
+    with db.read() as session:
+        pickups = tuple(
+            PickupRouting(p.id, p.code, p.name, p.routing_delay_minutes, p.hold_days, p.active)
+            for p in session.scalars(select(PickupLocation).order_by(PickupLocation.name, PickupLocation.id))
+        )
+        values = system_settings(session)
+        updated = {row.key: (row.updated_by, row.updated_at) for row in session.scalars(select(SystemSetting))}
+    return SharedSettings(
+        pickups=pickups,
+        poll_seconds=_int(values.get("poll_seconds"), 300),
+        library=LibraryInfo(
+            name=str(values.get("library_name", "")),
+            address=str(values.get("library_address", "")),
+            email=str(values.get("library_email", "")),
+            phone=str(values.get("library_phone", "")),
+        ),
+        updated=updated,
+    )
+
+
+def shared_poll_seconds(db: Database, default: int = 300) -> int:
+    """The System Manager's poll interval as set on the Routing tab (``default`` if never set)."""
+    with db.read() as session:
+        return _int(system_settings(session).get("poll_seconds"), default)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def validate_shared(new: SharedSettings) -> dict[str, str]:
+    """Problems with ``new``, keyed by field (``pickup:<id>:delay``, ``poll_seconds``, ``library_email``…)."""
+    problems: dict[str, str] = {}
+    for pickup in new.pickups:
+        if not 0 <= pickup.routing_delay_minutes <= MAX_DELAY_MINUTES:
+            problems[f"pickup:{pickup.id}:delay"] = (
+                f"{pickup.name}: the delay must be from 0 to {MAX_DELAY_MINUTES} minutes"
+            )
+        if not 1 <= pickup.hold_days <= MAX_HOLD_DAYS:
+            problems[f"pickup:{pickup.id}:hold_days"] = f"{pickup.name}: items are held from 1 to {MAX_HOLD_DAYS} days"
+    if not MIN_POLL_SECONDS <= new.poll_seconds <= MAX_POLL_SECONDS:
+        problems["poll_seconds"] = f"the poll interval must be from {MIN_POLL_SECONDS} to {MAX_POLL_SECONDS} seconds"
+    if not new.library.name.strip():
+        problems["library_name"] = "the library needs a name (notices are signed with it)"
+    if new.library.email.strip():
+        try:
+            normalize_email(new.library.email)
+        except ContactError as exc:
+            problems["library_email"] = f"library e-mail: {exc}"
+    return problems
+
+
+def _library_values(library: LibraryInfo) -> dict[str, str]:
+    return {
+        "library_name": library.name.strip(),
+        "library_address": library.address.strip(),
+        "library_email": library.email.strip(),
+        "library_phone": library.phone.strip(),
+    }
+
+
+def save_shared_settings(
+    db: Database, original: SharedSettings, new: SharedSettings, *, changed_by: str, now: datetime | None = None
+) -> SharedSettings:
+    """Store what changed between ``original`` (as loaded) and ``new``, in one transaction.
+
+    Raises:
+        ValidationError: a value out of range; nothing saved.
+        ConcurrentEditError: another workstation changed one of the same values since ``original`` was loaded;
+            nothing saved.
+    """
+    problems = validate_shared(new)
+    if problems:
+        raise ValidationError("Settings not saved:\n" + "\n".join(f"• {m}" for m in problems.values()), problems)
+    when = now or utcnow()
+    with db.write() as session:
+        _save_pickups(session, original, new)
+        settings_now = system_settings(session)
+        wanted: dict[str, object] = {"poll_seconds": new.poll_seconds, **_library_values(new.library)}
+        before: dict[str, object] = {"poll_seconds": original.poll_seconds, **_library_values(original.library)}
+        rows = {row.key: row for row in session.scalars(select(SystemSetting))}
+        for key, value in wanted.items():
+            if value == before[key]:
+                continue
+            stored = settings_now.get(key)
+            stored_cmp = str(stored).strip() if isinstance(stored, str) else stored
+            if stored_cmp not in (before[key], value):
+                who = rows[key].updated_by if key in rows else "another workstation"
+                raise ConcurrentEditError(
+                    f"{_label(key)} was changed by {who} while you were editing; nothing was saved. "
+                    "Close and reopen the Customization Manager to see the current values."
+                )
+            row = rows.get(key)
+            if row is None:
+                session.add(SystemSetting(key=key, value=json.dumps(value), updated_by=changed_by, updated_at=when))
+            else:
+                row.value = json.dumps(value)
+                row.updated_by = changed_by
+                row.updated_at = when
+    return load_shared_settings(db)
+
+
+def _save_pickups(session: Session, original: SharedSettings, new: SharedSettings) -> None:
+    for pickup in new.pickups:
+        base = original.pickup(pickup.id)
+        if (pickup.routing_delay_minutes, pickup.hold_days) == (base.routing_delay_minutes, base.hold_days):
+            continue
+        row = session.get(PickupLocation, pickup.id)
+        if row is None:
+            raise NotFoundError(f"pickup location “{pickup.name}” no longer exists; nothing was saved")
+        for attr in ("routing_delay_minutes", "hold_days"):
+            mine, was, stored = getattr(pickup, attr), getattr(base, attr), getattr(row, attr)
+            if mine == was:
+                continue
+            if stored not in (was, mine):
+                raise ConcurrentEditError(
+                    f"{pickup.name}: the {attr.replace('_', ' ')} was changed on another workstation while you "
+                    "were editing; nothing was saved. Reopen the Customization Manager to see the current values."
+                )
+            setattr(row, attr, mine)
+
+
+def _label(key: str) -> str:
+    return {
+        "poll_seconds": "The poll interval",
+        "library_name": "The library name",
+        "library_address": "The library address",
+        "library_email": "The library e-mail",
+        "library_phone": "The library phone",
+    }.get(key, key)
+
+
+def with_pickup(settings: SharedSettings, pickup_id: int, **changes: Any) -> SharedSettings:
+    """A copy of ``settings`` with one pickup location's values changed (for editors and tests)."""
+    pickups = tuple(replace(p, **changes) if p.id == pickup_id else p for p in settings.pickups)
+    return replace(settings, pickups=pickups)
