@@ -1,0 +1,472 @@
+"""Contact Customers: every request at Awaiting Customer Contact, grouped by how its patron is told, and the two
+manual ways of telling them (a phone call, a printed notice).
+
+The form must open quickly on a busy desk (tens of thousands of waiting requests), so the whole list is ONE
+query: requests joined to patrons and pickup locations, with correlated sub-selects (each an index lookup) for
+the primary e-mail and phone, the request's latest e-mail notice and its phone calls in the current wait.
+Everything returned is plain frozen data; the GUI never sees a session.
+
+Each action (a call outcome, "printed") is one transaction. A request another workstation moved meanwhile is
+skipped and reported, never an error for the whole batch: staff at several desks work the same list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Unpack
+
+from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from desktop.db.engine import Database
+from desktop.db.models import CallLogEntry, ContactPoint, Notification, Patron, PickupLocation, Request
+from desktop.domain.clock import utcnow
+from desktop.domain.methods import NotificationMethod
+from desktop.domain.statuses import Status
+from desktop.services.errors import ValidationError
+from desktop.services.status import StatusChange, change_status
+
+
+class NoticeState(StrEnum):
+    """States of an e-mail notice in the outbox (written by the System Manager)."""
+
+    PENDING = "pending"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    NO_TEMPLATE = "no_template"
+    SENT = "sent"
+
+
+#: E-mail notices the System Manager will not send any more: staff may phone or write instead.
+GIVEN_UP_STATES: frozenset[str] = frozenset({NoticeState.FAILED, NoticeState.NO_TEMPLATE})
+
+
+class CallOutcome(StrEnum):
+    """What happened when staff phoned a patron."""
+
+    REACHED = "Reached"
+    LEFT_VOICEMAIL = "Left voicemail"
+    NO_ANSWER = "No answer"
+
+    @property
+    def notifies(self) -> bool:
+        """Reached and a voicemail both tell the patron; no answer leaves the request waiting."""
+        return self is not CallOutcome.NO_ANSWER
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """One request waiting for its patron to be told, with what staff need to tell them.
+
+    Attributes:
+        method: the group the row belongs to (the patron's notification method).
+        version: the request's version when read, so a caller can tell a row moved meanwhile.
+        address: the postal address on one line ("" when the patron has none).
+        notice_state: the latest e-mail notice's state (``None``: the System Manager has not queued one yet).
+        notice_reply: the server's last reply (why it is retrying or failed).
+        call_attempts: calls logged since the request started waiting (all of them unanswered, or it would
+            have moved on).
+    """
+
+    request_id: int
+    transaction_number: int
+    version: int
+    patron_id: int
+    patron_name: str
+    method: NotificationMethod
+    email: str
+    phone: str
+    address: str
+    has_address: bool
+    title: str
+    pickup: str
+    waiting_since: datetime
+    days_waiting: int
+    notice_state: str | None = None
+    notice_reply: str = ""
+    notice_attempts: int = 0
+    call_attempts: int = 0
+    last_call_at: datetime | None = None
+
+    @property
+    def contact(self) -> str:
+        """The way this row's patron is reached: e-mail, phone or postal address."""
+        if self.method is NotificationMethod.EMAIL:
+            return self.email
+        if self.method is NotificationMethod.PHONE:
+            return self.phone
+        return self.address
+
+    @property
+    def notice_text(self) -> str:
+        """The e-mail notice's state as staff read it."""
+        return notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts)
+
+    @property
+    def email_given_up(self) -> bool:
+        """An e-mail row whose notice will not be sent: it may be handled by phone or mail from the form."""
+        return self.method is NotificationMethod.EMAIL and self.notice_state in GIVEN_UP_STATES
+
+
+@dataclass(frozen=True)
+class ContactGroups:
+    """The Contact Customers list: the three groups, each in transaction-number order."""
+
+    email: tuple[ContactRow, ...] = ()
+    phone: tuple[ContactRow, ...] = ()
+    mail: tuple[ContactRow, ...] = ()
+    loaded_at: datetime = field(default_factory=utcnow)
+
+    def group(self, method: NotificationMethod) -> tuple[ContactRow, ...]:
+        """The rows of one group."""
+        return {NotificationMethod.EMAIL: self.email, NotificationMethod.PHONE: self.phone}.get(method, self.mail)
+
+    @property
+    def total(self) -> int:
+        """Requests waiting, all groups together."""
+        return len(self.email) + len(self.phone) + len(self.mail)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A selected request that was left alone, and why (shown to staff)."""
+
+    transaction_number: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an action did: requests moved, calls logged without a move, and requests skipped."""
+
+    moved: tuple[StatusChange, ...] = ()
+    logged: tuple[int, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def summary(self) -> str:
+        """One or two sentences for the form's message bar."""
+        parts = []
+        if self.moved:
+            parts.append(f"{len(self.moved)} moved to {self.moved[0].to_status}.")
+        if self.logged:
+            parts.append(f"{len(self.logged)} call(s) logged; still waiting.")
+        if self.skipped:
+            details = "; ".join(f"{s.transaction_number}: {s.reason}" for s in self.skipped)
+            parts.append(f"{len(self.skipped)} skipped ({details}).")
+        return " ".join(parts) or "Nothing to do."
+
+
+def notice_state_text(state: str | None, reply: str = "", attempts: int = 0) -> str:
+    """How an e-mail notice's state reads in the form."""
+    reply = " ".join(reply.split())
+    if state is None:
+        return "waiting for the System Manager"
+    if state == NoticeState.RETRYING:
+        tries = f" (attempt {attempts})" if attempts else ""
+        return f"retrying{tries}: {reply}" if reply else f"retrying{tries}"
+    if state == NoticeState.FAILED:
+        return f"failed: {reply}" if reply else "failed"
+    if state == NoticeState.NO_TEMPLATE:
+        return "no template: not sent"
+    return state
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+def _contact_value(kind: str) -> Any:
+    """Correlated sub-select: the patron's primary contact point of ``kind`` (else the first), with extension."""
+    shown = case(
+        (ContactPoint.extension != "", ContactPoint.value + literal(" ext. ") + ContactPoint.extension),
+        else_=ContactPoint.value,
+    )
+    return (
+        select(shown)
+        .where(ContactPoint.patron_id == Patron.id, ContactPoint.kind == kind)
+        .order_by(ContactPoint.is_primary.desc(), ContactPoint.position, ContactPoint.id)
+        .limit(1)
+        .correlate(Patron)
+        .scalar_subquery()
+    )
+
+
+def contact_customers_query() -> Select[Unpack[tuple[Any, ...]]]:
+    """The one statement behind the form (also timed alone by ``bench/contact_customers_open.py``)."""
+    request_pickup = aliased(PickupLocation)
+    patron_pickup = aliased(PickupLocation)
+    earlier = aliased(Notification)
+    latest_notice = (
+        select(func.max(earlier.id))
+        .where(earlier.request_id == Request.id, earlier.channel == "email")
+        .correlate(Request)
+        .scalar_subquery()
+    )
+    in_this_wait = and_(CallLogEntry.request_id == Request.id, CallLogEntry.called_at >= Request.status_changed_at)
+    calls = select(func.count(CallLogEntry.id)).where(in_this_wait).correlate(Request).scalar_subquery()
+    last_call = select(func.max(CallLogEntry.called_at)).where(in_this_wait).correlate(Request).scalar_subquery()
+    return (
+        select(
+            Request.id,
+            Request.transaction_number,
+            Request.version_id,
+            Request.request_type,
+            Request.loan_title,
+            Request.photo_journal_title,
+            Request.photo_article_title,
+            Request.status_changed_at,
+            Patron.id,
+            Patron.first_name,
+            Patron.last_name,
+            Patron.username,
+            Patron.notification_method,
+            Patron.address1,
+            Patron.address2,
+            Patron.city,
+            Patron.state,
+            Patron.zip,
+            func.coalesce(request_pickup.name, patron_pickup.name, ""),
+            _contact_value("email"),
+            _contact_value("phone"),
+            Notification.state,
+            Notification.last_reply,
+            Notification.attempts,
+            calls,
+            last_call,
+        )
+        .join(Patron, Patron.id == Request.patron_id)
+        .outerjoin(request_pickup, request_pickup.id == Request.pickup_location_id)
+        .outerjoin(patron_pickup, patron_pickup.id == Patron.pickup_location_id)
+        .outerjoin(Notification, Notification.id == latest_notice)
+        .where(Request.status == Status.AWAITING_CUSTOMER_CONTACT.value)
+        .order_by(Request.transaction_number)
+    )
+
+
+def _method(value: str) -> NotificationMethod:
+    try:
+        return NotificationMethod(value)
+    except ValueError:  # a method this version does not know (SMS one day): someone has to write to them
+        return NotificationMethod.MAIL
+
+
+def postal_line(address1: str, address2: str, city: str, state: str, zip_: str) -> str:
+    """The postal address on one line, as the Mail group shows it."""
+    place = " ".join(p for p in (state, zip_) if p)
+    town = ", ".join(p for p in (city, place) if p)
+    return ", ".join(p.strip() for p in (address1, address2, town) if p.strip())
+
+
+def _title(request_type: str, loan_title: str, journal: str, article: str) -> str:
+    # Same rule as Request.title, on columns (no ORM object is built for 20,000 rows).
+    return (article or journal) if request_type == "Article" else loan_title
+
+
+def load_contact_customers(db: Database, *, now: datetime | None = None) -> ContactGroups:
+    """Read the Contact Customers list in one query."""
+    now = now or utcnow()
+    groups: dict[NotificationMethod, list[ContactRow]] = {m: [] for m in NotificationMethod}
+    with db.read() as session:
+        result = session.execute(contact_customers_query()).all()
+    for (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
+         a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, calls,
+         last_call) in result:  # fmt: skip
+        group = _method(method)
+        groups[group].append(
+            ContactRow(
+                request_id=rid,
+                transaction_number=tn,
+                version=version,
+                patron_id=pid,
+                patron_name=" ".join(p for p in (first, last) if p) or username,
+                method=group,
+                email=email or "",
+                phone=phone or "",
+                address=postal_line(a1, a2, city, state, zip_),
+                has_address=bool(a1.strip() and (city.strip() or zip_.strip())),
+                title=_title(rtype, loan, journal, article),
+                pickup=pickup,
+                waiting_since=since,
+                days_waiting=max(0, (now - since).days),
+                notice_state=n_state,
+                notice_reply=n_reply or "",
+                notice_attempts=n_attempts or 0,
+                call_attempts=calls or 0,
+                last_call_at=last_call,
+            )
+        )
+    return ContactGroups(
+        email=tuple(groups[NotificationMethod.EMAIL]),
+        phone=tuple(groups[NotificationMethod.PHONE]),
+        mail=tuple(groups[NotificationMethod.MAIL]),
+        loaded_at=now,
+    )
+
+
+# ---------------------------------------------------------------------------------------- eligibility rules
+
+
+def phone_refusals(rows: Iterable[ContactRow]) -> list[ContactRow]:
+    """Rows that may not be marked as notified by phone: only Phone rows and given-up e-mails may."""
+    return [r for r in rows if not (r.method is NotificationMethod.PHONE or r.email_given_up)]
+
+
+def print_refusals(rows: Iterable[ContactRow]) -> list[ContactRow]:
+    """Rows that may not get a printed notice: e-mails the System Manager is still sending."""
+    return [r for r in rows if r.method is NotificationMethod.EMAIL and not r.email_given_up]
+
+
+def _why_shown(row: ContactRow) -> str:
+    if row.method is NotificationMethod.EMAIL:
+        return row.notice_text
+    return row.contact or "no contact details"
+
+
+def refusal_message(rows: Sequence[ContactRow], action: str) -> str:
+    """The message shown when a selection holds rows an action cannot take."""
+    listed = ", ".join(f"{r.transaction_number} ({r.method.value}: {_why_shown(r)})" for r in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    if action == "phone":
+        return (
+            "Only Phone requests, or e-mails that failed, can be marked as notified via phone. "
+            f"Not allowed: {listed}{more}. Deselect them and try again."
+        )
+    return (
+        "E-mail notices still being sent cannot be printed (the patron would be told twice). "
+        f"Not allowed: {listed}{more}. Deselect them, or wait until the e-mail fails."
+    )
+
+
+# ------------------------------------------------------------------------------------------------- actions
+
+
+def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[int, str]:
+    latest = (
+        select(Notification.request_id, func.max(Notification.id).label("nid"))
+        .where(Notification.request_id.in_(request_ids), Notification.channel == "email")
+        .group_by(Notification.request_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(latest.c.request_id, Notification.state).join(Notification, Notification.id == latest.c.nid)
+    )
+    return {rid: state for rid, state in rows}
+
+
+def _lock_waiting(session: Session, request_ids: Sequence[int]) -> list[Request]:
+    """The selected requests, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite's write lock is
+    taken at BEGIN IMMEDIATE), with their patrons loaded in the same round trip."""
+    from sqlalchemy.orm import joinedload
+
+    stmt = (
+        select(Request)
+        .where(Request.id.in_(list(request_ids)))
+        .options(joinedload(Request.patron))
+        .order_by(Request.transaction_number)
+        .with_for_update(of=Request)
+    )
+    return list(session.scalars(stmt).unique())
+
+
+def _missing(request_ids: Sequence[int], found: Sequence[Request]) -> list[Skipped]:
+    have = {r.id for r in found}
+    return [Skipped(0, f"request id {rid} no longer exists") for rid in request_ids if rid not in have]
+
+
+def _moved_elsewhere(request: Request) -> Skipped | None:
+    if request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
+        return Skipped(request.transaction_number, f"changed on another workstation, now at {request.status!r}")
+    return None
+
+
+def log_calls(
+    db: Database,
+    request_ids: Sequence[int],
+    outcome: CallOutcome,
+    staff: str,
+    *,
+    note: str = "",
+    now: datetime | None = None,
+) -> ActionResult:
+    """Record a phone call for each selected request, in one transaction.
+
+    Reached and Left voicemail move the request to Customer Notified via Phone (Tracking written through
+    :func:`desktop.services.status.change_status`); No answer only logs the attempt, so the request keeps
+    waiting and the form shows how often it was tried.
+
+    Requests no longer waiting, or whose patron may no longer be phoned (the method changed to Mail, or the
+    e-mail was sent after all), are skipped and reported; the rest proceed.
+    """
+    if not staff.strip():
+        raise ValidationError("A staff name is needed to log a call.", {"staff": "required"})
+    note = note.strip()
+    if len(note) > 1000:
+        raise ValidationError("The call note is longer than 1,000 characters.", {"note": "too long"})
+    now = now or utcnow()
+    moved: list[StatusChange] = []
+    logged: list[int] = []
+    with db.write() as session:
+        requests = _lock_waiting(session, request_ids)
+        skipped = _missing(request_ids, requests)
+        notices = _latest_notice_states(session, [r.id for r in requests])
+        for request in requests:
+            problem = _moved_elsewhere(request)
+            method = _method(request.patron.notification_method)
+            if problem is None and method is not NotificationMethod.PHONE:
+                if method is NotificationMethod.MAIL:
+                    problem = Skipped(request.transaction_number, "the patron is now notified by Mail")
+                elif notices.get(request.id) not in GIVEN_UP_STATES:
+                    problem = Skipped(request.transaction_number, "its e-mail notice has not failed (it is being sent)")
+            if problem is not None:
+                skipped.append(problem)
+                continue
+            session.add(
+                CallLogEntry(request_id=request.id, outcome=outcome.value, note=note, staff=staff, called_at=now)
+            )
+            if not outcome.notifies:
+                logged.append(request.transaction_number)
+                continue
+            previous = request.status
+            tracking = change_status(
+                session, request, Status.NOTIFIED_VIA_PHONE, staff, now=now,
+                note=f"{outcome.value}: {note}" if note else outcome.value,
+            )  # fmt: skip
+            moved.append(_change(request, previous, tracking.id, staff, now))
+    return ActionResult(tuple(moved), tuple(logged), tuple(skipped))
+
+
+def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: datetime | None = None) -> ActionResult:
+    """After staff confirm the notices printed: move those requests to Customer Notified via Mail.
+
+    One transaction; requests moved meanwhile on another workstation are skipped and reported.
+    """
+    if not staff.strip():
+        raise ValidationError("A staff name is needed to record printed notices.", {"staff": "required"})
+    now = now or utcnow()
+    moved: list[StatusChange] = []
+    with db.write() as session:
+        requests = _lock_waiting(session, request_ids)
+        skipped = _missing(request_ids, requests)
+        for request in requests:
+            problem = _moved_elsewhere(request)
+            if problem is not None:
+                skipped.append(problem)
+                continue
+            previous = request.status
+            tracking = change_status(session, request, Status.NOTIFIED_VIA_MAIL, staff, now=now, note="printed notice")
+            moved.append(_change(request, previous, tracking.id, staff, now))
+    return ActionResult(tuple(moved), (), tuple(skipped))
+
+
+def _change(request: Request, previous: str, tracking_id: int, staff: str, now: datetime) -> StatusChange:
+    return StatusChange(
+        request_id=request.id,
+        transaction_number=request.transaction_number,
+        from_status=previous,
+        to_status=request.status,
+        tracking_id=tracking_id,
+        changed_by=staff,
+        changed_at=now,
+    )

@@ -1,0 +1,168 @@
+"""Printed notices for patrons notified by Mail: the "Print Notice" template rendered once per request.
+
+The service only renders HTML (no Qt): ``desktop.ui.print_notices`` lays each page out on paper. The rendered
+body is split into its return-address block, its window-envelope address block and the letter, so the page
+layout can put the patron's address exactly behind an envelope window whatever the template says around it.
+A patron without a postal address gets no blank page: the request comes back as a warning for staff.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from desktop.db.engine import Database
+from desktop.db.models import Patron, Request
+from desktop.domain.statuses import Status
+from desktop.services.errors import NotFoundError, ServiceError
+from desktop.services.notice_context import has_postal_address, request_notice_context
+from desktop.services.template_admin import load_template_by_name
+from desktop.services.templates import PRINT_NOTICE, TemplateFields, render
+
+#: The blocks the default template marks for placement on the page (``<div class="return">`` …).
+_BLOCK = re.compile(r'<div\s+class="(return|window)"\s*>(.*?)</div>', re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class NoticePage:
+    """One printed notice (one page).
+
+    Attributes:
+        html: the whole rendered body, as the template produced it.
+        return_html: the library's return-address block ("" when the template has none).
+        window_html: the patron's name and address for the envelope window ("" when the template has none:
+            the page is then printed as ``html`` from the top).
+        letter_html: everything else: the letter below the window.
+    """
+
+    request_id: int
+    transaction_number: int
+    patron_name: str
+    title: str
+    subject: str
+    html: str
+    return_html: str
+    window_html: str
+    letter_html: str
+
+
+@dataclass(frozen=True)
+class PrintWarning:
+    """A selected request that got no page, and why (listed for staff before printing)."""
+
+    request_id: int
+    transaction_number: int
+    patron_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PrintBatch:
+    """The pages to print, in transaction-number order, and the requests left out."""
+
+    pages: tuple[NoticePage, ...]
+    warnings: tuple[PrintWarning, ...]
+
+    @property
+    def request_ids(self) -> tuple[int, ...]:
+        """The requests that have a page (what moves to Customer Notified via Mail once printed)."""
+        return tuple(page.request_id for page in self.pages)
+
+
+def split_blocks(html: str) -> tuple[str, str, str]:
+    """``(return_html, window_html, letter_html)`` of a rendered notice; the first of each block is used."""
+    found: dict[str, str] = {}
+
+    def take(match: re.Match[str]) -> str:
+        kind = match.group(1).lower()
+        if kind in found:
+            return match.group(0)
+        found[kind] = match.group(2).strip()
+        return ""
+
+    letter = _BLOCK.sub(take, html)
+    return found.get("return", ""), found.get("window", ""), letter.strip()
+
+
+def print_template(db: Database) -> TemplateFields:
+    """The Print Notice template as staff last saved it.
+
+    Raises:
+        ServiceError: it was deleted in the Customization Manager (printing needs it restored first).
+    """
+    try:
+        record = load_template_by_name(db, PRINT_NOTICE)
+    except NotFoundError:
+        record = None
+    if record is None or record.deleted:
+        raise ServiceError(
+            f"The {PRINT_NOTICE!r} template was deleted; restore it in the Customization Manager "
+            "(Notification Templates) to print notices."
+        )
+    return record.fields
+
+
+def build_notices(
+    db: Database, request_ids: Sequence[int], *, region: str = "US", today: date | None = None
+) -> PrintBatch:
+    """Render the Print Notice template for each selected request.
+
+    Requests no longer at Awaiting Customer Contact, and patrons without a postal address, become warnings
+    instead of pages.
+
+    Raises:
+        ServiceError: the template is deleted.
+        desktop.services.templates.TemplateError: the template cannot be rendered (its message names the part).
+    """
+    template = print_template(db)
+    pages: list[NoticePage] = []
+    warnings: list[PrintWarning] = []
+    with db.read() as session:
+        # Load requests, patrons, contact points and pickups up front: the per-request context then reads
+        # from the session instead of issuing a handful of queries per page.
+        requests = session.scalars(
+            select(Request)
+            .where(Request.id.in_(list(request_ids)))
+            .options(
+                selectinload(Request.patron).selectinload(Patron.contact_points),
+                selectinload(Request.patron).selectinload(Patron.pickup_location),
+                selectinload(Request.pickup_location),
+            )
+            .order_by(Request.transaction_number)
+        ).all()
+        for request in requests:
+            patron = request.patron
+            if request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
+                reason = f"changed on another workstation, now at {request.status!r}"
+            elif not has_postal_address(patron):
+                reason = "the patron has no postal address; add one on the patron record or notify another way"
+            else:
+                reason = ""
+            if reason:
+                warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
+                continue
+            notice = render(template, request_notice_context(session, request.id, region=region, today=today))
+            return_html, window_html, letter_html = split_blocks(notice.body_html)
+            pages.append(
+                NoticePage(
+                    request_id=request.id,
+                    transaction_number=request.transaction_number,
+                    patron_name=patron.full_name,
+                    title=request.title,
+                    subject=notice.subject,
+                    html=notice.body_html,
+                    return_html=return_html,
+                    window_html=window_html,
+                    letter_html=letter_html,
+                )
+            )
+        found = {r.id for r in requests}
+    for rid in request_ids:
+        if rid not in found:
+            warnings.append(PrintWarning(rid, 0, "", "the request no longer exists"))
+    return PrintBatch(tuple(pages), tuple(warnings))
