@@ -12,11 +12,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -145,11 +145,17 @@ def _split_addresses(text: str) -> tuple[str, ...]:
     return tuple(p for p in parts if p)
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """Compile once per distinct source: compiling costs ~100x rendering, and the outbox renders the same few
+    templates thousands of times per batch (failures raise and are not cached)."""
+    return _environment(html).from_string(source)
+
+
 def render_part(source: str, context: Mapping[str, Any], *, part: str, html: bool = False) -> str:
     """Render one part, turning every Jinja failure into a :class:`TemplateError` that names it."""
-    env = _environment(html)
     try:
-        template = env.from_string(source)
+        template = _compiled(source, html)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error: {exc.message}", part, exc.lineno) from None
     try:
