@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -16,12 +19,15 @@ from desktop import __version__
 from desktop.config import ConfigError, Settings, load_settings
 from desktop.db.engine import Database
 from desktop.db.migrate import SchemaError
+from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
-from desktop.secrets import SecretStoreError, url_with_password
+from desktop.secrets import SecretStoreError, smtp_password, url_with_password
 from desktop.services import csv_export, csv_import, demo
 from desktop.services.database import open_database
+from desktop.services.dispatch import run_cycle
 from desktop.services.errors import ServiceError
 from desktop.services.status import route_request
+from desktop.services.wakeup import Waiter
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -136,6 +142,55 @@ def cmd_route(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """The System Manager without a GUI: one cycle (``--once``) or a loop until Ctrl-C / SIGTERM."""
+    db = _open(args, settings)
+    try:
+        password = smtp_password(settings, allow_env=True)
+        if args.once:
+            summary = run_cycle(db, settings, password=password)
+            print(summary.describe(), file=out)
+            for error in summary.errors:
+                print(f"callslip-manager: {error}", file=sys.stderr)
+            return EXIT_OK if summary.ok else EXIT_FAILURE
+        return _run_loop(db, settings, password, out)
+    finally:
+        db.dispose()
+
+
+def _run_loop(db: Database, settings: Settings, password: str | None, out: TextIO) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    waiter = Waiter(db, stop)
+    how = "LISTEN/NOTIFY and " if waiter.listening else ""
+    print(f"System Manager running on {db.display_name}: waking on {how}every {settings.poll_seconds} s "
+          "(Ctrl-C stops)", file=out, flush=True)  # fmt: skip
+    last_problem = ""
+    try:
+        while not stop.is_set():
+            summary = run_cycle(db, settings, password=password, should_stop=stop.is_set)
+            busy = summary.routed or summary.sent or summary.failed or summary.retrying or summary.created
+            problem = "; ".join(summary.errors)
+            if busy or (problem and problem != last_problem):
+                stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+                print(f"{stamp} {summary.describe()}", file=out, flush=True)
+            last_problem = problem
+            wait = float(settings.poll_seconds)
+            if summary.next_due_at is not None:
+                wait = min(wait, max((summary.next_due_at - utcnow()).total_seconds(), 0.05))
+            waiter.wait(wait)
+    finally:
+        waiter.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("System Manager stopped", file=out, flush=True)
+    return EXIT_OK
+
+
 def _status(text: str) -> Status:
     try:
         return parse_status(text)
@@ -179,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("status", help='target status, e.g. "Customer Notified via Phone"')
     p.add_argument("--as", dest="as_staff", metavar="STAFF", help="staff name recorded in Tracking")
     p.set_defaults(handler=cmd_route)
+
+    p = sub.add_parser("run", help="run the System Manager: route requests and send e-mail notices")
+    p.add_argument("--once", action="store_true", help="one cycle (route, scan, send), print a summary and exit")
+    p.set_defaults(handler=cmd_run)
     return parser
 
 

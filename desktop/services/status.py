@@ -12,8 +12,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from desktop.db.engine import Database
 from desktop.db.models import Request, Tracking
 from desktop.domain.clock import utcnow
+from desktop.domain.methods import DeliveryMethod
 from desktop.domain.statuses import Status, check_transition
 from desktop.services.errors import ConcurrentEditError, NotFoundError
+from desktop.services.outbox import create_arrival_notice
 
 SYSTEM_USER = "System"
 
@@ -43,6 +45,10 @@ def change_status(
 ) -> Tracking:
     """Move ``request`` to ``target`` inside the caller's transaction and write its Tracking row.
 
+    Two rules of the pickup path live here so every caller gets them: a Mail to Address patron's request sent
+    to In Transit goes straight to Awaiting Customer Contact, and arriving at Awaiting Customer Contact creates
+    the e-mail notice (:func:`desktop.services.outbox.create_arrival_notice`) in the same transaction.
+
     Args:
         check: refuse transitions the workflow does not allow; only imports of another system's data pass
             False (they record a status, they do not perform a step).
@@ -52,6 +58,10 @@ def change_status(
     """
     now = now or utcnow()
     current = Status(request.status) if request.status else None
+    if check and target is Status.IN_TRANSIT_TO_PICKUP and _mailed(request):
+        # Mail to Address patrons skip In Transit to Pickup Location: there is no desk to wait at.
+        target = Status.AWAITING_CUSTOMER_CONTACT
+        note = note or "Mail to Address: skips In Transit"
     if check and current is not None:
         check_transition(current, target)
     request.status = target.value
@@ -66,7 +76,14 @@ def change_status(
     )
     session.add(tracking)
     session.flush()
+    if target is Status.AWAITING_CUSTOMER_CONTACT:
+        # The arrival e-mail notice is created in this same transaction: it exists exactly when the status does.
+        create_arrival_notice(session, request, tracking, now=now)
     return tracking
+
+
+def _mailed(request: Request) -> bool:
+    return request.patron is not None and request.patron.delivery_method == DeliveryMethod.MAIL_TO_ADDRESS.value
 
 
 def route_request(
@@ -105,7 +122,7 @@ def route_request(
                 request_id=request.id,
                 transaction_number=request.transaction_number,
                 from_status=previous,
-                to_status=target.value,
+                to_status=tracking.to_status,
                 tracking_id=tracking.id,
                 changed_by=changed_by,
                 changed_at=tracking.changed_at,

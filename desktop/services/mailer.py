@@ -1,0 +1,436 @@
+"""SMTP transport: one connection per batch, timeouts always set, replies classified for the outbox.
+
+Why our own thin layer over :mod:`smtplib` instead of ``sendmail``: the outbox must know the server's exact
+reply to the end of DATA (the 250 that makes a notice *sent*), must tell a temporary refusal (4xx, a dropped
+connection, a timeout) from a permanent one (5xx, every recipient refused) and must keep one connection open
+for a whole batch. Passwords never appear in any message this module produces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import hashlib
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from enum import StrEnum
+from types import TracebackType
+
+from desktop.config import Settings, SmtpSecurity
+from desktop.domain.clock import utcnow
+from desktop.services.templates import RenderedNotice
+
+#: Domain used in Message-IDs when no From address gives one (RFC 2606 reserves ``.invalid``).
+FALLBACK_DOMAIN = "callslip.invalid"
+#: Messages go out with CRLF line ends, as SMTP wants.
+_SMTP_POLICY = email.policy.SMTP
+
+
+class Outcome(StrEnum):
+    """What happened to one message."""
+
+    SENT = "sent"
+    TEMPORARY = "temporary"  # retry later with backoff
+    PERMANENT = "permanent"  # do not retry; staff must act
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The server's answer to one message.
+
+    Attributes:
+        reply: the server's reply (``"250 2.0.0 OK …"``) or a sentence describing a network failure.
+        refused: recipients the server refused while others were accepted (address → reply).
+        connection_lost: the connection is no longer usable; the transport reconnects before the next message.
+    """
+
+    outcome: Outcome
+    reply: str
+    refused: dict[str, str] = field(default_factory=dict)
+    connection_lost: bool = False
+
+
+class SmtpConnectionError(Exception):
+    """The SMTP server could not be reached or refused the session (TLS, AUTH): nothing was sent.
+
+    Attributes:
+        temporary: retrying later may help (refused connection, timeout); False for configuration problems
+            such as a wrong password or a server without STARTTLS.
+    """
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready for the wire: envelope plus MIME message."""
+
+    notice_id: int
+    sender: str
+    recipients: tuple[str, ...]
+    message: EmailMessage
+
+
+def message_id_for(notice_id: int, dedupe_key: str, from_address: str) -> str:
+    """The notice's Message-ID: the same for every attempt, so a duplicate after a crash is traceable.
+
+    The dedupe key's hash keeps ids of two databases (test and production) from colliding.
+    """
+    domain = from_address.rpartition("@")[2].strip().strip(">") or FALLBACK_DOMAIN
+    digest = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()[:12]
+    return f"<callslip.notice.{notice_id}.{digest}@{domain}>"
+
+
+def build_message(
+    rendered: RenderedNotice,
+    *,
+    notice_id: int,
+    message_id: str,
+    settings: Settings,
+    to: Sequence[str] | None = None,
+) -> OutgoingMessage:
+    """Turn a rendered template into a MIME message (text, plus HTML when the template has one).
+
+    Args:
+        to: recipients overriding the template's To (a password reset goes to the address staff chose).
+
+    Raises:
+        ValueError: no From address (template and Settings both empty) or no recipient.
+    """
+    from_address = rendered.from_address or settings.smtp_from
+    if not from_address:
+        raise ValueError("no From address: give one in the template or in Settings (SMTP From)")
+    to_list = tuple(to) if to is not None else rendered.to
+    if not to_list:
+        raise ValueError("no recipient: the template's To renders empty")
+    message = EmailMessage()
+    message["From"] = formataddr((rendered.from_name, from_address)) if rendered.from_name else from_address
+    message["To"] = ", ".join(to_list)
+    if rendered.cc:
+        message["Cc"] = ", ".join(rendered.cc)
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Callslip-Notice"] = str(notice_id)
+    message.set_content(rendered.body_text or "", charset="utf-8", cte="quoted-printable")
+    if rendered.body_html.strip():
+        message.add_alternative(rendered.body_html, subtype="html", charset="utf-8", cte="quoted-printable")
+    sender = settings.smtp_from or parseaddr(from_address)[1] or from_address
+    recipients = tuple(dict.fromkeys((*to_list, *rendered.cc, *rendered.bcc)))
+    return OutgoingMessage(notice_id=notice_id, sender=sender, recipients=recipients, message=message)
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(body.split())}".strip()
+
+
+def _classify(code: int) -> Outcome:
+    return Outcome.TEMPORARY if 400 <= code < 500 else Outcome.PERMANENT
+
+
+def _network_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out waiting for the SMTP server"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the SMTP server closed the connection ({exc or 'no reason given'})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the SMTP server running and the port right?)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or type(exc).__name__}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class SmtpTransport:
+    """One SMTP session reused for a batch; use as a context manager.
+
+    Args:
+        settings: host, port, security mode, user name and timeout.
+        password: the SMTP password (from the keyring or the service environment); ``None`` for no AUTH.
+        ssl_context: TLS context; the default verifies certificates (tests pass one trusting their sink).
+    """
+
+    def __init__(self, settings: Settings, password: str | None, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.settings = settings
+        self._password = password
+        self._context = ssl_context
+        self._smtp: smtplib.SMTP | None = None
+        #: Filled by :meth:`open`: whether TLS is in use and whether AUTH succeeded (``None``: not attempted).
+        self.tls_version: str | None = None
+        self.authenticated: bool | None = None
+        self.greeting = ""
+
+    @property
+    def where(self) -> str:
+        """``host:port (security)`` for messages."""
+        return f"{self.settings.smtp_host}:{self.settings.effective_smtp_port} ({self.settings.smtp_security})"
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
+
+    def open(self) -> None:
+        """Connect, secure and log in.
+
+        Raises:
+            SmtpConnectionError: the server cannot be reached, TLS or AUTH failed (no password in the message).
+        """
+        self.close()
+        s = self.settings
+        if not s.smtp_host:
+            raise SmtpConnectionError("e-mail sending is not configured: no SMTP server in Settings", temporary=False)
+        security = SmtpSecurity(s.smtp_security)
+        try:
+            smtp: smtplib.SMTP
+            if security is SmtpSecurity.SSL:
+                smtp = smtplib.SMTP_SSL(
+                    s.smtp_host, s.effective_smtp_port, timeout=s.smtp_timeout, context=self._ssl_context()
+                )
+            else:
+                smtp = smtplib.SMTP(s.smtp_host, s.effective_smtp_port, timeout=s.smtp_timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SmtpConnectionError(
+                f"cannot connect to {self.where}: {_network_reason(exc)}", temporary=True
+            ) from None
+        self._smtp = smtp
+        try:
+            code, text = smtp.ehlo()
+            if not 200 <= code < 300:
+                code, text = smtp.helo()
+            self.greeting = _reply(code, text).splitlines()[0] if text else str(code)
+            if security is SmtpSecurity.STARTTLS:
+                if not smtp.has_extn("starttls"):
+                    raise SmtpConnectionError(f"{self.where} does not offer STARTTLS", temporary=False)
+                smtp.starttls(context=self._ssl_context())
+                smtp.ehlo()
+            if security is not SmtpSecurity.NONE:
+                sock = smtp.sock
+                self.tls_version = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+            if s.smtp_username:
+                self.authenticated = False
+                if not smtp.has_extn("auth"):
+                    raise SmtpConnectionError(
+                        f"{self.where} does not offer AUTH (a user name is configured; the server may only offer it "
+                        "over TLS)",
+                        temporary=False,
+                    )
+                smtp.login(s.smtp_username, self._password or "")
+                self.authenticated = True
+        except SmtpConnectionError:
+            self.close()
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            self.close()
+            raise SmtpConnectionError(
+                f"{self.where} refused the user name or password for {s.smtp_username!r} "
+                f"({_reply(exc.smtp_code, exc.smtp_error)})",
+                temporary=False,
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise SmtpConnectionError(
+                f"{self.where} refused the session: {_reply(exc.smtp_code, exc.smtp_error)}",
+                temporary=400 <= exc.smtp_code < 500,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise SmtpConnectionError(f"cannot talk to {self.where}: {_network_reason(exc)}", temporary=True) from None
+
+    def close(self) -> None:
+        """Say QUIT (politely, ignoring errors) and drop the connection."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            with contextlib.suppress(OSError):
+                smtp.close()
+
+    def __enter__(self) -> SmtpTransport:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def send(self, outgoing: OutgoingMessage) -> SendResult:
+        """Send one message on the open connection (reconnecting first if the last one was lost).
+
+        Never raises for the server's or the network's reasons: every failure is a :class:`SendResult`.
+        """
+        if self._smtp is None:
+            try:
+                self.open()
+            except SmtpConnectionError as exc:
+                outcome = Outcome.TEMPORARY if exc.temporary else Outcome.PERMANENT
+                return SendResult(outcome, str(exc), connection_lost=True)
+        smtp = self._smtp
+        assert smtp is not None
+        try:
+            return self._transaction(smtp, outgoing)
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            # Includes timeouts. After DATA was sent this is ambiguous (the server may have accepted): retrying
+            # may then deliver a duplicate, which carries the same Message-ID (see docs/DELIVERY.md).
+            self.close()
+            return SendResult(Outcome.TEMPORARY, _network_reason(exc), connection_lost=True)
+        except smtplib.SMTPResponseException as exc:
+            self._reset(smtp)
+            return SendResult(_classify(exc.smtp_code), _reply(exc.smtp_code, exc.smtp_error))
+
+    def _transaction(self, smtp: smtplib.SMTP, outgoing: OutgoingMessage) -> SendResult:
+        needs_utf8 = not all(a.isascii() for a in (outgoing.sender, *outgoing.recipients))
+        options: list[str] = []
+        if needs_utf8:
+            if not smtp.has_extn("smtputf8"):
+                return SendResult(Outcome.PERMANENT, "an address is not ASCII and the server does not offer SMTPUTF8")
+            options.append("SMTPUTF8")
+        code, text = smtp.mail(outgoing.sender, options)
+        if code != 250:
+            self._reset(smtp)
+            return SendResult(_classify(code), f"sender refused: {_reply(code, text)}")
+        accepted: list[str] = []
+        refused: dict[str, tuple[int, str]] = {}
+        for rcpt in outgoing.recipients:
+            code, text = smtp.rcpt(rcpt)
+            if code in (250, 251):
+                accepted.append(rcpt)
+            else:
+                refused[rcpt] = (code, _reply(code, text))
+        if not accepted:
+            self._reset(smtp)
+            codes = [c for c, _ in refused.values()]
+            outcome = Outcome.TEMPORARY if codes and all(400 <= c < 500 for c in codes) else Outcome.PERMANENT
+            reasons = "; ".join(f"{a}: {r}" for a, (_, r) in refused.items())
+            return SendResult(outcome, f"recipient refused: {reasons}")
+        policy = email.policy.SMTPUTF8 if needs_utf8 else _SMTP_POLICY
+        data = outgoing.message.as_bytes(policy=policy)
+        code, text = smtp.data(data)
+        if code != 250:
+            self._reset(smtp)
+            return SendResult(_classify(code), _reply(code, text))
+        return SendResult(Outcome.SENT, _reply(code, text), refused={a: r for a, (_, r) in refused.items()})
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        try:
+            smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.close()
+
+
+# ------------------------------------------------------------------------------------------ Settings helpers
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    """The result of :func:`check_connection`, for the Settings dialog.
+
+    Attributes:
+        ok: connected, TLS (if configured) and AUTH (if configured) all worked.
+        tls: TLS in use (protocol version) or ``None``.
+        authenticated: AUTH accepted; ``None`` when no user name is configured.
+        message: one sentence for staff (never contains the password).
+    """
+
+    ok: bool
+    host: str
+    port: int
+    security: str
+    tls: str | None
+    authenticated: bool | None
+    greeting: str
+    message: str
+
+
+def check_connection(
+    settings: Settings, password: str | None, *, ssl_context: ssl.SSLContext | None = None
+) -> ConnectionReport:
+    """Connect, secure, log in and QUIT without sending anything: "Test connection" in Settings."""
+    transport = SmtpTransport(settings, password, ssl_context=ssl_context)
+    host, port = settings.smtp_host, settings.effective_smtp_port
+    try:
+        transport.open()
+    except SmtpConnectionError as exc:
+        return ConnectionReport(
+            False,
+            host,
+            port,
+            settings.smtp_security,
+            transport.tls_version,
+            transport.authenticated,
+            transport.greeting,
+            str(exc),
+        )
+    transport.close()
+    parts = [f"connected to {host}:{port}"]
+    parts.append(f"TLS {transport.tls_version}" if transport.tls_version else "no TLS (plain connection)")
+    if transport.authenticated:
+        parts.append(f"logged in as {settings.smtp_username!r}")
+    elif settings.smtp_username == "":
+        parts.append("no login (no user name configured)")
+    return ConnectionReport(
+        True,
+        host,
+        port,
+        settings.smtp_security,
+        transport.tls_version,
+        transport.authenticated,
+        transport.greeting,
+        "; ".join(parts),
+    )
+
+
+def send_test_message(
+    settings: Settings,
+    password: str | None,
+    to: str,
+    rendered: RenderedNotice,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SendResult:
+    """Send one rendered template to ``to`` (Customization Manager's "Send test"); nothing is recorded.
+
+    Raises:
+        ValueError: ``to`` is not an address or the template has no From address.
+    """
+    address = parseaddr(to)[1]
+    if "@" not in address:
+        raise ValueError(f"{to!r} is not an e-mail address")
+    if any(ch.isspace() for ch in address):
+        raise ValueError(f"{to!r} is not an e-mail address")
+    test = RenderedNotice(
+        from_name=rendered.from_name,
+        from_address=rendered.from_address,
+        to=(address,),
+        cc=(),
+        bcc=(),
+        subject=f"[TEST] {rendered.subject}",
+        body_text=rendered.body_text,
+        body_html=rendered.body_html,
+    )
+    message_id = message_id_for(0, f"test:{utcnow().isoformat()}", rendered.from_address or settings.smtp_from)
+    outgoing = build_message(test, notice_id=0, message_id=message_id, settings=settings)
+    transport = SmtpTransport(settings, password, ssl_context=ssl_context)
+    try:
+        transport.open()
+    except SmtpConnectionError as exc:
+        return SendResult(Outcome.TEMPORARY if exc.temporary else Outcome.PERMANENT, str(exc), connection_lost=True)
+    try:
+        return transport.send(outgoing)
+    finally:
+        transport.close()

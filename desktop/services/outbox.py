@@ -1,0 +1,542 @@
+"""The notification outbox: one row per notice, claimed with a lease, recorded with its whole history.
+
+The outbox is what makes "one correct e-mail per arrival" hold with several System Managers on one database:
+
+* A notice is created in the same transaction as the status change that calls for it; its ``dedupe_key`` is
+  unique, so a second creator (another workstation's scan, a retried import) inserts nothing.
+* A sender first *claims* due notices (``lease_owner`` = a token unique to this claim, ``lease_until``). On
+  PostgreSQL the claim skips rows another transaction has locked (``FOR UPDATE SKIP LOCKED``); on SQLite the
+  claim runs in ``BEGIN IMMEDIATE``, which serialises it with every other writer (SQLAlchemy drops
+  ``FOR UPDATE`` there, so the write lock is what protects us).
+* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>``: a sender whose lease was taken over
+  cannot mark the notice sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
+
+States (``Notification.state``): ``pending`` (due at ``next_attempt_at``), ``retrying`` (a temporary failure,
+due again later), ``sent``, ``failed`` (permanent; staff must act), ``no_template`` (its template is deleted:
+not sent), ``cancelled`` (the request left Awaiting Customer Contact before it was sent).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Result, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from desktop.db.engine import Database
+from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Request, Tracking
+from desktop.domain.clock import utcnow
+from desktop.domain.methods import NotificationMethod, RequestType
+from desktop.domain.statuses import Status
+from desktop.services.notice_context import primary_contact
+from desktop.services.templates import ARTICLE_PICKUP, LOAN_PICKUP
+
+PENDING = "pending"
+RETRYING = "retrying"
+SENT = "sent"
+FAILED = "failed"
+NO_TEMPLATE = "no_template"
+CANCELLED = "cancelled"
+ALL_STATES = (PENDING, RETRYING, SENT, FAILED, NO_TEMPLATE, CANCELLED)
+#: States a sender picks up (when due and not leased).
+WAITING_STATES = (PENDING, RETRYING)
+#: States staff may send again ("Retry failed" / "Send now" on Contact Customers).
+RETRYABLE_STATES = (FAILED, RETRYING, NO_TEMPLATE)
+
+EMAIL = "email"
+#: What replaces a password-reset link in the stored copy of a sent (or failed) notice.
+REDACTED_LINK = "[reset link removed]"
+#: A temporary failure is retried this many times (about seven hours with the backoff below), then failed.
+MAX_ATTEMPTS = 12
+BACKOFF_FIRST = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+
+NO_EMAIL_REASON = "no e-mail address on file for this patron: add one on the Contact Info tab, then Retry"
+
+
+def no_template_reason(template_name: str) -> str:
+    """Why a notice is not sent when its template is deleted (shown on Contact Customers)."""
+    return f"no template: not sent (the {template_name!r} template is deleted; restore it to send)"
+
+
+def arrival_template(request_type: str) -> str:
+    """The e-mail template of an arrival: Article Pickup for copies, Loan Pickup for everything else."""
+    return ARTICLE_PICKUP if request_type == RequestType.ARTICLE.value else LOAN_PICKUP
+
+
+def arrival_dedupe_key(request_id: int, template_name: str, tracking_id: int) -> str:
+    """``arrival:<request id>:<template>:<tracking id>``: one notice per arrival, a new one per return."""
+    return f"arrival:{request_id}:{template_name}:{tracking_id}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` temporary failures: 1, 2, 4 … minutes, at most an hour."""
+    delay: timedelta = BACKOFF_FIRST * (2 ** max(attempts - 1, 0))
+    return min(delay, BACKOFF_MAX)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (``Result`` is typed without it; the DML result always has it)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> int:
+    """Insert a notice unless its dedupe_key exists; return the new or existing id.
+
+    ``ON CONFLICT DO NOTHING`` rather than catching IntegrityError: on PostgreSQL an error would abort the
+    caller's whole transaction (the status change with it).
+    """
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert_fn(Notification)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+        .returning(Notification.id)
+    )
+    new_id = session.execute(stmt).scalar()
+    if new_id is not None:
+        return int(new_id)
+    existing = session.scalar(select(Notification.id).where(Notification.dedupe_key == values["dedupe_key"]))
+    assert existing is not None
+    return int(existing)
+
+
+def _template_usable(session: Session, name: str) -> bool:
+    deleted = session.scalar(select(NoticeTemplate.deleted).where(NoticeTemplate.name == name))
+    return deleted is not None and not deleted
+
+
+def create_arrival_notice(
+    session: Session, request: Request, tracking: Tracking, *, now: datetime | None = None
+) -> int | None:
+    """Create the e-mail notice for an arrival at Awaiting Customer Contact, in the caller's transaction.
+
+    Returns the notice id, or ``None`` when the patron is not notified by e-mail (Phone and Mail patrons are
+    contacted by hand on Contact Customers). A deleted template gives a ``no_template`` notice and a patron
+    without an e-mail address a ``failed`` one, so the form can say why nothing was sent.
+    """
+    patron = request.patron
+    if patron.notification_method != NotificationMethod.EMAIL.value:
+        return None
+    now = now or utcnow()
+    template_name = arrival_template(request.request_type)
+    email = primary_contact(patron, EMAIL)
+    state, reason = PENDING, ""
+    if not _template_usable(session, template_name):
+        state, reason = NO_TEMPLATE, no_template_reason(template_name)
+    elif email is None or not email.value.strip():
+        state, reason = FAILED, NO_EMAIL_REASON
+    return _insert_ignoring_duplicate(
+        session,
+        {
+            "dedupe_key": arrival_dedupe_key(request.id, template_name, tracking.id),
+            "channel": EMAIL,
+            "template_name": template_name,
+            "request_id": request.id,
+            "patron_id": request.patron_id,
+            "tracking_id": tracking.id,
+            "state": state,
+            "to_address": email.value if email else "",
+            "last_reply": reason,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "attempts": 0,
+        },
+    )
+
+
+def queue_patron_notice(
+    session: Session,
+    *,
+    patron_id: int,
+    template_name: str,
+    to_address: str,
+    dedupe_key: str,
+    secret: str | None = None,
+) -> int:
+    """Queue an e-mail about a patron alone (Password Reset) in the caller's transaction; return its id.
+
+    Args:
+        to_address: where it goes (not necessarily the primary e-mail: the address staff chose).
+        secret: JSON text needed only until sending (``{"link", "expires_at", "hours"}`` for a reset); the
+            dispatcher clears it and keeps a copy of the body with the link redacted.
+    """
+    if secret is not None:
+        json.loads(secret)  # refuse unparseable data now, not at 3 a.m. in the System Manager
+    now = utcnow()
+    return _insert_ignoring_duplicate(
+        session,
+        {
+            "dedupe_key": dedupe_key,
+            "channel": EMAIL,
+            "template_name": template_name,
+            "request_id": None,
+            "patron_id": patron_id,
+            "tracking_id": None,
+            "state": PENDING,
+            "to_address": to_address,
+            "secret": secret,
+            "last_reply": "",
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "attempts": 0,
+        },
+    )
+
+
+def retry_notices(db: Database, request_ids: list[int], by: str, *, now: datetime | None = None) -> int:
+    """Send the failed, retrying or template-less arrival notices of these requests again, now.
+
+    Only notices of requests still at Awaiting Customer Contact are touched (an old arrival's notice must not
+    go out). Each gets a history line naming ``by``. Returns how many notices were put back to pending.
+    """
+    if not request_ids:
+        return 0
+    now = now or utcnow()
+    with db.write() as session:
+        ids = list(
+            session.scalars(
+                select(Notification.id)
+                .join(Request, Request.id == Notification.request_id)
+                .where(
+                    Notification.request_id.in_(request_ids),
+                    Notification.state.in_(RETRYABLE_STATES),
+                    Request.status == Status.AWAITING_CUSTOMER_CONTACT.value,
+                )
+            )
+        )
+        if not ids:
+            return 0
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids))
+            .values(state=PENDING, next_attempt_at=now, attempts=0, lease_owner=None, lease_until=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for notice_id in ids:
+            session.add(
+                NotificationAttempt(
+                    notification_id=notice_id,
+                    attempted_at=now,
+                    worker=by,
+                    outcome="retry",
+                    reply=f"sent again on request of {by}",
+                )
+            )
+        return len(ids)
+
+
+# --------------------------------------------------------------------------------------------- maintenance
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """What :func:`tidy` changed."""
+
+    revived: int
+    cancelled: int
+
+
+def _latest_tracking_id() -> Any:
+    return (
+        select(func.max(Tracking.id))
+        .where(Tracking.request_id == Notification.request_id)
+        .correlate(Notification)
+        .scalar_subquery()
+    )
+
+
+def tidy(db: Database, *, now: datetime) -> Upkeep:
+    """Cancel waiting notices whose arrival is over, and revive ``no_template`` ones whose template is back.
+
+    A notice is over when its request left Awaiting Customer Contact (staff phoned, the patron collected it)
+    or returned to it later (a newer arrival has its own notice). Notices under a live lease are left to
+    their sender, which checks the same before sending.
+    """
+    with db.write() as session:
+        not_leased = or_(Notification.lease_until.is_(None), Notification.lease_until < now)
+        stale = (
+            select(Notification.id)
+            .join(Request, Request.id == Notification.request_id)
+            .where(
+                Notification.state.in_((*WAITING_STATES, NO_TEMPLATE)),
+                not_leased,
+                or_(
+                    Request.status != Status.AWAITING_CUSTOMER_CONTACT.value,
+                    Notification.tracking_id != _latest_tracking_id(),
+                ),
+            )
+        )
+        cancelled = _rowcount(
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(stale))
+                .values(
+                    state=CANCELLED,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                    last_reply="cancelled: the request left Awaiting Customer Contact before the e-mail was sent",
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+        usable = {
+            name
+            for name, deleted in session.execute(select(NoticeTemplate.name, NoticeTemplate.deleted))
+            if not deleted
+        }
+        revive = (
+            select(Notification.id)
+            .outerjoin(Request, Request.id == Notification.request_id)
+            .where(
+                Notification.state == NO_TEMPLATE,
+                Notification.template_name.in_(usable),
+                or_(
+                    Notification.request_id.is_(None),
+                    and_(
+                        Request.status == Status.AWAITING_CUSTOMER_CONTACT.value,
+                        Notification.tracking_id == _latest_tracking_id(),
+                    ),
+                ),
+            )
+        )
+        revived = _rowcount(
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(revive))
+                .values(state=PENDING, next_attempt_at=now, updated_at=now, last_reply="template restored: sending")
+                .execution_options(synchronize_session=False)
+            )
+        )
+        return Upkeep(revived=revived, cancelled=cancelled)
+
+
+# ------------------------------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Notices this sender may send until ``lease_until`` (and records with ``token``)."""
+
+    token: str
+    ids: tuple[int, ...]
+    lease_until: datetime
+
+
+def claim_due(db: Database, worker: str, *, limit: int, lease_seconds: float, now: datetime) -> Claim:
+    """Lease up to ``limit`` due notices to ``worker``, oldest first, in one short transaction.
+
+    The token is unique per claim, so even the same worker claiming again later is a different owner.
+    """
+    token = f"{worker}#{uuid.uuid4().hex[:12]}"
+    until = now + timedelta(seconds=lease_seconds)
+    with db.write() as session:
+        due = (
+            select(Notification.id)
+            .where(
+                Notification.state.in_(WAITING_STATES),
+                Notification.channel == EMAIL,
+                Notification.next_attempt_at <= now,
+                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+            )
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = session.scalars(
+            update(Notification)
+            .where(Notification.id.in_(due))
+            .values(lease_owner=token, lease_until=until)
+            .returning(Notification.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return Claim(token=token, ids=tuple(sorted(ids)), lease_until=until)
+
+
+def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
+    """Give claimed notices back unsent (the server is down, the lease is nearly over); they stay due."""
+    wanted = list(ids)
+    if not wanted:
+        return 0
+    with db.write() as session:
+        result = session.execute(
+            update(Notification)
+            .where(Notification.id.in_(wanted), Notification.lease_owner == token)
+            .values(lease_owner=None, lease_until=None, last_reply=reason)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+
+def record(
+    session: Session,
+    notice_id: int,
+    token: str,
+    *,
+    state: str,
+    outcome: str,
+    reply: str,
+    worker: str,
+    now: datetime,
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Record one attempt's result, only if ``token`` still holds the lease; False means the lease was lost.
+
+    Args:
+        state: the notice's new state.
+        outcome: the history line's outcome (``sent``, ``retrying``, ``failed``, ``no_template``, ``cancelled``).
+        values: other columns to set (rendered copy, ``sent_at``, ``attempts``, ``next_attempt_at``, …).
+    """
+    changes: dict[str, Any] = {
+        "state": state,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_reply": reply,
+        "updated_at": now,
+        **(values or {}),
+    }
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == notice_id,
+            Notification.lease_owner == token,
+            Notification.state.in_(WAITING_STATES),
+        )
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return False
+    session.add(
+        NotificationAttempt(
+            notification_id=notice_id, attempted_at=now, worker=worker, outcome=outcome, reply=reply[:4000]
+        )
+    )
+    return True
+
+
+def count_waiting(db: Database) -> int:
+    """Notices still to be sent (pending or retrying), due or not."""
+    with db.read() as session:
+        return int(session.scalar(select(func.count()).where(Notification.state.in_(WAITING_STATES))) or 0)
+
+
+def next_due_at(db: Database) -> datetime | None:
+    """When the earliest waiting notice becomes claimable (its retry time, or the end of a dead sender's lease).
+
+    The run loop sleeps no longer than this, so a retry after one minute is not held back by a five-minute
+    poll interval.
+    """
+    with db.read() as session:
+        free = session.scalar(
+            select(func.min(Notification.next_attempt_at)).where(
+                Notification.state.in_(WAITING_STATES), Notification.lease_until.is_(None)
+            )
+        )
+        leased = session.scalar(
+            select(func.min(Notification.lease_until)).where(
+                Notification.state.in_(WAITING_STATES), Notification.lease_until.is_not(None)
+            )
+        )
+    times = [t for t in (free, leased) if t is not None]
+    return min(times) if times else None
+
+
+# ------------------------------------------------------------------------------------------ views for staff
+
+
+@dataclass(frozen=True)
+class NoticeInfo:
+    """A notice as plain data (Contact Customers' "why was nothing sent", the indicator's tooltip)."""
+
+    id: int
+    request_id: int | None
+    patron_id: int | None
+    template_name: str
+    state: str
+    to_address: str
+    attempts: int
+    last_reply: str
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    message_id: str
+    subject: str
+
+    @property
+    def explanation(self) -> str:
+        """One line for staff: what happened and why."""
+        if self.state == SENT:
+            return f"sent to {self.to_address}"
+        if self.state == NO_TEMPLATE:
+            return "no template: not sent"
+        if self.state == PENDING:
+            return "waiting to be sent" + (f" ({self.last_reply})" if self.last_reply else "")
+        if self.state == RETRYING:
+            return f"will retry (attempt {self.attempts}): {self.last_reply}"
+        return f"{self.state}: {self.last_reply}"
+
+
+def _info(n: Notification) -> NoticeInfo:
+    return NoticeInfo(
+        n.id,
+        n.request_id,
+        n.patron_id,
+        n.template_name,
+        n.state,
+        n.to_address,
+        n.attempts,
+        n.last_reply,
+        n.next_attempt_at,
+        n.sent_at,
+        n.message_id,
+        n.subject,
+    )
+
+
+def arrival_notices(db: Database, request_ids: Sequence[int]) -> dict[int, NoticeInfo]:
+    """The newest e-mail notice of each request (requests without one are absent)."""
+    if not request_ids:
+        return {}
+    with db.read() as session:
+        rows = session.scalars(
+            select(Notification)
+            .where(Notification.request_id.in_(list(request_ids)))
+            .order_by(Notification.request_id, Notification.id)
+        )
+        found: dict[int, NoticeInfo] = {}
+        for notice in rows:
+            assert notice.request_id is not None
+            found[notice.request_id] = _info(notice)
+        return found
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    """One line of a notice's history."""
+
+    attempted_at: datetime
+    worker: str
+    outcome: str
+    reply: str
+
+
+def notice_history(db: Database, notice_id: int) -> list[AttemptInfo]:
+    """Every attempt of a notice, oldest first."""
+    with db.read() as session:
+        rows = session.scalars(
+            select(NotificationAttempt)
+            .where(NotificationAttempt.notification_id == notice_id)
+            .order_by(NotificationAttempt.id)
+        )
+        return [AttemptInfo(a.attempted_at, a.worker, a.outcome, a.reply) for a in rows]
