@@ -1,0 +1,292 @@
+"""One request as the request form shows it (with its Tracking and Notifications), and saving staff's edits.
+
+Saving is optimistic: the form sends the version it showed, and a newer version in the database (another
+workstation saved or routed meanwhile) refuses the save with :class:`ConcurrentEditError`, so nobody silently
+overwrites somebody else's change. Status changes do not go through here: they are routes
+(:func:`desktop.services.status.route_request`), which write Tracking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.exc import StaleDataError
+
+from desktop.db.engine import Database
+from desktop.db.models import Notification, Patron, PickupLocation, Request
+from desktop.domain.methods import RequestType
+from desktop.domain.statuses import Status, allowed_transitions
+from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.notice_context import primary_contact
+
+
+@dataclass(frozen=True)
+class TrackingEntry:
+    """One status change: from, to, who, when."""
+
+    id: int
+    from_status: str | None
+    to_status: str
+    changed_by: str
+    changed_at: datetime
+    note: str
+
+
+@dataclass(frozen=True)
+class NotificationEntry:
+    """One notice sent (or being sent, or failed) about the request, with its full text."""
+
+    id: int
+    channel: str
+    template_name: str
+    to_address: str
+    subject: str
+    state: str
+    attempts: int
+    last_reply: str
+    created_at: datetime
+    sent_at: datetime | None
+    body_text: str
+
+
+@dataclass(frozen=True)
+class PickupChoice:
+    """A pickup location offered in the form."""
+
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RequestEdit:
+    """The fields staff may edit in the request form (status changes are routes, not edits)."""
+
+    loan_title: str
+    loan_author: str
+    photo_journal_title: str
+    photo_article_title: str
+    due_date: date | None
+    call_number: str
+    lending_library: str
+    pickup_location_id: int | None
+
+
+@dataclass(frozen=True)
+class RequestDetails:
+    """Everything the request form shows, as plain data read in one transaction.
+
+    Attributes:
+        version: the optimistic-lock version; pass it back to :func:`save_request` / ``route_request``.
+        allowed_routes: statuses the request may be routed to from here, in queue order.
+        pickup_location_name: the request's own pickup location, else the patron's, else blank.
+    """
+
+    request_id: int
+    transaction_number: int
+    version: int
+    status: str
+    status_changed_at: datetime | None
+    allowed_routes: tuple[str, ...]
+    request_type: str
+    loan_title: str
+    loan_author: str
+    photo_journal_title: str
+    photo_article_title: str
+    title: str
+    due_date: date | None
+    call_number: str
+    lending_library: str
+    transaction_date: datetime | None
+    pickup_location_id: int | None
+    pickup_location_name: str
+    patron_id: int
+    patron_name: str
+    patron_username: str
+    notification_method: str
+    delivery_method: str
+    primary_email: str
+    primary_phone: str
+    tracking: tuple[TrackingEntry, ...]
+    notifications: tuple[NotificationEntry, ...]
+
+    @property
+    def is_article(self) -> bool:
+        """Articles show journal/article title instead of title/author."""
+        return self.request_type == RequestType.ARTICLE.value
+
+    def edit(self) -> RequestEdit:
+        """The editable fields as they are now (the form compares against this to mark unsaved fields)."""
+        return RequestEdit(**{f.name: getattr(self, f.name) for f in fields(RequestEdit)})
+
+
+def _allowed(status: str) -> tuple[str, ...]:
+    try:
+        current = Status(status)
+    except ValueError:  # a status imported from another system: staff may only reopen it
+        return (Status.AWAITING_REQUEST_PROCESSING.value,)
+    allowed = allowed_transitions(current)
+    return tuple(s.value for s in Status if s in allowed)
+
+
+def _load(session: Session, transaction_number: int) -> Request:
+    request = session.scalar(
+        select(Request)
+        .where(Request.transaction_number == transaction_number)
+        .options(
+            selectinload(Request.tracking),
+            selectinload(Request.patron).selectinload(Patron.contact_points),
+            selectinload(Request.patron).selectinload(Patron.pickup_location),
+            selectinload(Request.pickup_location),
+        )
+    )
+    if request is None:
+        raise NotFoundError(f"no request with transaction number {transaction_number}")
+    return request
+
+
+def _details(session: Session, request: Request) -> RequestDetails:
+    patron = request.patron
+    email = primary_contact(patron, "email")
+    phone = primary_contact(patron, "phone")
+    pickup = request.pickup_location or patron.pickup_location
+    notices = session.scalars(
+        select(Notification).where(Notification.request_id == request.id).order_by(Notification.id)
+    )
+    return RequestDetails(
+        request_id=request.id,
+        transaction_number=request.transaction_number,
+        version=request.version_id,
+        status=request.status,
+        status_changed_at=request.status_changed_at,
+        allowed_routes=_allowed(request.status),
+        request_type=request.request_type,
+        loan_title=request.loan_title,
+        loan_author=request.loan_author,
+        photo_journal_title=request.photo_journal_title,
+        photo_article_title=request.photo_article_title,
+        title=request.title,
+        due_date=request.due_date,
+        call_number=request.call_number,
+        lending_library=request.lending_library,
+        transaction_date=request.transaction_date,
+        pickup_location_id=request.pickup_location_id,
+        pickup_location_name=pickup.name if pickup else "",
+        patron_id=patron.id,
+        patron_name=patron.full_name,
+        patron_username=patron.username,
+        notification_method=patron.notification_method,
+        delivery_method=patron.delivery_method,
+        primary_email=email.value if email else "",
+        primary_phone=phone.value if phone else "",
+        tracking=tuple(
+            TrackingEntry(t.id, t.from_status, t.to_status, t.changed_by, t.changed_at, t.note)
+            for t in request.tracking
+        ),
+        notifications=tuple(
+            NotificationEntry(
+                id=n.id,
+                channel=n.channel,
+                template_name=n.template_name,
+                to_address=n.to_address,
+                subject=n.subject,
+                state=n.state,
+                attempts=n.attempts,
+                last_reply=n.last_reply,
+                created_at=n.created_at,
+                sent_at=n.sent_at,
+                body_text=n.body_text,
+            )
+            for n in notices
+        ),
+    )
+
+
+def get_request(db: Database, transaction_number: int) -> RequestDetails:
+    """The request with its patron's contact summary, Tracking and Notifications.
+
+    Raises:
+        NotFoundError: no such transaction number.
+    """
+    with db.read() as session:
+        return _details(session, _load(session, transaction_number))
+
+
+def pickup_choices(db: Database) -> list[PickupChoice]:
+    """Active pickup locations, for the form's combo box."""
+    with db.read() as session:
+        rows = session.scalars(
+            select(PickupLocation).where(PickupLocation.active.is_(True)).order_by(PickupLocation.name)
+        )
+        return [PickupChoice(p.id, p.code, p.name) for p in rows]
+
+
+_LIMITS = {
+    "loan_title": 500,
+    "loan_author": 300,
+    "photo_journal_title": 500,
+    "photo_article_title": 500,
+    "call_number": 100,
+    "lending_library": 200,
+}
+
+
+def validate_edit(edit: RequestEdit, request_type: str) -> dict[str, str]:
+    """Problems with ``edit``, by field name (empty when it can be saved)."""
+    problems: dict[str, str] = {}
+    for name, limit in _LIMITS.items():
+        value: str = getattr(edit, name)
+        if len(value) > limit:
+            problems[name] = f"at most {limit} characters ({len(value)} typed)"
+    if request_type == RequestType.ARTICLE.value:
+        if not (edit.photo_journal_title.strip() or edit.photo_article_title.strip()):
+            problems["photo_journal_title"] = "an article needs a journal title or an article title"
+    elif not edit.loan_title.strip():
+        problems["loan_title"] = "a loan needs a title"
+    return problems
+
+
+def save_request(db: Database, transaction_number: int, edit: RequestEdit, *, expected_version: int) -> RequestDetails:
+    """Save staff's edits if nobody else changed the request since ``expected_version`` was read.
+
+    Returns:
+        The request as saved (with its new version).
+
+    Raises:
+        NotFoundError: the request is gone.
+        ValidationError: a field cannot be saved (``problems`` by field name); nothing was written.
+        ConcurrentEditError: another workstation saved or routed it first; nothing was written.
+    """
+    try:
+        with db.write() as session:
+            request = _load(session, transaction_number)
+            if request.version_id != expected_version:
+                raise ConcurrentEditError(
+                    f"request {transaction_number} was changed on another workstation "
+                    f"(now at {request.status!r}, last changed {request.updated_at:%Y-%m-%d %H:%M} UTC); "
+                    "your edits were not saved and are still in the form"
+                )
+            problems = validate_edit(edit, request.request_type)
+            if problems:
+                raise ValidationError("the request cannot be saved: " + "; ".join(problems.values()), problems)
+            if edit.pickup_location_id is not None and session.get(PickupLocation, edit.pickup_location_id) is None:
+                raise ValidationError("that pickup location no longer exists", {"pickup_location_id": "unknown"})
+            changed = False
+            for f in fields(RequestEdit):
+                new = getattr(edit, f.name)
+                if isinstance(new, str):
+                    new = new.strip()
+                if getattr(request, f.name) != new:
+                    setattr(request, f.name, new)
+                    changed = True
+            if changed:
+                session.flush()
+            return _details(session, request)
+    except StaleDataError:
+        raise ConcurrentEditError(
+            f"request {transaction_number} was changed on another workstation while saving; "
+            "your edits were not saved and are still in the form"
+        ) from None
