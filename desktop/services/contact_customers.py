@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session, aliased
@@ -27,21 +27,11 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
+from desktop.services.outbox import FAILED, NO_TEMPLATE, RETRYABLE_STATES, RETRYING
 from desktop.services.status import StatusChange, change_status
 
-
-class NoticeState(StrEnum):
-    """States of an e-mail notice in the outbox (written by the System Manager)."""
-
-    PENDING = "pending"
-    RETRYING = "retrying"
-    FAILED = "failed"
-    NO_TEMPLATE = "no_template"
-    SENT = "sent"
-
-
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.
-GIVEN_UP_STATES: frozenset[str] = frozenset({NoticeState.FAILED, NoticeState.NO_TEMPLATE})
+GIVEN_UP_STATES: frozenset[str] = frozenset({FAILED, NO_TEMPLATE})
 
 
 class CallOutcome(StrEnum):
@@ -106,6 +96,11 @@ class ContactRow:
         return notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts)
 
     @property
+    def retryable(self) -> bool:
+        """An e-mail row whose notice staff may send again (Retry failed)."""
+        return self.method is NotificationMethod.EMAIL and self.notice_state in RETRYABLE_STATES
+
+    @property
     def email_given_up(self) -> bool:
         """An e-mail row whose notice will not be sent: it may be handled by phone or mail from the form."""
         return self.method is NotificationMethod.EMAIL and self.notice_state in GIVEN_UP_STATES
@@ -164,12 +159,12 @@ def notice_state_text(state: str | None, reply: str = "", attempts: int = 0) -> 
     reply = " ".join(reply.split())
     if state is None:
         return "waiting for the System Manager"
-    if state == NoticeState.RETRYING:
+    if state == RETRYING:
         tries = f" (attempt {attempts})" if attempts else ""
         return f"retrying{tries}: {reply}" if reply else f"retrying{tries}"
-    if state == NoticeState.FAILED:
+    if state == FAILED:
         return f"failed: {reply}" if reply else "failed"
-    if state == NoticeState.NO_TEMPLATE:
+    if state == NO_TEMPLATE:
         return "no template: not sent"
     return state
 
@@ -193,7 +188,7 @@ def _contact_value(kind: str) -> Any:
     )
 
 
-def contact_customers_query() -> Select[Unpack[tuple[Any, ...]]]:
+def contact_customers_query() -> Select[*tuple[Any, ...]]:
     """The one statement behind the form (also timed alone by ``bench/contact_customers_open.py``)."""
     request_pickup = aliased(PickupLocation)
     patron_pickup = aliased(PickupLocation)

@@ -18,8 +18,10 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractTableModel,
     QByteArray,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPoint,
     QSettings,
@@ -28,7 +30,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QHideEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QBrush, QColor, QHideEvent, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -57,7 +59,6 @@ from desktop.services.contact_customers import (
     CallOutcome,
     ContactGroups,
     ContactRow,
-    NoticeState,
     load_contact_customers,
     log_calls,
     mark_printed,
@@ -65,6 +66,7 @@ from desktop.services.contact_customers import (
     print_refusals,
     refusal_message,
 )
+from desktop.services.outbox import retry_notices
 from desktop.services.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.print_notices import NoticePrinter
@@ -248,7 +250,7 @@ class ContactTableModel(QAbstractTableModel):
     def _warn(self, row: ContactRow) -> bool:
         if self.method is NotificationMethod.MAIL:
             return not row.has_address
-        return row.notice_state in (NoticeState.FAILED, NoticeState.NO_TEMPLATE, NoticeState.RETRYING)
+        return row.retryable
 
     @staticmethod
     def _tooltip(row: ContactRow) -> str:
@@ -456,7 +458,9 @@ class ContactCustomersDialog(QDialog):
             view.setColumnWidth(number, column.width)
         view.setSortingEnabled(True)
         view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        view.activated.connect(self.on_activated)  # Enter, and double-click
+        # Double-click and Enter open the request (not ``activated``: its mouse behaviour depends on the style).
+        view.doubleClicked.connect(self.on_activated)
+        view.installEventFilter(self)
         view.selectionModel().selectionChanged.connect(self.on_selection_changed)
         box_layout.addWidget(view)
         if method is NotificationMethod.EMAIL:
@@ -581,7 +585,7 @@ class ContactCustomersDialog(QDialog):
         self.save_pdf_button.setEnabled(idle and bool(rows))
         self.open_request_button.setEnabled(len(rows) == 1)
         self.open_patron_button.setEnabled(len(rows) == 1)
-        self.retry_button.setEnabled(idle and any(r.notice_state == NoticeState.FAILED for r in self.groups_data.email))
+        self.retry_button.setEnabled(idle and any(r.retryable for r in self.groups_data.email))
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -601,6 +605,19 @@ class ContactCustomersDialog(QDialog):
         self.message_label.show()
 
     # ------------------------------------------------------------------------------------ open a record
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Enter (or Return) in a group's table opens the current row's request form."""
+        if (
+            isinstance(watched, QTableView)
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and watched.currentIndex().isValid()
+        ):
+            self.on_activated(watched.currentIndex())
+            return True
+        return super().eventFilter(watched, event)
 
     @Slot(QModelIndex)
     def on_activated(self, index: QModelIndex) -> None:
@@ -805,14 +822,14 @@ class ContactCustomersDialog(QDialog):
     @Slot()
     def on_retry_failed(self) -> None:
         """Queue failed e-mails again (the selected ones, or all failed ones when none is selected)."""
-        failed = [r for r in self.selected_rows() if r.notice_state == NoticeState.FAILED]
+        failed = [r for r in self.selected_rows() if r.retryable]
         if not failed:
-            failed = [r for r in self.groups_data.email if r.notice_state == NoticeState.FAILED]
+            failed = [r for r in self.groups_data.email if r.retryable]
         if not failed:
             self.show_message("No failed e-mail to retry.", warning=True)
             return
         self._set_busy(True)
-        job = functools.partial(_retry_notices, self.ctx.db, [r.request_id for r in failed], self.ctx.staff_name)
+        job = functools.partial(retry_notices, self.ctx.db, [r.request_id for r in failed], self.ctx.staff_name)
         self.ctx.run(job, self.on_retry_done, self.on_action_failed)
 
     @Slot(object)
@@ -864,14 +881,6 @@ class ContactCustomersDialog(QDialog):
 
 def _settings() -> QSettings:
     return QSettings(APP_NAME, APP_NAME)
-
-
-def _retry_notices(db: Any, request_ids: list[int], staff: str) -> int:
-    """Runs on the worker: the outbox service (System Manager helper's) queues the failed notices again."""
-    from desktop.services import outbox
-
-    result = outbox.retry_notices(db, request_ids, staff)
-    return result if isinstance(result, int) else len(request_ids)
 
 
 _DIALOG_ATTRIBUTE = "_contact_customers_dialog"
