@@ -28,7 +28,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.contacts import ContactError, normalize_email
 from desktop.domain.statuses import Status
 from desktop.services import templates
-from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.errors import ConcurrentEditError, NotFoundError, ServiceError, ValidationError
 from desktop.services.notice_context import patron_notice_context, request_notice_context
 from desktop.services.templates import RenderedNotice, TemplateError, TemplateFields
 
@@ -509,13 +509,13 @@ def send_test_email(
     """Render ``fields_`` for a real request and send it, through the configured SMTP server, to ``to`` only.
 
     The rendered To, CC and BCC are replaced by ``to``: a test must never reach the patron whose request was
-    used for the context. The subject is marked "[Test]".
+    used for the context. The mailer marks the subject "[TEST]"; nothing is recorded in the outbox.
 
     Raises:
         ValidationError: ``to`` is not an e-mail address, SMTP is not configured, or the template has problems.
-        desktop.services.mailer errors: the server refused or could not be reached (message says which).
+        ServiceError: the server could not be reached or did not accept the message (with its reply).
     """
-    from desktop.services import mailer  # the System Manager's SMTP client; imported late, it is optional here
+    from desktop.services import mailer  # the System Manager's SMTP client (one client for the whole program)
 
     try:
         address = normalize_email(to).display
@@ -526,6 +526,11 @@ def send_test_email(
     preview = preview_template(db, fields_, settings, transaction_number=transaction_number)
     if preview.rendered is None:
         raise TemplateValidationError(fields_.name, list(preview.problems))
-    rendered = replace(preview.rendered, to=(address,), cc=(), bcc=(), subject=f"[Test] {preview.rendered.subject}")
-    outcome = mailer.send_test_message(settings, password, address, rendered, ssl_context=ssl_context)
-    return TestSendResult(address, rendered.subject, str(outcome) if outcome is not None else "accepted")
+    rendered = replace(preview.rendered, to=(address,), cc=(), bcc=())
+    try:
+        result = mailer.send_test_message(settings, password, address, rendered, ssl_context=ssl_context)
+    except ValueError as exc:
+        raise ValidationError(f"The test e-mail cannot be sent: {exc}") from None
+    if result.outcome is not mailer.Outcome.SENT:
+        raise ServiceError(f"The server did not take the test e-mail: {result.reply}")
+    return TestSendResult(address, f"[TEST] {rendered.subject}", result.reply)
