@@ -1,0 +1,118 @@
+"""The benchmark runner (``python -m bench``) and the seed-rate benchmark, at tiny sizes (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import seed_rate
+from bench.__main__ import (
+    Outcome,
+    accepts_quick,
+    discover,
+    figures_of,
+    last_json_line,
+    main,
+    ratios_of,
+    render_report,
+)
+from bench._common import emit, machine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_discover_finds_every_benchmark_script_and_skips_helpers(tmp_path: Path) -> None:
+    for name in ("alpha.py", "beta.py", "_common.py", "__main__.py", "__init__.py", "notes.txt"):
+        (tmp_path / name).write_text("# --quick\n" if name == "alpha.py" else "\n", encoding="utf-8")
+    assert discover(tmp_path) == ["alpha", "beta"]
+    assert accepts_quick("alpha", tmp_path)
+    assert not accepts_quick("beta", tmp_path)
+    assert "seed_rate" in discover()
+
+
+def test_last_json_line_ignores_progress_and_broken_lines() -> None:
+    text = 'seeding…\n{"a": 1}\nnot json\n{"broken": \n[1, 2]\n'
+    assert last_json_line(text) == {"a": 1}
+    assert last_json_line("nothing here") is None
+
+
+def test_figures_and_ratios_from_either_shape() -> None:
+    structured = {"figures": {"rows_per_s": 10.0, "speedup_ratio": 3.0}, "ratio": 0.5}
+    assert figures_of(structured) == {"rows_per_s": 10.0, "speedup_ratio": 3.0}
+    assert ratios_of(structured) == {"ratio": 0.5, "speedup_ratio": 3.0}
+    flat = {"benchmark": "x", "p95_ms": 12.5, "baseline_p95_ms": 10.0, "ratio_vs_baseline": 1.25, "ok": True}
+    assert figures_of(flat) == {"p95_ms": 12.5, "baseline_p95_ms": 10.0}
+    assert ratios_of(flat) == {"ratio_vs_baseline": 1.25}
+
+
+def test_report_has_machine_every_figure_ratio_and_failures() -> None:
+    good = Outcome(
+        "seed_rate",
+        [sys.executable, "-m", "bench.seed_rate", "--quick"],
+        1.5,
+        {
+            "benchmark": "seed_rate",
+            "description": "seeding",
+            "figures": {"seed_rows_per_s": 12345, "executemany_rows_per_s": 67890},
+            "units": {"seed_rows_per_s": "rows/s", "executemany_rows_per_s": "rows/s"},
+            "baseline": "plain executemany",
+            "ratio": 0.1818,
+        },
+    )
+    bad = Outcome(
+        "queue_first_rows",
+        [sys.executable, "-m", "bench.queue_first_rows"],
+        0.2,
+        None,
+        "exit code 1: boom",
+        ["Traceback", "boom"],
+    )
+    info = machine()
+    report = render_report([good, bad], info, quick=True, total_seconds=2)
+    for key in ("CPU", "Cores", "RAM", "OS", "Python", "Qt"):
+        assert f"| {key} | {info[key]} |" in report
+    assert "12,345 rows/s" in report
+    assert "67,890 rows/s" in report
+    assert "| **ratio** | **0.182** |" in report
+    assert "Baseline: plain executemany." in report
+    assert "| `queue_first_rows` | **failed**: exit code 1: boom |" in report
+    assert "python -m bench.seed_rate --quick" in report
+
+
+def test_seed_rate_writes_the_same_rows_as_its_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert seed_rate.main(["--requests", "300", "--patrons", "20"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["benchmark"] == "seed_rate"
+    figures = result["figures"]
+    assert figures["rows"] > 600  # 300 requests + 300 tracking rows + patrons, contact points, households
+    assert result["ratio"] == pytest.approx(figures["seed_rows_per_s"] / figures["executemany_rows_per_s"], rel=0.01)
+
+
+def test_runner_writes_the_report_for_one_benchmark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real runner, real subprocess, on a tiny benchmark written for this test."""
+    bench_dir = ROOT / "bench"
+    script = bench_dir / "zz_test_tiny.py"
+    script.write_text(
+        "import sys\nfrom bench._common import emit\n"
+        "emit('zz_test_tiny', {'n': 3 if '--quick' in sys.argv else 30}, baseline='nothing', ratio=2.0)\n",
+        encoding="utf-8",
+    )
+    try:
+        output = tmp_path / "PERFORMANCE.md"
+        assert main(["--quick", "--only", "zz_test_tiny", "--output", str(output)]) == 0
+        text = output.read_text(encoding="utf-8")
+    finally:
+        script.unlink()
+    assert "| n | 3 |" in text  # --quick was passed because the script mentions it
+    assert "| **ratio** | **2.00** |" in text
+
+
+def test_emit_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    record = emit("x", {"a": 1}, baseline="b", ratio=1.23456)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0]) == record
+    assert record["ratio"] == 1.2346
