@@ -21,6 +21,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 import desktop
+from bench._common import isolated_environment
 from desktop import paths
 from desktop.db.migrate import MIGRATIONS_DIR, head_revision
 from desktop.services.templates import default_templates
@@ -299,14 +300,7 @@ def test_pyinstaller_build_passes_its_self_check(tmp_path: Path) -> None:
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
     print(f"bundle size: {size / 1e6:.0f} MB in {folder}")
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CALLSLIP_")}
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        CALLSLIP_CONFIG=str(tmp_path / "config" / "callslip.toml"),
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
-    )
+    env = isolated_environment(tmp_path)  # offscreen, private config/data folders, no real keyring
     database = tmp_path / "frozen.sqlite3"
     init = subprocess.run(
         [str(manager), "--database", str(database), "seed-demo", "--patrons", "20", "--requests", "100"],
