@@ -1,0 +1,262 @@
+"""Print Notifications: real PDFs (QPrinter PdfFormat) read back with pypdf, the real print preview, the
+confirmation step, and the rendering service (window-envelope blocks, patrons without an address, a deleted
+template)."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from PySide6.QtCore import Qt
+from PySide6.QtPrintSupport import QPrintPreviewDialog, QPrintPreviewWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton
+from pytestqt.qtbot import QtBot
+from sqlalchemy import func, select
+
+from desktop.config import Settings
+from desktop.db.models import NoticeTemplate, Request, Tracking
+from desktop.domain.methods import NotificationMethod
+from desktop.domain.statuses import Status
+from desktop.services.contact_customers import load_contact_customers
+from desktop.services.database import Database
+from desktop.services.errors import ServiceError
+from desktop.services.printing import build_notices, split_blocks
+from desktop.services.status import route_request
+from desktop.services.templates import PRINT_NOTICE
+from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
+from desktop.ui.context import AppContext
+from desktop.ui.print_notices import NoticePrinter, render_page_image
+
+WAITING = Status.AWAITING_CUSTOMER_CONTACT.value
+MAILED = Status.NOTIFIED_VIA_MAIL.value
+
+
+@pytest.fixture
+def ctx(seeded_db: Database, settings: Settings) -> Iterator[AppContext]:
+    context = AppContext(seeded_db, settings)
+    yield context
+    context.shutdown()
+
+
+@pytest.fixture
+def dialog(ctx: AppContext, qtbot: QtBot) -> ContactCustomersDialog:
+    form = open_contact_customers(ctx)
+    qtbot.addWidget(form)
+    with qtbot.waitSignal(form.loaded, timeout=10_000):
+        pass
+    return form
+
+
+def plain(text: str) -> str:
+    """PDF text as words: ligatures unfolded (ﬁ → fi), every run of blanks one space."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def statuses(db: Database, numbers: list[int]) -> dict[int, str]:
+    with db.read() as session:
+        rows = session.execute(
+            select(Request.transaction_number, Request.status).where(Request.transaction_number.in_(numbers))
+        )
+        return {tn: status for tn, status in rows}
+
+
+def tracking_count(db: Database) -> int:
+    with db.read() as session:
+        return int(session.scalar(select(func.count(Tracking.id))) or 0)
+
+
+def printable_rows(dialog: ContactCustomersDialog, count: int) -> list[int]:
+    """``count`` requests of different patrons that get a page each: Mail rows with an address, then Phone rows."""
+    candidates = [r for r in dialog.models[NotificationMethod.MAIL].rows() if r.has_address]
+    candidates += dialog.models[NotificationMethod.PHONE].rows()
+    chosen: dict[int, int] = {}
+    for row in candidates:
+        chosen.setdefault(row.patron_id, row.transaction_number)
+    assert len(chosen) >= count
+    return sorted(chosen.values())[:count]
+
+
+def remove_address(db: Database, transaction_number: int) -> str:
+    with db.write() as session:
+        request = session.scalar(select(Request).where(Request.transaction_number == transaction_number))
+        assert request is not None
+        request.patron.address1 = ""
+        request.patron.city = ""
+        request.patron.zip = ""
+        return request.patron.full_name
+
+
+# ------------------------------------------------------------------------------------------ through the form
+
+
+def test_print_to_pdf_one_page_per_request_with_name_and_title(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot, tmp_path: Path
+) -> None:
+    chosen = printable_rows(dialog, 3)
+    dialog.select_requests(chosen)
+    expected = {r.transaction_number: r for r in dialog.selected_rows()}
+    assert sorted(expected) == sorted(chosen)
+    pdf = tmp_path / "notices.pdf"
+    dialog.print_selected(pdf)
+    qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10_000)
+
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 3
+    texts = [plain(page.extract_text()) for page in reader.pages]
+    for text, tn in zip(texts, sorted(chosen), strict=True):  # pages in transaction-number order
+        row = expected[tn]
+        assert plain(row.patron_name) in text
+        assert plain(row.title) in text
+        assert str(tn) in text
+    assert "Your interlibrary loan has arrived" in texts[0]
+    assert "Callslip Demo Library" in texts[0]  # the return address
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, WAITING)  # nothing moves before staff confirm
+
+    box = dialog.confirm_box
+    assert box is not None and box.objectName() == "confirmPrintedBox"
+    with qtbot.waitSignal(dialog.actionFinished, timeout=10_000), qtbot.waitSignal(dialog.loaded, timeout=10_000):
+        box.button(QMessageBox.StandardButton.Yes).click()
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, MAILED)
+    with seeded_db.read() as session:
+        tracked = session.execute(
+            select(Request.transaction_number, Tracking.from_status, Tracking.changed_by)
+            .join(Tracking, Tracking.request_id == Request.id)
+            .where(Tracking.to_status == MAILED, Tracking.changed_by == "tester")
+        ).all()
+    assert sorted(tracked) == sorted((tn, WAITING, "tester") for tn in chosen)
+    assert "3 moved to Customer Notified via Mail" in dialog.last_message
+    assert not set(chosen) & {r.transaction_number for m in dialog.models.values() for r in m.rows()}
+
+
+def test_answering_no_after_printing_moves_nothing(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot, tmp_path: Path
+) -> None:
+    chosen = printable_rows(dialog, 2)
+    before = tracking_count(seeded_db)
+    dialog.select_requests(chosen)
+    dialog.print_selected(tmp_path / "notices.pdf")
+    qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10_000)
+    assert dialog.confirm_box is not None
+    dialog.confirm_box.button(QMessageBox.StandardButton.No).click()
+    assert "still waiting" in dialog.last_message
+    assert tracking_count(seeded_db) == before
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, WAITING)
+    assert dialog.print_button.isEnabled()
+
+
+def test_print_button_opens_the_preview_and_cancelling_moves_nothing(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot
+) -> None:
+    chosen = printable_rows(dialog, 2)
+    before = tracking_count(seeded_db)
+    dialog.select_requests(chosen)
+    qtbot.mouseClick(dialog.findChild(QPushButton, "printNotificationsButton"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.notice_printer.preview_dialog is not None, timeout=10_000)
+    preview = dialog.notice_printer.preview_dialog
+    assert isinstance(preview, QPrintPreviewDialog) and preview.isVisible()
+    widget = preview.findChild(QPrintPreviewWidget)
+    assert widget is not None
+    qtbot.waitUntil(lambda: widget.pageCount() == 2, timeout=10_000)
+    preview.reject()
+    qtbot.waitUntil(lambda: "cancelled" in dialog.last_message, timeout=5_000)
+    assert dialog.confirm_box is None
+    assert tracking_count(seeded_db) == before
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, WAITING)
+    assert dialog.print_button.isEnabled()
+
+
+def test_a_patron_without_an_address_is_a_warning_not_a_blank_page(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot, tmp_path: Path
+) -> None:
+    chosen = printable_rows(dialog, 3)
+    name = remove_address(seeded_db, chosen[1])
+    dialog.select_requests(chosen)
+    pdf = tmp_path / "notices.pdf"
+    dialog.print_selected(pdf)
+    qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10_000)
+    assert len(PdfReader(pdf).pages) == 2
+    assert f"Not printed: {chosen[1]} {name}: the patron has no postal address" in dialog.last_message
+    assert dialog.confirm_box is not None
+    with qtbot.waitSignal(dialog.actionFinished, timeout=10_000):
+        dialog.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+    assert statuses(seeded_db, chosen) == {chosen[0]: MAILED, chosen[1]: WAITING, chosen[2]: MAILED}
+
+
+def test_pending_emails_cannot_be_printed(dialog: ContactCustomersDialog, tmp_path: Path) -> None:
+    email = dialog.models[NotificationMethod.EMAIL].row_at(0).transaction_number
+    dialog.select_requests([email])
+    dialog.print_selected(tmp_path / "x.pdf")
+    assert "cannot be printed" in dialog.last_message
+    assert not (tmp_path / "x.pdf").exists()
+
+
+# ------------------------------------------------------------------------------------------- the service
+
+
+def test_build_notices_renders_the_print_template(seeded_db: Database) -> None:
+    groups = load_contact_customers(seeded_db)
+    row = next(r for r in groups.mail if r.has_address)
+    batch = build_notices(seeded_db, [row.request_id])
+    assert not batch.warnings
+    (page,) = batch.pages
+    assert page.transaction_number == row.transaction_number and page.patron_name == row.patron_name
+    assert page.window_html.startswith(row.patron_name.replace("'", "&#39;"))
+    assert "Callslip Demo Library" in page.return_html
+    assert 'class="window"' not in page.letter_html and 'class="return"' not in page.letter_html
+    assert row.title in page.letter_html
+
+
+def test_notices_follow_staff_edits_and_a_deleted_template_is_a_clear_error(seeded_db: Database) -> None:
+    row = load_contact_customers(seeded_db).phone[0]
+    with seeded_db.write() as session:
+        template = session.scalar(select(NoticeTemplate).where(NoticeTemplate.name == PRINT_NOTICE))
+        assert template is not None
+        template.body_html = "<p>Hello {{ patron.first_name }}, {{ request.title }} is here.</p>"
+    (page,) = build_notices(seeded_db, [row.request_id]).pages
+    assert page.window_html == "" and page.html.startswith("<p>Hello ")
+    with seeded_db.write() as session:
+        template = session.scalar(select(NoticeTemplate).where(NoticeTemplate.name == PRINT_NOTICE))
+        assert template is not None
+        template.deleted = True
+    with pytest.raises(ServiceError, match="template was deleted; restore it"):
+        build_notices(seeded_db, [row.request_id])
+
+
+def test_requests_moved_meanwhile_are_not_printed(seeded_db: Database) -> None:
+    rows = load_contact_customers(seeded_db).phone[:2]
+    route_request(seeded_db, rows[0].transaction_number, Status.CHECKED_OUT, "desk2")
+    batch = build_notices(seeded_db, [r.request_id for r in rows])
+    assert [p.transaction_number for p in batch.pages] == [rows[1].transaction_number]
+    assert "now at 'Checked Out to Customer'" in batch.warnings[0].reason
+
+
+def test_split_blocks_takes_the_first_return_and_window() -> None:
+    html = '<div class="return">Library</div><div class="window">Ada<br/>1 Oak St</div><p>Letter</p>'
+    assert split_blocks(html) == ("Library", "Ada<br/>1 Oak St", "<p>Letter</p>")
+    assert split_blocks("<p>only a letter</p>") == ("", "", "<p>only a letter</p>")
+
+
+def test_long_letters_stay_on_one_page(seeded_db: Database, qtbot: QtBot, tmp_path: Path) -> None:
+    row = load_contact_customers(seeded_db).phone[0]
+    with seeded_db.write() as session:
+        template = session.scalar(select(NoticeTemplate).where(NoticeTemplate.name == PRINT_NOTICE))
+        assert template is not None
+        template.body_html += "{% for n in range(80) %}<p>Line {{ n }} of a very long letter.</p>{% endfor %}"
+    batch = build_notices(seeded_db, [row.request_id])
+    pdf = tmp_path / "long.pdf"
+    assert NoticePrinter().print_to_pdf(batch.pages, pdf) == 1
+    text = plain(PdfReader(pdf).pages[0].extract_text())
+    assert len(PdfReader(pdf).pages) == 1 and "Line 79 of a very long letter." in text
+
+
+def test_a_page_renders_to_an_image(seeded_db: Database, qtbot: QtBot) -> None:
+    row = load_contact_customers(seeded_db).phone[0]
+    (page,) = build_notices(seeded_db, [row.request_id]).pages
+    image = render_page_image(page, dpi=50)
+    assert (image.width(), image.height()) == (425, 550)
+    # Something was drawn inside the envelope window (2 in from the top, 7/8 in from the left).
+    window = [image.pixelColor(x, y).lightness() for x in range(44, 200) for y in range(100, 150)]
+    assert min(window) < 128
