@@ -446,6 +446,7 @@ def run_cycle(
     batch_size: int = BATCH_SIZE,
     lease_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    send: bool = True,
 ) -> CycleSummary:
     """Run one full System Manager cycle and say what it did; never raises for a server or data problem.
 
@@ -456,6 +457,7 @@ def run_cycle(
         ssl_context: TLS context (tests trust their sink's certificate with it).
         lease_seconds: how long a claim is exclusive (default: 300 s, or 20 × the SMTP timeout if longer).
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
+        send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
     """
     started = time.monotonic()
     clock = _Clock(db, now)
@@ -479,7 +481,7 @@ def run_cycle(
             tally.errors.append(
                 f"e-mail sending is not configured (no SMTP server in Settings): {waiting} notice(s) waiting"
             )
-    elif stop():
+    elif stop() or not send:
         pass
     else:
         lease = lease_seconds or max(MIN_LEASE_SECONDS, settings.smtp_timeout * 20)

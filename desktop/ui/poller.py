@@ -1,0 +1,351 @@
+"""The System Manager inside the GUI: a worker on its own QThread that routes requests and sends e-mail notices.
+
+The worker object lives in a registered QThread; its QTimers (the poll interval, the "wake now" kick and the
+retry timer) are created and started in that thread, in :meth:`_PollWorker.setup`. It wakes on the interval,
+at once when a window reports a request change (``ctx.changed("requests")``), when staff choose "Send
+notifications now" (``ctx.sendNowRequested``) and, on PostgreSQL, when another client's change makes the
+database NOTIFY. Results reach the GUI as signals carrying plain data
+(:class:`desktop.services.dispatch.CycleSummary`) delivered to ``@Slot`` methods of GUI-thread objects.
+A failing cycle never stops the poller; a problem (no keyring, SMTP server down) is reported once, not per
+notice, and again only if it changes or comes back after a good cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from desktop.config import Settings
+from desktop.domain.clock import utcnow
+from desktop.secrets import SecretStoreError, smtp_password
+from desktop.services.database import Database
+from desktop.services.dispatch import CycleSummary, run_cycle
+from desktop.services.wakeup import PgListener
+from desktop.ui.context import AppContext
+from desktop.ui.threads import register_thread, stop_thread
+
+log = logging.getLogger(__name__)
+
+#: Seconds between attempts to reopen a lost PostgreSQL LISTEN connection.
+RELISTEN_SECONDS = 30
+
+
+class _PollWorker(QObject):
+    """Runs cycles in the poller thread; every slot here runs in that thread."""
+
+    cycleStarted = Signal()
+    cycleFinished = Signal(object)
+    problem = Signal(str)
+
+    def __init__(self, db: Database, settings: Settings, stop: threading.Event) -> None:
+        super().__init__()
+        self._db = db
+        self._settings = settings
+        self._stop = stop
+        self._worker_name = f"{socket.gethostname()}:{os.getpid()}:gui"
+        self._last_problem = ""
+        self._interval: QTimer | None = None
+        self._kick: QTimer | None = None
+        self._retry: QTimer | None = None
+        self._listener: PgListener | None = None
+        self._notifier: QSocketNotifier | None = None
+        self._relisten: QTimer | None = None
+
+    def _timer(self, single_shot: bool, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(single_shot)
+        timer.timeout.connect(slot)
+        return timer
+
+    @Slot()
+    def setup(self) -> None:
+        """Create the timers in this thread, start listening on PostgreSQL, and run a first cycle."""
+        self._interval = self._timer(False, self.run_once)
+        self._interval.start(self._settings.poll_seconds * 1000)
+        self._kick = self._timer(True, self.run_once)
+        self._retry = self._timer(True, self.run_once)
+        self._relisten = self._timer(False, self._listen)
+        self._listen()
+        self._kick.start(0)
+
+    @Slot()
+    def _listen(self) -> None:
+        """(Re)open the LISTEN connection on PostgreSQL; without it the interval still finds all work."""
+        self._drop_listener()
+        if self._db.backend != "postgresql" or self._stop.is_set():
+            return
+        listener = PgListener(self._db)
+        if listener.open():
+            self._listener = listener
+            self._notifier = QSocketNotifier(listener.fileno(), QSocketNotifier.Type.Read, self)
+            self._notifier.activated.connect(self._on_notify)
+            if self._relisten is not None:
+                self._relisten.stop()
+        elif self._relisten is not None and not self._relisten.isActive():
+            self._relisten.start(RELISTEN_SECONDS * 1000)
+
+    def _drop_listener(self) -> None:
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.deleteLater()
+            self._notifier = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    @Slot()
+    def _on_notify(self) -> None:
+        if self._listener is None:
+            return
+        woken = self._listener.drain()
+        if not self._listener.connected:
+            self._drop_listener()
+            if self._relisten is not None:
+                self._relisten.start(RELISTEN_SECONDS * 1000)
+        if woken:
+            self.wake()
+
+    @Slot()
+    def wake(self) -> None:
+        """Run a cycle as soon as the current one (if any) is done; many wakes make one cycle."""
+        if self._kick is not None and not self._stop.is_set():
+            self._kick.start(0)
+
+    @Slot(object)
+    def set_settings(self, settings: Settings) -> None:
+        """New settings (SMTP server, interval) apply from the next cycle."""
+        self._settings = settings
+        if self._interval is not None:
+            self._interval.start(settings.poll_seconds * 1000)
+        self._last_problem = ""
+        self.wake()
+
+    @Slot(object)
+    def set_database(self, db: Database) -> None:
+        """Another database: listen there and run a cycle on it."""
+        self._db = db
+        self._last_problem = ""
+        self._listen()
+        self.wake()
+
+    @Slot()
+    def run_once(self) -> None:
+        """One cycle; never raises (a failure becomes a problem message and the poller keeps going)."""
+        if self._stop.is_set():
+            return
+        self.cycleStarted.emit()
+        settings = self._settings
+        password: str | None = None
+        problems: list[str] = []
+        send = True
+        try:
+            password = smtp_password(settings, allow_env=False)
+        except SecretStoreError as exc:
+            problems.append(f"cannot read the SMTP password: {exc}")
+            send = False
+        try:
+            summary = run_cycle(self._db, settings, worker=self._worker_name, password=password,
+                                should_stop=self._stop.is_set, send=send)  # fmt: skip
+        except Exception as exc:  # the database is unreachable, …: report, keep polling
+            log.exception("System Manager cycle failed")
+            problems.append(f"the System Manager cycle failed: {type(exc).__name__}: {exc}")
+            summary = None
+        if summary is not None:
+            problems.extend(summary.errors)
+            self.cycleFinished.emit(summary)
+            self._schedule_retry(summary.next_due_at)
+        self._report("; ".join(problems))
+
+    def _schedule_retry(self, due: datetime | None) -> None:
+        """Wake for the earliest retry when it comes before the next poll (a 1-minute backoff stays 1 minute)."""
+        if due is None or self._retry is None or self._interval is None:
+            return
+        wait_ms = max(int((due - utcnow()).total_seconds() * 1000), 50)
+        if wait_ms < self._interval.remainingTime():
+            self._retry.start(wait_ms)
+
+    def _report(self, text: str) -> None:
+        if text and text != self._last_problem:
+            self.problem.emit(text)
+        self._last_problem = text
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop timers and listening in this thread, hand the object back to the GUI thread, end the thread."""
+        for timer in (self._interval, self._kick, self._retry, self._relisten):
+            if timer is not None:
+                timer.stop()
+        self._drop_listener()
+        thread = QThread.currentThread()
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        thread.quit()
+
+
+class PollerController(QObject):
+    """Owns the System Manager thread of this workstation (GUI thread side).
+
+    Signals:
+        cycleStarted(): a cycle began (the indicator shows it is working).
+        cycleFinished(object): a :class:`desktop.services.dispatch.CycleSummary`.
+        problem(str): something stops e-mails from going out; emitted once per distinct problem.
+    """
+
+    cycleStarted = Signal()
+    cycleFinished = Signal(object)
+    problem = Signal(str)
+    _wake = Signal()
+    _settings = Signal(object)
+    _database = Signal(object)
+    _stopRequested = Signal()
+
+    def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.last_summary: CycleSummary | None = None
+        self.last_problem = ""
+        self._own_change = False
+        self._stop = threading.Event()
+        self._thread = register_thread(QThread())
+        self._thread.setObjectName("callslip-system-manager")
+        self._worker = _PollWorker(ctx.db, ctx.settings, self._stop)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.setup)
+        self._wake.connect(self._worker.wake)
+        self._settings.connect(self._worker.set_settings)
+        self._database.connect(self._worker.set_database)
+        self._stopRequested.connect(self._worker.stop)
+        self._worker.cycleStarted.connect(self.on_cycle_started)
+        self._worker.cycleFinished.connect(self.on_cycle_finished)
+        self._worker.problem.connect(self.on_problem)
+        ctx.changed.connect(self.on_changed)
+        ctx.sendNowRequested.connect(self.send_now)
+        ctx.settingsChanged.connect(self.on_settings_changed)
+        ctx.databaseChanged.connect(self.on_database_changed)
+
+    @property
+    def running(self) -> bool:
+        """True while the System Manager thread runs."""
+        return self._thread.isRunning()
+
+    def start(self) -> None:
+        """Start the thread (its first cycle runs at once)."""
+        if not self._thread.isRunning() and not self._stop.is_set():
+            self._thread.start()
+
+    @Slot()
+    def send_now(self) -> None:
+        """Route and send now instead of at the next poll."""
+        self._wake.emit()
+
+    @Slot(str)
+    def on_changed(self, topic: str) -> None:
+        """A window changed requests (perhaps to Awaiting Customer Contact): a cycle sends its e-mail now."""
+        if topic == "requests" and not self._own_change:
+            self._wake.emit()
+
+    @Slot(object)
+    def on_settings_changed(self, settings: Settings) -> None:
+        """Pass new settings to the worker; they apply from its next cycle."""
+        self._settings.emit(settings)
+
+    @Slot()
+    def on_database_changed(self) -> None:
+        """Follow the application to another database."""
+        self._database.emit(self.ctx.db)
+
+    @Slot()
+    def on_cycle_started(self) -> None:
+        """Relay: a cycle began."""
+        self.cycleStarted.emit()
+
+    @Slot(object)
+    def on_cycle_finished(self, summary: CycleSummary) -> None:
+        """Relay the summary; when requests changed, tell every window (without waking ourselves again)."""
+        self.last_summary = summary
+        if not summary.errors:
+            self.last_problem = ""
+        self.cycleFinished.emit(summary)
+        if summary.routed or summary.sent or summary.created or summary.cancelled:
+            self._own_change = True
+            try:
+                self.ctx.changed.emit("requests")
+            finally:
+                self._own_change = False
+
+    @Slot(str)
+    def on_problem(self, text: str) -> None:
+        """Relay a problem (already de-duplicated by the worker)."""
+        self.last_problem = text
+        self.problem.emit(text)
+
+    def shutdown(self, timeout_ms: int = 30_000) -> None:
+        """Stop the thread: the running cycle stops after its current message, then ``quit()`` + ``wait()``."""
+        self._stop.set()
+        if self._thread.isRunning():
+            self._stopRequested.emit()
+            if not self._thread.wait(timeout_ms):
+                stop_thread(self._thread, timeout_ms)
+
+
+class PollerIndicator(QWidget):
+    """Status-bar summary of this workstation's System Manager: last run, sent, failed, pending, problems."""
+
+    def __init__(self, controller: PollerController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("pollerIndicator")
+        self.setAccessibleName("E-mail notifications status")
+        self.controller = controller
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 0, 4, 0)
+        self.label = QLabel("E-mail: starting…")
+        self.label.setObjectName("pollerIndicatorLabel")
+        self.label.setAccessibleName("E-mail notifications status")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.label)
+        self._working = False
+        controller.cycleStarted.connect(self.on_cycle_started)
+        controller.cycleFinished.connect(self.on_cycle_finished)
+        controller.problem.connect(self.on_problem)
+        if controller.last_summary is not None:
+            self.on_cycle_finished(controller.last_summary)
+
+    def text(self) -> str:
+        """What the indicator shows (for tests and screen readers)."""
+        return self.label.text()
+
+    @Slot()
+    def on_cycle_started(self) -> None:
+        """Show that a cycle is running."""
+        if self.controller.last_summary is None:
+            self.label.setText("E-mail: checking…")
+
+    @Slot(object)
+    def on_cycle_finished(self, summary: CycleSummary) -> None:
+        """Show the last run's figures; red when something failed or a problem is outstanding."""
+        when = summary.started_at.astimezone().strftime("%H:%M:%S")
+        text = f"E-mail: last run {when} · sent {summary.sent} · failed {summary.failed} · pending {summary.pending}"
+        problem = "; ".join(summary.errors)
+        if problem:
+            text = "⚠ " + text
+        self.label.setText(text)
+        tip = [summary.describe()]
+        if problem:
+            tip.append("Problem: " + problem)
+        self.label.setToolTip("\n".join(tip))
+        self.label.setStyleSheet("color: #b00020;" if problem or summary.failed else "")
+        self.setAccessibleDescription(text + (" — " + problem if problem else ""))
+
+    @Slot(str)
+    def on_problem(self, text: str) -> None:
+        """A problem is shown in the tooltip and the colour until a good cycle clears it."""
+        self.label.setToolTip(f"Problem: {text}")
+        self.label.setStyleSheet("color: #b00020;")
