@@ -1,0 +1,197 @@
+"""Benchmark: open the Contact Customers form on 20,000 waiting requests within a 1,000,000-request database.
+
+Measures, in the same run and on the same SQLite file:
+
+* ``sql_seconds``: the form's one statement alone (``contact_customers_query()`` executed and fetched);
+* ``form_seconds``: ``open_contact_customers`` until all three groups are filled and painted (offscreen).
+
+and prints ONE JSON line with both medians and their ratio (target ≤ 3).
+
+The database is built once (``seed_demo`` with status weights, then exactly 20,000 requests set waiting) and
+cached under ``bench/.cache/`` (ignored by git: about a minute to build); pass ``--rebuild`` to build it again.
+``--quick`` uses 100,000 requests with 2,000 waiting. Qt settings (the form's geometry) go to a scratch folder,
+never to the settings of the person running it.
+
+Run: ``.venv/bin/python -m bench.contact_customers_open [--runs 5] [--rebuild] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from sqlalchemy import func, select, update
+
+from bench._common import emit, isolated_environment, scratch_dir
+from desktop.config import Settings
+from desktop.db.engine import sqlite_url
+from desktop.db.models import Request
+from desktop.domain.statuses import Status
+from desktop.services.contact_customers import contact_customers_query
+from desktop.services.database import Database, open_database
+from desktop.services.demo import DEFAULT_STATUS_WEIGHTS, seed_demo
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+TARGET_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big the benchmark database is."""
+
+    total: int
+    waiting: int
+    patrons: int
+
+
+FULL = Size(1_000_000, 20_000, 50_000)
+QUICK = Size(100_000, 2_000, 5_000)
+
+
+def build(path: Path, size: Size) -> float:
+    """Create the benchmark database; returns the seconds it took."""
+    started = time.perf_counter()
+    partial = path.with_suffix(".partial.sqlite3")
+    partial.unlink(missing_ok=True)
+    db, _ = open_database(sqlite_url(partial))
+    weights = dict(DEFAULT_STATUS_WEIGHTS)
+    others = sum(w for s, w in weights.items() if s is not Status.AWAITING_CUSTOMER_CONTACT)
+    weights[Status.AWAITING_CUSTOMER_CONTACT] = others * size.waiting / (size.total - size.waiting)
+    seed_demo(db, patrons=size.patrons, requests=size.total, status_weights=weights)
+    _exactly_waiting(db, size)
+    db.dispose()
+    partial.replace(path)
+    return time.perf_counter() - started
+
+
+def _exactly_waiting(db: Database, size: Size) -> None:
+    """Random weights give about 2 %; make it exactly ``wanted`` (surplus → notified, shortfall ← in transit)."""
+    waiting = Status.AWAITING_CUSTOMER_CONTACT.value
+    wanted = size.waiting
+    with db.write() as session:
+        have = int(session.scalar(select(func.count(Request.id)).where(Request.status == waiting)) or 0)
+        if have > wanted:
+            ids = select(Request.id).where(Request.status == waiting).order_by(Request.id.desc()).limit(have - wanted)
+            target = Status.NOTIFIED_VIA_EMAIL.value
+        else:
+            source = Status.IN_TRANSIT_TO_PICKUP.value
+            ids = select(Request.id).where(Request.status == source).order_by(Request.id).limit(wanted - have)
+            target = waiting
+        if have != wanted:
+            session.execute(
+                update(Request).where(Request.id.in_(ids.scalar_subquery())).values(status=target),
+                execution_options={"synchronize_session": False},
+            )
+        final = session.scalar(select(func.count(Request.id)).where(Request.status == waiting))
+        total = session.scalar(select(func.count(Request.id)))
+    if final != wanted or total != size.total:
+        raise RuntimeError(f"benchmark database has {final} waiting of {total}, wanted {wanted} of {size.total}")
+
+
+def time_sql(db: Database) -> tuple[float, int]:
+    """The statement alone: execute and fetch every row."""
+    started = time.perf_counter()
+    with db.read() as session:
+        rows = session.execute(contact_customers_query()).all()
+    return time.perf_counter() - started, len(rows)
+
+
+def time_form(db: Database, expected_rows: int) -> tuple[float, dict[str, int]]:
+    """Open the form in a fresh workstation context and wait until the groups are filled and painted."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.contact_customers import open_contact_customers
+    from desktop.ui.context import AppContext
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    ctx = AppContext(db, Settings(staff_name="bench"))
+    loop = QEventLoop()
+    timeout = QTimer()
+    timeout.setSingleShot(True)
+    timeout.timeout.connect(loop.quit)
+    started = time.perf_counter()
+    dialog = open_contact_customers(ctx)
+    dialog.loaded.connect(loop.quit)
+    timeout.start(120_000)
+    loop.exec()
+    app.processEvents()  # lay out and paint the filled tables
+    dialog.repaint()
+    seconds = time.perf_counter() - started
+    counts = {method.value: n for method, n in dialog.group_counts().items()}
+    if sum(counts.values()) != expected_rows:
+        raise RuntimeError(f"the form shows {counts}, expected {expected_rows} rows in all")
+    dialog.close()
+    ctx.shutdown()
+    dialog.deleteLater()
+    app.processEvents()
+    return seconds, counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each (median reported)")
+    parser.add_argument("--rebuild", action="store_true", help="build the cached database again")
+    parser.add_argument("--quick", action="store_true", help="100,000 requests, 2,000 waiting")
+    args = parser.parse_args(argv)
+    with scratch_dir() as scratch:
+        os.environ.update(isolated_environment(scratch))
+        return _run(args.runs, args.rebuild, QUICK if args.quick else FULL)
+
+
+def _run(runs: int, rebuild: bool, size: Size) -> int:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / ".gitignore").write_text("*\n", encoding="utf-8")  # the database and its -wal/-shm files
+    db_file = CACHE / f"contact_customers_{size.total}.sqlite3"
+    build_seconds = None
+    if rebuild or not db_file.exists():
+        build_seconds = build(db_file, size)
+    db = Database(sqlite_url(db_file))
+    try:
+        time_sql(db)  # warm the page cache once, for both measurements alike
+        time_form(db, size.waiting)
+        sql_runs, form_runs = [], []
+        rows = 0
+        counts: dict[str, int] = {}
+        for _ in range(runs):  # interleaved, so drift affects both alike
+            seconds, rows = time_sql(db)
+            sql_runs.append(seconds)
+            seconds, counts = time_form(db, size.waiting)
+            form_runs.append(seconds)
+    finally:
+        db.dispose()
+    sql = statistics.median(sql_runs)
+    form = statistics.median(form_runs)
+    figures: dict[str, float | int | str] = {
+        "form_seconds": round(form, 4),
+        "sql_seconds": round(sql, 4),
+        "waiting_rows": rows,
+        **{f"{method}_rows": n for method, n in counts.items()},
+        "target_ratio": TARGET_RATIO,
+        "within_target": "yes" if form / sql <= TARGET_RATIO else "NO",
+    }
+    if build_seconds is not None:
+        figures["build_seconds"] = round(build_seconds, 1)
+    emit(
+        "contact_customers_open",
+        figures,
+        baseline="the form's SQL statement alone (executed and fetched), same database, same run",
+        ratio=form / sql,
+        ratio_meaning="form open time ÷ SQL time (target ≤ 3)",
+        description=f"Contact Customers form opening on {size.waiting:,} waiting requests in a {size.total:,}-request "
+        "SQLite database, offscreen, until all three groups are filled and painted (median of runs)",
+        units={"form_seconds": "s", "sql_seconds": "s", "build_seconds": "s"},
+        parameters={"requests": size.total, "waiting": size.waiting, "patrons": size.patrons, "runs": runs},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
