@@ -11,6 +11,7 @@ for the attempt only, and every message is scrubbed of it (drivers sometimes ech
 from __future__ import annotations
 
 import sqlite3
+import ssl
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from desktop.config import Settings
 from desktop.db import migrate
 from desktop.db.engine import normalize_url, sqlite_path, sqlite_url
 
@@ -244,3 +246,62 @@ def _classify_failure(exc: DBAPIError, where: str, url: URL, password: str | Non
             where,
         )
     return DatabaseCheck(DatabaseOutcome.ERROR, f"Cannot use {where}: {reason}", where)
+
+
+# ------------------------------------------------------------------------------------------------------ SMTP
+
+
+@dataclass(frozen=True)
+class SmtpCheck:
+    """The result of the SMTP Test connection: whether it worked, what TLS and AUTH did, one sentence for staff.
+
+    Attributes:
+        tls: the TLS version in use, or ``None`` (plain connection, or it failed before TLS).
+        authenticated: AUTH accepted (True), refused (False) or not attempted (``None``: no user name).
+    """
+
+    ok: bool
+    message: str
+    tls: str | None = None
+    authenticated: bool | None = None
+
+
+def check_smtp(settings: Settings, password: str | None, *, ssl_context: ssl.SSLContext | None = None) -> SmtpCheck:
+    """Connect to the SMTP server, secure the session and log in, then QUIT: nothing is sent.
+
+    Uses the System Manager's own client (:func:`desktop.services.mailer.check_connection`), so a test that
+    passes here means the poller can connect too. Never raises; the message never holds the password.
+    """
+    from desktop.services import mailer
+
+    if not settings.smtp_host.strip():
+        return SmtpCheck(False, "Type the SMTP server's host name first.")
+    try:
+        report = mailer.check_connection(settings, password, ssl_context=ssl_context)
+    except Exception as exc:  # a bug or an odd server must not take the Settings dialog down
+        return SmtpCheck(False, scrub(f"The test failed: {type(exc).__name__}: {exc}", password))
+    message = scrub(report.message, password)
+    if report.ok:
+        message = message[:1].upper() + message[1:] + "."
+    return SmtpCheck(report.ok, message, report.tls, report.authenticated)
+
+
+def same_database(a: str | URL, b: str | URL) -> bool:
+    """True when two database URLs name the same database (passwords ignored)."""
+    return _identity(a) == _identity(b)
+
+
+def _identity(url: str | URL) -> str:
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(parsed)
+        return f"sqlite:{path.resolve() if path else ':memory:'}"
+    return parsed.set(password=None, drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+
+
+def url_for_opening(url: str, password: str | None) -> str:
+    """``url`` with ``password`` filled in, as a string the engine accepts (for opening, never for showing)."""
+    parsed = normalize_url(url)
+    if password and parsed.get_backend_name() != "sqlite":
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)

@@ -1,0 +1,563 @@
+"""The Settings dialog (``settingsDialog``): this workstation's database, SMTP server and System Manager.
+
+Everything a library would otherwise edit in a file, with a Test connection for the database and for SMTP
+that says in one sentence what is wrong. Passwords go to the OS keyring only (:func:`desktop.secrets.set_secret`)
+— never into the settings file, the database, a log line or a message; a password field left empty keeps the
+stored one. Saving applies at once: new settings reach every window (the poller uses them on its next cycle)
+and a different database is opened on a worker thread and swapped in, so nobody restarts the app.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import partial
+
+import phonenumbers
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.config import (
+    DATABASE_KEYRING_SERVICE,
+    SMTP_KEYRING_SERVICE,
+    ConfigError,
+    Settings,
+    SmtpSecurity,
+    default_database_path,
+    save_settings,
+)
+from desktop.secrets import SecretStoreError, database_account, get_secret, set_secret, smtp_account
+from desktop.services.connection_check import (
+    DEFAULT_PG_PORT,
+    DatabaseCheck,
+    SmtpCheck,
+    check_database,
+    check_smtp,
+    postgres_database_url,
+    same_database,
+    scrub,
+    split_database_url,
+    sqlite_database_url,
+    url_for_opening,
+)
+from desktop.services.database import Database, open_database
+from desktop.ui.context import AppContext
+from desktop.ui.threads import TaskRunner
+
+OK_STYLE = "color:#146c43;"
+BAD_STYLE = "color:#a4161a;"
+STORED_PLACEHOLDER = "stored in the keyring — leave empty to keep it"
+SECURITY_LABELS = (
+    (SmtpSecurity.NONE.value, "None (plain, port 25)"),
+    (SmtpSecurity.STARTTLS.value, "STARTTLS (port 587)"),
+    (SmtpSecurity.SSL.value, "TLS / SSL (port 465)"),
+)
+
+
+def _open_database(url: str) -> Database:
+    """Worker-thread job: open (and, if needed, set up or upgrade) the chosen database."""
+    db, _result = open_database(url)
+    return db
+
+
+class SettingsDialog(QDialog):
+    """Per-workstation settings (see the module docstring).
+
+    Attributes:
+        saved_settings: the settings stored by the last successful Save (``None`` before).
+    """
+
+    def __init__(
+        self, ctx: AppContext, parent: QWidget | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self._ssl_context = ssl_context
+        self.saved_settings: Settings | None = None
+        self._runner = TaskRunner("callslip-settings-checks", self)
+        self.setObjectName("settingsDialog")
+        self.setAccessibleName("Settings")
+        self.setWindowTitle("Settings — this workstation")
+        self.setModal(True)
+        self.setMinimumWidth(940)
+        self._build()
+        self._load(ctx.settings)
+
+    # ------------------------------------------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        columns = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(self._build_database())
+        left.addWidget(self._build_workstation())
+        left.addStretch(1)
+        columns.addLayout(left, 1)
+        right = QVBoxLayout()
+        right.addWidget(self._build_smtp())
+        right.addStretch(1)
+        columns.addLayout(right, 1)
+        root.addLayout(columns)
+
+        self.errorLabel = QLabel("", self)
+        self.errorLabel.setObjectName("settingsErrorLabel")
+        self.errorLabel.setWordWrap(True)
+        self.errorLabel.setStyleSheet(BAD_STYLE)
+        root.addWidget(self.errorLabel)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.saveButton = QPushButton("&Save", self)
+        self.saveButton.setObjectName("saveSettingsButton")
+        self.saveButton.setAccessibleName("Save settings")
+        self.saveButton.setDefault(True)
+        self.saveButton.clicked.connect(self.save)
+        self.cancelButton = QPushButton("Cancel", self)
+        self.cancelButton.setObjectName("cancelSettingsButton")
+        self.cancelButton.setAccessibleName("Cancel")
+        self.cancelButton.setAutoDefault(False)
+        self.cancelButton.clicked.connect(self.reject)
+        buttons.addWidget(self.saveButton)
+        buttons.addWidget(self.cancelButton)
+        root.addLayout(buttons)
+
+    def _name(self, widget: QWidget, object_name: str, accessible: str) -> None:
+        widget.setObjectName(object_name)
+        widget.setAccessibleName(accessible)
+
+    def _build_database(self) -> QGroupBox:
+        box = QGroupBox("Database", self)
+        box.setObjectName("databaseGroup")
+        layout = QVBoxLayout(box)
+        kinds = QHBoxLayout()
+        self.sqliteRadio = QRadioButton("&Local file (SQLite)", box)
+        self._name(self.sqliteRadio, "sqliteRadio", "Database is a local SQLite file")
+        self.postgresRadio = QRadioButton("Shared server (&PostgreSQL)", box)
+        self._name(self.postgresRadio, "postgresRadio", "Database is on a PostgreSQL server")
+        group = QButtonGroup(box)
+        group.addButton(self.sqliteRadio)
+        group.addButton(self.postgresRadio)
+        kinds.addWidget(self.sqliteRadio)
+        kinds.addWidget(self.postgresRadio)
+        kinds.addStretch(1)
+        layout.addLayout(kinds)
+
+        sqlite_page = QWidget(box)
+        self._sqlite_page = sqlite_page
+        sqlite_form = QFormLayout(sqlite_page)
+        sqlite_form.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.sqlitePathEdit = QLineEdit(sqlite_page)
+        self._name(self.sqlitePathEdit, "sqlitePathEdit", "SQLite database file")
+        self.sqlitePathEdit.setPlaceholderText(f"default: {default_database_path()}")
+        self.sqlitePathEdit.setToolTip("Leave empty to use this user's own database file")
+        self.browseDatabaseButton = QPushButton("&Browse…", sqlite_page)
+        self._name(self.browseDatabaseButton, "browseDatabaseButton", "Choose the database file")
+        self.browseDatabaseButton.setAutoDefault(False)
+        self.browseDatabaseButton.clicked.connect(self.browse_database)
+        row.addWidget(self.sqlitePathEdit, 1)
+        row.addWidget(self.browseDatabaseButton)
+        sqlite_form.addRow("File:", row)
+        layout.addWidget(sqlite_page)
+
+        pg_page = QWidget(box)
+        self._pg_page = pg_page
+        pg_form = QFormLayout(pg_page)
+        pg_form.setContentsMargins(0, 0, 0, 0)
+        self.pgHostEdit = QLineEdit(pg_page)
+        self._name(self.pgHostEdit, "pgHostEdit", "PostgreSQL host")
+        self.pgPortSpin = QSpinBox(pg_page)
+        self._name(self.pgPortSpin, "pgPortSpin", "PostgreSQL port")
+        self.pgPortSpin.setRange(1, 65535)
+        self.pgPortSpin.setValue(DEFAULT_PG_PORT)
+        self.pgDatabaseEdit = QLineEdit(pg_page)
+        self._name(self.pgDatabaseEdit, "pgDatabaseEdit", "PostgreSQL database name")
+        self.pgUserEdit = QLineEdit(pg_page)
+        self._name(self.pgUserEdit, "pgUserEdit", "PostgreSQL user name")
+        self.pgPasswordEdit = QLineEdit(pg_page)
+        self._name(self.pgPasswordEdit, "pgPasswordEdit", "PostgreSQL password")
+        self.pgPasswordEdit.setEchoMode(QLineEdit.EchoMode.Password)
+        for label, widget in (
+            ("&Host:", self.pgHostEdit),
+            ("Po&rt:", self.pgPortSpin),
+            ("Data&base:", self.pgDatabaseEdit),
+            ("&User:", self.pgUserEdit),
+            ("Pass&word:", self.pgPasswordEdit),
+        ):
+            pg_form.addRow(label, widget)
+        layout.addWidget(pg_page)
+        self.sqliteRadio.toggled.connect(self._on_kind_toggled)
+
+        test_row = QHBoxLayout()
+        self.testDatabaseButton = QPushButton("&Test Connection", box)
+        self._name(self.testDatabaseButton, "testDatabaseButton", "Test the database connection")
+        self.testDatabaseButton.setAutoDefault(False)
+        self.testDatabaseButton.clicked.connect(self.test_database)
+        test_row.addWidget(self.testDatabaseButton)
+        test_row.addStretch(1)
+        layout.addLayout(test_row)
+        self.databaseResultLabel = QLabel("", box)
+        self._name(self.databaseResultLabel, "databaseResultLabel", "Database test result")
+        self.databaseResultLabel.setWordWrap(True)
+        self.databaseResultLabel.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
+        layout.addWidget(self.databaseResultLabel)
+        return box
+
+    def _build_smtp(self) -> QGroupBox:
+        box = QGroupBox("Outgoing e-mail (SMTP)", self)
+        box.setObjectName("smtpGroup")
+        layout = QVBoxLayout(box)
+        form = QFormLayout()
+        self.smtpHostEdit = QLineEdit(box)
+        self._name(self.smtpHostEdit, "smtpHostEdit", "SMTP server")
+        self.smtpHostEdit.setPlaceholderText("smtp.library.example.org (empty: e-mail is not sent)")
+        self.smtpPortSpin = QSpinBox(box)
+        self._name(self.smtpPortSpin, "smtpPortSpin", "SMTP port")
+        self.smtpPortSpin.setRange(0, 65535)
+        self.smtpPortSpin.setSpecialValueText("usual for the security")
+        self.smtpSecurityCombo = QComboBox(box)
+        self._name(self.smtpSecurityCombo, "smtpSecurityCombo", "SMTP security")
+        for value, label in SECURITY_LABELS:
+            self.smtpSecurityCombo.addItem(label, value)
+        self.smtpUserEdit = QLineEdit(box)
+        self._name(self.smtpUserEdit, "smtpUserEdit", "SMTP user name")
+        self.smtpUserEdit.setPlaceholderText("empty: no login")
+        self.smtpPasswordEdit = QLineEdit(box)
+        self._name(self.smtpPasswordEdit, "smtpPasswordEdit", "SMTP password")
+        self.smtpPasswordEdit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.smtpFromEdit = QLineEdit(box)
+        self._name(self.smtpFromEdit, "smtpFromEdit", "From address")
+        self.smtpFromEdit.setPlaceholderText("used when a template has no From address")
+        for label, widget in (
+            ("Ser&ver:", self.smtpHostEdit),
+            ("P&ort:", self.smtpPortSpin),
+            ("S&ecurity:", self.smtpSecurityCombo),
+            ("User &name:", self.smtpUserEdit),
+            ("Passwor&d:", self.smtpPasswordEdit),
+            ("&From address:", self.smtpFromEdit),
+        ):
+            form.addRow(label, widget)
+        layout.addLayout(form)
+        test_row = QHBoxLayout()
+        self.testSmtpButton = QPushButton("Test &Connection", box)
+        self._name(self.testSmtpButton, "testSmtpButton", "Test the SMTP connection")
+        self.testSmtpButton.setAutoDefault(False)
+        self.testSmtpButton.setToolTip("Connects, secures and logs in, then disconnects: nothing is sent")
+        self.testSmtpButton.clicked.connect(self.test_smtp)
+        test_row.addWidget(self.testSmtpButton)
+        test_row.addStretch(1)
+        layout.addLayout(test_row)
+        self.smtpResultLabel = QLabel("", box)
+        self._name(self.smtpResultLabel, "smtpResultLabel", "SMTP test result")
+        self.smtpResultLabel.setWordWrap(True)
+        self.smtpResultLabel.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
+        layout.addWidget(self.smtpResultLabel)
+        return box
+
+    def _build_workstation(self) -> QGroupBox:
+        box = QGroupBox("This workstation", self)
+        box.setObjectName("workstationGroup")
+        form = QFormLayout(box)
+        self.runPollerCheck = QCheckBox("Run the System &Manager here (sends e-mail notices)", box)
+        self._name(self.runPollerCheck, "runPollerCheck", "Run the System Manager poller on this workstation")
+        form.addRow(self.runPollerCheck)
+        self.staffNameEdit = QLineEdit(box)
+        self._name(self.staffNameEdit, "staffNameEdit", "Staff name recorded in Tracking")
+        self.webBaseUrlEdit = QLineEdit(box)
+        self._name(self.webBaseUrlEdit, "webBaseUrlEdit", "Web site base URL for password reset links")
+        self.webBaseUrlEdit.setToolTip("The reset token is appended to this address in Password Reset e-mails")
+        self.phoneRegionCombo = QComboBox(box)
+        self._name(self.phoneRegionCombo, "phoneRegionCombo", "Default phone region")
+        self.phoneRegionCombo.setEditable(True)
+        self.phoneRegionCombo.addItems(sorted(phonenumbers.SUPPORTED_REGIONS))
+        self.phoneRegionCombo.setToolTip("Country of phone numbers typed without a +country code")
+        form.addRow("Staff &name:", self.staffNameEdit)
+        form.addRow("&Reset link base:", self.webBaseUrlEdit)
+        form.addRow("&Phone region:", self.phoneRegionCombo)
+        return box
+
+    # ------------------------------------------------------------------------------------------------ loading
+
+    def _load(self, settings: Settings) -> None:
+        form = split_database_url(settings.resolved_database_url())
+        if form.kind == "sqlite":
+            self.sqliteRadio.setChecked(True)
+            default = str(default_database_path())
+            self.sqlitePathEdit.setText("" if not settings.database_url and form.path == default else form.path)
+        else:
+            self.postgresRadio.setChecked(True)
+            self.pgHostEdit.setText(form.host)
+            self.pgPortSpin.setValue(form.port)
+            self.pgDatabaseEdit.setText(form.database)
+            self.pgUserEdit.setText(form.user)
+        self._on_kind_toggled(self.sqliteRadio.isChecked())
+        self.smtpHostEdit.setText(settings.smtp_host)
+        self.smtpPortSpin.setValue(settings.smtp_port)
+        index = self.smtpSecurityCombo.findData(settings.smtp_security)
+        self.smtpSecurityCombo.setCurrentIndex(max(index, 0))
+        self.smtpUserEdit.setText(settings.smtp_username)
+        self.smtpFromEdit.setText(settings.smtp_from)
+        self.runPollerCheck.setChecked(settings.run_poller)
+        self.staffNameEdit.setText(settings.staff_name)
+        self.staffNameEdit.setPlaceholderText(settings.effective_staff_name)
+        self.webBaseUrlEdit.setText(settings.web_base_url)
+        self.phoneRegionCombo.setCurrentText(settings.phone_region)
+        self._show_stored_passwords()
+
+    def _show_stored_passwords(self) -> None:
+        """Say (in the placeholder) which passwords the keyring already holds; never show them."""
+        try:
+            db_url = self.database_url()
+            has_db = not db_url.startswith("sqlite") and bool(
+                get_secret(DATABASE_KEYRING_SERVICE, database_account(db_url))
+            )
+            settings = self._smtp_settings()
+            has_smtp = bool(settings.smtp_username) and bool(get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings)))
+        except (SecretStoreError, ConfigError, ValueError) as exc:
+            self.errorLabel.setText(str(exc))
+            return
+        self.pgPasswordEdit.setPlaceholderText(STORED_PLACEHOLDER if has_db else "none stored")
+        self.smtpPasswordEdit.setPlaceholderText(STORED_PLACEHOLDER if has_smtp else "none stored")
+
+    @Slot(bool)
+    def _on_kind_toggled(self, sqlite: bool) -> None:
+        # Only the fields of the chosen kind are shown (and take room).
+        self._sqlite_page.setVisible(sqlite)
+        self._pg_page.setVisible(not sqlite)
+        self.databaseResultLabel.setText("")
+
+    @Slot()
+    def browse_database(self) -> None:
+        """Pick an existing database file, or name a new one."""
+        start = self.sqlitePathEdit.text().strip() or str(default_database_path())
+        path, _filter = QFileDialog.getSaveFileName(
+            self,
+            "Choose the Callslip database file",
+            start,
+            "SQLite databases (*.sqlite3 *.sqlite *.db);;All files (*)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.sqlitePathEdit.setText(path)
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def database_url(self) -> str:
+        """The database URL the form describes (no password in it)."""
+        if self.sqliteRadio.isChecked():
+            path = self.sqlitePathEdit.text().strip()
+            return sqlite_database_url(path) if path else sqlite_database_url(default_database_path())
+        return postgres_database_url(
+            self.pgHostEdit.text(), self.pgPortSpin.value(), self.pgDatabaseEdit.text(), self.pgUserEdit.text()
+        )
+
+    def _configured_database_url(self) -> str:
+        """What goes in the settings file: empty for the default local file, so it follows the user's folder."""
+        if self.sqliteRadio.isChecked() and not self.sqlitePathEdit.text().strip():
+            return ""
+        return self.database_url()
+
+    def _smtp_settings(self) -> Settings:
+        return self.ctx.settings.with_changes(
+            smtp_host=self.smtpHostEdit.text().strip(),
+            smtp_port=self.smtpPortSpin.value(),
+            smtp_security=str(self.smtpSecurityCombo.currentData()),
+            smtp_username=self.smtpUserEdit.text().strip(),
+            smtp_from=self.smtpFromEdit.text().strip(),
+        )
+
+    def settings_from_form(self) -> Settings:
+        """The settings as typed.
+
+        Raises:
+            ConfigError: a value that cannot be used (the message names it).
+        """
+        web = self.webBaseUrlEdit.text().strip()
+        if web and not web.lower().startswith(("https://", "http://")):
+            raise ConfigError("The reset link base must start with https:// (or http://)")
+        if self.postgresRadio.isChecked():
+            missing = [
+                name
+                for name, edit in (
+                    ("host", self.pgHostEdit),
+                    ("database", self.pgDatabaseEdit),
+                    ("user", self.pgUserEdit),
+                )
+                if not edit.text().strip()
+            ]
+            if missing:
+                raise ConfigError(f"PostgreSQL needs a {', '.join(missing)}")
+        return self._smtp_settings().with_changes(
+            database_url=self._configured_database_url(),
+            run_poller=self.runPollerCheck.isChecked(),
+            staff_name=self.staffNameEdit.text().strip(),
+            web_base_url=web,
+            phone_region=self.phoneRegionCombo.currentText().strip().upper(),
+        )
+
+    def _database_password(self, url: str) -> str | None:
+        """The typed database password, or the one stored for that account."""
+        typed = self.pgPasswordEdit.text()
+        if typed or url.startswith("sqlite"):
+            return typed or None
+        return get_secret(DATABASE_KEYRING_SERVICE, database_account(url))
+
+    def _smtp_password(self, settings: Settings) -> str | None:
+        """The typed SMTP password, or the one stored for that account."""
+        typed = self.smtpPasswordEdit.text()
+        if typed or not settings.smtp_username:
+            return typed or None
+        return get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings))
+
+    # ------------------------------------------------------------------------------------------------ testing
+
+    @Slot()
+    def test_database(self) -> None:
+        """Try the database described by the form (on a worker thread) and show what happened."""
+        try:
+            url = self.database_url()
+            password = self._database_password(url)
+        except (SecretStoreError, ValueError) as exc:
+            self._show(self.databaseResultLabel, False, str(exc))
+            return
+        self.testDatabaseButton.setEnabled(False)
+        self.databaseResultLabel.setStyleSheet("")
+        self.databaseResultLabel.setText("Testing…")
+        self._runner.run(partial(check_database, url, password), self._on_database_tested, self._on_database_error)
+
+    def _on_database_tested(self, result: object) -> None:
+        self.testDatabaseButton.setEnabled(True)
+        assert isinstance(result, DatabaseCheck)
+        self._show(self.databaseResultLabel, result.usable, result.message)
+
+    def _on_database_error(self, error: object) -> None:
+        self.testDatabaseButton.setEnabled(True)
+        self._show(self.databaseResultLabel, False, scrub(str(error), self.pgPasswordEdit.text()))
+
+    @Slot()
+    def test_smtp(self) -> None:
+        """Connect to the SMTP server as typed, say whether TLS and AUTH worked; nothing is sent."""
+        try:
+            settings = self._smtp_settings()
+            password = self._smtp_password(settings)
+        except (ConfigError, SecretStoreError) as exc:
+            self._show(self.smtpResultLabel, False, str(exc))
+            return
+        self.testSmtpButton.setEnabled(False)
+        self.smtpResultLabel.setStyleSheet("")
+        self.smtpResultLabel.setText("Testing…")
+        job = partial(check_smtp, settings, password, ssl_context=self._ssl_context)
+        self._runner.run(job, self._on_smtp_tested, self._on_smtp_error)
+
+    def _on_smtp_tested(self, result: object) -> None:
+        self.testSmtpButton.setEnabled(True)
+        assert isinstance(result, SmtpCheck)
+        self._show(self.smtpResultLabel, result.ok, result.message)
+
+    def _on_smtp_error(self, error: object) -> None:
+        self.testSmtpButton.setEnabled(True)
+        self._show(self.smtpResultLabel, False, scrub(str(error), self.smtpPasswordEdit.text()))
+
+    def _show(self, label: QLabel, ok: bool, message: str) -> None:
+        label.setStyleSheet(OK_STYLE if ok else BAD_STYLE)
+        label.setText(("✔ " if ok else "✖ ") + message)
+
+    @property
+    def busy(self) -> bool:
+        """True while a test or the opening of a database runs."""
+        return self._runner.busy
+
+    # ------------------------------------------------------------------------------------------------ saving
+
+    @Slot()
+    def save(self) -> None:
+        """Check, store passwords in the keyring, write the settings file and apply; reopen the database if it
+        changed (on a worker thread). On any problem nothing is saved and the form stays as typed."""
+        self.errorLabel.setText("")
+        try:
+            new = self.settings_from_form()
+        except (ConfigError, ValueError) as exc:
+            self.errorLabel.setText(str(exc))
+            return
+        url = self.database_url()
+        if same_database(url, self.ctx.db.url):
+            self._finish(new, None)
+            return
+        try:
+            password = self._database_password(url)
+        except SecretStoreError as exc:
+            self.errorLabel.setText(str(exc))
+            return
+        self.saveButton.setEnabled(False)
+        self.errorLabel.setStyleSheet("")
+        self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…")
+        job = partial(_open_database, url_for_opening(url, password))
+        self._runner.run(job, partial(self._on_database_opened, new), self._on_open_failed)
+
+    def _on_database_opened(self, new: Settings, db: object) -> None:
+        assert isinstance(db, Database)
+        self.saveButton.setEnabled(True)
+        self._finish(new, db)
+
+    def _on_open_failed(self, error: object) -> None:
+        self.saveButton.setEnabled(True)
+        self.errorLabel.setStyleSheet(BAD_STYLE)
+        message = scrub(str(error), self.pgPasswordEdit.text())
+        self.errorLabel.setText(f"Nothing was saved: the database could not be opened: {message}")
+
+    def _finish(self, new: Settings, db: Database | None) -> None:
+        """Store passwords, write the file, apply the settings and (if given) switch to ``db``."""
+        try:
+            self._store_passwords(new)
+            save_settings(new)
+        except (SecretStoreError, OSError) as exc:
+            if db is not None:
+                db.dispose()
+            self.errorLabel.setStyleSheet(BAD_STYLE)
+            self.errorLabel.setText(f"Nothing was saved: {exc}")
+            return
+        self.pgPasswordEdit.clear()
+        self.smtpPasswordEdit.clear()
+        self.saved_settings = new
+        self.ctx.apply_settings(new)
+        if db is not None:
+            self.ctx.switch_database(db)
+        self.ctx.changed.emit("settings")
+        self.accept()
+
+    def _store_passwords(self, new: Settings) -> None:
+        """Typed passwords go to the keyring under this form's accounts; empty fields keep what is stored."""
+        db_password = self.pgPasswordEdit.text()
+        url = self.database_url()
+        if db_password and not url.startswith("sqlite"):
+            set_secret(DATABASE_KEYRING_SERVICE, database_account(url), db_password)
+        smtp_password = self.smtpPasswordEdit.text()
+        if smtp_password and new.smtp_username:
+            set_secret(SMTP_KEYRING_SERVICE, smtp_account(new), smtp_password)
+
+    def done(self, result: int) -> None:
+        """Stop the worker thread before the dialog goes (a running test is waited for)."""
+        self._runner.shutdown()
+        super().done(result)
+
+
+def open_settings_dialog(ctx: AppContext, parent: QWidget | None = None) -> SettingsDialog:
+    """Show the Settings dialog (window-modal) for ``ctx``; the System tab and the first-run page call this."""
+    dialog = SettingsDialog(ctx, parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+    dialog.open()
+    return dialog

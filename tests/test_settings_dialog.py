@@ -1,0 +1,288 @@
+"""The Settings dialog against real servers: SMTP Test connection at a local STARTTLS+AUTH server and at a closed
+port, database Test connection on SQLite files and PostgreSQL, saving (keyring only for passwords: the config file
+and the database never hold them) and switching databases without a restart."""
+
+# Fixtures are imported from tests/cm_helpers.py; test arguments name them (F811).
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+from sqlalchemy import MetaData, select, text
+
+from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, config_path, load_settings
+from desktop.db.engine import sqlite_url
+from desktop.services.database import Database, open_database
+from desktop.ui.context import AppContext
+from desktop.ui.settings_dialog import SettingsDialog, open_settings_dialog
+from tests.cm_helpers import ctx  # noqa: F401
+from tests.conftest import MemoryKeyring
+from tests.smtp_sink import SmtpSink, free_port
+
+SMTP_PASSWORD = "smtp-Pa55word-never-on-disk"
+DB_PASSWORD = "db-Pa55word-never-on-disk"
+
+
+@pytest.fixture
+def dialog(qtbot: QtBot, ctx: AppContext) -> Iterator[SettingsDialog]:
+    window = SettingsDialog(ctx)
+    qtbot.addWidget(window)
+    window.show()
+    yield window
+    window.done(0)
+
+
+@pytest.fixture
+def auth_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(tls="starttls", credentials=("u", "pw"), cert_dir=tmp_path).start()
+    yield sink
+    sink.stop()
+
+
+def _wait(qtbot: QtBot, dialog: SettingsDialog) -> None:
+    qtbot.waitUntil(lambda: not dialog.busy, timeout=20_000)
+
+
+def _fill_smtp(dialog: SettingsDialog, sink_port: int, password: str) -> None:
+    dialog.smtpHostEdit.setText("127.0.0.1")
+    dialog.smtpPortSpin.setValue(sink_port)
+    dialog.smtpSecurityCombo.setCurrentIndex(dialog.smtpSecurityCombo.findData("starttls"))
+    dialog.smtpUserEdit.setText("u")
+    dialog.smtpPasswordEdit.setText(password)
+
+
+def test_object_names_and_current_values(dialog: SettingsDialog, ctx: AppContext, sqlite_db: Database) -> None:
+    assert dialog.objectName() == "settingsDialog"
+    for name in ("testDatabaseButton", "testSmtpButton", "saveSettingsButton", "sqlitePathEdit", "smtpHostEdit"):
+        widget = dialog.findChild(object, name)
+        assert widget is not None and widget.accessibleName(), name  # type: ignore[attr-defined]
+    assert dialog.sqliteRadio.isChecked()
+    assert dialog.phoneRegionCombo.currentText() == "US"
+    assert dialog.smtpPasswordEdit.text() == "" and dialog.pgPasswordEdit.placeholderText() == "none stored"
+
+
+def test_smtp_test_connection_right_password(qtbot: QtBot, ctx: AppContext, auth_sink: SmtpSink) -> None:
+    dialog = SettingsDialog(ctx, ssl_context=auth_sink.client_context())
+    qtbot.addWidget(dialog)
+    _fill_smtp(dialog, auth_sink.port, "pw")
+    dialog.testSmtpButton.click()
+    _wait(qtbot, dialog)
+    result = dialog.smtpResultLabel.text()
+    assert result.startswith("✔"), result
+    assert "TLS" in result and "logged in as 'u'" in result
+    assert auth_sink.messages == []  # a test sends nothing
+    dialog.done(0)
+
+
+def test_smtp_test_connection_wrong_password(qtbot: QtBot, ctx: AppContext, auth_sink: SmtpSink) -> None:
+    dialog = SettingsDialog(ctx, ssl_context=auth_sink.client_context())
+    qtbot.addWidget(dialog)
+    _fill_smtp(dialog, auth_sink.port, SMTP_PASSWORD)
+    dialog.testSmtpButton.click()
+    _wait(qtbot, dialog)
+    result = dialog.smtpResultLabel.text()
+    assert result.startswith("✖") and "refused the user name or password" in result
+    assert SMTP_PASSWORD not in result
+    dialog.done(0)
+
+
+def test_smtp_test_connection_closed_port(qtbot: QtBot, dialog: SettingsDialog) -> None:
+    dialog.smtpHostEdit.setText("127.0.0.1")
+    dialog.smtpPortSpin.setValue(free_port())
+    dialog.testSmtpButton.click()
+    _wait(qtbot, dialog)
+    result = dialog.smtpResultLabel.text()
+    assert result.startswith("✖") and "cannot connect" in result
+
+
+def test_smtp_test_uses_the_stored_password_when_the_field_is_empty(
+    qtbot: QtBot, ctx: AppContext, auth_sink: SmtpSink, memory_keyring: MemoryKeyring
+) -> None:
+    memory_keyring.set_password(SMTP_KEYRING_SERVICE, "u@127.0.0.1", "pw")
+    dialog = SettingsDialog(ctx, ssl_context=auth_sink.client_context())
+    qtbot.addWidget(dialog)
+    _fill_smtp(dialog, auth_sink.port, "")
+    dialog.testSmtpButton.click()
+    _wait(qtbot, dialog)
+    assert dialog.smtpResultLabel.text().startswith("✔"), dialog.smtpResultLabel.text()
+    dialog.done(0)
+
+
+def test_database_test_on_sqlite_files(
+    qtbot: QtBot, dialog: SettingsDialog, db_path: Path, sqlite_db: Database, tmp_path: Path
+) -> None:
+    dialog.sqlitePathEdit.setText(str(db_path))
+    dialog.testDatabaseButton.click()
+    _wait(qtbot, dialog)
+    assert dialog.databaseResultLabel.text().startswith("✔ Reached")
+
+    newer = tmp_path / "newer.sqlite3"
+    other, _ = open_database(sqlite_url(newer))
+    with other.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    other.dispose()
+    dialog.sqlitePathEdit.setText(str(newer))
+    dialog.testDatabaseButton.click()
+    _wait(qtbot, dialog)
+    result = dialog.databaseResultLabel.text()
+    assert result.startswith("✖") and "newer" in result
+
+
+def test_database_test_postgres_unreachable(qtbot: QtBot, dialog: SettingsDialog) -> None:
+    dialog.postgresRadio.setChecked(True)
+    dialog.pgHostEdit.setText("127.0.0.1")
+    dialog.pgPortSpin.setValue(free_port())
+    dialog.pgDatabaseEdit.setText("callslip")
+    dialog.pgUserEdit.setText("ill")
+    dialog.pgPasswordEdit.setText(DB_PASSWORD)
+    dialog.testDatabaseButton.click()
+    _wait(qtbot, dialog)
+    result = dialog.databaseResultLabel.text()
+    assert result.startswith("✖ Cannot reach ill@127.0.0.1") and DB_PASSWORD not in result
+
+
+def _fill_postgres(dialog: SettingsDialog, url: str) -> None:
+    from desktop.services.connection_check import split_database_url
+
+    form = split_database_url(url)
+    dialog.postgresRadio.setChecked(True)
+    dialog.pgHostEdit.setText(form.host)
+    dialog.pgPortSpin.setValue(form.port)
+    dialog.pgDatabaseEdit.setText(form.database)
+    dialog.pgUserEdit.setText(form.user)
+
+
+@pytest.mark.postgres
+def test_database_test_postgres_reached(qtbot: QtBot, dialog: SettingsDialog, pg_db: Database, pg_url: str) -> None:
+    _fill_postgres(dialog, pg_url)
+    dialog.testDatabaseButton.click()
+    _wait(qtbot, dialog)
+    assert dialog.databaseResultLabel.text().startswith("✔ Reached"), dialog.databaseResultLabel.text()
+
+
+def _everything_stored(db: Database) -> str:
+    """Every value of every table, as one string (to look for a password in it)."""
+    metadata = MetaData()
+    metadata.reflect(db.engine)
+    parts = []
+    with db.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            parts.extend(repr(tuple(row)) for row in conn.execute(select(table)))
+    return "\n".join(parts)
+
+
+def _files_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def test_saving_passwords_keeps_them_out_of_files_and_database(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, db_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    applied: list[object] = []
+    ctx.settingsChanged.connect(applied.append)
+    _fill_smtp(dialog, 2525, SMTP_PASSWORD)
+    dialog.smtpFromEdit.setText("ill@library.example.org")
+    dialog.runPollerCheck.setChecked(False)
+    dialog.webBaseUrlEdit.setText("https://patrons.library.example.org/reset?token=")
+    dialog.phoneRegionCombo.setCurrentText("ca")
+    dialog.staffNameEdit.setText("Grace")
+    dialog.sqlitePathEdit.setText(str(db_path))  # the database in use: nothing to reopen
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: dialog.saved_settings is not None)
+
+    assert memory_keyring.store[(SMTP_KEYRING_SERVICE, "u@127.0.0.1")] == SMTP_PASSWORD
+    saved = load_settings()
+    assert (saved.smtp_host, saved.smtp_port, saved.smtp_security, saved.smtp_username) == (
+        "127.0.0.1",
+        2525,
+        "starttls",
+        "u",
+    )
+    assert (saved.run_poller, saved.phone_region, saved.staff_name) == (False, "CA", "Grace")
+    assert saved.web_base_url == "https://patrons.library.example.org/reset?token="
+    assert ctx.settings == saved and applied == [saved]
+    assert ctx.staff_name == "Grace"
+
+    assert SMTP_PASSWORD.encode() not in config_path().read_bytes()
+    assert SMTP_PASSWORD.encode() not in _files_bytes(db_path)
+    assert SMTP_PASSWORD not in _everything_stored(ctx.db)
+
+
+def test_bad_input_is_refused_and_kept(qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext) -> None:
+    before = ctx.settings
+    dialog.phoneRegionCombo.setCurrentText("Canada")
+    dialog.smtpHostEdit.setText("smtp.example.org")
+    dialog.saveButton.click()
+    assert "phone_region" in dialog.errorLabel.text()
+    assert dialog.isVisible() and dialog.smtpHostEdit.text() == "smtp.example.org"
+    assert not config_path().exists() and ctx.settings == before
+    dialog.phoneRegionCombo.setCurrentText("US")
+    dialog.webBaseUrlEdit.setText("library.example.org/reset")
+    dialog.saveButton.click()
+    assert "https://" in dialog.errorLabel.text() and not config_path().exists()
+
+
+def test_switching_to_another_sqlite_file_reopens_without_restart(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, tmp_path: Path
+) -> None:
+    switched: list[bool] = []
+    ctx.databaseChanged.connect(lambda: switched.append(True))
+    target = tmp_path / "branch" / "branch.sqlite3"
+    dialog.sqlitePathEdit.setText(str(target))
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=20_000)
+    assert switched == [True]
+    assert ctx.db.backend == "sqlite" and Path(ctx.db.display_name) == target.resolve()
+    assert target.exists()
+    assert load_settings().database_url == sqlite_url(target)
+    with ctx.db.read() as session:  # the new database is set up (templates, reference data)
+        assert session.execute(text("SELECT count(*) FROM notice_templates")).scalar() == 4
+
+
+def test_a_database_that_cannot_be_used_saves_nothing(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, tmp_path: Path
+) -> None:
+    newer = tmp_path / "newer.sqlite3"
+    other, _ = open_database(sqlite_url(newer))
+    with other.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    other.dispose()
+    old_db = ctx.db
+    dialog.sqlitePathEdit.setText(str(newer))
+    dialog.smtpHostEdit.setText("smtp.example.org")
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: "Nothing was saved" in dialog.errorLabel.text(), timeout=20_000)
+    assert "newer" in dialog.errorLabel.text()
+    assert ctx.db is old_db and not config_path().exists()
+    assert dialog.smtpHostEdit.text() == "smtp.example.org"
+
+
+@pytest.mark.postgres
+def test_switching_to_postgres_stores_the_password_in_the_keyring_only(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, pg_url: str, db_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    _fill_postgres(dialog, pg_url)
+    dialog.pgPasswordEdit.setText(DB_PASSWORD)  # the test server trusts local connections; the password is kept
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=30_000)
+    assert ctx.db.backend == "postgresql"
+    stored = [key for key, value in memory_keyring.store.items() if value == DB_PASSWORD]
+    assert [service for service, _ in stored] == [DATABASE_KEYRING_SERVICE]
+    assert DB_PASSWORD.encode() not in config_path().read_bytes()
+    assert "postgresql://" in load_settings().database_url
+    assert DB_PASSWORD not in _everything_stored(ctx.db)
+    assert DB_PASSWORD not in ctx.db.display_name
+    assert DB_PASSWORD.encode() not in _files_bytes(db_path)
+    ctx.db.dispose()
+
+
+def test_open_settings_dialog_is_window_modal(qtbot: QtBot, ctx: AppContext) -> None:
+    dialog = open_settings_dialog(ctx)
+    qtbot.waitUntil(dialog.isVisible)
+    assert dialog.isModal()
+    dialog.cancelButton.click()
+    qtbot.waitUntil(lambda: not dialog.isVisible())
