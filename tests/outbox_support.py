@@ -82,12 +82,14 @@ def move(db: Database, request_id: int, target: Status, *, by: str = "tester", n
 
 
 def notices(db: Database, **where: object) -> list[Notification]:
-    """Every notice (detached copies), filtered by column values, oldest first."""
+    """Every notice (detached, fully loaded copies), filtered by column values, oldest first."""
     with db.read() as session:
         stmt = select(Notification).order_by(Notification.id)
         for column, value in where.items():
             stmt = stmt.where(getattr(Notification, column) == value)
-        return list(session.scalars(stmt))
+        found = list(session.scalars(stmt))
+        session.expunge_all()  # keep the loaded values: the read session's rollback would expire them
+        return found
 
 
 def request_status(db: Database, request_id: int) -> str:
