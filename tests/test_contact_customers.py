@@ -221,7 +221,7 @@ def test_no_answer_keeps_the_request_waiting_and_counts_attempts(
         assert current.last_call_at is not None
     model = dialog.models[NotificationMethod.PHONE]
     number = [r.request_id for r in model.rows()].index(row.request_id)
-    assert model.index(number, 3).data().startswith("2 × no answer, last ")
+    assert model.index(number, 3).data().startswith("2× no answer, last ")
     assert "call(s) logged; still waiting" in dialog.last_message
 
 

@@ -90,38 +90,41 @@ class Column:
     key: Callable[[ContactRow], Any]
     width: int
     numeric: bool = False
+    #: Shown in the warning colour when the row needs staff's attention (a failed e-mail, no address).
+    warns: bool = False
 
 
 def _calls_text(row: ContactRow) -> str:
     if not row.call_attempts:
         return ""
     when = row.last_call_at.astimezone().strftime("%b %d %H:%M") if row.last_call_at else ""
-    return f"{row.call_attempts} × no answer, last {when}"
+    return f"{row.call_attempts}× no answer, last {when}"
 
 
 def _address_text(row: ContactRow) -> str:
     return row.address if row.has_address else f"⚠ no postal address{f' ({row.address})' if row.address else ''}"
 
 
-_TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.transaction_number, 90, True)
+_TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.transaction_number, 100, True)
 _PATRON = Column("Patron", lambda r: r.patron_name, lambda r: r.patron_name.casefold(), 160)
-_TITLE = Column("Title", lambda r: r.title, lambda r: r.title.casefold(), 240)
-_PICKUP = Column("Pickup location", lambda r: r.pickup, lambda r: r.pickup.casefold(), 190)
+_TITLE = Column("Title", lambda r: r.title, lambda r: r.title.casefold(), 200)
+_PICKUP = Column("Pickup location", lambda r: r.pickup, lambda r: r.pickup.casefold(), 180)
 _DAYS = Column("Days waiting", lambda r: str(r.days_waiting), lambda r: r.waiting_since, 90, True)
 
 COLUMNS: dict[NotificationMethod, tuple[Column, ...]] = {
     NotificationMethod.EMAIL: (
-        _TN, _PATRON, Column("E-Mail", lambda r: r.email, lambda r: r.email.casefold(), 210),
-        Column("Notice", lambda r: r.notice_text, lambda r: (r.notice_state or "", r.notice_reply), 230),
+        _TN, _PATRON, Column("E-Mail", lambda r: r.email, lambda r: r.email.casefold(), 200),
+        Column("Notice", lambda r: r.notice_text, lambda r: (r.notice_state or "", r.notice_reply), 250, warns=True),
         _TITLE, _PICKUP, _DAYS,
     ),
     NotificationMethod.PHONE: (
         _TN, _PATRON, Column("Phone", lambda r: r.phone, lambda r: r.phone, 150),
-        Column("Calls", _calls_text, lambda r: (r.call_attempts, r.last_call_at or r.waiting_since), 190),
+        Column("Calls", _calls_text, lambda r: (r.call_attempts, r.last_call_at or r.waiting_since), 210),
         _TITLE, _PICKUP, _DAYS,
     ),
     NotificationMethod.MAIL: (
-        _TN, _PATRON, Column("Address", _address_text, lambda r: (r.has_address, r.address.casefold()), 300),
+        _TN, _PATRON,
+        Column("Address", _address_text, lambda r: (r.has_address, r.address.casefold()), 300, warns=True),
         _TITLE, _PICKUP, _DAYS,
     ),
 }  # fmt: skip
@@ -170,7 +173,7 @@ class ContactTableModel(QAbstractTableModel):
             return self._tooltip(row)
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and self._warn(row):
+        if role == Qt.ItemDataRole.ForegroundRole and column.warns and self._warn(row):
             return QBrush(WARNING)
         return None
 
@@ -453,9 +456,10 @@ class ContactCustomersDialog(QDialog):
         vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
         header = view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
         for number, column in enumerate(model.columns):
             view.setColumnWidth(number, column.width)
+        # The title takes the spare width (it is the longest text); the other columns stay where staff put them.
+        header.setSectionResizeMode(model.columns.index(_TITLE), QHeaderView.ResizeMode.Stretch)
         view.setSortingEnabled(True)
         view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         # Double-click and Enter open the request (not ``activated``: its mouse behaviour depends on the style).
