@@ -417,3 +417,35 @@ def test_enter_opens_the_request_form(dialog: ContactCustomersDialog, qtbot: QtB
     assert form is not None and getattr(form, "transaction_number", None) == row.transaction_number
     qtbot.waitUntil(lambda: not dialog.ctx.runner.busy, timeout=10_000)
     form.close()
+
+
+def test_retry_failed_requeues_the_failed_emails_and_wakes_the_system_manager(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot
+) -> None:
+    emails = [r.transaction_number for r in dialog.models[NotificationMethod.EMAIL].rows()[:3]]
+    add_notice(seeded_db, emails[0], "failed", "550 5.1.1 mailbox unavailable")
+    add_notice(seeded_db, emails[1], "failed", "554 5.7.1 rejected")
+    add_notice(seeded_db, emails[2], "pending")
+    reload_and_wait(dialog, qtbot)
+    dialog.select_requests([emails[0]])  # only the selected failed one is retried
+    with qtbot.waitSignal(dialog.ctx.sendNowRequested, timeout=10_000), qtbot.waitSignal(dialog.loaded, timeout=10_000):
+        qtbot.mouseClick(dialog.findChild(QPushButton, "retryFailedButton"), Qt.MouseButton.LeftButton)
+    with seeded_db.read() as session:
+        states = dict(
+            session.execute(
+                select(Request.transaction_number, Notification.state).join(
+                    Notification, Notification.request_id == Request.id
+                )
+            ).all()
+        )
+    assert states == {emails[0]: "pending", emails[1]: "failed", emails[2]: "pending"}
+    assert "1 failed e-mail(s) queued again" in dialog.last_message
+    model = dialog.models[NotificationMethod.EMAIL]
+    texts = {model.row_at(i).transaction_number: model.index(i, 3).data() for i in range(model.rowCount())}
+    assert texts[emails[0]] == "pending" and texts[emails[1]].startswith("failed: 554")
+
+
+def test_send_now_asks_the_system_manager(dialog: ContactCustomersDialog, qtbot: QtBot) -> None:
+    with qtbot.waitSignal(dialog.ctx.sendNowRequested, timeout=1_000):
+        qtbot.mouseClick(dialog.findChild(QPushButton, "sendNowButton"), Qt.MouseButton.LeftButton)
+    assert "System Manager" in dialog.last_message
