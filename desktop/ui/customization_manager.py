@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from desktop.services import shared_settings, template_admin
 from desktop.services.errors import ServiceError
@@ -376,6 +377,8 @@ class CustomizationManager(QDialog):
             self.reload_templates()
 
     def _on_templates_loaded(self, rows: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         assert isinstance(rows, list)
         selected = self.selected_template()
         self.templateModel.set_rows(rows)
@@ -386,6 +389,8 @@ class CustomizationManager(QDialog):
         self._update_template_buttons()
 
     def _on_shared_loaded(self, result: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         assert isinstance(result, SharedSettings)
         self._shared = result
         self._routing_base = result
@@ -401,6 +406,8 @@ class CustomizationManager(QDialog):
         self.libraryPhoneEdit.setText(library.phone)
 
     def _on_failed(self, error: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         self.statusLabel.setText(f"⚠ {error}")
 
     # ------------------------------------------------------------------------------------------------ templates
@@ -453,6 +460,8 @@ class CustomizationManager(QDialog):
         )
 
     def _open_editor(self, record: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         assert isinstance(record, TemplateRecord)
         if record.id in self.editors:
             return
@@ -552,10 +561,13 @@ class CustomizationManager(QDialog):
         self.ctx.run(job, partial(self._on_changed, done_message), self._on_change_failed)
 
     def _on_changed(self, message: str, _record: object) -> None:
-        self.statusLabel.setText(message)
-        self.ctx.changed.emit("templates")
+        self.ctx.changed.emit("templates")  # other windows (Contact Customers) refresh even if this one closed
+        if isValid(self):
+            self.statusLabel.setText(message)
 
     def _on_change_failed(self, error: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         self.statusLabel.setText(f"⚠ {error}")
         self.reload_templates()
 
@@ -597,6 +609,8 @@ class CustomizationManager(QDialog):
         self.ctx.run(job, self._on_routing_saved, self._on_shared_failed)
 
     def _on_routing_saved(self, result: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         assert isinstance(result, SharedSettings)
         self.saveRoutingButton.setEnabled(True)
         self._routing_base = result
@@ -617,6 +631,8 @@ class CustomizationManager(QDialog):
         self.ctx.run(job, self._on_library_saved, self._on_shared_failed)
 
     def _on_library_saved(self, result: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         assert isinstance(result, SharedSettings)
         self.saveLibraryButton.setEnabled(True)
         self._library_base = result.library
@@ -625,6 +641,8 @@ class CustomizationManager(QDialog):
         self.ctx.changed.emit("settings")
 
     def _on_shared_failed(self, error: object) -> None:
+        if not isValid(self):  # closed while the task ran
+            return
         self.saveRoutingButton.setEnabled(True)
         self.saveLibraryButton.setEnabled(True)
         prefix = "Not saved" if isinstance(error, ServiceError) else "Not saved (unexpected error)"

@@ -57,6 +57,7 @@ from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
 
 PREVIEW_DELAY_MS = 400
+SAVING = "Saving…"
 #: Parts that are single lines (QLineEdit) versus bodies (QPlainTextEdit), in the editor's order.
 LINE_PARTS = ("from_name", "from_address", "to_address", "cc", "bcc", "subject")
 BODY_PARTS = ("body_text", "body_html")
@@ -110,6 +111,7 @@ class TemplateEditor(QDialog):
         self._generation = 0
         self._discard_confirmed = False
         self._conflict_version: int | None = None
+        self._saving = False
         self._last_part = "body_html" if record.fields.channel == "print" else "body_text"
         self._menu_target = ""
         self.last_preview: Preview | None = None
@@ -564,7 +566,8 @@ class TemplateEditor(QDialog):
         version = over_version if over_version is not None else self.record.version
         self.saveButton.setEnabled(False)
         self.overwriteButton.setEnabled(False)
-        self.statusLabel.setText("Saving…")
+        self.statusLabel.setText(SAVING)
+        self._saving = True
         job = partial(
             template_admin.save_template,
             self.ctx.db,
@@ -583,6 +586,7 @@ class TemplateEditor(QDialog):
 
     def _on_saved(self, result: object) -> None:
         assert isinstance(result, TemplateRecord)
+        self._saving = False
         self.record = result
         self._conflict_version = None
         self.conflictBanner.setVisible(False)
@@ -596,6 +600,7 @@ class TemplateEditor(QDialog):
         self.ctx.changed.emit("templates")
 
     def _on_save_failed(self, error: object) -> None:
+        self._saving = False
         self.saveButton.setEnabled(True)
         self.overwriteButton.setEnabled(True)
         if isinstance(error, TemplateValidationError):
@@ -649,8 +654,15 @@ class TemplateEditor(QDialog):
 
     # ------------------------------------------------------------------------------------------------ closing
 
+    @property
+    def saving(self) -> bool:
+        """True while a save is on its way to the database."""
+        return self._saving
+
     def reject(self) -> None:
         """Close; with unsaved changes, ask first (nothing typed is dropped without being asked)."""
+        if self.saving:
+            return  # the save's answer must find this editor (it may be a conflict to resolve)
         if self.dirty and not self._discard_confirmed:
             box = QMessageBox(
                 QMessageBox.Icon.Question,
@@ -683,7 +695,7 @@ class TemplateEditor(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """The window's close button behaves like Close (asks about unsaved changes)."""
-        if self.dirty and not self._discard_confirmed:
+        if self.saving or (self.dirty and not self._discard_confirmed):
             event.ignore()
             self.reject()
             return
