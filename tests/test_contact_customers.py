@@ -23,10 +23,12 @@ from desktop.services.contact_customers import (
     mark_printed,
 )
 from desktop.services.database import Database
+from desktop.services.dispatch import run_cycle
 from desktop.services.errors import ValidationError
 from desktop.services.status import route_request
 from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
+from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401 - the fixture
 
 WAITING = Status.AWAITING_CUSTOMER_CONTACT.value
 GROUP_OBJECT_NAMES = {
@@ -449,3 +451,39 @@ def test_send_now_asks_the_system_manager(dialog: ContactCustomersDialog, qtbot:
     with qtbot.waitSignal(dialog.ctx.sendNowRequested, timeout=1_000):
         qtbot.mouseClick(dialog.findChild(QPushButton, "sendNowButton"), Qt.MouseButton.LeftButton)
     assert "System Manager" in dialog.last_message
+
+
+def test_the_email_group_empties_after_a_system_manager_run(
+    dialog: ContactCustomersDialog,
+    seeded_db: Database,
+    qtbot: QtBot,
+    smtp_sink: SmtpSink,  # noqa: F811 - the imported fixture
+) -> None:
+    emails = shown(dialog, NotificationMethod.EMAIL)
+    phones, mails = shown(dialog, NotificationMethod.PHONE), shown(dialog, NotificationMethod.MAIL)
+    assert emails
+    settings = Settings(
+        staff_name="tester", smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_from="ill@library.example.org"
+    )
+    summary = run_cycle(seeded_db, settings, worker="test-once")
+    assert summary.errors == [] and summary.sent >= len(emails)
+    # Another process sent them: the form's periodic refresh picks that up.
+    with qtbot.waitSignal(dialog.loaded, timeout=10_000):
+        dialog.on_timer()
+    assert shown(dialog, NotificationMethod.EMAIL) == set()
+    assert "(0)" in dialog.group_boxes[NotificationMethod.EMAIL].title()
+    # The cycle also routed due arrivals: Phone and Mail rows only grow (nobody phones or writes for us).
+    assert shown(dialog, NotificationMethod.PHONE) >= phones and shown(dialog, NotificationMethod.MAIL) >= mails
+    assert {status_of(seeded_db, tn) for tn in emails} == {Status.NOTIFIED_VIA_EMAIL.value}
+    assert len(smtp_sink.messages) == summary.sent
+
+
+def test_open_patron_shows_the_patron_record(dialog: ContactCustomersDialog, qtbot: QtBot) -> None:
+    row = dialog.models[NotificationMethod.MAIL].row_at(0)
+    dialog.select_requests([row.transaction_number])
+    assert dialog.open_patron_button.isEnabled()
+    qtbot.mouseClick(dialog.open_patron_button, Qt.MouseButton.LeftButton)
+    record = dialog.findChild(QWidget, "patronRecord")
+    assert record is not None and getattr(record, "patron_id", None) == row.patron_id
+    qtbot.waitUntil(lambda: not dialog.ctx.runner.busy, timeout=10_000)
+    record.close()
