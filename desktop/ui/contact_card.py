@@ -1,0 +1,601 @@
+"""The Contact Card (``contactCard``): all of a patron's e-mails, phones, faxes, web sites and postal address.
+
+Every field is checked as it is typed, with its own message (a phone shows its E.164 form as a preview); Save
+stays disabled while any field is invalid, and nothing typed is ever thrown away: a refused save (another
+workstation saved first, or a field the server refused) leaves the card as it is with the reason on top.
+An e-mail address already held in another household is a warning naming that patron, not a block.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.domain.contacts import ContactKind, email_key, format_phone
+from desktop.services.contact_card import (
+    ADDRESS_LIMITS,
+    CardData,
+    CardPoint,
+    FieldCheck,
+    LocationChoice,
+    PostalAddress,
+    SaveResult,
+    check_value,
+    default_location,
+    email_warnings,
+    load_card,
+    save_card,
+    warning_text,
+)
+from desktop.services.duplicates import PatronRef
+from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.ui.context import AppContext
+from desktop.ui.icons import icon
+
+_PHONE_KINDS = {ContactKind.PHONE.value, ContactKind.FAX.value}
+_SECTION_TITLES = {"email": "E-mail addresses", "phone": "Phones", "fax": "Faxes", "web": "Web sites"}
+_ADD_TEXT = {"email": "Add e-&mail", "phone": "Add p&hone", "fax": "Add fa&x", "web": "Add &web site"}
+_PLACEHOLDERS = {
+    "email": "name@example.org",
+    "phone": "(217) 555-0100 or +44 20 7946 0958",
+    "fax": "(217) 555-0100",
+    "web": "https://example.org",
+}
+_STYLE = """
+QLineEdit[invalid="true"] { border: 2px solid #d93025; }
+QLabel[state="error"] { color: #d93025; }
+QLabel[state="warning"] { color: #b26a00; }
+QLabel[state="ok"] { color: palette(placeholder-text); }
+QLabel#contactCardBanner[state="error"] { color: #d93025; font-weight: bold; }
+"""
+WARNING_DELAY_MS = 400
+
+_open_cards: list[ContactCard] = []
+
+
+def open_contact_card(
+    ctx: AppContext,
+    patron_id: int,
+    parent: QWidget | None = None,
+    *,
+    focus_contact_id: int | None = None,
+    add: tuple[str, int | None] | None = None,
+) -> ContactCard:
+    """Show the Contact Card of a patron (the one already open, if any), non-modal.
+
+    Args:
+        focus_contact_id: put the cursor in this contact point's field.
+        add: ``(kind, location id or None)``: add a new field of that kind and focus it.
+    """
+    _open_cards[:] = [c for c in _open_cards if shiboken6.isValid(c)]
+    card = next((c for c in _open_cards if c.ctx is ctx and c.patron_id == patron_id), None)
+    if card is None:
+        card = ContactCard(ctx, patron_id, parent)
+        _open_cards.append(card)
+    card.request(focus_contact_id=focus_contact_id, add=add)
+    card.show()
+    card.raise_()
+    card.activateWindow()
+    return card
+
+
+def _set_state(label: QLabel, state: str, text: str) -> None:
+    label.setText(text)
+    label.setProperty("state", state)
+    label.setVisible(bool(text))
+    label.style().unpolish(label)
+    label.style().polish(label)
+
+
+class PointEditor(QWidget):
+    """One contact point's line: primary, location, value (and extension), remove; its message below.
+
+    Signals:
+        edited(): any field changed.
+        removeRequested(object): the remove button was pressed (the editor itself).
+    """
+
+    edited = Signal()
+    removeRequested = Signal(object)
+
+    def __init__(
+        self,
+        kind: str,
+        number: int,
+        locations: Sequence[LocationChoice],
+        region: str,
+        point: CardPoint | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.region = region
+        self.contact_id = point.id if point else None
+        self.original = point
+        self.warning = ""
+        self.server_problem = ""
+        label = ContactKind(kind).label
+        self.setObjectName(f"{kind}Editor")
+
+        self.primary = QRadioButton()
+        self.primary.setObjectName(f"{kind}Primary")
+        self.primary.setAccessibleName(f"Primary {label.lower()} {number}")
+        self.primary.setToolTip(f"The primary {label.lower()}")
+        self.location = QComboBox()
+        self.location.setObjectName(f"{kind}Location")
+        self.location.setAccessibleName(f"Location of {label.lower()} {number}")
+        current = point.location_id if point else None
+        for loc in locations:
+            if loc.allows(kind) and (loc.active or loc.id == current):
+                self.location.addItem(loc.name if loc.active else f"{loc.name} (no longer used)", loc.id)
+        self.location.addItem("(no location)", None)
+        if point is not None:
+            self.location.setCurrentIndex(max(self.location.findData(current), 0))
+        self.value = QLineEdit(point.value if point else "")
+        self.value.setObjectName(f"{kind}Value")
+        self.value.setAccessibleName(f"{label} {number}")
+        self.value.setPlaceholderText(_PLACEHOLDERS[kind])
+        self.value.setMinimumWidth(260)
+        self.extension = QLineEdit(point.extension if point else "")
+        self.extension.setObjectName(f"{kind}Extension")
+        self.extension.setAccessibleName(f"Extension of {label.lower()} {number}")
+        self.extension.setPlaceholderText("ext.")
+        self.extension.setMaximumWidth(70)
+        self.extension.setVisible(kind in _PHONE_KINDS)
+        self.remove = QToolButton()
+        self.remove.setIcon(icon("remove"))
+        self.remove.setObjectName(f"{kind}RemoveButton")
+        self.remove.setAccessibleName(f"Remove {label.lower()} {number}")
+        self.remove.setToolTip(f"Remove this {label.lower()} from the card")
+        self.message = QLabel()
+        self.message.setObjectName(f"{kind}Message")
+        self.message.setAccessibleName(f"Message for {label.lower()} {number}")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(1)
+        grid.addWidget(self.primary, 0, 0)
+        grid.addWidget(self.location, 0, 1)
+        grid.addWidget(self.value, 0, 2)
+        grid.addWidget(self.extension, 0, 3)
+        grid.addWidget(self.remove, 0, 4)
+        grid.addWidget(self.message, 1, 1, 1, 4)
+        grid.setColumnStretch(2, 1)
+
+        self.value.textChanged.connect(self.on_edited)
+        self.extension.textChanged.connect(self.on_edited)
+        self.location.currentIndexChanged.connect(self.on_edited)
+        self.primary.toggled.connect(self.on_edited)
+        self.remove.clicked.connect(self.on_remove)
+        self.last_check = self.check()
+
+    @Slot()
+    def on_edited(self) -> None:
+        """Re-check and tell the card."""
+        self.server_problem = ""
+        self.last_check = self.check()
+        self.edited.emit()
+
+    @Slot()
+    def on_remove(self) -> None:
+        """Ask the card to drop this line."""
+        self.removeRequested.emit(self)
+
+    def check(self) -> FieldCheck:
+        """Validate the field now and show the result under it."""
+        result = check_value(self.kind, self.value.text(), self.extension.text(), self.region)
+        self.value.setProperty("invalid", not result.ok)
+        self.value.style().unpolish(self.value)
+        self.value.style().polish(self.value)
+        if not result.ok:
+            _set_state(self.message, "error", result.message)
+        elif self.server_problem:
+            _set_state(self.message, "error", self.server_problem)
+        elif self.warning:
+            _set_state(self.message, "warning", "⚠ " + self.warning)
+        elif self.kind in _PHONE_KINDS:
+            shown = format_phone(result.normalized, self.region, result.extension)
+            typed = self.value.text().strip()
+            preview = f"Saved as {result.normalized}" if shown == typed else f"{shown}  ·  saved as {result.normalized}"
+            _set_state(self.message, "ok", preview)
+        else:
+            _set_state(self.message, "ok", "")
+        return result
+
+    @property
+    def valid(self) -> bool:
+        """True when the field can be saved."""
+        return self.last_check.ok and not self.server_problem
+
+    def set_warning(self, text: str) -> None:
+        """Show (or clear) the cross-household warning."""
+        if text != self.warning:
+            self.warning = text
+            self.last_check = self.check()
+
+    def set_server_problem(self, text: str) -> None:
+        """Show a problem the service found (location no longer allowed, line removed elsewhere)."""
+        self.server_problem = text
+        self.last_check = self.check()
+
+    def to_point(self) -> CardPoint:
+        """The line as the service takes it."""
+        data = self.location.currentData()
+        return CardPoint(
+            kind=self.kind,
+            value=self.value.text(),
+            location_id=int(data) if data is not None else None,
+            extension=self.extension.text() if self.kind in _PHONE_KINDS else "",
+            is_primary=self.primary.isChecked(),
+            id=self.contact_id,
+        )
+
+
+class ContactCard(QDialog):
+    """The Contact Card of one patron.
+
+    Signals:
+        saved(object): the card was saved; the list of warnings (cross-household e-mails) to show.
+    """
+
+    saved = Signal(object)
+
+    def __init__(self, ctx: AppContext, patron_id: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.patron_id = patron_id
+        self.data: CardData | None = None
+        self.editors: dict[str, list[PointEditor]] = {k.value: [] for k in ContactKind}
+        self.groups: dict[str, QButtonGroup] = {}
+        self.sections: dict[str, QVBoxLayout] = {}
+        self._requests: list[tuple[int | None, tuple[str, int | None] | None]] = []
+        self._saving = False
+        self._counter = 0
+        self.setObjectName("contactCard")
+        self.setAccessibleName("Contact Card")
+        self.setWindowTitle("Contact Card")
+        self.setModal(False)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.setStyleSheet(_STYLE)
+        self.resize(780, 800)
+
+        self.heading = QLabel("Loading…")
+        self.heading.setObjectName("contactCardHeading")
+        self.heading.setAccessibleName("Patron")
+        font = self.heading.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.heading.setFont(font)
+        self.banner = QLabel()
+        self.banner.setObjectName("contactCardBanner")
+        self.banner.setAccessibleName("Contact Card messages")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner.hide()
+
+        body = QWidget()
+        self.body_layout = QVBoxLayout(body)
+        for kind in ContactKind:
+            box = QGroupBox(_SECTION_TITLES[kind.value])
+            box.setObjectName(f"{kind.value}Section")
+            outer = QVBoxLayout(box)
+            rows = QVBoxLayout()
+            rows.setSpacing(4)
+            outer.addLayout(rows)
+            add = QPushButton(icon(kind.value), _ADD_TEXT[kind.value])
+            add.setObjectName(f"add{kind.name.title()}FieldButton")
+            add.setAccessibleName(f"Add a {kind.label.lower()} field")
+            add.clicked.connect(functools.partial(self.on_add_clicked, kind.value))
+            line = QHBoxLayout()
+            line.addWidget(add)
+            line.addStretch(1)
+            outer.addLayout(line)
+            self.sections[kind.value] = rows
+            group = QButtonGroup(self)
+            group.setExclusive(True)
+            self.groups[kind.value] = group
+            self.body_layout.addWidget(box)
+        self.body_layout.addWidget(self._build_address())
+        self.body_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        scroll.setObjectName("contactCardScroll")
+
+        self.buttons = QDialogButtonBox()
+        self.save_button = self.buttons.addButton("&Save", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.save_button.setObjectName("saveContactCardButton")
+        self.save_button.setAccessibleName("Save the Contact Card")
+        self.save_button.setIcon(icon("save"))
+        self.close_button = self.buttons.addButton("&Close", QDialogButtonBox.ButtonRole.RejectRole)
+        self.close_button.setObjectName("closeContactCardButton")
+        self.close_button.setAccessibleName("Close without saving")
+        self.save_button.clicked.connect(self.on_save)
+        self.close_button.clicked.connect(self.reject)
+        QShortcut(QKeySequence.StandardKey.Save, self, self.on_save)
+
+        self.hint = QLabel()
+        self.hint.setObjectName("contactCardHint")
+        self.hint.setAccessibleName("Why Save is not available")
+        self.hint.setWordWrap(True)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.hint, 1)
+        bottom.addWidget(self.buttons)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.banner)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(bottom)
+
+        self.warning_timer = QTimer(self)
+        self.warning_timer.setSingleShot(True)
+        self.warning_timer.setInterval(WARNING_DELAY_MS)
+        self.warning_timer.timeout.connect(self.on_check_warnings)
+        self._update_save()
+        self.ctx.run(functools.partial(load_card, ctx.db, patron_id), self.on_loaded, self.on_load_failed)
+
+    def _build_address(self) -> QGroupBox:
+        box = QGroupBox("Postal address")
+        box.setObjectName("addressSection")
+        form = QFormLayout(box)
+        self.address_fields: dict[str, QLineEdit] = {}
+        for name, label, accessible in (
+            ("address1", "Street:", "Street address"),
+            ("address2", "Line 2:", "Address line 2"),
+            ("city", "City:", "City"),
+            ("state", "State:", "State or region"),
+            ("zip", "ZIP:", "ZIP or postal code"),
+        ):
+            edit = QLineEdit()
+            edit.setMaxLength(ADDRESS_LIMITS[name])
+            edit.setObjectName(f"{name}Edit")
+            edit.setAccessibleName(accessible)
+            edit.textChanged.connect(self.on_edited)
+            self.address_fields[name] = edit
+            form.addRow(label, edit)
+        self.address_message = QLabel()
+        self.address_message.setObjectName("addressMessage")
+        self.address_message.setWordWrap(True)
+        self.address_message.hide()
+        form.addRow(self.address_message)
+        return box
+
+    # --- loading ----------------------------------------------------------------------------------------------
+    def request(self, *, focus_contact_id: int | None, add: tuple[str, int | None] | None) -> None:
+        """Focus a field or add one, now if loaded, else once loaded."""
+        if self.data is None:
+            self._requests.append((focus_contact_id, add))
+        else:
+            self._apply_request(focus_contact_id, add)
+
+    def _apply_request(self, focus_contact_id: int | None, add: tuple[str, int | None] | None) -> None:
+        if add is not None:
+            self.add_field(add[0], add[1])
+        elif focus_contact_id is not None:
+            editor = next((e for e in self.all_editors() if e.contact_id == focus_contact_id), None)
+            if editor is not None:
+                editor.value.setFocus()
+                editor.value.selectAll()
+
+    def on_loaded(self, data: CardData) -> None:
+        """Fill the card with the patron's saved contact information."""
+        if not shiboken6.isValid(self):
+            return
+        self.data = data
+        household = f" — {data.household_name}" if data.household_name else ""
+        self.heading.setText(f"{data.patron_name}{household}")
+        self.setWindowTitle(f"Contact Card — {data.patron_name}")
+        for point in data.points:
+            self._add_editor(point.kind, point)
+        for name, edit in self.address_fields.items():
+            edit.setText(getattr(data.address, name))
+        for focus, add in self._requests:
+            self._apply_request(focus, add)
+        self._requests.clear()
+        self.warning_timer.start()
+        self._update_save()
+
+    def on_load_failed(self, error: object) -> None:
+        """The patron could not be read: say so; nothing to edit."""
+        if shiboken6.isValid(self):
+            self._show_banner("error", f"Could not open the Contact Card: {error}")
+
+    # --- editors ----------------------------------------------------------------------------------------------
+    def all_editors(self) -> list[PointEditor]:
+        """Every line, in card order (kind by kind)."""
+        return [e for kind in ContactKind for e in self.editors[kind.value]]
+
+    def _add_editor(self, kind: str, point: CardPoint | None) -> PointEditor:
+        assert self.data is not None
+        self._counter += 1
+        editor = PointEditor(kind, len(self.editors[kind]) + 1, self.data.locations, self.region, point)
+        self.groups[kind].addButton(editor.primary)
+        if (point is not None and point.is_primary) or not self.editors[kind]:
+            editor.primary.setChecked(True)
+        self.editors[kind].append(editor)
+        self.sections[kind].addWidget(editor)
+        editor.edited.connect(self.on_edited)
+        editor.removeRequested.connect(self.on_remove_editor)
+        return editor
+
+    @property
+    def region(self) -> str:
+        """Region for phone numbers typed without a country code."""
+        return self.ctx.settings.phone_region
+
+    def on_add_clicked(self, kind: str, _checked: bool = False) -> None:
+        """An Add button of a section."""
+        self.add_field(kind, None)
+
+    def add_field(self, kind: str, location_id: int | None) -> PointEditor | None:
+        """Add an empty line of ``kind`` with ``location_id`` (or the kind's default) and put the cursor in it."""
+        if self.data is None:
+            self._requests.append((None, (kind, location_id)))
+            return None
+        editor = self._add_editor(kind, None)
+        chosen = location_id
+        if chosen is None:
+            default = default_location(self.data.locations, kind)
+            chosen = default.id if default is not None else None
+        index = editor.location.findData(chosen)
+        if index >= 0:
+            editor.location.setCurrentIndex(index)
+        editor.value.setFocus()
+        QTimer.singleShot(0, editor.value.setFocus)  # after the window is shown and raised
+        self._update_save()
+        return editor
+
+    @Slot(object)
+    def on_remove_editor(self, editor: object) -> None:
+        """Drop a line from the card (saved only with Save); the next of its kind becomes primary if needed."""
+        if not isinstance(editor, PointEditor):
+            return
+        kind = editor.kind
+        self.editors[kind].remove(editor)
+        self.groups[kind].removeButton(editor.primary)
+        was_primary = editor.primary.isChecked()
+        editor.setParent(None)
+        editor.deleteLater()
+        if was_primary and self.editors[kind]:
+            self.editors[kind][0].primary.setChecked(True)
+        self.on_edited()
+
+    # --- state ------------------------------------------------------------------------------------------------
+    def points(self) -> list[CardPoint]:
+        """The card's lines as the service takes them."""
+        return [e.to_point() for e in self.all_editors()]
+
+    def address(self) -> PostalAddress:
+        """The card's postal address."""
+        return PostalAddress(**{name: edit.text() for name, edit in self.address_fields.items()})
+
+    @property
+    def dirty(self) -> bool:
+        """True when the card differs from what was loaded."""
+        if self.data is None:
+            return False
+        loaded = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.data.points]
+        now = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.points()]
+        return loaded != now or self.address() != self.data.address
+
+    def problems(self) -> list[str]:
+        """Messages of the invalid lines, in card order."""
+        return [f"{ContactKind(e.kind).label} {n}: {e.message.text()}" for n, e in self._numbered() if not e.valid]
+
+    def _numbered(self) -> list[tuple[int, PointEditor]]:
+        return [(n + 1, e) for kind in ContactKind for n, e in enumerate(self.editors[kind.value])]
+
+    @Slot()
+    def on_edited(self) -> None:
+        """Something changed: update Save, and re-check cross-household e-mails shortly."""
+        self.warning_timer.start()
+        self._update_save()
+
+    def _update_save(self) -> None:
+        problems = self.problems()
+        self.save_button.setEnabled(self.data is not None and not self._saving and self.dirty and not problems)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            text = f"Fix first: {problems[0]}{more}"
+            self.save_button.setToolTip(text)
+            _set_state(self.hint, "error", text)
+        else:
+            self.save_button.setToolTip("Save all contact information (Ctrl+S)")
+            _set_state(self.hint, "ok", "")
+
+    def _show_banner(self, state: str, text: str) -> None:
+        _set_state(self.banner, state, text)
+
+    # --- warnings ---------------------------------------------------------------------------------------------
+    @Slot()
+    def on_check_warnings(self) -> None:
+        """Ask which valid e-mails are held in other households (off the GUI thread)."""
+        if self.data is None:
+            return
+        emails = [e.last_check.normalized for e in self.editors["email"] if e.last_check.ok]
+        if not emails:
+            self.on_warnings({})
+            return
+        self.ctx.run(functools.partial(email_warnings, self.ctx.db, self.patron_id, emails), self.on_warnings)
+
+    def on_warnings(self, found: dict[str, tuple[PatronRef, ...]]) -> None:
+        """Show each e-mail's warning under it (a warning, not a block)."""
+        if not shiboken6.isValid(self):
+            return
+        for editor in self.editors["email"]:
+            key = email_key(editor.last_check.normalized) if editor.last_check.ok else ""
+            others = found.get(key, ())
+            editor.set_warning(warning_text(editor.value.text().strip(), others) if others else "")
+
+    # --- saving -----------------------------------------------------------------------------------------------
+    @Slot()
+    def on_save(self) -> None:
+        """Save everything (refused when a field is invalid or another workstation saved first)."""
+        if self.data is None or self._saving or not self.save_button.isEnabled():
+            return
+        self._saving = True
+        self._update_save()
+        self._show_banner("ok", "Saving…")
+        job = functools.partial(
+            save_card,
+            self.ctx.db,
+            self.patron_id,
+            self.data.version_id,
+            self.points(),
+            self.address(),
+            region=self.region,
+        )
+        self.ctx.run(job, self.on_saved, self.on_save_failed)
+
+    def on_saved(self, result: SaveResult) -> None:
+        """Saved: tell every window and close."""
+        self._saving = False
+        self.ctx.changed.emit("patrons")
+        if shiboken6.isValid(self):
+            self.saved.emit(list(result.warnings))
+            self.accept()
+
+    def on_save_failed(self, error: object) -> None:
+        """Refused: keep everything typed, say why, mark the fields concerned."""
+        if not shiboken6.isValid(self):
+            return
+        self._saving = False
+        if isinstance(error, ValidationError):
+            editors = self.all_editors()
+            for key, problem in error.problems.items():
+                if key.isdigit() and int(key) < len(editors):
+                    editors[int(key)].set_server_problem(problem)
+                elif key.startswith("address."):
+                    _set_state(self.address_message, "error", f"{key.split('.', 1)[1]}: {problem}")
+            self._show_banner("error", str(error))
+        elif isinstance(error, ConcurrentEditError):
+            self._show_banner("error", str(error))
+        else:
+            self._show_banner("error", f"Not saved: {error}. What you typed is still here.")
+        self._update_save()
