@@ -353,3 +353,21 @@ def test_changed_signal_refreshes_the_list(qtbot: QtBot, manager: CustomizationM
 def test_models_pass_the_model_tester(qtmodeltester: object, manager: CustomizationManager) -> None:
     qtmodeltester.check(manager.templateModel)  # type: ignore[attr-defined]
     qtmodeltester.check(manager.routingModel)  # type: ignore[attr-defined]
+
+
+def test_closing_while_a_change_runs_loses_nothing(qtbot: QtBot, ctx: AppContext) -> None:
+    window = CustomizationManager(ctx)
+    window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+    window.show()
+    qtbot.waitUntil(lambda: window.templateModel.rowCount() == 4)
+    topics: list[str] = []
+    ctx.changed.connect(topics.append)
+    assert window.select_template(PRINT_NOTICE)
+    window.deleteButton.click()
+    box = window.findChild(QMessageBox, "confirmDeleteBox")
+    assert isinstance(box, QMessageBox)
+    box.button(QMessageBox.StandardButton.Yes).click()
+    window.close()  # before the delete's answer comes back: the window is gone when it does
+    wait_idle(qtbot, ctx)
+    qtbot.waitUntil(lambda: "templates" in topics)
+    assert _stored(ctx.db, PRINT_NOTICE).deleted

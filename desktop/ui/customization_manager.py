@@ -46,7 +46,7 @@ from desktop.services.errors import ServiceError
 from desktop.services.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.services.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
-from desktop.ui.template_editor import TemplateEditor
+from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry
 
 _Index = QModelIndex | QPersistentModelIndex
 _NO_INDEX = QModelIndex()
@@ -212,6 +212,7 @@ class CustomizationManager(QDialog):
 
         ctx.changed.connect(self._on_data_changed)
         ctx.databaseChanged.connect(self.reload)
+        restore_geometry(self, "customizationManager/geometry")
         self.reload()
 
     # ------------------------------------------------------------------------------------------------ building
@@ -658,6 +659,11 @@ class CustomizationManager(QDialog):
             event.ignore()
             return
         super().closeEvent(event)
+
+    def done(self, result: int) -> None:
+        """Remember where the window was."""
+        save_geometry(self, "customizationManager/geometry")
+        super().done(result)
 
 
 def open_customization_manager(ctx: AppContext, parent: QWidget | None = None) -> CustomizationManager:

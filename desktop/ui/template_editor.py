@@ -15,7 +15,7 @@ import ssl
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -70,6 +70,24 @@ def insertion_text(name: str) -> str:
     if name.endswith("_lines"):
         return f"{{% for line in {name} %}}{{{{ line }}}}\n{{% endfor %}}"
     return f"{{{{ {name} }}}}"
+
+
+def _window_state() -> QSettings:
+    from desktop.ui.main_window import window_state_settings  # lazy: the main window opens these dialogs by name
+
+    return window_state_settings()
+
+
+def restore_geometry(widget: QWidget, key: str) -> None:
+    """Put ``widget`` where it was last time (dialogs remember their geometry, per user)."""
+    geometry = _window_state().value(key)
+    if isinstance(geometry, QByteArray):
+        widget.restoreGeometry(geometry)
+
+
+def save_geometry(widget: QWidget, key: str) -> None:
+    """Remember where ``widget`` is, for :func:`restore_geometry`."""
+    _window_state().setValue(key, widget.saveGeometry())
 
 
 def _send_test(
@@ -132,6 +150,7 @@ class TemplateEditor(QDialog):
         for editor in self.editors.values():
             editor.textChanged.connect(self._on_text_changed)
         self.descriptionEdit.textChanged.connect(self._on_text_changed)
+        restore_geometry(self, "templateEditor/geometry")
         self.refresh_preview()
 
     # ------------------------------------------------------------------------------------------------ building
@@ -688,7 +707,8 @@ class TemplateEditor(QDialog):
             self.reject()
 
     def done(self, result: int) -> None:
-        """Stop the preview timer and worker thread before the dialog goes."""
+        """Stop the preview timer and worker thread before the dialog goes; remember the geometry."""
+        save_geometry(self, "templateEditor/geometry")
         self._preview_timer.stop()
         self._runner.shutdown()
         super().done(result)
