@@ -487,3 +487,20 @@ def test_open_patron_shows_the_patron_record(dialog: ContactCustomersDialog, qtb
     assert record is not None and getattr(record, "patron_id", None) == row.patron_id
     qtbot.waitUntil(lambda: not dialog.ctx.runner.busy, timeout=10_000)
     record.close()
+
+
+def test_a_refresh_after_the_workstation_shut_down_is_quiet(dialog: ContactCustomersDialog) -> None:
+    dialog.ctx.shutdown()
+    dialog.on_timer()  # the periodic refresh firing while the main window closes
+    dialog.reload()
+    assert not dialog._timer.isActive()
+
+
+def test_sorting_by_days_waiting_puts_the_longest_wait_last(dialog: ContactCustomersDialog) -> None:
+    view, model = dialog.tables[NotificationMethod.EMAIL], dialog.models[NotificationMethod.EMAIL]
+    view.sortByColumn(model.columnCount() - 1, Qt.SortOrder.AscendingOrder)
+    since = [r.waiting_since for r in model.rows()]
+    assert since == sorted(since, reverse=True)
+    assert int(model.index(model.rowCount() - 1, model.columnCount() - 1).data()) == max(
+        r.days_waiting for r in model.rows()
+    )

@@ -109,7 +109,7 @@ _TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.tra
 _PATRON = Column("Patron", lambda r: r.patron_name, lambda r: r.patron_name.casefold(), 160)
 _TITLE = Column("Title", lambda r: r.title, lambda r: r.title.casefold(), 200)
 _PICKUP = Column("Pickup location", lambda r: r.pickup, lambda r: r.pickup.casefold(), 180)
-_DAYS = Column("Days waiting", lambda r: str(r.days_waiting), lambda r: r.waiting_since, 90, True)
+_DAYS = Column("Days waiting", lambda r: str(r.days_waiting), lambda r: -r.waiting_since.timestamp(), 90, True)
 
 COLUMNS: dict[NotificationMethod, tuple[Column, ...]] = {
     NotificationMethod.EMAIL: (
@@ -503,7 +503,11 @@ class ContactCustomersDialog(QDialog):
             self._reload_again = True
             return
         self._loading = True
-        self.ctx.run(functools.partial(load_contact_customers, self.ctx.db), self.on_loaded, self.on_load_failed)
+        try:
+            self.ctx.run(functools.partial(load_contact_customers, self.ctx.db), self.on_loaded, self.on_load_failed)
+        except RuntimeError:  # the workstation is shutting down: nothing more to refresh
+            self._loading = False
+            self._timer.stop()
 
     @Slot(object)
     def on_loaded(self, groups: ContactGroups) -> None:
