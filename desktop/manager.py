@@ -191,6 +191,38 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
     return EXIT_OK
 
 
+def _read_new_password(args: argparse.Namespace) -> str:
+    """The new password from --password-file or standard input (first line), never from the command line."""
+    if args.password_file:
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read {args.password_file}: {exc.strerror or exc}") from None
+    elif sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        text = getpass.getpass("New password: ")
+    else:
+        text = sys.stdin.readline() if sys.stdin is not None else ""
+    password = text.splitlines()[0] if text.splitlines() else ""
+    if not password:
+        raise CommandError("no new password given (standard input or --password-file)")
+    return password
+
+
+def cmd_redeem_reset(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from desktop.services.password_reset import redeem_reset
+
+    password = _read_new_password(args)
+    db = _open(args, settings)
+    try:
+        patron_id = redeem_reset(db, args.token, password)
+    finally:
+        db.dispose()
+    print(f"new web password set for patron {patron_id}; the reset link is used up", file=out)
+    return EXIT_OK
+
+
 def _status(text: str) -> Status:
     try:
         return parse_status(text)
@@ -238,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the System Manager: route requests and send e-mail notices")
     p.add_argument("--once", action="store_true", help="one cycle (route, scan, send), print a summary and exit")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("redeem-reset", help="set a patron's web password with a reset token (as the web site would)")
+    p.add_argument("token", help="the token at the end of the reset link")
+    p.add_argument("--password-file", metavar="FILE", help="read the new password from FILE (default: standard input)")
+    p.set_defaults(handler=cmd_redeem_reset)
     return parser
 
 
