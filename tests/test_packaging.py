@@ -25,6 +25,9 @@ from bench._common import isolated_environment
 from desktop import paths
 from desktop.db.migrate import MIGRATIONS_DIR, head_revision
 from desktop.services.templates import default_templates
+from tests.smtp_sink import SmtpSink, smtp_sink
+
+__all__ = ["smtp_sink"]  # the fixture, used by the build test
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "build.spec"
@@ -268,8 +271,11 @@ def test_make_icons_regenerates_the_app_icon_files(tmp_path: Path, qtbot: QtBot)
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_pyinstaller_build_passes_its_self_check(tmp_path: Path) -> None:
-    """``pyinstaller build.spec``, then the built programs run headless against a new database."""
+def test_pyinstaller_build_passes_its_self_check(tmp_path: Path, smtp_sink: SmtpSink) -> None:
+    """``pyinstaller build.spec``, then the built programs run headless against a new database: the manager
+    seeds it, the client passes ``--self-check``, and the headless System Manager sends the due notices through a
+    real SMTP server (so smtplib, the e-mail package and the dispatch code are all in the bundle).
+    """
     if importlib.util.find_spec("PyInstaller") is None:
         if os.environ.get("CI"):
             pytest.fail("PyInstaller is not installed; .ci/run installs the build extra")
@@ -327,3 +333,22 @@ def test_pyinstaller_build_passes_its_self_check(tmp_path: Path) -> None:
     assert "built application" in output  # the frozen code path, not a Python from the build machine
     for name in ("installation", "libraries", "icons", "templates", "database", "main window"):
         assert f"  ok    {name}:" in output, output
+
+    env.update(
+        CALLSLIP_SMTP_HOST=smtp_sink.host,
+        CALLSLIP_SMTP_PORT=str(smtp_sink.port),
+        CALLSLIP_SMTP_SECURITY="none",
+        CALLSLIP_SMTP_FROM="ill@library.example.org",
+    )
+    run = subprocess.run(
+        [str(manager), "--database", str(database), "run", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    sent = int(re.search(r"sent (\d+)", run.stdout).group(1))  # type: ignore[union-attr]
+    assert sent > 0, run.stdout
+    assert len(smtp_sink.messages) == sent
