@@ -504,3 +504,10 @@ def test_sorting_by_days_waiting_puts_the_longest_wait_last(dialog: ContactCusto
     assert int(model.index(model.rowCount() - 1, model.columnCount() - 1).data()) == max(
         r.days_waiting for r in model.rows()
     )
+
+
+def test_a_request_deleted_meanwhile_is_reported_not_an_error(seeded_db: Database) -> None:
+    row = load_contact_customers(seeded_db).phone[0]
+    result = mark_printed(seeded_db, [row.request_id, 10**9], "tester")
+    assert [c.transaction_number for c in result.moved] == [row.transaction_number]
+    assert "request id 1000000000 was deleted meanwhile" in result.summary()

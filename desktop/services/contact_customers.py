@@ -149,7 +149,8 @@ class ActionResult:
         if self.logged:
             parts.append(f"{len(self.logged)} call(s) logged; still waiting.")
         if self.skipped:
-            details = "; ".join(f"{s.transaction_number}: {s.reason}" for s in self.skipped)
+            details = "; ".join(f"{s.transaction_number}: {s.reason}" if s.transaction_number else s.reason
+                                for s in self.skipped)  # fmt: skip
             parts.append(f"{len(self.skipped)} skipped ({details}).")
         return " ".join(parts) or "Nothing to do."
 
@@ -367,7 +368,8 @@ def _lock_waiting(session: Session, request_ids: Sequence[int]) -> list[Request]
 
 def _missing(request_ids: Sequence[int], found: Sequence[Request]) -> list[Skipped]:
     have = {r.id for r in found}
-    return [Skipped(0, f"request id {rid} no longer exists") for rid in request_ids if rid not in have]
+    # 0: the transaction number cannot be read any more; the reason names the request instead.
+    return [Skipped(0, f"request id {rid} was deleted meanwhile") for rid in request_ids if rid not in have]
 
 
 def _moved_elsewhere(request: Request) -> Skipped | None:

@@ -164,5 +164,5 @@ def build_notices(
         found = {r.id for r in requests}
     for rid in request_ids:
         if rid not in found:
-            warnings.append(PrintWarning(rid, 0, "", "the request no longer exists"))
+            warnings.append(PrintWarning(rid, 0, f"request id {rid}", "it was deleted meanwhile"))
     return PrintBatch(tuple(pages), tuple(warnings))

@@ -751,7 +751,9 @@ class ContactCustomersDialog(QDialog):
         """Say which requests get no page, then preview (or write the PDF of) the rest."""
         warning = ""
         if batch.warnings:
-            listed = "; ".join(f"{w.transaction_number} {w.patron_name}: {w.reason}" for w in batch.warnings)
+            listed = "; ".join(
+                f"{w.transaction_number or ''} {w.patron_name}: {w.reason}".strip() for w in batch.warnings
+            )
             warning = f"Not printed: {listed}."
         if not batch.pages:
             self._set_busy(False)
