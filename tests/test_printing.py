@@ -260,3 +260,18 @@ def test_a_page_renders_to_an_image(seeded_db: Database, qtbot: QtBot) -> None:
     # Something was drawn inside the envelope window (2 in from the top, 7/8 in from the left).
     window = [image.pixelColor(x, y).lightness() for x in range(44, 200) for y in range(100, 150)]
     assert min(window) < 128
+
+
+@pytest.mark.postgres
+def test_notices_render_and_print_on_postgresql(pg_db: Database, qtbot: QtBot, tmp_path: Path) -> None:
+    from desktop.services.contact_customers import mark_printed
+    from desktop.services.demo import seed_demo
+
+    seed_demo(pg_db, patrons=30, requests=200)
+    rows = [r for r in load_contact_customers(pg_db).mail if r.has_address][:2]
+    batch = build_notices(pg_db, [r.request_id for r in rows])
+    assert [p.transaction_number for p in batch.pages] == sorted(r.transaction_number for r in rows)
+    pdf = tmp_path / "pg.pdf"
+    assert NoticePrinter().print_to_pdf(batch.pages, pdf) == len(rows) == len(PdfReader(pdf).pages)
+    moved = mark_printed(pg_db, list(batch.request_ids), "tester").moved
+    assert {c.to_status for c in moved} == {MAILED} and len(moved) == len(rows)
