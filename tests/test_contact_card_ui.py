@@ -27,6 +27,7 @@ def ctx(sqlite_db: Database, settings: Settings, qtbot: QtBot) -> Iterator[AppCo
     for widget in QApplication.topLevelWidgets():
         if widget.objectName() in {"patronRecord", "contactCard", "duplicatesView"}:
             widget.close()
+            widget.deleteLater()  # a card with unsaved changes asks instead of closing
     context.shutdown()
 
 
@@ -190,7 +191,7 @@ def test_invalid_phone_disables_save_with_the_message_and_keeps_the_text(
     qtbot.keyClicks(editor.value, "555-01")
     assert not card.save_button.isEnabled()
     assert editor.message.text().startswith("Not a valid phone number for region US")
-    assert editor.message.isVisibleTo(card)
+    assert editor.message.isVisible()
     assert card.hint.text().startswith("Fix first: Phone 1: Not a valid phone number")
     assert editor.value.property("invalid") is True
     card.on_save()  # Ctrl+S while invalid does nothing
@@ -251,6 +252,9 @@ def test_second_workstation_saving_an_old_version_is_refused_and_keeps_its_text(
         saved = [p.normalized for p in points_of(sqlite_db, ada, "email")]
         assert saved == ["first@example.org", "ada@work.example.edu"]
         card2.close()
+        assert card2.isVisible() and card2.discard_box is not None  # unsaved: it asks first
+        card2.discard_box.button(card2.discard_box.StandardButton.Discard).click()
+        qtbot.waitUntil(lambda: not card2.isVisible(), timeout=5000)
     finally:
         first.shutdown()
         second.shutdown()
@@ -295,3 +299,22 @@ def test_removing_a_line_on_the_card_and_the_address(
     from desktop.services.contact_card import load_card
 
     assert load_card(sqlite_db, ada).address.address1 == "2 Elm St"
+
+
+def test_closing_with_unsaved_changes_asks_first(ctx: AppContext, qtbot: QtBot, ada: int, sqlite_db: Database) -> None:
+    from desktop.ui.contact_card import open_contact_card
+
+    card = open_contact_card(ctx, ada)
+    qtbot.waitUntil(lambda: card.data is not None)
+    card.editors["email"][0].value.setText("typed@example.org")
+    card.close_button.click()
+    box = card.discard_box
+    assert box is not None and "Discard your changes to Ada Lovelace" in box.text()
+    box.button(box.StandardButton.Cancel).click()
+    qtbot.wait(20)
+    assert card.isVisible() and card.editors["email"][0].value.text() == "typed@example.org"
+    card.reject()
+    assert card.discard_box is not None
+    card.discard_box.button(card.discard_box.StandardButton.Discard).click()
+    qtbot.waitUntil(lambda: not card.isVisible(), timeout=5000)
+    assert points_of(sqlite_db, ada, "email")[0].normalized == "ada@example.org"

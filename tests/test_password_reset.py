@@ -222,3 +222,9 @@ def test_reset_and_redeem_on_both_backends(any_db: Database) -> None:
     with pytest.raises(pr.RedeemRefusedError):
         pr.redeem_reset(any_db, token, "postgres-pass", clock=clock)
     assert pr.verify_web_password(any_db, "pg", "postgres-pass")
+
+
+def test_tokens_are_long_random_and_never_look_like_an_option() -> None:
+    tokens = {pr.new_token() for _ in range(2000)}
+    assert len(tokens) == 2000
+    assert all(len(t) >= 43 and not t.startswith("-") for t in tokens)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QRadioButton,
     QScrollArea,
@@ -53,6 +54,7 @@ from desktop.services.duplicates import PatronRef
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
+from desktop.ui.template_editor import restore_geometry, save_geometry
 
 _PHONE_KINDS = {ContactKind.PHONE.value, ContactKind.FAX.value}
 _SECTION_TITLES = {"email": "E-mail addresses", "phone": "Phones", "fax": "Faxes", "web": "Web sites"}
@@ -275,7 +277,8 @@ class ContactCard(QDialog):
         self.sections: dict[str, QVBoxLayout] = {}
         self._requests: list[tuple[int | None, tuple[str, int | None] | None]] = []
         self._saving = False
-        self._counter = 0
+        self._discarding = False
+        self.discard_box: QMessageBox | None = None
         self.setObjectName("contactCard")
         self.setAccessibleName("Contact Card")
         self.setWindowTitle("Contact Card")
@@ -283,6 +286,7 @@ class ContactCard(QDialog):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setStyleSheet(_STYLE)
         self.resize(780, 800)
+        restore_geometry(self, "contactCard/geometry")
 
         self.heading = QLabel("Loading…")
         self.heading.setObjectName("contactCardHeading")
@@ -433,7 +437,6 @@ class ContactCard(QDialog):
 
     def _add_editor(self, kind: str, point: CardPoint | None) -> PointEditor:
         assert self.data is not None
-        self._counter += 1
         editor = PointEditor(kind, len(self.editors[kind]) + 1, self.data.locations, self.region, point)
         self.groups[kind].addButton(editor.primary)
         if (point is not None and point.is_primary) or not self.editors[kind]:
@@ -599,3 +602,40 @@ class ContactCard(QDialog):
         else:
             self._show_banner("error", f"Not saved: {error}. What you typed is still here.")
         self._update_save()
+
+    # --- closing ----------------------------------------------------------------------------------------------
+    def reject(self) -> None:
+        """Close (Esc, Close, the window's X): ask first when there are unsaved changes, so nothing is lost."""
+        if self.dirty and not self._discarding and not self._saving:
+            name = self.data.patron_name if self.data is not None else "the patron"
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Unsaved changes",
+                f"Discard your changes to {name}'s contact information?",
+                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                self,
+            )
+            box.setObjectName("discardChangesBox")
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.finished.connect(self.on_discard_answered)
+            self.discard_box = box
+            box.open()
+            return
+        super().reject()
+
+    @Slot(int)
+    def on_discard_answered(self, _result: int) -> None:
+        """Discard closes the card; Cancel keeps editing."""
+        box, self.discard_box = self.discard_box, None
+        if box is None:
+            return
+        discard = box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Discard
+        box.deleteLater()
+        if discard:
+            self._discarding = True
+            self.reject()
+
+    def done(self, result: int) -> None:
+        """Remember where the card was."""
+        save_geometry(self, "contactCard/geometry")
+        super().done(result)

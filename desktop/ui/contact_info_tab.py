@@ -171,10 +171,9 @@ class ContactInfoTab(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(TYPE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(LOCATION, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(VALUE, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(VALUE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(PRIMARY, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(NOTES, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(NOTES, 300)
+        header.setSectionResizeMode(NOTES, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(self.on_double_clicked)
         self.table.selectionModel().selectionChanged.connect(self.on_selection_changed)
 

@@ -12,7 +12,7 @@ import html
 
 import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -34,6 +34,7 @@ from desktop.ui.contact_info_tab import ContactInfoTab
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.record_table_model import RecordTableModel, local_time
+from desktop.ui.template_editor import restore_geometry, save_geometry
 
 _open_records: list[PatronRecordWindow] = []
 
@@ -72,6 +73,7 @@ class PatronRecordWindow(QWidget):
         self.setWindowIcon(icon("patron"))
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(900, 640)
+        restore_geometry(self, "patronRecord/geometry")
 
         self.heading = QLabel("Loading…")
         self.heading.setObjectName("patronHeading")
@@ -256,3 +258,8 @@ class PatronRecordWindow(QWidget):
         from desktop.ui.request_form import open_request_form
 
         open_request_form(self.ctx, request.transaction_number, self)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Remember where the window was."""
+        save_geometry(self, "patronRecord/geometry")
+        super().closeEvent(event)

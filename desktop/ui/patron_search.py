@@ -10,7 +10,7 @@ import functools
 
 import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -27,6 +27,7 @@ from desktop.services.patrons import DEFAULT_LIMIT, PatronHit, search_patrons
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.record_table_model import RecordTableModel
+from desktop.ui.template_editor import restore_geometry, save_geometry
 
 SEARCH_DELAY_MS = 300
 
@@ -60,6 +61,7 @@ class PatronSearch(QWidget):
         self.setWindowIcon(icon("patron-search"))
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(820, 520)
+        restore_geometry(self, "patronSearch/geometry")
 
         self.edit = QLineEdit()
         self.edit.setObjectName("patronSearchEdit")
@@ -181,3 +183,8 @@ class PatronSearch(QWidget):
             from desktop.ui.patron_record import open_patron_record
 
             open_patron_record(self.ctx, hit.id, self.parentWidget())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Remember where the window was."""
+        save_geometry(self, "patronSearch/geometry")
+        super().closeEvent(event)
