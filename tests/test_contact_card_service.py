@@ -82,7 +82,9 @@ def test_invalid_fields_are_refused_and_nothing_is_saved(sqlite_db: Database, pa
     assert cc.load_card(sqlite_db, patron) == card
 
 
-def test_save_over_a_newer_version_is_refused(sqlite_db: Database, patron: int) -> None:
+def test_save_over_a_newer_version_is_refused(any_db: Database) -> None:
+    sqlite_db = any_db  # the same rule on both backends
+    patron = make_patron(any_db, "ada", emails=[("Home", "ada@example.org")])
     first = cc.load_card(sqlite_db, patron)
     second = cc.load_card(sqlite_db, patron)
     home = location_id(sqlite_db, "Home")
