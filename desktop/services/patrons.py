@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.models import ContactPoint, Location, Patron, Request
 from desktop.domain.clock import Clock, as_utc, utcnow
@@ -115,16 +115,19 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _contact_exists(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists().where(ContactPoint.patron_id == Patron.id, *conditions)
+def _patrons_with_contact(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``Patron.id IN (contact points matching …)``: one pass over the (indexed) contact points, not one
+    correlated lookup per patron."""
+    return Patron.id.in_(select(ContactPoint.patron_id).where(*conditions))
 
 
 def search_conditions(text: str, region: str = "US") -> ColumnElement[bool] | None:
     """The WHERE clause for a search box's text, or ``None`` when the text is blank.
 
-    Digits typed in any format are tried as a full phone number (E.164 equality, indexed) and, when there are
-    enough of them, as a fragment of a stored number; ``@`` makes the text an e-mail fragment; otherwise every
-    word must match the first name, last name, user name or an e-mail address.
+    Digits typed in any format are tried as a full phone number (E.164 equality on the ``(kind, normalized)``
+    index) or, when they are not a whole number but there are enough of them, as a fragment of a stored number;
+    ``@`` makes the text an e-mail fragment; otherwise every word must match the first name, last name, user
+    name or an e-mail address.
     """
     value = text.strip()
     if not value:
@@ -135,20 +138,24 @@ def search_conditions(text: str, region: str = "US") -> ColumnElement[bool] | No
     if looks_numeric:
         key = phone_search_key(value, region)
         if key is not None:
-            alternatives.append(_contact_exists(ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized == key))
-        if len(digits) >= _MIN_PARTIAL_DIGITS:
             alternatives.append(
-                _contact_exists(ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized.like(_like(digits), "\\"))
+                _patrons_with_contact(ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized == key)
+            )
+        elif len(digits) >= _MIN_PARTIAL_DIGITS:
+            alternatives.append(
+                _patrons_with_contact(
+                    ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized.like(_like(digits), "\\")
+                )
             )
     if "@" in value:
         alternatives.append(
-            _contact_exists(
+            _patrons_with_contact(
                 ContactPoint.kind == ContactKind.EMAIL.value,
                 ContactPoint.normalized.like(_like(email_key(value)), "\\"),
             )
         )
     words = [w for w in re.split(r"[\s,]+", value) if w]
-    if words and not looks_numeric:
+    if words and not looks_numeric and "@" not in value:
         per_word = []
         for word in words:
             pattern = _like(word)
@@ -157,7 +164,7 @@ def search_conditions(text: str, region: str = "US") -> ColumnElement[bool] | No
                     Patron.first_name.ilike(pattern, "\\"),
                     Patron.last_name.ilike(pattern, "\\"),
                     Patron.username.ilike(pattern, "\\"),
-                    _contact_exists(
+                    _patrons_with_contact(
                         ContactPoint.kind == ContactKind.EMAIL.value,
                         ContactPoint.normalized.like(_like(email_key(word)), "\\"),
                     ),
@@ -175,7 +182,12 @@ def search_patrons(db: Database, text: str, *, region: str = "US", limit: int = 
     At most ``limit`` hits come back: a search box is for finding one person, not for paging the whole table.
     """
     condition = search_conditions(text, region)
-    query = select(Patron).order_by(Patron.last_name, Patron.first_name, Patron.id).limit(limit)
+    query = (
+        select(Patron)
+        .options(selectinload(Patron.household))
+        .order_by(Patron.last_name, Patron.first_name, Patron.id)
+        .limit(limit)
+    )
     if condition is not None:
         query = query.where(condition)
     with db.read() as session:
