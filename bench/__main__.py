@@ -110,12 +110,15 @@ def figures_of(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def ratios_of(result: dict[str, Any]) -> dict[str, float]:
-    """Every ratio of a result (``ratio`` first, then other keys containing "ratio", also inside figures)."""
+    """Every measured ratio of a result: ``ratio`` first, then other keys containing "ratio" (also inside
+    figures), except targets such as ``target_ratio``."""
     found: dict[str, float] = {}
     nested = result.get("figures")
     for source in (result, nested if isinstance(nested, dict) else {}):
         for key, value in source.items():
-            if "ratio" in key and isinstance(value, int | float) and not isinstance(value, bool):
+            if "ratio" not in key or "target" in key:  # a target is a goal, not a measurement
+                continue
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 found.setdefault(key, float(value))
     return found
 
@@ -168,7 +171,8 @@ def render_report(outcomes: list[Outcome], info: dict[str, str], *, quick: bool,
         result = outcome.result
         units = _units(result)
         figures = figures_of(result)
-        headline = ", ".join(f"{key} {_fmt(value, units.get(key, ''))}" for key, value in list(figures.items())[:3])
+        measured = [(key, value) for key, value in figures.items() if "baseline" not in key and "ratio" not in key]
+        headline = ", ".join(f"{key} {_fmt(value, units.get(key, ''))}" for key, value in measured[:3])
         ratios = ", ".join(
             _fmt(value) + ("" if key == "ratio" else f" ({key})") for key, value in ratios_of(result).items()
         )

@@ -40,8 +40,8 @@ def test_last_json_line_ignores_progress_and_broken_lines() -> None:
 
 
 def test_figures_and_ratios_from_either_shape() -> None:
-    structured = {"figures": {"rows_per_s": 10.0, "speedup_ratio": 3.0}, "ratio": 0.5}
-    assert figures_of(structured) == {"rows_per_s": 10.0, "speedup_ratio": 3.0}
+    structured = {"figures": {"rows_per_s": 10.0, "speedup_ratio": 3.0, "target_ratio": 3}, "ratio": 0.5}
+    assert figures_of(structured) == {"rows_per_s": 10.0, "speedup_ratio": 3.0, "target_ratio": 3}
     assert ratios_of(structured) == {"ratio": 0.5, "speedup_ratio": 3.0}
     flat = {"benchmark": "x", "p95_ms": 12.5, "baseline_p95_ms": 10.0, "ratio_vs_baseline": 1.25, "ok": True}
     assert figures_of(flat) == {"p95_ms": 12.5, "baseline_p95_ms": 10.0}
