@@ -229,10 +229,12 @@ def test_icon_renders_at_1x_and_2x_and_reads_on_light_and_dark(name: str, qtbot:
         assert len(opaque) >= pixels, f"{name} is (nearly) empty at {pixels} px"
     if name == "app.svg":
         return  # the application icon carries its own tile
+    # Enough of the icon's ink (here: 40 %, weighted by opacity) must stand out 2:1 from the window background of
+    # a light and of a dark palette; a pale fill is fine as long as the outline carries the shape.
     weight = sum(c.alpha() for c in opaque)
-    mean = tuple(sum(getattr(c, part)() * c.alpha() for c in opaque) / weight for part in ("red", "green", "blue"))
-    assert _contrast(mean, LIGHT) >= 2.0, f"{name} fades into a light palette (colour {mean})"
-    assert _contrast(mean, DARK) >= 2.0, f"{name} fades into a dark palette (colour {mean})"
+    for background, palette in ((LIGHT, "light"), (DARK, "dark")):
+        visible = sum(c.alpha() for c in opaque if _contrast((c.red(), c.green(), c.blue()), background) >= 2.0)
+        assert visible / weight >= 0.4, f"{name} fades into a {palette} palette ({visible / weight:.0%} of it shows)"
 
 
 def test_app_icon_files_hold_every_size() -> None:
