@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop import __version__
@@ -46,11 +48,37 @@ def create_main_window(
     ensure_application()
     settings = settings or load_settings()
     url = database_url or settings.resolved_database_url()
-    db, _result = open_database(str(url_with_password(url)))
+    db, _result = open_database(url_with_password(url))
     if demo:
         _seed_if_empty(db)
     ctx = AppContext(db, settings)
     return MainWindow(ctx)
+
+
+def wait_until_loaded(window: MainWindow, timeout: float = 20.0) -> bool:
+    """Run the event loop until the window shows its counts and first rows and no background work is left.
+
+    Used by ``--screenshot`` (and tests/benchmarks) instead of a fixed delay, so a slow disk still gets a full
+    picture. Returns False when ``timeout`` seconds passed first.
+    """
+    app = ensure_application()
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        idle = (
+            not window.ctx.runner.busy
+            and window.workspace.snapshot is not None
+            and not window.workspace.table_model.loading
+        )
+        if not idle:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.2:  # rows painted, pages they asked for arrived
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def _seed_if_empty(db: Database) -> None:
@@ -74,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.screenshot or args.self_check:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.self_check and importlib.util.find_spec("desktop.self_check") is not None:
+        from desktop.self_check import run_self_check  # the packaging check: schema, templates, icons, window
+
+        return int(run_self_check(args.database))
     app = ensure_application()
     try:
         window = create_main_window(args.database, demo=args.demo)
@@ -84,12 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                      interactive=not (args.screenshot or args.self_check))  # fmt: skip
     if args.screenshot:
         window.show()
-        QTimer.singleShot(300, app.quit)
-        app.exec()
+        wait_until_loaded(window)
         ok = window.grab().save(str(args.screenshot))
         window.close()
         return 0 if ok else _fail(f"could not write {args.screenshot}", interactive=False)
-    if args.self_check:
+    if args.self_check:  # minimal check while the full one is not installed: the window opened
         window.close()
         print("self-check passed")
         return 0

@@ -41,7 +41,7 @@ class CommandError(RuntimeError):
 
 def _open(args: argparse.Namespace, settings: Settings) -> Database:
     url = args.database or settings.resolved_database_url()
-    db, result = open_database(str(url_with_password(url)), upgrade=True)
+    db, result = open_database(url_with_password(url), upgrade=True)
     if result.upgraded_from is not None:
         print(f"schema upgraded from {result.upgraded_from} to {result.schema.head_revision}", file=sys.stderr)
     return db

@@ -7,6 +7,7 @@ sentence staff can act on, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 import keyring
@@ -17,6 +18,7 @@ from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, Setti
 from desktop.db.engine import normalize_url
 
 SMTP_PASSWORD_ENV = "CALLSLIP_SMTP_PASSWORD"
+log = logging.getLogger(__name__)
 
 
 class SecretStoreError(RuntimeError):
@@ -68,7 +70,12 @@ def url_with_password(url: str | URL) -> URL:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite" or parsed.password or not parsed.username:
         return parsed
-    password = get_secret(DATABASE_KEYRING_SERVICE, database_account(parsed))
+    try:
+        password = get_secret(DATABASE_KEYRING_SERVICE, database_account(parsed))
+    except SecretStoreError as exc:
+        # A headless server may have no keyring but a ~/.pgpass (or PGPASSWORD) that libpq reads itself.
+        log.warning("%s; connecting without a stored password", exc)
+        return parsed
     return parsed.set(password=password) if password else parsed
 
 

@@ -96,3 +96,27 @@ def test_no_keyring_gives_a_clear_message() -> None:
         secrets.get_secret(SMTP_KEYRING_SERVICE, "x@y")
     with pytest.raises(secrets.SecretStoreError, match="CALLSLIP_SMTP_PASSWORD"):
         secrets.set_secret(SMTP_KEYRING_SERVICE, "x@y", "pw")
+
+
+def test_without_a_keyring_the_database_url_stays_usable() -> None:
+    """A headless server with no keyring still connects (libpq may find the password in ~/.pgpass)."""
+    keyring.set_keyring(FailKeyring())
+    url = secrets.url_with_password("postgresql://ill@db.example.org/callslip")
+    assert url.username == "ill" and url.password is None
+
+
+@pytest.mark.postgres
+def test_keyring_password_reaches_the_engine(pg_url: str) -> None:
+    """The keyring password must survive into the engine (``str(URL)`` would have masked it as ***)."""
+    from sqlalchemy.engine import make_url
+
+    from desktop.services.database import open_database
+
+    bare = make_url(pg_url).set(password=None)
+    account = secrets.database_account(bare)
+    secrets.set_secret(DATABASE_KEYRING_SERVICE, account, "pw-from-keyring")
+    db, _ = open_database(secrets.url_with_password(bare.render_as_string(hide_password=False)))
+    try:
+        assert db.engine.url.password == "pw-from-keyring"
+    finally:
+        db.dispose()

@@ -30,10 +30,12 @@ def sqlite_url(path: Path | str) -> str:
 
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url``, accepting a bare file path for SQLite and choosing psycopg 3 for ``postgresql://``."""
-    text = str(url) if isinstance(url, URL) else url
-    if "://" not in text:
-        return make_url(sqlite_url(text))
-    parsed = make_url(text)
+    if isinstance(url, URL):
+        parsed = url  # never str(url): that masks the password as ***
+    elif "://" not in url:
+        return make_url(sqlite_url(url))
+    else:
+        parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

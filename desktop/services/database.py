@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 
 from desktop.db import migrate
 from desktop.db.engine import Database
@@ -41,8 +42,11 @@ class OpenResult:
     upgraded_from: str | None
 
 
-def open_database(url: str, *, upgrade: bool = True) -> tuple[Database, OpenResult]:
+def open_database(url: str | URL, *, upgrade: bool = True) -> tuple[Database, OpenResult]:
     """Connect, bring the schema to this program's revision and make sure the reference data exists.
+
+    Pass a :class:`~sqlalchemy.engine.URL` (not ``str(url)``, which masks the password as ``***``) when the
+    password came from the keyring.
 
     Raises:
         desktop.db.migrate.SchemaError: the schema is newer than this program (or ``upgrade`` is False and
