@@ -191,7 +191,7 @@ def test_invalid_phone_disables_save_with_the_message_and_keeps_the_text(
     qtbot.keyClicks(editor.value, "555-01")
     assert not card.save_button.isEnabled()
     assert editor.message.text().startswith("Not a valid phone number for region US")
-    assert editor.message.isVisible()
+    qtbot.waitUntil(editor.message.isVisible, timeout=2000)
     assert card.hint.text().startswith("Fix first: Phone 1: Not a valid phone number")
     assert editor.value.property("invalid") is True
     card.on_save()  # Ctrl+S while invalid does nothing
