@@ -148,7 +148,9 @@ def manager_env(sink: SmtpSink, **extra: str) -> dict[str, str]:
     """Environment for a ``callslip-manager`` worker process sending to ``sink``."""
     env = dict(os.environ)
     env.update({"CALLSLIP_SMTP_HOST": sink.host, "CALLSLIP_SMTP_PORT": str(sink.port), "CALLSLIP_SMTP_FROM": FROM,
-                "CALLSLIP_SMTP_TIMEOUT": "10", "PYTHONPATH": str(ROOT)})  # fmt: skip
+                "CALLSLIP_SMTP_TIMEOUT": "10", "PYTHONPATH": str(ROOT),
+                # A headless worker has no OS keyring: the null backend answers "no password" for the database.
+                "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})  # fmt: skip
     env.update(extra)
     return env
 

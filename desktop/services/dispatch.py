@@ -15,15 +15,17 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.db.models import NoticeTemplate, Notification, Request, Tracking
+from desktop.db.models import NoticeTemplate, Notification, Patron, Request, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
@@ -37,9 +39,14 @@ from desktop.services.mailer import (
     build_message,
     message_id_for,
 )
-from desktop.services.notice_context import patron_notice_context, primary_contact, request_notice_context
+from desktop.services.notice_context import (
+    patron_notice_context,
+    primary_contact,
+    request_notice_context,
+    system_settings,
+)
 from desktop.services.routing import route_due_requests, scan_arrivals
-from desktop.services.status import SYSTEM_USER, change_status
+from desktop.services.status import SYSTEM_USER, advance_if_at
 from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateError, TemplateFields, render
 
 BATCH_SIZE = 100
@@ -201,10 +208,18 @@ def _stored_copy(rendered: RenderedNotice, to: tuple[str, ...], message_id: str,
     }
 
 
-def _prepare_one(
-    session: Any, notice: Notification, templates: dict[str, NoticeTemplate], settings: Settings
-) -> _Ready | _Done:
+@dataclass(frozen=True)
+class _Batch:
+    """What every notice of a claimed batch shares, read once: templates, shared settings, newest Tracking ids."""
+
+    templates: dict[str, NoticeTemplate]
+    shared: dict[str, Any]
+    latest_tracking: dict[int, int]
+
+
+def _prepare_one(session: Any, notice: Notification, batch: _Batch, settings: Settings) -> _Ready | _Done:
     """Decide what to do with one claimed notice: a message to send, or a final state with its reason."""
+    templates = batch.templates
     link = ""
     template = templates.get(notice.template_name)
     if notice.request_id is not None:
@@ -217,7 +232,7 @@ def _prepare_one(
                 f"cancelled: the request is no longer at Awaiting Customer Contact (now {where})",
                 {"secret": None},
             )
-        latest = session.scalar(select(func.max(Tracking.id)).where(Tracking.request_id == request.id))
+        latest = batch.latest_tracking.get(request.id)
         if notice.tracking_id is not None and latest != notice.tracking_id:
             return _Done(notice.id, outbox.CANCELLED, "cancelled: a newer arrival has its own notice")
         if request.patron.notification_method != NotificationMethod.EMAIL.value:
@@ -231,7 +246,7 @@ def _prepare_one(
         email = primary_contact(request.patron, outbox.EMAIL)
         if email is None or not email.value.strip():
             return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
-        context = request_notice_context(session, request.id, region=settings.phone_region)
+        context = request_notice_context(session, request.id, region=settings.phone_region, shared=batch.shared)
         to_override: tuple[str, ...] | None = None
     else:
         if template is None or template.deleted:
@@ -286,18 +301,40 @@ def _prepare(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[lis
     ready: list[_Ready] = []
     done: list[_Done] = []
     with db.read() as session:
-        templates = {t.name: t for t in session.scalars(select(NoticeTemplate))}
         notices = session.scalars(
             select(Notification)
             .where(Notification.id.in_(claim.ids), Notification.lease_owner == claim.token)
             .order_by(Notification.id)
         ).all()
+        request_ids = [n.request_id for n in notices if n.request_id is not None]
+        # Load every request of the batch with what its context needs in a few queries, not a few per notice;
+        # ``loaded`` keeps them in the session's identity map while the notices are prepared.
+        loaded = session.scalars(
+            select(Request)
+            .where(Request.id.in_(request_ids))
+            .options(
+                selectinload(Request.patron).selectinload(Patron.contact_points),
+                selectinload(Request.patron).selectinload(Patron.pickup_location),
+                selectinload(Request.pickup_location),
+            )
+        ).all()
+        latest = session.execute(
+            select(Tracking.request_id, func.max(Tracking.id))
+            .where(Tracking.request_id.in_(request_ids))
+            .group_by(Tracking.request_id)
+        ).all()
+        batch = _Batch(
+            templates={t.name: t for t in session.scalars(select(NoticeTemplate))},
+            shared=system_settings(session),
+            latest_tracking={int(r): int(t) for r, t in latest},
+        )
         for notice in notices:
             try:
-                decision = _prepare_one(session, notice, templates, settings)
+                decision = _prepare_one(session, notice, batch, settings)
             except Exception as exc:  # a context that cannot be built must not stop the other notices
                 decision = _Done(notice.id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
             (ready if isinstance(decision, _Ready) else done).append(decision)  # type: ignore[arg-type]
+        del loaded
     return ready, done
 
 
@@ -327,7 +364,8 @@ def _record_done(
 
 def _record_result(
     db: Database, claim: outbox.Claim, item: _Ready, result: SendResult, worker: str, now: datetime, tally: _Tally
-) -> None:
+) -> bool:
+    """Record one send's result in its own transaction; False when the lease was lost (nothing recorded)."""
     reply = result.reply
     if result.refused:
         reply += " (refused: " + "; ".join(f"{a}: {r}" for a, r in result.refused.items()) + ")"
@@ -361,13 +399,51 @@ def _record_result(
                 f"notice {item.notice_id}: lease lost before its result ({state}) could be recorded; another System "
                 f"Manager owns it (Message-ID {item.stored['message_id']})"
             )
-            return
+            return False
         tally.count(state)
         if state == outbox.SENT and item.request_id is not None:
-            request = session.scalar(select(Request).where(Request.id == item.request_id).with_for_update())
-            if request is not None and request.status == Status.AWAITING_CUSTOMER_CONTACT.value:
-                note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
-                change_status(session, request, Status.NOTIFIED_VIA_EMAIL, SYSTEM_USER, now=now, note=note[:500])
+            note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
+            advance_if_at(session, item.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                          SYSTEM_USER, now=now, note=note)  # fmt: skip
+    return True
+
+
+class _Recorder:
+    """Records results on its own thread, in order, while the next message is transferred.
+
+    :meth:`gate` is the SMTP transport's hook before the final dot: it waits until the previous result is
+    committed. So the transfer of message n+1 overlaps the commit of message n, yet the server never holds
+    two accepted messages that are not recorded (docs/DELIVERY.md).
+    """
+
+    def __init__(self, db: Database, worker: str, clock: _Clock, tally: _Tally) -> None:
+        self._db, self._worker, self._clock, self._tally = db, worker, clock, tally
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder")
+        self._last: Future[bool] | None = None
+        self.failed = False
+
+    def submit(self, claim: outbox.Claim, item: _Ready, result: SendResult) -> None:
+        """Queue one result (FIFO)."""
+        self._last = self._pool.submit(_record_result, self._db, claim, item, result, self._worker, self._clock(),
+                                       self._tally)  # fmt: skip
+
+    def gate(self) -> bool:
+        """Wait for every queued result to be committed; False if one could not be (stop sending)."""
+        last, self._last = self._last, None
+        if last is None:
+            return not self.failed
+        try:
+            if not last.result():
+                self.failed = True
+        except Exception as exc:
+            self._tally.errors.append(f"recording a result failed: {_one_line(exc)}")
+            self.failed = True
+        return not self.failed
+
+    def close(self) -> None:
+        """Finish what is queued and stop the thread."""
+        self.gate()
+        self._pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------------------------------- cycle
@@ -387,11 +463,19 @@ def _send_due(
     tally: _Tally,
 ) -> None:
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
+    recorder = _Recorder(db, worker, clock, tally)
     connected = False
     claim: outbox.Claim | None = None
     outstanding: list[int] = []
+
+    def give_back(reason: str) -> None:
+        nonlocal outstanding
+        if claim is not None and outstanding:
+            outbox.release(db, claim.token, outstanding, reason)
+        outstanding = []
+
     try:
-        while not should_stop():
+        while not should_stop() and not recorder.failed:
             claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
             if not claim.ids:
                 return
@@ -402,29 +486,34 @@ def _send_due(
             outstanding = [item.notice_id for item in ready]
             for index, item in enumerate(ready):
                 if should_stop() or time.monotonic() > deadline:
-                    outbox.release(db, claim.token, outstanding, "not sent yet: the System Manager stopped")
-                    outstanding = []
+                    recorder.gate()
+                    give_back("not sent yet: the System Manager stopped")
                     return
                 if not connected:
                     try:
                         transport.open()
                         connected = True
                     except SmtpConnectionError as exc:
+                        recorder.gate()
                         tally.errors.append(str(exc))
-                        outbox.release(db, claim.token, outstanding, f"not sent yet: {exc}")
-                        outstanding = []
+                        give_back(f"not sent yet: {exc}")
                         return
-                result = transport.send(item.outgoing)
+                result = transport.send(item.outgoing, gate=recorder.gate)
                 connected = not result.connection_lost
-                _record_result(db, claim, item, result, worker, clock(), tally)
+                if result.outcome is Outcome.ABORTED:
+                    give_back("not sent yet: recording the previous result failed")
+                    return
+                recorder.submit(claim, item, result)
                 outstanding = [r.notice_id for r in ready[index + 1 :]]
+            if not recorder.gate():  # the batch is recorded before the next claim (and before counting)
+                return
     finally:
         transport.close()
-        if claim is not None and outstanding:
-            try:  # an unexpected error: give the rest back now rather than after the lease
-                outbox.release(db, claim.token, outstanding, "not sent yet: the System Manager hit an error")
-            except Exception as exc:
-                tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
+        recorder.close()
+        try:  # an unexpected error: give the rest back now rather than after the lease
+            give_back("not sent yet: the System Manager hit an error")
+        except Exception as exc:
+            tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
 def _safe_count(db: Database, tally: _Tally) -> int:

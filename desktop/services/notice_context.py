@@ -106,9 +106,19 @@ def empty_reset() -> dict[str, Any]:
 
 
 def request_notice_context(
-    session: Session, request_id: int, *, region: str = "US", today: date | None = None
+    session: Session,
+    request_id: int,
+    *,
+    region: str = "US",
+    today: date | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The full context for a notice about one request (arrival e-mail, printed notice)."""
+    """The full context for a notice about one request (arrival e-mail, printed notice).
+
+    Args:
+        shared: :func:`system_settings` already read (the outbox renders thousands per batch: one query, not one
+            per notice).
+    """
     request = session.get(Request, request_id)
     if request is None:
         raise LookupError(f"request id {request_id} does not exist")
@@ -118,7 +128,7 @@ def request_notice_context(
         "patron": patron_context(patron, region),
         "request": request_context(request),
         "pickup": pickup_context(pickup, request.status_changed_at),
-        "library": library_context(system_settings(session)),
+        "library": library_context(shared if shared is not None else system_settings(session)),
         "reset": empty_reset(),
         "today": (today or utcnow().date()).isoformat(),
     }

@@ -23,9 +23,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Result, and_, func, or_, select, update
+from sqlalchemy import Insert, Result, Table, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -379,6 +380,37 @@ def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
         return _rowcount(result)
 
 
+@lru_cache(maxsize=32)
+def _record_statements(columns: frozenset[str]) -> tuple[Update, Insert]:
+    """The two statements of :func:`record` for one set of columns, built once and executed with parameters.
+
+    Building a DML statement per notice (``.values(...)`` with long rendered bodies) costs more than running
+    it; with bind parameters SQLAlchemy compiles each shape once and reuses it.
+    """
+    table = cast(Table, Notification.__table__)
+    update_stmt = (
+        table.update()
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.lease_owner == bindparam("b_token"),
+            table.c.state.in_(WAITING_STATES),
+        )
+        .values({name: bindparam(f"v_{name}") for name in sorted(columns)})
+    )
+    attempt = (
+        cast(Table, NotificationAttempt.__table__)
+        .insert()
+        .values(
+            notification_id=bindparam("b_id"),
+            attempted_at=bindparam("a_at"),
+            worker=bindparam("a_worker"),
+            outcome=bindparam("a_outcome"),
+            reply=bindparam("a_reply"),
+        )
+    )
+    return update_stmt, attempt
+
+
 def record(
     session: Session,
     notice_id: int,
@@ -406,23 +438,14 @@ def record(
         "updated_at": now,
         **(values or {}),
     }
-    result = session.execute(
-        update(Notification)
-        .where(
-            Notification.id == notice_id,
-            Notification.lease_owner == token,
-            Notification.state.in_(WAITING_STATES),
-        )
-        .values(**changes)
-        .execution_options(synchronize_session=False)
-    )
-    if _rowcount(result) != 1:
+    update_stmt, attempt = _record_statements(frozenset(changes))
+    connection = session.connection()
+    params = {f"v_{name}": value for name, value in changes.items()}
+    result = connection.execute(update_stmt, {"b_id": notice_id, "b_token": token, **params})
+    if result.rowcount != 1:
         return False
-    session.add(
-        NotificationAttempt(
-            notification_id=notice_id, attempted_at=now, worker=worker, outcome=outcome, reply=reply[:4000]
-        )
-    )
+    connection.execute(attempt, {"b_id": notice_id, "a_at": now, "a_worker": worker, "a_outcome": outcome,
+                                 "a_reply": reply[:4000]})  # fmt: skip
     return True
 
 

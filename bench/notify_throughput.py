@@ -1,0 +1,133 @@
+"""Benchmark: 2,000 queued e-mail notices through ``callslip-manager run --once`` into a local SMTP server,
+against a plain smtplib loop sending the same, already rendered messages on one connection.
+
+Both clients are separate processes talking to the same aiosmtpd sink (which runs in this process), so they
+pay the same server. Measured in the same run:
+
+* ``ours_cycle_seconds``: the cycle as ``run --once`` reports it (claim, render, send, record every notice with
+  its own commit, move every request to Customer Notified via E-Mail);
+* ``ours_process_seconds``: the whole ``run --once`` process, Python start-up and schema check included;
+* ``plain_seconds``: connect, ``sendmail`` the 2,000 messages ``run --once`` produced, quit (no database).
+
+``ratio`` = ours_cycle_seconds / plain_seconds (target ≤ 1.5). SQLite by default; ``--postgres URL`` (an
+existing database to create a scratch database in) measures PostgreSQL too.
+
+Run: ``.venv/bin/python -m bench.notify_throughput [--count 2000] [--postgres postgresql://…] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from bench._common import emit, isolated_environment, scratch_dir
+from desktop.db.engine import sqlite_url
+from desktop.services.database import open_database
+from tests.outbox_support import FROM, bulk_arrivals
+from tests.smtp_sink import SmtpSink
+
+PLAIN_LOOP = """
+import json, smtplib, sys, time
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+messages = json.load(open(path))
+started = time.perf_counter()
+smtp = smtplib.SMTP(host, port, timeout=30)
+for sender, recipients, data in messages:
+    smtp.sendmail(sender, recipients, data.encode("latin-1"))
+smtp.quit()
+print(time.perf_counter() - started)
+"""
+
+
+def run_ours(url: str, sink: SmtpSink, env: dict[str, str]) -> tuple[float, float, str]:
+    env = env | {"CALLSLIP_SMTP_HOST": sink.host, "CALLSLIP_SMTP_PORT": str(sink.port), "CALLSLIP_SMTP_FROM": FROM}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "desktop.manager", "--database", url, "run", "--once"], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    process_seconds = time.perf_counter() - started
+    summary = done.stdout.strip().splitlines()[-1]
+    cycle_seconds = float(summary.rsplit("(", 1)[1].split(" s)")[0])
+    return cycle_seconds, process_seconds, summary
+
+
+def run_plain(sink: SmtpSink, folder: Path, env: dict[str, str]) -> float:
+    path = folder / "messages.json"
+    with sink.lock:
+        messages = [(m.mail_from, m.rcpt_tos, m.data.decode("latin-1")) for m in sink.messages]
+        sink.messages.clear()
+    path.write_text(json.dumps(messages))
+    done = subprocess.run([sys.executable, "-c", PLAIN_LOOP, sink.host, str(sink.port), str(path)], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return float(done.stdout.strip())
+
+
+def measure(url: str, count: int, folder: Path) -> dict[str, float | str]:
+    db, _ = open_database(url)
+    try:
+        bulk_arrivals(db, count)
+    finally:
+        db.dispose()
+    env = isolated_environment(folder)
+    sink = SmtpSink().start()
+    try:
+        cycle, process, summary = run_ours(url, sink, env)
+        assert len(sink.messages) == count, summary
+        plain = run_plain(sink, folder, env)
+        assert len(sink.messages) == count
+    finally:
+        sink.stop()
+    return {"ours_cycle_seconds": round(cycle, 3), "ours_process_seconds": round(process, 3),
+            "plain_seconds": round(plain, 3), "summary": summary}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--postgres", metavar="URL", help="also measure on a scratch database of this server")
+    parser.add_argument("--quick", action="store_true", help="500 notices")
+    args = parser.parse_args()
+    count = 500 if args.quick else args.count
+    figures: dict[str, float | str] = {}
+    with scratch_dir() as folder:
+        sqlite = measure(sqlite_url(folder / "bench.sqlite3"), count, folder)
+        figures.update({f"sqlite_{k}": v for k, v in sqlite.items()})
+        ratio = float(sqlite["ours_cycle_seconds"]) / float(sqlite["plain_seconds"])
+        figures["sqlite_ratio"] = round(ratio, 3)
+        figures["sqlite_process_ratio"] = round(
+            float(sqlite["ours_process_seconds"]) / float(sqlite["plain_seconds"]), 3
+        )
+        if args.postgres:
+            base = make_url(args.postgres).set(drivername="postgresql+psycopg")
+            name = f"callslip_bench_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                pg = measure(base.set(database=name).render_as_string(hide_password=False), count, folder)
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+            figures.update({f"postgres_{k}": v for k, v in pg.items()})
+            figures["postgres_ratio"] = round(float(pg["ours_cycle_seconds"]) / float(pg["plain_seconds"]), 3)
+    emit(
+        "notify_throughput",
+        figures,
+        baseline="plain smtplib loop sending the same rendered messages on one connection (no database)",
+        ratio=ratio,
+        ratio_meaning="SQLite run --once cycle seconds / plain loop seconds; target ≤ 1.5",
+        description=f"{count} queued notices through callslip-manager run --once into a local aiosmtpd sink",
+        units={k: "s" for k in figures if k.endswith("seconds")},
+        parameters={"count": count, "postgres": bool(args.postgres)},
+    )
+
+
+if __name__ == "__main__":
+    main()
