@@ -49,7 +49,7 @@ def drain_with_workers(db: Database, sink: SmtpSink, workers: int, count: int) -
     bulk_arrivals(db, count)
     processes = [start_manager(database_url(db), sink, "run", "--once") for _ in range(workers)]
     outputs = [p.communicate(timeout=240) for p in processes]
-    for process, (out, err) in zip(processes, outputs, strict=True):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
     sent_by_worker = [int(out.split("sent ")[1].split(",")[0]) for out, _ in outputs]
     assert sum(sent_by_worker) == count
