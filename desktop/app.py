@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"Callslip cannot open the database: {type(exc).__name__}: {exc}",
                      interactive=not (args.screenshot or args.self_check))  # fmt: skip
     if args.screenshot:
+        window.resize(1280, 780)  # the same picture every time, whatever size was remembered
         window.show()
         wait_until_loaded(window)
         ok = window.grab().save(str(args.screenshot))

@@ -337,3 +337,19 @@ def test_closing_stops_background_threads(qtbot: QtBot, seeded_db: Database, set
     assert running_threads()
     close_window(window)
     assert not running_threads()
+
+
+def test_switching_database_reloads_everything(qtbot: QtBot, main_window: MainWindow, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from desktop.services.demo import seed_demo
+
+    other, _ = open_database(sqlite_url(Path(str(tmp_path)) / "other.sqlite3"))
+    seed_demo(other, patrons=5, requests=17)
+    main_window.ctx.switch_database(other)  # the old handle is disposed by the context
+    qtbot.waitUntil(lambda: main_window.workspace.table_model.total == 17)
+    wait_idle(qtbot, main_window)
+    assert main_window.workspace.queue_model.index_of(None).data(COUNT_ROLE) == 17
+    assert "other.sqlite3" in main_window.database_label.text()
+    close_window(main_window)
+    other.dispose()

@@ -215,20 +215,25 @@ def _check_window(offset: int, limit: int) -> None:
 
 
 def _rows(session: Session, query: QueueQuery, offset: int, limit: int) -> tuple[RequestRow, ...]:
-    return tuple(_row(values) for values in session.execute(rows_statement(query, offset, limit)))
+    # Core execution on the session's connection: plain rows, none of the ORM's per-row bookkeeping.
+    return tuple(_row(values) for values in session.connection().execute(rows_statement(query, offset, limit)))
+
+
+def _total(session: Session, query: QueueQuery) -> int:
+    return int(session.connection().execute(total_statement(query)).scalar() or 0)
 
 
 def queue_total(db: Database, query: QueueQuery) -> int:
     """How many requests ``query`` lists."""
     with db.read() as session:
-        return int(session.scalar(total_statement(query)) or 0)
+        return _total(session, query)
 
 
 def load_window(db: Database, query: QueueQuery, offset: int, limit: int, *, with_total: bool = True) -> QueueWindow:
     """Rows ``offset … offset+limit-1`` of ``query`` (and its total), read in one transaction."""
     _check_window(offset, limit)
     with db.read() as session:
-        total = int(session.scalar(total_statement(query)) or 0) if with_total else None
+        total = _total(session, query) if with_total else None
         rows = _rows(session, query, offset, limit) if total is None or offset < total else ()
     return QueueWindow(query, offset, rows, total)
 
@@ -239,7 +244,7 @@ def refresh_windows(db: Database, query: QueueQuery, offsets: Iterable[int], lim
     for offset in wanted:
         _check_window(offset, limit)
     with db.read() as session:
-        total = int(session.scalar(total_statement(query)) or 0)
+        total = _total(session, query)
         windows = {offset: _rows(session, query, offset, limit) for offset in wanted if offset < total}
     return QueueRefresh(query, total, windows)
 

@@ -62,9 +62,9 @@ from desktop.ui.record_table_model import RecordTableModel, local_time
 #: Field name → label, in form order; articles show the journal rows, loans the title rows.
 _TEXT_FIELDS = {
     "loan_title": "&Title",
-    "loan_author": "&Author",
     "photo_journal_title": "&Journal",
     "photo_article_title": "A&rticle title",
+    "loan_author": "&Author",
     "call_number": "&Call number",
     "lending_library": "&Lending library",
 }

@@ -18,6 +18,7 @@ from datetime import date, datetime
 import shiboken6
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
+from desktop.services.database import Database
 from desktop.services.queues import (
     QueueQuery,
     QueueRefresh,
@@ -63,6 +64,38 @@ COLUMNS: tuple[tuple[str, SortKey, Callable[[RequestRow], str]], ...] = (
 )
 
 
+Texts = tuple[tuple[str, ...], ...]
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_TRANSACTION = int(TRANSACTION_ROLE)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+
+def row_texts(rows: tuple[RequestRow, ...]) -> Texts:
+    """Every cell's text, formatted once (on the worker thread) instead of on every paint."""
+    return tuple(tuple(column[2](row) for column in COLUMNS) for row in rows)
+
+
+def fetch_window(
+    db: Database, query: QueueQuery, offset: int, limit: int, *, with_total: bool
+) -> tuple[QueueWindow, Texts]:
+    """A window of rows and their cell texts (runs on the worker thread)."""
+    window = load_window(db, query, offset, limit, with_total=with_total)
+    return window, row_texts(window.rows)
+
+
+def fetch_refresh(
+    db: Database, query: QueueQuery, offsets: list[int], limit: int
+) -> tuple[QueueRefresh, dict[int, Texts]]:
+    """Fresh windows and their cell texts (runs on the worker thread)."""
+    result = refresh_windows(db, query, offsets, limit)
+    return result, {offset: row_texts(rows) for offset, rows in result.windows.items()}
+
+
 class RequestTableModel(QAbstractTableModel):
     """Rows of one :class:`QueueQuery`, paged in from the database off the GUI thread.
 
@@ -83,6 +116,7 @@ class RequestTableModel(QAbstractTableModel):
         self._generation = 0
         self._total = 0
         self._pages: dict[int, tuple[RequestRow, ...]] = {}
+        self._texts: dict[int, Texts] = {}
         self._pending: set[int] = set()
         self._loading = False
         self._refreshing = False
@@ -137,23 +171,25 @@ class RequestTableModel(QAbstractTableModel):
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         """Cell text; a row not loaded yet shows "…" and asks for its page."""
-        if not index.isValid() or not 0 <= index.row() < self._total:
+        row = index.row()
+        if not index.isValid() or not 0 <= row < self._total:
             return None
-        found = self.row_data(index.row())
-        if found is None:
-            if role == Qt.ItemDataRole.DisplayRole:
-                self._want(index.row() // PAGE)
+        texts = self._texts.get(row // PAGE)
+        offset = row % PAGE
+        if texts is None or offset >= len(texts):
+            if role == _DISPLAY:
+                self._want(row // PAGE)
                 return LOADING
             return None
         column = index.column()
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return COLUMNS[column][2](found)
-        if role == TRANSACTION_ROLE:
-            return found.transaction_number
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{COLUMNS[column][0]}: {COLUMNS[column][2](found)}"
-        if role == Qt.ItemDataRole.TextAlignmentRole and column == 0:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role in (_DISPLAY, _TOOLTIP):
+            return texts[offset][column]
+        if role == _TRANSACTION:
+            return self._pages[row // PAGE][offset].transaction_number
+        if role == _ACCESSIBLE:
+            return f"{COLUMNS[column][0]}: {texts[offset][column]}"
+        if role == _ALIGNMENT and column == 0:
+            return _RIGHT
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -169,7 +205,7 @@ class RequestTableModel(QAbstractTableModel):
         """Rows are selectable, never edited in place (edits go through the request form)."""
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return _ROW_FLAGS
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Ask the database for another order (a new list, so the model resets)."""
@@ -187,12 +223,13 @@ class RequestTableModel(QAbstractTableModel):
         self._query = query
         self._total = 0
         self._pages.clear()
+        self._texts.clear()
         self._pending.clear()
         self._loading = True
         self._refreshing = False
         self.endResetModel()
         self._ctx.run(
-            functools.partial(load_window, self._ctx.db, query, 0, PAGE),
+            functools.partial(fetch_window, self._ctx.db, query, 0, PAGE, with_total=True),
             functools.partial(self._on_first_window, self._generation),
             functools.partial(self._on_failed, self._generation),
         )
@@ -204,7 +241,7 @@ class RequestTableModel(QAbstractTableModel):
         self._refreshing = True
         offsets = [page * PAGE for page in self._pages] or [0]
         self._ctx.run(
-            functools.partial(refresh_windows, self._ctx.db, self._query, offsets, PAGE),
+            functools.partial(fetch_refresh, self._ctx.db, self._query, offsets, PAGE),
             functools.partial(self._on_refresh, self._generation),
             functools.partial(self._on_failed, self._generation),
         )
@@ -215,7 +252,7 @@ class RequestTableModel(QAbstractTableModel):
             return
         self._pending.add(page)
         self._ctx.run(
-            functools.partial(load_window, self._ctx.db, self._query, page * PAGE, PAGE, with_total=False),
+            functools.partial(fetch_window, self._ctx.db, self._query, page * PAGE, PAGE, with_total=False),
             functools.partial(self._on_page, self._generation, page),
             functools.partial(self._on_failed, self._generation),
         )
@@ -223,26 +260,30 @@ class RequestTableModel(QAbstractTableModel):
     def _current(self, generation: int) -> bool:
         return shiboken6.isValid(self) and generation == self._generation
 
-    def _on_first_window(self, generation: int, window: QueueWindow) -> None:
+    def _on_first_window(self, generation: int, fetched: tuple[QueueWindow, Texts]) -> None:
         if not self._current(generation):
             return
+        window, texts = fetched
         self._loading = False
         total = window.total or 0
         if total:
             self.beginInsertRows(QModelIndex(), 0, total - 1)
             self._total = total
             self._pages = {0: window.rows}
+            self._texts = {0: texts}
             self.endInsertRows()
         self.loaded.emit(total)
 
-    def _on_page(self, generation: int, page: int, window: QueueWindow) -> None:
+    def _on_page(self, generation: int, page: int, fetched: tuple[QueueWindow, Texts]) -> None:
         if not self._current(generation):
             return
+        window, texts = fetched
         self._pending.discard(page)
         last = min(self._total, (page + 1) * PAGE) - 1
         if not window.rows or last < page * PAGE:
             return
         self._pages[page] = window.rows
+        self._texts[page] = texts
         self._evict(keep=page)
         self.dataChanged.emit(self.index(page * PAGE, 0), self.index(last, len(COLUMNS) - 1))
 
@@ -250,6 +291,7 @@ class RequestTableModel(QAbstractTableModel):
         while len(self._pages) > MAX_PAGES:
             farthest = max(self._pages, key=lambda p: abs(p - keep))
             del self._pages[farthest]
+            self._texts.pop(farthest, None)
 
     def _on_failed(self, generation: int, error: object) -> None:
         if not self._current(generation):
@@ -258,11 +300,13 @@ class RequestTableModel(QAbstractTableModel):
         self._refreshing = False
         self.loadFailed.emit(str(error) or type(error).__name__)
 
-    def _on_refresh(self, generation: int, result: QueueRefresh) -> None:
+    def _on_refresh(self, generation: int, fetched: tuple[QueueRefresh, dict[int, Texts]]) -> None:
         if not self._current(generation):
             return
+        result, offset_texts = fetched
         self._refreshing = False
         new_pages = {offset // PAGE: rows for offset, rows in result.windows.items() if rows}
+        new_texts = {offset // PAGE: texts for offset, texts in offset_texts.items() if texts}
         old_total, new_total = self._total, result.total
         if new_total == old_total and new_pages == self._pages:
             self.refreshed.emit(new_total)
@@ -277,19 +321,19 @@ class RequestTableModel(QAbstractTableModel):
         )
         if same_places:  # only the contents of rows changed: repaint them, nothing moves
             changed = [page for page, rows in new_pages.items() if self._pages.get(page) != rows]
-            self._pages = new_pages
+            self._pages, self._texts = new_pages, new_texts
             for page in changed:
                 last = min(self._total, (page + 1) * PAGE) - 1
                 self.dataChanged.emit(self.index(page * PAGE, 0), self.index(last, len(COLUMNS) - 1))
         else:
-            self._move_rows(new_pages)
+            self._move_rows(new_pages, new_texts)
         if new_total < old_total:
             self.beginRemoveRows(QModelIndex(), new_total, old_total - 1)
             self._total = new_total
             self.endRemoveRows()
         self.refreshed.emit(new_total)
 
-    def _move_rows(self, new_pages: dict[int, tuple[RequestRow, ...]]) -> None:
+    def _move_rows(self, new_pages: dict[int, tuple[RequestRow, ...]], new_texts: dict[int, Texts]) -> None:
         """Swap in new pages as a layout change, taking persistent indexes along with their requests."""
         self.layoutAboutToBeChanged.emit()
         new_rows = {
@@ -307,7 +351,7 @@ class RequestTableModel(QAbstractTableModel):
                 targets.append(self.index(new_rows[tn], index.column()))
             else:  # the request left this list
                 targets.append(QModelIndex())
-        self._pages = new_pages
+        self._pages, self._texts = new_pages, new_texts
         self._pending.clear()
         self.changePersistentIndexList(sources, targets)
         self.layoutChanged.emit()
