@@ -416,16 +416,26 @@ class _Recorder:
     two accepted messages that are not recorded (docs/DELIVERY.md).
     """
 
-    def __init__(self, db: Database, worker: str, clock: _Clock, tally: _Tally) -> None:
+    def __init__(self, db: Database, worker: str, clock: _Clock, tally: _Tally, *, pipeline: bool) -> None:
         self._db, self._worker, self._clock, self._tally = db, worker, clock, tally
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder")
+        # Without a pipeline (the GUI poller, whose QThread should not start Python threads) results are recorded
+        # at once, in the sending thread: the same guarantee, without the overlap.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder") if pipeline else None
         self._last: Future[bool] | None = None
         self.failed = False
 
     def submit(self, claim: outbox.Claim, item: _Ready, result: SendResult) -> None:
-        """Queue one result (FIFO)."""
-        self._last = self._pool.submit(_record_result, self._db, claim, item, result, self._worker, self._clock(),
-                                       self._tally)  # fmt: skip
+        """Queue one result (FIFO), or record it now without a pipeline."""
+        args = (self._db, claim, item, result, self._worker, self._clock(), self._tally)
+        if self._pool is not None:
+            self._last = self._pool.submit(_record_result, *args)
+            return
+        try:
+            if not _record_result(*args):
+                self.failed = True
+        except Exception as exc:
+            self._tally.errors.append(f"recording a result failed: {_one_line(exc)}")
+            self.failed = True
 
     def gate(self) -> bool:
         """Wait for every queued result to be committed; False if one could not be (stop sending)."""
@@ -443,7 +453,8 @@ class _Recorder:
     def close(self) -> None:
         """Finish what is queued and stop the thread."""
         self.gate()
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------------------------------- cycle
@@ -461,9 +472,10 @@ def _send_due(
     lease_seconds: float,
     should_stop: Callable[[], bool],
     tally: _Tally,
+    pipeline: bool,
 ) -> None:
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    recorder = _Recorder(db, worker, clock, tally)
+    recorder = _Recorder(db, worker, clock, tally, pipeline=pipeline)
     connected = False
     claim: outbox.Claim | None = None
     outstanding: list[int] = []
@@ -536,6 +548,7 @@ def run_cycle(
     lease_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
     send: bool = True,
+    pipeline: bool = True,
 ) -> CycleSummary:
     """Run one full System Manager cycle and say what it did; never raises for a server or data problem.
 
@@ -547,6 +560,8 @@ def run_cycle(
         lease_seconds: how long a claim is exclusive (default: 300 s, or 20 × the SMTP timeout if longer).
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
+        pipeline: record each result on a helper thread while the next message is transferred (faster); the
+            GUI poller passes False because its QThread should not start Python threads.
     """
     started = time.monotonic()
     clock = _Clock(db, now)
@@ -586,6 +601,7 @@ def run_cycle(
                 lease_seconds=lease,
                 should_stop=stop,
                 tally=tally,
+                pipeline=pipeline,
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")

@@ -262,10 +262,10 @@ class SmtpTransport:
                 f"cannot connect to {self.where}: {_network_reason(exc)}", temporary=True
             ) from None
         self._smtp = smtp
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, AttributeError):
             # The final dot goes out as its own small write (see send's gate): without TCP_NODELAY, Nagle's
             # algorithm would hold it for the server's delayed ACK, ~40 ms per message.
-            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         try:
             code, text = smtp.ehlo()
             if not 200 <= code < 300:

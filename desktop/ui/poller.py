@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.config import Settings
 from desktop.domain.clock import utcnow
@@ -44,10 +44,11 @@ class _PollWorker(QObject):
     cycleFinished = Signal(object)
     problem = Signal(str)
 
-    def __init__(self, db: Database, settings: Settings, stop: threading.Event) -> None:
+    def __init__(self, ctx: AppContext, stop: threading.Event) -> None:
         super().__init__()
-        self._db = db
-        self._settings = settings
+        self._ctx = ctx
+        self._db: Database = ctx.db
+        self._settings: Settings = ctx.settings
         self._stop = stop
         self._worker_name = f"{socket.gethostname()}:{os.getpid()}:gui"
         self._last_problem = ""
@@ -118,19 +119,19 @@ class _PollWorker(QObject):
         if self._kick is not None and not self._stop.is_set():
             self._kick.start(0)
 
-    @Slot(object)
-    def set_settings(self, settings: Settings) -> None:
+    @Slot()
+    def reload_settings(self) -> None:
         """New settings (SMTP server, interval) apply from the next cycle."""
-        self._settings = settings
+        settings = self._settings = self._ctx.settings
         if self._interval is not None:
             self._interval.start(settings.poll_seconds * 1000)
         self._last_problem = ""
         self.wake()
 
-    @Slot(object)
-    def set_database(self, db: Database) -> None:
+    @Slot()
+    def reload_database(self) -> None:
         """Another database: listen there and run a cycle on it."""
-        self._db = db
+        self._db = self._ctx.db
         self._last_problem = ""
         self._listen()
         self.wake()
@@ -152,7 +153,7 @@ class _PollWorker(QObject):
             send = False
         try:
             summary = run_cycle(self._db, settings, worker=self._worker_name, password=password,
-                                should_stop=self._stop.is_set, send=send)  # fmt: skip
+                                should_stop=self._stop.is_set, send=send, pipeline=False)  # fmt: skip
         except Exception as exc:  # the database is unreachable, …: report, keep polling
             log.exception("System Manager cycle failed")
             problems.append(f"the System Manager cycle failed: {type(exc).__name__}: {exc}")
@@ -203,8 +204,9 @@ class PollerController(QObject):
     cycleFinished = Signal(object)
     problem = Signal(str)
     _wake = Signal()
-    _settings = Signal(object)
-    _database = Signal(object)
+    # No arguments: the worker reads ctx.settings / ctx.db itself, so no object is shared between threads.
+    _settingsChanged = Signal()
+    _databaseChanged = Signal()
     _stopRequested = Signal()
 
     def __init__(self, ctx: AppContext, parent: QObject | None = None) -> None:
@@ -216,12 +218,12 @@ class PollerController(QObject):
         self._stop = threading.Event()
         self._thread = register_thread(QThread())
         self._thread.setObjectName("callslip-system-manager")
-        self._worker = _PollWorker(ctx.db, ctx.settings, self._stop)
+        self._worker = _PollWorker(ctx, self._stop)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.setup)
         self._wake.connect(self._worker.wake)
-        self._settings.connect(self._worker.set_settings)
-        self._database.connect(self._worker.set_database)
+        self._settingsChanged.connect(self._worker.reload_settings)
+        self._databaseChanged.connect(self._worker.reload_database)
         self._stopRequested.connect(self._worker.stop)
         self._worker.cycleStarted.connect(self.on_cycle_started)
         self._worker.cycleFinished.connect(self.on_cycle_finished)
@@ -254,13 +256,13 @@ class PollerController(QObject):
 
     @Slot(object)
     def on_settings_changed(self, settings: Settings) -> None:
-        """Pass new settings to the worker; they apply from its next cycle."""
-        self._settings.emit(settings)
+        """Tell the worker; the new settings apply from its next cycle."""
+        self._settingsChanged.emit()
 
     @Slot()
     def on_database_changed(self) -> None:
         """Follow the application to another database."""
-        self._database.emit(self.ctx.db)
+        self._databaseChanged.emit()
 
     @Slot()
     def on_cycle_started(self) -> None:
@@ -310,6 +312,7 @@ class PollerIndicator(QWidget):
         self.label.setObjectName("pollerIndicatorLabel")
         self.label.setAccessibleName("E-mail notifications status")
         self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)  # never elided
         layout.addWidget(self.label)
         self._working = False
         controller.cycleStarted.connect(self.on_cycle_started)
