@@ -1,0 +1,179 @@
+"""Benchmark: how long from a request reaching Awaiting Customer Contact to its e-mail arriving at the SMTP server.
+
+Two set-ups, measured in the same run (``--runs`` arrivals each, one at a time):
+
+* ``postgres_*``: the status change is made in this process; ``callslip-manager run`` (poll interval 300 s, like
+  ILLiad) runs in another process on the same PostgreSQL database and is woken by LISTEN/NOTIFY
+  (target: median ≤ 1 s). Needs ``--postgres URL`` (a server to create a scratch database on).
+* ``gui_sqlite_*``: one GUI process on SQLite: the change is made, the window emits ``ctx.changed("requests")``
+  and the QThread poller sends (target: median ≤ 0.5 s).
+
+Baseline: one plain smtplib send of a message to the same server (the floor any notifier pays); ``ratio`` is the
+SQLite GUI median over that floor. ILLiad's System Manager would take up to 300 s (its poll interval).
+
+Run: ``.venv/bin/python -m bench.notify_latency [--runs 20] [--postgres postgresql://…] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+from sqlalchemy import create_engine, make_url, text
+
+from bench._common import emit, isolated_environment, scratch_dir
+from desktop.db.engine import sqlite_url
+from desktop.domain.statuses import Status
+from desktop.services.database import Database, open_database
+from tests.outbox_support import FROM, add_patron, add_request, move, sink_settings
+from tests.smtp_sink import SmtpSink
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the e-mail did not arrive")
+        time.sleep(0.001)
+
+
+def _figures(prefix: str, samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        f"{prefix}_median_seconds": round(statistics.median(ordered), 4),
+        f"{prefix}_p90_seconds": round(ordered[int(0.9 * (len(ordered) - 1))], 4),
+        f"{prefix}_max_seconds": round(ordered[-1], 4),
+    }
+
+
+def floor_seconds(sink: SmtpSink, runs: int) -> float:
+    """Median of one plain smtplib connection + send (the baseline)."""
+    samples = []
+    for i in range(runs):
+        started = time.perf_counter()
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as smtp:
+            smtp.sendmail(FROM, [f"floor{i}@example.org"], b"Subject: floor\r\n\r\nfloor\r\n")
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def postgres_latency(admin_url: str, runs: int, folder: Path) -> list[float]:
+    base = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"callslip_latency_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    sink = SmtpSink().start()
+    db, _ = open_database(url)
+    env = isolated_environment(folder) | {"CALLSLIP_SMTP_HOST": sink.host, "CALLSLIP_SMTP_PORT": str(sink.port),
+                                          "CALLSLIP_SMTP_FROM": FROM, "CALLSLIP_POLL_SECONDS": "300"}  # fmt: skip
+    manager = subprocess.Popen([sys.executable, "-m", "desktop.manager", "--database", url, "run"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert manager.stdout is not None
+        banner = manager.stdout.readline()
+        assert "LISTEN/NOTIFY" in banner, banner
+        time.sleep(0.5)  # its first cycle
+        samples = []
+        for _ in range(runs):
+            request_id = add_request(db, add_patron(db))
+            before = len(sink.messages)
+            started = time.perf_counter()
+            move(db, request_id, Status.AWAITING_CUSTOMER_CONTACT)
+            _wait(lambda: len(sink.messages) > before)  # noqa: B023 - evaluated inside this iteration
+            samples.append(time.perf_counter() - started)
+        return samples
+    finally:
+        manager.terminate()
+        manager.communicate(timeout=30)
+        db.dispose()
+        sink.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def gui_latency(db: Database, sink: SmtpSink, runs: int) -> list[float]:
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.ui.context import AppContext
+    from desktop.ui.poller import PollerController
+
+    app = QApplication.instance() or QApplication([])
+    ctx = AppContext(db, sink_settings(sink, poll_seconds=300))
+    controller = PollerController(ctx)
+    loop = QEventLoop()
+    controller.cycleFinished.connect(loop.quit)
+    controller.start()
+    loop.exec()  # the first cycle
+    samples = []
+    try:
+        for _ in range(runs):
+            request_id = add_request(db, add_patron(db))
+            before = len(sink.messages)
+            timer = QTimer()
+            timer.setInterval(1)
+            timer.timeout.connect(lambda: len(sink.messages) > before and loop.quit())  # noqa: B023
+            started = time.perf_counter()
+            move(db, request_id, Status.AWAITING_CUSTOMER_CONTACT)  # as the request form does, then:
+            ctx.changed.emit("requests")
+            timer.start()
+            loop.exec()
+            samples.append(time.perf_counter() - started)
+            timer.stop()
+    finally:
+        controller.shutdown()
+        ctx.shutdown()
+        del app
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL", help="measure the cross-process PostgreSQL case on this server")
+    parser.add_argument("--quick", action="store_true", help="5 arrivals each")
+    args = parser.parse_args()
+    runs = 5 if args.quick else args.runs
+    figures: dict[str, float | str] = {}
+    with scratch_dir() as folder:
+        os.environ["CALLSLIP_CONFIG"] = str(folder / "config" / "callslip.toml")
+        sink = SmtpSink().start()
+        db, _ = open_database(sqlite_url(folder / "gui.sqlite3"))
+        try:
+            floor = floor_seconds(sink, runs)
+            figures["floor_plain_send_seconds"] = round(floor, 4)
+            figures |= _figures("gui_sqlite", gui_latency(db, sink, runs))
+        finally:
+            db.dispose()
+            sink.stop()
+        if args.postgres:
+            figures |= _figures("postgres", postgres_latency(args.postgres, runs, folder))
+    figures["illiad_poll_seconds"] = 300
+    emit(
+        "notify_latency",
+        figures,
+        baseline="one plain smtplib connect + send to the same server",
+        ratio=float(figures["gui_sqlite_median_seconds"]) / floor,
+        ratio_meaning="SQLite GUI median latency / plain send; targets: GUI median ≤ 0.5 s, PostgreSQL median ≤ 1 s",
+        description="status change to Awaiting Customer Contact → message at the SMTP sink",
+        units={k: "s" for k in figures if k.endswith("seconds")},
+        parameters={"runs": runs, "postgres": bool(args.postgres)},
+    )
+
+
+if __name__ == "__main__":
+    main()
