@@ -353,3 +353,30 @@ def test_switching_database_reloads_everything(qtbot: QtBot, main_window: MainWi
     assert "other.sqlite3" in main_window.database_label.text()
     close_window(main_window)
     other.dispose()
+
+
+def test_window_runs_and_stops_this_workstations_system_manager(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    from PySide6.QtWidgets import QWidget
+
+    from desktop.ui.borrowing_tab import module_available
+    from desktop.ui.threads import running_threads
+
+    if not module_available("desktop.ui.poller"):
+        return
+    window = MainWindow(AppContext(seeded_db, settings))  # run_poller is on by default; no SMTP server set up
+    qtbot.addWidget(window, before_close_func=close_window)
+    try:
+        assert window.poller is not None and window.poller.running
+        assert window.statusBar().findChild(QWidget, "pollerIndicator") is not None
+        assert "callslip-system-manager" in running_threads()
+        asked: list[bool] = []
+        window.ctx.sendNowRequested.connect(lambda: asked.append(True))
+        assert window.send_now_action.isEnabled()
+        window.send_now_action.trigger()
+        assert asked == [True]
+        assert "System Manager" in window.statusBar().currentMessage()
+    finally:
+        close_window(window)
+    assert not running_threads()
