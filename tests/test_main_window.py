@@ -214,8 +214,17 @@ def test_large_queue_is_read_in_pages(qtbot: QtBot, sqlite_db: Database, setting
 
 def test_keyboard_shortcuts(qtbot: QtBot, main_window: MainWindow) -> None:
     assert main_window.refresh_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Refresh)
-    main_window.search_requests()
-    assert QApplication.focusWidget() is main_window.workspace.filter_edit or not main_window.isActiveWindow()
+    main_window.activateWindow()
+    qtbot.waitUntil(main_window.isActiveWindow)
+    main_window.workspace.select_queue(ACC)
+    wait_idle(qtbot, main_window)
+    qtbot.keyClick(main_window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)  # Search requests
+    assert QApplication.focusWidget() is main_window.workspace.filter_edit
+    assert main_window.workspace.current_query().status is None  # searches every queue
+    refreshed: list[bool] = []
+    main_window.refresh_action.triggered.connect(lambda: refreshed.append(True))
+    qtbot.keyClick(main_window, Qt.Key.Key_F5)
+    assert refreshed == [True]
     for action in (main_window.open_action, main_window.search_action, main_window.refresh_action,
                    main_window.contact_action, main_window.quit_action):  # fmt: skip
         assert not action.shortcut().isEmpty(), action.objectName()
@@ -286,7 +295,9 @@ def test_empty_database_offers_demo_data(qtbot: QtBot, settings: Settings) -> No
         db.dispose()
 
 
-def test_unreachable_database_shows_a_clear_error(qtbot: QtBot, settings: Settings) -> None:
+def test_unreachable_database_shows_a_clear_error_and_recovers(
+    qtbot: QtBot, settings: Settings, seeded_db: Database
+) -> None:
     db = Database("postgresql://callslip@127.0.0.1:9/nowhere")  # nothing listens on port 9
     window = MainWindow(AppContext(db, settings.with_changes(run_poller=False)))
     window.show()
@@ -297,9 +308,14 @@ def test_unreachable_database_shows_a_clear_error(qtbot: QtBot, settings: Settin
         assert "127.0.0.1" in window.workspace.error_label.text()
         assert not window.grab().isNull()  # still painting
         qtbot.waitUntil(lambda: not window.ctx.runner.busy, timeout=15_000)
+        qtbot.waitUntil(lambda: window.workspace.table_model.failed, timeout=15_000)
+        # The database is reachable again (here: the workstation is pointed at a working one).
+        window.ctx.switch_database(Database(seeded_db.url))
+        qtbot.waitUntil(lambda: window.workspace.table_model.total == 300, timeout=15_000)
+        assert not banner.isVisible()
     finally:
         window.close()
-        db.dispose()
+        window.ctx.db.dispose()
 
 
 def test_slow_work_shows_busy_and_the_window_keeps_painting(qtbot: QtBot, main_window: MainWindow) -> None:

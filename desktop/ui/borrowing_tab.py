@@ -364,7 +364,9 @@ class BorrowingWorkspace(QWidget):
         self.queue_tree.expandAll()
         self.error_banner.hide()
         self.stack.setCurrentWidget(self.table if snapshot.total else self.empty_page)
-        if previous is not None and previous.marker != snapshot.marker:
+        if self.table_model.failed:  # the database is back: read the list that failed
+            self.table_model.set_query(self.current_query(), force=True)
+        elif previous is not None and previous.marker != snapshot.marker:
             self.table_model.refresh()
         self._update_title()
         self.snapshotChanged.emit(snapshot)

@@ -120,6 +120,7 @@ class RequestTableModel(QAbstractTableModel):
         self._pending: set[int] = set()
         self._loading = False
         self._refreshing = False
+        self._failed = False
 
     # --- state ------------------------------------------------------------------------------------------------
     @property
@@ -131,6 +132,11 @@ class RequestTableModel(QAbstractTableModel):
     def loading(self) -> bool:
         """True until the first page of the current query arrived."""
         return self._loading
+
+    @property
+    def failed(self) -> bool:
+        """True when the current list could not be read (a retry starts it again)."""
+        return self._failed
 
     @property
     def total(self) -> int:
@@ -227,6 +233,7 @@ class RequestTableModel(QAbstractTableModel):
         self._pending.clear()
         self._loading = True
         self._refreshing = False
+        self._failed = False
         self.endResetModel()
         self._ctx.run(
             functools.partial(fetch_window, self._ctx.db, query, 0, PAGE, with_total=True),
@@ -298,6 +305,7 @@ class RequestTableModel(QAbstractTableModel):
             return
         self._pending.clear()
         self._refreshing = False
+        self._failed = self._loading
         self.loadFailed.emit(str(error) or type(error).__name__)
 
     def _on_refresh(self, generation: int, fetched: tuple[QueueRefresh, dict[int, Texts]]) -> None:
