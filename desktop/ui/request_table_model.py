@@ -72,6 +72,7 @@ _ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _TRANSACTION = int(TRANSACTION_ROLE)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ANSWERED = frozenset({_DISPLAY, _TOOLTIP, _ACCESSIBLE, _ALIGNMENT, _TRANSACTION})
 _ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
@@ -177,6 +178,8 @@ class RequestTableModel(QAbstractTableModel):
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         """Cell text; a row not loaded yet shows "…" and asks for its page."""
+        if role not in _ANSWERED:  # most calls while painting: answer them before any other work
+            return None
         row = index.row()
         if not index.isValid() or not 0 <= row < self._total:
             return None
@@ -221,10 +224,15 @@ class RequestTableModel(QAbstractTableModel):
 
     # --- loading ----------------------------------------------------------------------------------------------
     def set_query(self, query: QueueQuery, *, force: bool = False) -> None:
-        """Show another list: reset, then load its length and first page in the background."""
+        """Show another list: ask the database first (it works while the view resets), then reset."""
         if query == self._query and not force:
             return
         self._generation += 1
+        self._ctx.run(
+            functools.partial(fetch_window, self._ctx.db, query, 0, PAGE, with_total=True),
+            functools.partial(self._on_first_window, self._generation),
+            functools.partial(self._on_failed, self._generation),
+        )
         self.beginResetModel()
         self._query = query
         self._total = 0
@@ -235,11 +243,6 @@ class RequestTableModel(QAbstractTableModel):
         self._refreshing = False
         self._failed = False
         self.endResetModel()
-        self._ctx.run(
-            functools.partial(fetch_window, self._ctx.db, query, 0, PAGE, with_total=True),
-            functools.partial(self._on_first_window, self._generation),
-            functools.partial(self._on_failed, self._generation),
-        )
 
     def refresh(self) -> bool:
         """Re-read the length and the cached pages in place; False when nothing was started (still loading)."""
