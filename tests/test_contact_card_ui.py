@@ -16,6 +16,7 @@ from desktop.services.database import open_database
 from desktop.ui.contact_card import ContactCard, PointEditor
 from desktop.ui.contact_info_tab import LOCATION, PRIMARY, TYPE, VALUE, PrimaryRole
 from desktop.ui.context import AppContext
+from desktop.ui.icons import icon
 from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
 from tests.patron_helpers import make_patron, points_of, primary_count
 
@@ -115,7 +116,8 @@ def test_add_an_email_from_the_add_menu_and_save(ctx: AppContext, qtbot: QtBot, 
     qtbot.waitUntil(lambda: len(rows(window)) == 4, timeout=5000)
     assert rows(window)[2] == ("E-mail", "Other", "Ada.L@example.org", False)
     model = tab.model
-    assert not model.data(model.index(2, TYPE), Qt.ItemDataRole.DecorationRole).isNull()
+    assert model.data(model.index(2, TYPE), Qt.ItemDataRole.DecorationRole).cacheKey() == icon("email").cacheKey()
+    assert model.data(model.index(3, TYPE), Qt.ItemDataRole.DecorationRole).cacheKey() == icon("phone").cacheKey()
     assert model.data(model.index(2, TYPE), Qt.ItemDataRole.ToolTipRole) == "E-mail"
     saved = points_of(sqlite_db, ada, "email")[-1]
     assert (saved.value, saved.normalized) == ("Ada.L@example.org", "ada.l@example.org")
