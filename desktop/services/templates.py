@@ -154,6 +154,11 @@ def _compiled(source: str, html: bool) -> Template:
 
 def render_part(source: str, context: Mapping[str, Any], *, part: str, html: bool = False) -> str:
     """Render one part, turning every Jinja failure into a :class:`TemplateError` that names it."""
+    if "{" not in source:
+        # Plain text (most CC/BCC/From parts): Jinja would return it unchanged, at the cost of a render context.
+        if len(source) > MAX_RENDERED:
+            raise TemplateError(f"is {len(source):,} characters, more than the {MAX_RENDERED:,} allowed", part)
+        return source
     try:
         template = _compiled(source, html)
     except TemplateSyntaxError as exc:
