@@ -6,6 +6,7 @@ offscreen. The last JSON line a benchmark prints is its result (see ``bench/_com
 report lists every figure, its ratio against the baseline measured in the same run, and the machine.
 
 Options: ``--quick`` (benchmarks that accept it use smaller sizes), ``--only NAME`` (repeatable),
+``--postgres URL`` (benchmarks that accept it measure PostgreSQL too; default ``$CALLSLIP_BENCH_POSTGRES_URL``),
 ``--output PATH`` (default ``docs/PERFORMANCE.md``), ``--timeout SECONDS`` per benchmark. Exits 1 if any
 benchmark failed (the report is still written, with the reason).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -64,11 +66,20 @@ def last_json_line(text: str) -> dict[str, Any] | None:
     return None
 
 
-def run_one(name: str, *, quick: bool, timeout: float, python: str = sys.executable) -> Outcome:
+def accepts_postgres(name: str, bench_dir: Path = BENCH_DIR) -> bool:
+    """Whether ``bench/<name>.py`` can also measure PostgreSQL (it has a ``--postgres URL`` option)."""
+    return "--postgres" in (bench_dir / f"{name}.py").read_text(encoding="utf-8")
+
+
+def run_one(
+    name: str, *, quick: bool, timeout: float, postgres: str | None = None, python: str = sys.executable
+) -> Outcome:
     """Run ``bench.<name>`` in its own process with a private environment."""
     command = [python, "-m", f"bench.{name}"]
     if quick and accepts_quick(name):
         command.append("--quick")
+    if postgres and accepts_postgres(name):
+        command += ["--postgres", postgres]
     started = time.perf_counter()
     with scratch_dir("callslip-bench-env-") as folder:
         try:
@@ -213,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report file (default docs/PERFORMANCE.md)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per benchmark (default 1800)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=os.environ.get("CALLSLIP_BENCH_POSTGRES_URL"),
+        help="PostgreSQL server for the benchmarks that also measure it (default: $CALLSLIP_BENCH_POSTGRES_URL)",
+    )
     args = parser.parse_args(argv)
     names = discover()
     if args.list:
@@ -231,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for name in names:
         print(f"running {name}…", file=sys.stderr, flush=True)
-        outcome = run_one(name, quick=args.quick, timeout=args.timeout)
+        outcome = run_one(name, quick=args.quick, timeout=args.timeout, postgres=args.postgres)
         verdict = f"failed: {outcome.error}" if outcome.error else "ok"
         print(f"  {name}: {verdict} ({outcome.seconds:.1f} s)", file=sys.stderr, flush=True)
         outcomes.append(outcome)
