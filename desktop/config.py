@@ -52,7 +52,8 @@ class Settings:
         database_url: SQLAlchemy URL; empty means the local SQLite file in the user data folder.
         smtp_host: outgoing mail server; empty means e-mail sending is not configured.
         smtp_security: ``none``, ``starttls`` or ``ssl`` (implicit TLS).
-        poll_seconds: System Manager interval when nothing wakes it sooner.
+        poll_seconds: this workstation's System Manager interval when nothing wakes it sooner; 0 (the default)
+            means the library's shared interval from the Customization Manager's Routing tab (300 s, like ILLiad).
         run_poller: whether this workstation runs the System Manager poller.
         web_base_url: start of the password-reset link; the token is appended.
         phone_region: ISO country used for phone numbers typed without a country code.
@@ -66,7 +67,7 @@ class Settings:
     smtp_username: str = field(default="", metadata=_env("CALLSLIP_SMTP_USERNAME"))
     smtp_from: str = field(default="", metadata=_env("CALLSLIP_SMTP_FROM"))
     smtp_timeout: float = field(default=30.0, metadata=_env("CALLSLIP_SMTP_TIMEOUT"))
-    poll_seconds: int = field(default=300, metadata=_env("CALLSLIP_POLL_SECONDS"))
+    poll_seconds: int = field(default=0, metadata=_env("CALLSLIP_POLL_SECONDS"))
     run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
     web_base_url: str = field(
         default="https://library.example.org/reset?token=", metadata=_env("CALLSLIP_WEB_BASE_URL")
@@ -110,8 +111,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"smtp_security must be none, starttls or ssl, not {settings.smtp_security!r}")
     if not 0 <= settings.smtp_port <= 65535:
         raise ConfigError(f"smtp_port must be from 0 to 65535, not {settings.smtp_port}")
-    if settings.poll_seconds < 1:
-        raise ConfigError(f"poll_seconds must be at least 1, not {settings.poll_seconds}")
+    if settings.poll_seconds < 0:
+        raise ConfigError(f"poll_seconds must be 0 (the shared interval) or more, not {settings.poll_seconds}")
     if settings.smtp_timeout <= 0:
         raise ConfigError("smtp_timeout must be more than 0 seconds")
     if len(settings.phone_region) != 2 or not settings.phone_region.isalpha():

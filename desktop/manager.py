@@ -26,6 +26,7 @@ from desktop.services import csv_export, csv_import, demo
 from desktop.services.database import open_database
 from desktop.services.dispatch import run_cycle
 from desktop.services.errors import ServiceError
+from desktop.services.shared_settings import effective_poll_seconds
 from desktop.services.status import route_request
 from desktop.services.wakeup import Waiter
 
@@ -167,7 +168,8 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     waiter = Waiter(db, stop)
     how = "LISTEN/NOTIFY and " if waiter.listening else ""
-    print(f"System Manager running on {db.display_name}: waking on {how}every {settings.poll_seconds} s "
+    print(f"System Manager running on {db.display_name}: waking on {how}every "
+          f"{effective_poll_seconds(db, settings.poll_seconds)} s "
           "(Ctrl-C stops)", file=out, flush=True)  # fmt: skip
     last_problem = ""
     try:
@@ -179,7 +181,7 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
                 stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
                 print(f"{stamp} {summary.describe()}", file=out, flush=True)
             last_problem = problem
-            wait = float(settings.poll_seconds)
+            wait = float(effective_poll_seconds(db, settings.poll_seconds))  # the Routing tab may change it
             if summary.next_due_at is not None:
                 wait = min(wait, max((summary.next_due_at - utcnow()).total_seconds(), 0.05))
             waiter.wait(wait)

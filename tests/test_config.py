@@ -23,7 +23,7 @@ from tests.conftest import MemoryKeyring
 
 def test_defaults_without_any_configuration(user_environment: Path) -> None:
     settings = load_settings()
-    assert settings.poll_seconds == 300
+    assert settings.poll_seconds == 0  # the library's shared interval (Routing tab), 300 s unless changed
     assert settings.resolved_database_url().endswith("callslip.sqlite3")
     assert str(user_environment) in settings.resolved_database_url()
     assert settings.effective_smtp_port == 25
@@ -47,7 +47,7 @@ def test_file_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value", "message"),
     [
         ("CALLSLIP_POLL_SECONDS", "soon", "CALLSLIP_POLL_SECONDS"),
-        ("CALLSLIP_POLL_SECONDS", "0", "at least 1"),
+        ("CALLSLIP_POLL_SECONDS", "-5", "0 \\(the shared interval\\) or more"),
         ("CALLSLIP_SMTP_SECURITY", "tls1.3", "none, starttls or ssl"),
         ("CALLSLIP_SMTP_PORT", "70000", "65535"),
         ("CALLSLIP_PHONE_REGION", "USA", "two-letter"),

@@ -4,6 +4,7 @@ one clear problem message per problem, the status-bar indicator, and a thread th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import keyring
 import keyring.errors
@@ -159,3 +160,28 @@ def test_shutdown_before_start_and_twice(sqlite_db: Database, smtp_sink: SmtpSin
     controller.start()  # refused after shutdown
     assert not controller.running
     ctx.shutdown()
+
+
+def test_the_shared_interval_applies_unless_the_workstation_sets_its_own(
+    sqlite_db: Database, smtp_sink: SmtpSink, qtbot: QtBot
+) -> None:
+    """The Routing tab's poll interval reaches every workstation's poller without a restart."""
+    from desktop.services import shared_settings
+
+    before = shared_settings.load_shared_settings(sqlite_db)
+    shared_settings.save_shared_settings(sqlite_db, before, replace(before, poll_seconds=77), changed_by="admin")
+    ctx = AppContext(sqlite_db, sink_settings(smtp_sink, poll_seconds=0))
+    controller = PollerController(ctx)
+    try:
+        with qtbot.waitSignal(controller.intervalChanged, timeout=10_000, check_params_cb=lambda s: s == 77):
+            controller.start()
+        current = shared_settings.load_shared_settings(sqlite_db)
+        shared_settings.save_shared_settings(sqlite_db, current, replace(current, poll_seconds=45), changed_by="admin")
+        with qtbot.waitSignal(controller.intervalChanged, timeout=10_000, check_params_cb=lambda s: s == 45):
+            controller.send_now()  # the next cycle picks up the new shared value
+        with qtbot.waitSignal(controller.intervalChanged, timeout=10_000, check_params_cb=lambda s: s == 600):
+            ctx.apply_settings(ctx.settings.with_changes(poll_seconds=600))  # this workstation's own wins
+        assert controller.interval_seconds == 600
+    finally:
+        controller.shutdown()
+        ctx.shutdown()

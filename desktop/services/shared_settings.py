@@ -99,6 +99,12 @@ def shared_poll_seconds(db: Database, default: int = 300) -> int:
         return _int(system_settings(session).get("poll_seconds"), default)
 
 
+def effective_poll_seconds(db: Database, workstation_seconds: int) -> int:
+    """The interval a System Manager waits: this workstation's own (``CALLSLIP_POLL_SECONDS``) when set,
+    else the library's shared one from the Routing tab, so administrators change every workstation at once."""
+    return workstation_seconds if workstation_seconds > 0 else shared_poll_seconds(db)
+
+
 def _int(value: Any, default: int) -> int:
     try:
         return int(value)

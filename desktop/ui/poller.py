@@ -27,6 +27,7 @@ from desktop.domain.clock import utcnow
 from desktop.secrets import SecretStoreError, smtp_password
 from desktop.services.database import Database
 from desktop.services.dispatch import CycleSummary, run_cycle
+from desktop.services.shared_settings import effective_poll_seconds
 from desktop.services.wakeup import PgListener
 from desktop.ui.context import AppContext
 from desktop.ui.threads import register_thread, stop_thread
@@ -43,6 +44,7 @@ class _PollWorker(QObject):
     cycleStarted = Signal()
     cycleFinished = Signal(object)
     problem = Signal(str)
+    intervalChanged = Signal(int)
 
     def __init__(self, ctx: AppContext, stop: threading.Event) -> None:
         super().__init__()
@@ -69,7 +71,7 @@ class _PollWorker(QObject):
     def setup(self) -> None:
         """Create the timers in this thread, start listening on PostgreSQL, and run a first cycle."""
         self._interval = self._timer(False, self.run_once)
-        self._interval.start(self._settings.poll_seconds * 1000)
+        self._restart_interval()
         self._kick = self._timer(True, self.run_once)
         self._retry = self._timer(True, self.run_once)
         self._relisten = self._timer(False, self._listen)
@@ -122,9 +124,8 @@ class _PollWorker(QObject):
     @Slot()
     def reload_settings(self) -> None:
         """New settings (SMTP server, interval) apply from the next cycle."""
-        settings = self._settings = self._ctx.settings
-        if self._interval is not None:
-            self._interval.start(settings.poll_seconds * 1000)
+        self._settings = self._ctx.settings
+        self._restart_interval()
         self._last_problem = ""
         self.wake()
 
@@ -161,8 +162,23 @@ class _PollWorker(QObject):
         if summary is not None:
             problems.extend(summary.errors)
             self.cycleFinished.emit(summary)
+            self._restart_interval(only_if_changed=True)  # the Routing tab may have changed the shared interval
             self._schedule_retry(summary.next_due_at)
         self._report("; ".join(problems))
+
+    def _restart_interval(self, *, only_if_changed: bool = False) -> None:
+        """(Re)start the poll timer with this workstation's interval, or the library's shared one."""
+        if self._interval is None:
+            return
+        try:
+            seconds = effective_poll_seconds(self._db, self._settings.poll_seconds)
+        except Exception:  # the database is unreachable: keep the current interval (or ILLiad's 300 s)
+            log.warning("cannot read the shared poll interval", exc_info=True)
+            seconds = self._settings.poll_seconds or self._interval.interval() // 1000 or 300
+        if only_if_changed and self._interval.isActive() and self._interval.interval() == seconds * 1000:
+            return
+        self._interval.start(seconds * 1000)
+        self.intervalChanged.emit(seconds)
 
     def _schedule_retry(self, due: datetime | None) -> None:
         """Wake for the earliest retry when it comes before the next poll (a 1-minute backoff stays 1 minute)."""
@@ -198,11 +214,13 @@ class PollerController(QObject):
         cycleStarted(): a cycle began (the indicator shows it is working).
         cycleFinished(object): a :class:`desktop.services.dispatch.CycleSummary`.
         problem(str): something stops e-mails from going out; emitted once per distinct problem.
+        intervalChanged(int): the poll interval in use now (this workstation's, or the library's shared one).
     """
 
     cycleStarted = Signal()
     cycleFinished = Signal(object)
     problem = Signal(str)
+    intervalChanged = Signal(int)
     _wake = Signal()
     # No arguments: the worker reads ctx.settings / ctx.db itself, so no object is shared between threads.
     _settingsChanged = Signal()
@@ -214,6 +232,7 @@ class PollerController(QObject):
         self.ctx = ctx
         self.last_summary: CycleSummary | None = None
         self.last_problem = ""
+        self.interval_seconds = 0
         self._own_change = False
         self._stop = threading.Event()
         self._thread = register_thread(QThread())
@@ -228,6 +247,7 @@ class PollerController(QObject):
         self._worker.cycleStarted.connect(self.on_cycle_started)
         self._worker.cycleFinished.connect(self.on_cycle_finished)
         self._worker.problem.connect(self.on_problem)
+        self._worker.intervalChanged.connect(self.on_interval_changed)
         ctx.changed.connect(self.on_changed)
         ctx.sendNowRequested.connect(self.send_now)
         ctx.settingsChanged.connect(self.on_settings_changed)
@@ -263,6 +283,12 @@ class PollerController(QObject):
     def on_database_changed(self) -> None:
         """Follow the application to another database."""
         self._databaseChanged.emit()
+
+    @Slot(int)
+    def on_interval_changed(self, seconds: int) -> None:
+        """Relay: the worker now polls every ``seconds``."""
+        self.interval_seconds = seconds
+        self.intervalChanged.emit(seconds)
 
     @Slot()
     def on_cycle_started(self) -> None:
