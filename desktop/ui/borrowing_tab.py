@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -38,6 +37,7 @@ from desktop.services.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext
 from desktop.ui.queue_model import ALL_REQUESTS, QueueModel
 from desktop.ui.request_table_model import COLUMNS, RequestTableModel
+from desktop.ui.tables import record_table
 
 #: How often counts are re-read so other workstations' changes show up.
 POLL_MS = 10_000
@@ -93,16 +93,7 @@ class BorrowingWorkspace(QWidget):
         self.queue_tree.selectionModel().currentChanged.connect(self.on_queue_chosen)
 
         self.table_model = RequestTableModel(ctx, self)
-        self.table = QTableView()
-        self.table.setObjectName("requestTable")
-        self.table.setAccessibleName("Requests in the chosen queue")
-        self.table.setModel(self.table_model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
+        self.table = record_table(self.table_model, "requestTable", "Requests in the chosen queue", multi=True)
         # Fixed row heights and column widths: nothing may measure all 100,000 rows.
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)

@@ -32,7 +32,6 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QBrush, QColor, QHideEvent, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QButtonGroup,
     QDialog,
     QDialogButtonBox,
@@ -70,6 +69,7 @@ from desktop.services.outbox import retry_notices
 from desktop.services.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.print_notices import NoticePrinter
+from desktop.ui.tables import record_table
 
 GEOMETRY_KEY = "contactCustomers/geometry"
 #: Seconds between refreshes that pick up other workstations' changes (this workstation's arrive at once).
@@ -439,15 +439,7 @@ class ContactCustomersDialog(QDialog):
         box.setAccessibleName(f"{method.value} group")
         box_layout = QVBoxLayout(box)
         model = ContactTableModel(method, self)
-        view = QTableView()
-        view.setObjectName(table_name)
-        view.setAccessibleName(f"Requests of patrons notified by {method.value}")
-        view.setModel(model)
-        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        view.setAlternatingRowColors(True)
-        view.setWordWrap(False)
+        view = record_table(model, table_name, f"Requests of patrons notified by {method.value}", multi=True)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.customContextMenuRequested.connect(self.on_context_menu)
         vertical = view.verticalHeader()

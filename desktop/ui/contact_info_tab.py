@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -34,6 +32,7 @@ from desktop.services.password_reset import reset_password as do_reset
 from desktop.services.patrons import ContactRow, PatronRecord
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
+from desktop.ui.tables import record_table
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -158,16 +157,7 @@ class ContactInfoTab(QWidget):
         self.setAccessibleName("Contact Info")
 
         self.model = ContactInfoModel(self)
-        self.table = QTableView()
-        self.table.setObjectName("contactInfoTable")
-        self.table.setAccessibleName("Contact information")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
+        self.table = record_table(self.model, "contactInfoTable", "Contact information")
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(TYPE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(LOCATION, QHeaderView.ResizeMode.ResizeToContents)

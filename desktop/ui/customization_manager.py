@@ -46,6 +46,7 @@ from desktop.services.errors import ServiceError
 from desktop.services.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.services.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
+from desktop.ui.tables import record_table
 from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -229,15 +230,7 @@ class CustomizationManager(QDialog):
         intro.setWordWrap(True)
         layout.addWidget(intro)
         self.templateModel = TemplateListModel(tab)
-        self.templateTable = QTableView(tab)
-        self.templateTable.setObjectName("templateTable")
-        self.templateTable.setAccessibleName("Notification templates")
-        self.templateTable.setModel(self.templateModel)
-        self.templateTable.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.templateTable.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.templateTable.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.templateTable.verticalHeader().setVisible(False)
-        self.templateTable.setAlternatingRowColors(True)
+        self.templateTable = record_table(self.templateModel, "templateTable", "Notification templates", parent=tab)
         header = self.templateTable.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)

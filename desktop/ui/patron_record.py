@@ -14,13 +14,11 @@ import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
     QGridLayout,
     QGroupBox,
     QHeaderView,
     QLabel,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -34,6 +32,7 @@ from desktop.ui.contact_info_tab import ContactInfoTab
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.record_table_model import RecordTableModel, local_time
+from desktop.ui.tables import record_table
 from desktop.ui.template_editor import restore_geometry, save_geometry
 
 _open_records: list[PatronRecordWindow] = []
@@ -160,15 +159,9 @@ class PatronRecordWindow(QWidget):
             ],
             self,
         )
-        self.requests_table = QTableView()
-        self.requests_table.setObjectName("patronRequestsTable")
-        self.requests_table.setAccessibleName("The patron's requests; double-click opens one")
-        self.requests_table.setModel(self.requests_model)
-        self.requests_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.requests_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.requests_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.requests_table.verticalHeader().hide()
-        self.requests_table.setAlternatingRowColors(True)
+        self.requests_table = record_table(
+            self.requests_model, "patronRequestsTable", "The patron's requests; double-click opens one"
+        )
         header = self.requests_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)

@@ -12,13 +12,11 @@ import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +25,7 @@ from desktop.services.patrons import DEFAULT_LIMIT, PatronHit, search_patrons
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.record_table_model import RecordTableModel
+from desktop.ui.tables import record_table
 from desktop.ui.template_editor import restore_geometry, save_geometry
 
 SEARCH_DELAY_MS = 300
@@ -90,15 +89,9 @@ class PatronSearch(QWidget):
             ],
             self,
         )
-        self.table = QTableView()
-        self.table.setObjectName("patronSearchTable")
-        self.table.setAccessibleName("Patrons found; Enter or double-click opens the record")
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
+        self.table = record_table(
+            self.model, "patronSearchTable", "Patrons found; Enter or double-click opens the record"
+        )
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.activated.connect(self.on_activated)

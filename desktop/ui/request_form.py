@@ -18,7 +18,6 @@ import shiboken6
 from PySide6.QtCore import QAbstractItemModel, QItemSelection, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFormLayout,
     QFrame,
@@ -58,6 +57,7 @@ from desktop.services.status import route_request
 from desktop.ui.borrowing_tab import module_available
 from desktop.ui.context import AppContext
 from desktop.ui.record_table_model import RecordTableModel, local_time
+from desktop.ui.tables import record_table
 
 #: Field name → label, in form order; articles show the journal rows, loans the title rows.
 _TEXT_FIELDS = {
@@ -393,17 +393,9 @@ class RequestForm(QWidget):
         return tabs
 
     def _table(self, name: str, accessible: str, model: QAbstractItemModel) -> QTableView:
-        table = QTableView()
-        table.setObjectName(name)
-        table.setAccessibleName(accessible)
-        table.setModel(model)
-        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        table.verticalHeader().hide()
+        table = record_table(model, name, accessible)
         table.horizontalHeader().setStretchLastSection(True)
         table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        table.setWordWrap(False)
         return table
 
     # --- loading ----------------------------------------------------------------------------------------------
