@@ -182,6 +182,7 @@ class CustomizationManager(QDialog):
         self.ctx = ctx
         self._ssl_context = ssl_context
         self.editors: dict[int, TemplateEditor] = {}
+        self._confirmations: dict[str, tuple[Any, str]] = {}  # open confirmation box -> (change, done message)
         self._shared: SharedSettings | None = None
         self._routing_base: SharedSettings | None = None
         self._library_base: LibraryInfo | None = None
@@ -481,38 +482,23 @@ class CustomizationManager(QDialog):
         if selected.deleted:
             self._change(template_admin.undelete_template, selected, f"“{selected.name}” will be sent again.")
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Delete template",
-            f"Delete the template “{selected.name}”?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+        self._confirm_then_change(
+            selected,
+            name="confirmDeleteBox",
+            icon=QMessageBox.Icon.Warning,
+            title="Delete template",
+            question=f"Delete the template “{selected.name}”?",
+            informative=(
+                "This notice will no longer be sent: requests that would get it stay at Awaiting Customer Contact "
+                "and the Contact Customers form says why. Undelete or Restore default to send it again."
+                if selected.channel == "email"
+                else "This notice can no longer be printed until you undelete it or restore the default."
+            ),
+            yes_text="&Delete",
+            cancel_is_default=True,
+            change=template_admin.delete_template,
+            done_message="“{name}” deleted: this notice is not sent.",
         )
-        box.setObjectName("confirmDeleteBox")
-        box.setInformativeText(
-            "This notice will no longer be sent: requests that would get it stay at Awaiting Customer Contact "
-            "and the Contact Customers form says why. Undelete or Restore default to send it again."
-            if selected.channel == "email"
-            else "This notice can no longer be printed until you undelete it or restore the default."
-        )
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.button(QMessageBox.StandardButton.Yes).setText("&Delete")
-        box.setProperty("templateId", selected.id)
-        box.finished.connect(self._on_delete_answer)
-        box.open()
-
-    @Slot(int)
-    def _on_delete_answer(self, answer: int) -> None:
-        box = self.sender()
-        if not isinstance(box, QMessageBox):
-            return
-        template_id = box.property("templateId")
-        box.deleteLater()
-        if answer != QMessageBox.StandardButton.Yes.value:
-            return
-        summary = next((r for r in self.templateModel.rows if r.id == template_id), None)
-        if summary is not None:
-            self._change(template_admin.delete_template, summary, f"“{summary.name}” deleted: this notice is not sent.")
 
     @Slot()
     def restore_selected(self) -> None:
@@ -520,32 +506,60 @@ class CustomizationManager(QDialog):
         selected = self.selected_template()
         if selected is None or not selected.has_default:
             return
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Restore default",
-            f"Replace “{selected.name}” with the default that ships with Callslip?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+        self._confirm_then_change(
+            selected,
+            name="confirmRestoreBox",
+            icon=QMessageBox.Icon.Question,
+            title="Restore default",
+            question=f"Replace “{selected.name}” with the default that ships with Callslip?",
+            informative="Your edits are kept in the template's history but no longer used.",
+            yes_text="&Restore",
+            cancel_is_default=False,
+            change=template_admin.restore_default,
+            done_message="“{name}” restored to the default.",
         )
-        box.setObjectName("confirmRestoreBox")
-        box.setInformativeText("Your edits are kept in the template's history but no longer used.")
-        box.button(QMessageBox.StandardButton.Yes).setText("&Restore")
+
+    def _confirm_then_change(
+        self,
+        selected: TemplateSummary,
+        *,
+        name: str,
+        icon: QMessageBox.Icon,
+        title: str,
+        question: str,
+        informative: str,
+        yes_text: str,
+        cancel_is_default: bool,
+        change: Any,
+        done_message: str,
+    ) -> None:
+        """Ask without blocking (``open()``, not ``exec()``); the answer slot makes the change on Yes."""
+        box = QMessageBox(
+            icon, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self
+        )
+        box.setObjectName(name)
+        box.setInformativeText(informative)
+        if cancel_is_default:
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Yes).setText(yes_text)
         box.setProperty("templateId", selected.id)
-        box.finished.connect(self._on_restore_answer)
+        self._confirmations[name] = (change, done_message)
+        box.finished.connect(self._on_confirmation_answer)
         box.open()
 
     @Slot(int)
-    def _on_restore_answer(self, answer: int) -> None:
+    def _on_confirmation_answer(self, answer: int) -> None:
         box = self.sender()
         if not isinstance(box, QMessageBox):
             return
         template_id = box.property("templateId")
+        change, done_message = self._confirmations.pop(box.objectName(), (None, ""))
         box.deleteLater()
-        if answer != QMessageBox.StandardButton.Yes.value:
+        if answer != QMessageBox.StandardButton.Yes.value or change is None:
             return
         summary = next((r for r in self.templateModel.rows if r.id == template_id), None)
         if summary is not None:
-            self._change(template_admin.restore_default, summary, f"“{summary.name}” restored to the default.")
+            self._change(change, summary, done_message.format(name=summary.name))
 
     def _change(self, fn: Any, summary: TemplateSummary, done_message: str) -> None:
         if summary.id in self.editors:
