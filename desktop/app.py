@@ -22,6 +22,7 @@ from desktop.services.demo import seed_demo
 from desktop.services.queues_count import has_requests
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
+from desktop.ui.threads import stop_all_threads
 
 
 def ensure_application() -> QApplication:
@@ -33,7 +34,15 @@ def ensure_application() -> QApplication:
     app.setApplicationName("Callslip")
     app.setOrganizationName("Callslip")
     app.setApplicationVersion(__version__)
+    app.aboutToQuit.connect(_stop_threads_on_quit)
     return app
+
+
+def _stop_threads_on_quit() -> None:
+    """Whatever window is still open, no worker thread outlives the event loop."""
+    stuck = stop_all_threads()
+    if stuck:
+        print(f"Callslip: threads still running at exit: {', '.join(stuck)}", file=sys.stderr)
 
 
 def create_main_window(

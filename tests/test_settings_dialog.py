@@ -16,9 +16,10 @@ from sqlalchemy import MetaData, select, text
 
 from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, config_path, load_settings
 from desktop.db.engine import sqlite_url
+from desktop.secrets import smtp_account
 from desktop.services.database import Database, open_database
 from desktop.ui.context import AppContext
-from desktop.ui.settings_dialog import SettingsDialog, open_settings_dialog
+from desktop.ui.settings_dialog import STORED_PLACEHOLDER, SettingsDialog, open_settings_dialog
 from tests.cm_helpers import ctx  # noqa: F401
 from tests.conftest import MemoryKeyring
 from tests.smtp_sink import SmtpSink, free_port
@@ -55,14 +56,34 @@ def _fill_smtp(dialog: SettingsDialog, sink_port: int, password: str) -> None:
     dialog.smtpPasswordEdit.setText(password)
 
 
-def test_object_names_and_current_values(dialog: SettingsDialog, ctx: AppContext, sqlite_db: Database) -> None:
+def test_object_names_and_current_values(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, sqlite_db: Database
+) -> None:
     assert dialog.objectName() == "settingsDialog"
     for name in ("testDatabaseButton", "testSmtpButton", "saveSettingsButton", "sqlitePathEdit", "smtpHostEdit"):
         widget = dialog.findChild(object, name)
         assert widget is not None and widget.accessibleName(), name  # type: ignore[attr-defined]
     assert dialog.sqliteRadio.isChecked()
     assert dialog.phoneRegionCombo.currentText() == "US"
-    assert dialog.smtpPasswordEdit.text() == "" and dialog.pgPasswordEdit.placeholderText() == "none stored"
+    assert dialog.smtpPasswordEdit.text() == ""
+    qtbot.waitUntil(lambda: dialog.pgPasswordEdit.placeholderText() == "none stored", timeout=10_000)
+
+
+def test_stored_passwords_are_announced_never_shown(
+    qtbot: QtBot, ctx: AppContext, memory_keyring: MemoryKeyring
+) -> None:
+    """The keyring is asked off the GUI thread; the form says a password is stored without showing it."""
+    settings = ctx.settings.with_changes(smtp_host="mail.example.org", smtp_username="ill")
+    ctx.apply_settings(settings)
+    memory_keyring.set_password(SMTP_KEYRING_SERVICE, smtp_account(settings), "hunter2")
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    try:
+        qtbot.waitUntil(lambda: dialog.smtpPasswordEdit.placeholderText() == STORED_PLACEHOLDER, timeout=10_000)
+        assert dialog.smtpPasswordEdit.text() == ""
+        assert dialog.pgPasswordEdit.placeholderText() == "none stored"
+    finally:
+        dialog.done(0)
 
 
 def test_smtp_test_connection_right_password(qtbot: QtBot, ctx: AppContext, auth_sink: SmtpSink) -> None:

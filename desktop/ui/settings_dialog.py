@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 from functools import partial
+from typing import cast
 
 import phonenumbers
 from PySide6.QtCore import Qt, Slot
@@ -319,19 +320,31 @@ class SettingsDialog(QDialog):
         self._show_stored_passwords()
 
     def _show_stored_passwords(self) -> None:
-        """Say (in the placeholder) which passwords the keyring already holds; never show them."""
+        """Say (in the placeholder) which passwords the keyring already holds; never show them.
+
+        The keyring is asked on the worker thread: a locked keyring may wait for its owner to unlock it.
+        """
         try:
             db_url = self.database_url()
-            has_db = not db_url.startswith("sqlite") and bool(
-                get_secret(DATABASE_KEYRING_SERVICE, database_account(db_url))
-            )
             settings = self._smtp_settings()
-            has_smtp = bool(settings.smtp_username) and bool(get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings)))
-        except (SecretStoreError, ConfigError, ValueError) as exc:
+        except (ConfigError, ValueError) as exc:
             self.errorLabel.setText(str(exc))
             return
+        self.pgPasswordEdit.setPlaceholderText("checking the keyring…")
+        self.smtpPasswordEdit.setPlaceholderText("checking the keyring…")
+        self._runner.run(
+            partial(_stored_passwords, db_url, settings), self._on_stored_passwords, self._on_stored_passwords_failed
+        )
+
+    def _on_stored_passwords(self, found: object) -> None:
+        has_db, has_smtp = cast(tuple[bool, bool], found)
         self.pgPasswordEdit.setPlaceholderText(STORED_PLACEHOLDER if has_db else "none stored")
         self.smtpPasswordEdit.setPlaceholderText(STORED_PLACEHOLDER if has_smtp else "none stored")
+
+    def _on_stored_passwords_failed(self, error: object) -> None:
+        self.pgPasswordEdit.setPlaceholderText("")
+        self.smtpPasswordEdit.setPlaceholderText("")
+        self.errorLabel.setText(str(error) if isinstance(error, SecretStoreError) else f"keyring: {error}")
 
     @Slot(bool)
     def _on_kind_toggled(self, sqlite: bool) -> None:
@@ -561,3 +574,10 @@ def open_settings_dialog(ctx: AppContext, parent: QWidget | None = None) -> Sett
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     dialog.open()
     return dialog
+
+
+def _stored_passwords(db_url: str, settings: Settings) -> tuple[bool, bool]:
+    """Whether the keyring holds a database password and an SMTP password for these accounts (worker thread)."""
+    has_db = not db_url.startswith("sqlite") and bool(get_secret(DATABASE_KEYRING_SERVICE, database_account(db_url)))
+    has_smtp = bool(settings.smtp_username) and bool(get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings)))
+    return has_db, has_smtp

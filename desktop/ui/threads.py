@@ -51,6 +51,19 @@ def stop_thread(thread: QThread, timeout_ms: int = 10_000) -> bool:
         return True
 
 
+def stop_all_threads(timeout_ms: int = 10_000) -> list[str]:
+    """Stop every registered QThread still running; return the names of any that did not end in time.
+
+    Connected to ``QApplication.aboutToQuit``: a window still open at exit (a dialog with its own worker) must
+    not leave a running QThread for the garbage collector, which would abort the process.
+    """
+    stuck = []
+    for thread in list(_threads):
+        if not stop_thread(thread, timeout_ms):
+            stuck.append(thread.objectName() or repr(thread))
+    return stuck
+
+
 @dataclass
 class _Job:
     id: int
