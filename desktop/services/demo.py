@@ -110,11 +110,12 @@ def seed_demo(
 def ensure_demo_pickups(session: Session) -> None:
     """Demo pickup locations: one with a routing delay, so routing can be seen at work."""
     have = set(session.scalars(select(PickupLocation.code)))
-    for code, name, delay in (("SCI", "Science Library Service Desk", 30), ("LAW", "Law Library", 0)):
+    for code, name, address, delay in (
+        ("SCI", "Science Library Service Desk", "20 Science Drive, Springfield", 30),
+        ("LAW", "Law Library", "5 Court Street, Springfield", 0),
+    ):
         if code not in have:
-            session.add(
-                PickupLocation(code=code, name=name, address=f"{name}, Springfield", routing_delay_minutes=delay)
-            )
+            session.add(PickupLocation(code=code, name=name, address=address, routing_delay_minutes=delay))
     session.flush()
 
 
