@@ -202,6 +202,13 @@ class BorrowingWorkspace(QWidget):
             "patrons and requests from ILLiad CSV exports."
         )
         text.setWordWrap(True)
+        # A wrapped label placed with an alignment flag gets a one-line height; centre it with stretches instead.
+        text.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        text.setMaximumWidth(520)
+        text_row = QHBoxLayout()
+        text_row.addStretch(1)
+        text_row.addWidget(text, 10)
+        text_row.addStretch(1)
         self.demo_button = QPushButton("Load &demo data")
         self.demo_button.setObjectName("loadDemoButton")
         self.demo_button.setAccessibleName("Load demo data")
@@ -223,7 +230,7 @@ class BorrowingWorkspace(QWidget):
         box = QVBoxLayout(page)
         box.addStretch(1)
         box.addWidget(heading, 0, Qt.AlignmentFlag.AlignHCenter)
-        box.addWidget(text, 0, Qt.AlignmentFlag.AlignHCenter)
+        box.addLayout(text_row)
         box.addLayout(buttons)
         box.addStretch(2)
         return page
