@@ -15,9 +15,11 @@ from PySide6.QtWidgets import (
     QToolButton,
 )
 from pytestqt.qtbot import QtBot
+from sqlalchemy import select
 
 from desktop.config import Settings, default_database_path
 from desktop.db.engine import sqlite_url
+from desktop.db.models import Request
 from desktop.domain.statuses import QUEUE_ORDER, Status
 from desktop.services.database import Database, open_database
 from desktop.services.status import route_request
@@ -147,6 +149,23 @@ def test_poll_picks_up_other_workstations_without_a_signal(
     main_window.workspace._poll.setInterval(50)
     main_window.workspace._poll.start()
     qtbot.waitUntil(lambda: model.total == before - 1, timeout=5000)
+
+
+def test_poll_picks_up_an_edit_made_elsewhere(qtbot: QtBot, main_window: MainWindow, second_db: Database) -> None:
+    """A title corrected on another workstation (no status change) reaches this window by the poll alone."""
+    choose(qtbot, main_window, ACC)
+    model = main_window.workspace.table_model
+    title_column = next(
+        c for c in range(model.columnCount()) if model.headerData(c, Qt.Orientation.Horizontal) == "Title"
+    )
+    tn = model.transaction_number(0)
+    assert tn is not None
+    with second_db.write() as session:  # another workstation edits the title (Request.updated_at moves)
+        request = session.scalars(select(Request).where(Request.transaction_number == tn)).one()
+        request.request_type, request.loan_title = "Loan", "Corrected Title"
+    main_window.workspace._poll.setInterval(50)
+    main_window.workspace._poll.start()
+    qtbot.waitUntil(lambda: model.index(0, title_column).data() == "Corrected Title", timeout=5000)
 
 
 def test_new_rows_from_elsewhere_are_appended_without_a_reset(

@@ -78,7 +78,7 @@ def test_empty_database_has_every_queue_at_zero(any_db: Database) -> None:
     assert not has_requests(any_db)
     snapshot = queue_snapshot(any_db)
     assert snapshot.total == 0 and len(snapshot.counts) == len(QUEUE_ORDER)
-    assert snapshot.marker == (0, 0)
+    assert snapshot.marker == (0, 0, None)
 
 
 def test_snapshot_marker_moves_on_a_route(demo_db: Database) -> None:
@@ -89,6 +89,21 @@ def test_snapshot_marker_moves_on_a_route(demo_db: Database) -> None:
     assert after.marker != before.marker
     assert after.count(Status.REQUEST_SENT.value) == before.count(Status.REQUEST_SENT.value) - 1
     assert after.count(Status.IN_TRANSIT_TO_PICKUP.value) == before.count(Status.IN_TRANSIT_TO_PICKUP.value) + 1
+
+
+def test_snapshot_marker_moves_on_an_edit_made_elsewhere(demo_db: Database) -> None:
+    """Another workstation changing a title (no status change, no new row) still tells every window to refresh."""
+    from sqlalchemy import select
+
+    from desktop.db.models import Request
+
+    before = queue_snapshot(demo_db)
+    with demo_db.write() as session:
+        request = session.scalars(select(Request).order_by(Request.id).limit(1)).one()
+        request.loan_title = request.loan_title + " (2nd edition)"
+    after = queue_snapshot(demo_db)
+    assert after.marker != before.marker
+    assert (after.last_tracking_id, after.last_request_id) == (before.last_tracking_id, before.last_request_id)
 
 
 def test_windows_cover_the_queue_once_in_order(demo_db: Database) -> None:

@@ -188,6 +188,7 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_status_tn", "status", "transaction_number"),
         Index("ix_requests_patron", "patron_id"),
+        Index("ix_requests_updated_at", "updated_at"),  # the main window's change marker (migration 0004)
     )
 
     @property
