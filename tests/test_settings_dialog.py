@@ -7,6 +7,7 @@ and the database never hold them) and switching databases without a restart."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -262,6 +263,21 @@ def test_switching_to_another_sqlite_file_reopens_without_restart(
     assert load_settings().database_url == sqlite_url(target)
     with ctx.db.read() as session:  # the new database is set up (templates, reference data)
         assert session.execute(text("SELECT count(*) FROM notice_templates")).scalar() == 4
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files through /proc")
+def test_cancelling_while_a_database_opens_closes_it_again(qtbot: QtBot, ctx: AppContext, tmp_path: Path) -> None:
+    """Nobody takes a database opened after the dialog went: the worker closes it instead of leaking it."""
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    target = tmp_path / "abandoned.sqlite3"
+    dialog.sqlitePathEdit.setText(str(target))
+    dialog.saveButton.click()
+    dialog.done(0)  # waits for the opening to finish
+    assert target.exists() and dialog.saved_settings is None
+    open_files = [Path(f"/proc/self/fd/{fd}").resolve() for fd in os.listdir("/proc/self/fd")]
+    assert not [f for f in open_files if f.name.startswith("abandoned.sqlite3")]
+    assert load_settings().database_url == ""  # nothing was saved
 
 
 def test_a_database_that_cannot_be_used_saves_nothing(

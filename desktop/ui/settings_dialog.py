@@ -10,6 +10,7 @@ and a different database is opened on a worker thread and swapped in, so nobody 
 from __future__ import annotations
 
 import ssl
+import threading
 from functools import partial
 from typing import cast
 
@@ -70,9 +71,15 @@ SECURITY_LABELS = (
 )
 
 
-def _open_database(url: str) -> Database:
-    """Worker-thread job: open (and, if needed, set up or upgrade) the chosen database."""
+def _open_database(url: str, cancelled: threading.Event) -> Database | None:
+    """Worker-thread job: open (and, if needed, set up or upgrade) the chosen database.
+
+    If the dialog was closed meanwhile nobody will take the handle, so it is closed here (``None``).
+    """
     db, _result = open_database(url)
+    if cancelled.is_set():
+        db.dispose()
+        return None
     return db
 
 
@@ -91,6 +98,7 @@ class SettingsDialog(QDialog):
         self._ssl_context = ssl_context
         self.saved_settings: Settings | None = None
         self._runner = TaskRunner("callslip-settings-checks", self)
+        self._closing = threading.Event()
         self.setObjectName("settingsDialog")
         self.setAccessibleName("Settings")
         self.setWindowTitle("Settings — this workstation")
@@ -518,7 +526,7 @@ class SettingsDialog(QDialog):
         self.saveButton.setEnabled(False)
         self.errorLabel.setStyleSheet("")
         self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…")
-        job = partial(_open_database, url_for_opening(url, password))
+        job = partial(_open_database, url_for_opening(url, password), self._closing)
         self._runner.run(job, partial(self._on_database_opened, new), self._on_open_failed)
 
     def _on_database_opened(self, new: Settings, db: object) -> None:
@@ -563,7 +571,9 @@ class SettingsDialog(QDialog):
             set_secret(SMTP_KEYRING_SERVICE, smtp_account(new), smtp_password)
 
     def done(self, result: int) -> None:
-        """Stop the worker thread before the dialog goes (a running test is waited for)."""
+        """Stop the worker thread before the dialog goes (a running test is waited for; a database still being
+        opened is closed again)."""
+        self._closing.set()
         self._runner.shutdown()
         super().done(result)
 
