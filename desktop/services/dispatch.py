@@ -112,6 +112,8 @@ class CycleSummary:
 
 @dataclass
 class _Tally:
+    """The counters of a cycle while it runs; its fields are CycleSummary's, which is built from them."""
+
     routed: int = 0
     created: int = 0
     sent: int = 0
@@ -616,14 +618,7 @@ def run_cycle(
         started_at=started_at,
         seconds=time.monotonic() - started,
         worker=worker,
-        routed=tally.routed,
-        created=tally.created,
-        sent=tally.sent,
-        failed=tally.failed,
-        retrying=tally.retrying,
-        no_template=tally.no_template,
-        cancelled=tally.cancelled,
         pending=pending,
-        errors=tally.errors,
         next_due_at=next_due,
+        **vars(tally),  # the counters and errors, named as in CycleSummary
     )
