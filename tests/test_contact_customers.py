@@ -3,8 +3,6 @@ service rules underneath (one query, skip-and-report, call log), on real SQLite 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGroupBox, QPushButton, QWidget
@@ -28,7 +26,10 @@ from desktop.services.errors import ValidationError
 from desktop.services.status import route_request
 from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
+from tests.contact_customers_helpers import ctx, dialog
 from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401 - the fixture
+
+__all__ = ["ctx", "dialog"]  # fixtures
 
 WAITING = Status.AWAITING_CUSTOMER_CONTACT.value
 GROUP_OBJECT_NAMES = {
@@ -36,25 +37,6 @@ GROUP_OBJECT_NAMES = {
     NotificationMethod.PHONE: "phoneGroup",
     NotificationMethod.MAIL: "mailGroup",
 }
-
-
-@pytest.fixture
-def ctx(seeded_db: Database, settings: Settings) -> Iterator[AppContext]:
-    """A workstation on the seeded database; its worker thread is stopped after the test."""
-    context = AppContext(seeded_db, settings)
-    yield context
-    context.shutdown()
-
-
-@pytest.fixture
-def dialog(ctx: AppContext, qtbot: QtBot) -> ContactCustomersDialog:
-    """The Contact Customers form, opened as the split button opens it, with its first load applied."""
-    form = open_contact_customers(ctx)
-    qtbot.addWidget(form)
-    # The first load's result is delivered through the event loop, so it cannot arrive before this wait starts.
-    with qtbot.waitSignal(form.loaded, timeout=10_000):
-        pass
-    return form
 
 
 def waiting_by_method(db: Database) -> dict[str, set[int]]:

@@ -5,7 +5,6 @@ template)."""
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
 
-from desktop.config import Settings
 from desktop.db.models import NoticeTemplate, Request, Tracking
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
@@ -26,28 +24,14 @@ from desktop.services.errors import ServiceError
 from desktop.services.printing import build_notices, split_blocks
 from desktop.services.status import route_request
 from desktop.services.templates import PRINT_NOTICE
-from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
-from desktop.ui.context import AppContext
+from desktop.ui.contact_customers import ContactCustomersDialog
 from desktop.ui.print_notices import NoticePrinter, render_page_image
+from tests.contact_customers_helpers import ctx, dialog
+
+__all__ = ["ctx", "dialog"]  # fixtures
 
 WAITING = Status.AWAITING_CUSTOMER_CONTACT.value
 MAILED = Status.NOTIFIED_VIA_MAIL.value
-
-
-@pytest.fixture
-def ctx(seeded_db: Database, settings: Settings) -> Iterator[AppContext]:
-    context = AppContext(seeded_db, settings)
-    yield context
-    context.shutdown()
-
-
-@pytest.fixture
-def dialog(ctx: AppContext, qtbot: QtBot) -> ContactCustomersDialog:
-    form = open_contact_customers(ctx)
-    qtbot.addWidget(form)
-    with qtbot.waitSignal(form.loaded, timeout=10_000):
-        pass
-    return form
 
 
 def plain(text: str) -> str:
