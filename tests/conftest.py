@@ -100,8 +100,15 @@ def no_leftover_threads() -> Iterator[None]:
 
     qthreads = running_threads()
     assert not qthreads, f"QThreads left running: {qthreads}"
+    # A _DummyThread is threading's stand-in for a QThread that ran Python code (checked above), not a thread
+    # Python started; it never reports itself finished and cannot be joined.
     leftover = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.name.startswith("asyncio")
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.is_alive()
+        and not t.name.startswith("asyncio")
+        and not isinstance(t, threading._DummyThread)  # type: ignore[attr-defined]
     ]
     for thread in leftover:
         thread.join(timeout=5)

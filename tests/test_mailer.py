@@ -17,6 +17,7 @@ from desktop.services.mailer import (
     SmtpTransport,
     build_message,
     check_connection,
+    envelope_address,
     message_id_for,
     send_test_message,
 )
@@ -239,3 +240,16 @@ def test_missing_from_address_is_an_error(smtp_sink: SmtpSink) -> None:
     notice = RenderedNotice("", "", ("a@example.org",), (), (), "s", "b", "")
     with pytest.raises(ValueError, match="no From address"):
         build_message(notice, notice_id=1, message_id="<x@y>", settings=settings)
+
+
+def test_envelope_addresses_are_bare_and_cannot_inject_commands() -> None:
+    assert envelope_address("ada@example.org") == "ada@example.org"
+    assert envelope_address(" Ada Lovelace <ada@example.org> ") == "ada@example.org"
+    assert envelope_address('"Lovelace, Ada" <ada@example.org>') == "ada@example.org"
+    with pytest.raises(ValueError, match="line break"):
+        envelope_address("ada@example.org\r\nRCPT TO:<eve@example.org>")
+    settings = sink_settings(SmtpSink(), smtp_from=f"Demo Library <{FROM}>")
+    message = build_message(rendered("Ada <ada@example.org>", cc=("Bob <bob@example.org>",)), notice_id=1,
+                            message_id="<m@x>", settings=settings)  # fmt: skip
+    assert (message.sender, message.recipients) == (FROM, ("ada@example.org", "bob@example.org"))
+    assert b"To: Ada <ada@example.org>" in message.data  # the header keeps the name

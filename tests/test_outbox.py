@@ -14,6 +14,7 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services import outbox
+from desktop.services.result_writer import ResultWriter
 from desktop.services.status import route_request
 from tests.outbox_support import add_patron, add_request, move, notices, request_status
 
@@ -160,11 +161,14 @@ def test_claims_do_not_overlap_and_a_lost_lease_cannot_record(any_db: Database) 
     later = now + timedelta(seconds=61)
     taken = outbox.claim_due(any_db, "C", limit=1, lease_seconds=60, now=later)
     assert taken.ids == (first.ids[0],)
-    with any_db.write() as session:
-        assert not outbox.record(session, first.ids[0], first.token, state="sent", outcome="sent", reply="250 ok",
-                                 worker="A", now=later)  # fmt: skip
-        assert outbox.record(session, first.ids[1], first.token, state="sent", outcome="sent", reply="250 ok",
-                             worker="A", now=later)  # fmt: skip
+    writer = ResultWriter(any_db)
+    try:
+        assert not writer.record(first.ids[0], first.token, state="sent", outcome="sent", reply="250 ok", worker="A",
+                                 now=later)  # fmt: skip
+        assert writer.record(first.ids[1], first.token, state="sent", outcome="sent", reply="250 ok", worker="A",
+                             now=later)  # fmt: skip
+    finally:
+        writer.close()
     states = {n.id: n.state for n in notices(any_db)}
     assert states[first.ids[0]] == "pending" and states[first.ids[1]] == "sent"
     # Released notices are due again at once.

@@ -10,10 +10,12 @@ unrecorded (docs/DELIVERY.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,9 +47,12 @@ from desktop.services.notice_context import (
     request_notice_context,
     system_settings,
 )
+from desktop.services.result_writer import Advance, ResultWriter
 from desktop.services.routing import route_due_requests, scan_arrivals
-from desktop.services.status import SYSTEM_USER, advance_if_at
+from desktop.services.status import SYSTEM_USER
 from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateError, TemplateFields, render
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 #: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
@@ -161,10 +166,27 @@ def _one_line(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
+class _Job:
+    """A claimed notice with everything needed to render it, read from the database as plain data."""
+
+    notice_id: int
+    request_id: int | None
+    attempts: int
+    claim: outbox.Claim
+    fields: TemplateFields
+    context: dict[str, Any]
+    to_override: tuple[str, ...] | None
+    link: str  # a password-reset link, which the stored copy must not keep
+    message_id: str  # kept from an earlier attempt, else made from the rendered From
+    dedupe_key: str
+
+
+@dataclass(frozen=True)
 class _Ready:
     notice_id: int
     request_id: int | None
     attempts: int
+    claim: outbox.Claim
     outgoing: OutgoingMessage
     stored: dict[str, Any]  # the copy kept in the notice once done (reset links redacted)
 
@@ -214,16 +236,30 @@ def _stored_copy(rendered: RenderedNotice, to: tuple[str, ...], message_id: str,
 class _Batch:
     """What every notice of a claimed batch shares, read once: templates, shared settings, newest Tracking ids."""
 
-    templates: dict[str, NoticeTemplate]
+    claim: outbox.Claim
+    templates: dict[str, TemplateFields]
     shared: dict[str, Any]
     latest_tracking: dict[int, int]
 
 
-def _prepare_one(session: Any, notice: Notification, batch: _Batch, settings: Settings) -> _Ready | _Done:
-    """Decide what to do with one claimed notice: a message to send, or a final state with its reason."""
-    templates = batch.templates
+_NOTICE_COLUMNS = (
+    Notification.id,
+    Notification.request_id,
+    Notification.patron_id,
+    Notification.tracking_id,
+    Notification.template_name,
+    Notification.attempts,
+    Notification.message_id,
+    Notification.dedupe_key,
+    Notification.secret,
+    Notification.to_address,
+)
+
+
+def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _Job | _Done:
+    """Decide whether one claimed notice is still to be sent and, if so, read what its e-mail needs."""
     link = ""
-    template = templates.get(notice.template_name)
+    template = batch.templates.get(notice.template_name)
     if notice.request_id is not None:
         request = session.get(Request, notice.request_id)
         if request is None or request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
@@ -243,7 +279,7 @@ def _prepare_one(session: Any, notice: Notification, batch: _Batch, settings: Se
                 outbox.CANCELLED,
                 f"cancelled: the patron is now notified by {request.patron.notification_method}",
             )
-        if template is None or template.deleted:
+        if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
         email = primary_contact(request.patron, outbox.EMAIL)
         if email is None or not email.value.strip():
@@ -251,7 +287,7 @@ def _prepare_one(session: Any, notice: Notification, batch: _Batch, settings: Se
         context = request_notice_context(session, request.id, region=settings.phone_region, shared=batch.shared)
         to_override: tuple[str, ...] | None = None
     else:
-        if template is None or template.deleted:
+        if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
         reset: dict[str, Any] | None = None
         if notice.secret:
@@ -273,44 +309,55 @@ def _prepare_one(session: Any, notice: Notification, batch: _Batch, settings: Se
             return _Done(notice.id, outbox.FAILED, "the notice names no patron", {"secret": None})
         context = patron_notice_context(session, notice.patron_id, region=settings.phone_region, reset=reset)
         to_override = (notice.to_address,) if notice.to_address.strip() else None
+    return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, context, to_override, link,
+                notice.message_id, notice.dedupe_key)  # fmt: skip
+
+
+def _render(job: _Job, settings: Settings) -> _Ready | _Done:
+    """Render and encode one notice's e-mail: CPU only, no database (it runs while the SMTP server works)."""
     try:
-        rendered = render(_fields(template), context)
+        rendered = render(job.fields, job.context)
     except TemplateError as exc:
         return _Done(
-            notice.id, outbox.FAILED, f"template {notice.template_name!r} cannot be rendered: {exc}", {"secret": None}
+            job.notice_id, outbox.FAILED, f"template {job.fields.name!r} cannot be rendered: {exc}", {"secret": None}
         )
+    link = job.link
     if link and link not in rendered.body_text and link not in rendered.body_html:
         return _Done(
-            notice.id,
+            job.notice_id,
             outbox.FAILED,
-            f"the {notice.template_name!r} template does not contain "
+            f"the {job.fields.name!r} template does not contain "
             "{{ reset.link }}: the e-mail would not let the patron set a password; fix the template and "
             "reset again",
             {"secret": None},
         )
-    to = to_override if to_override is not None else rendered.to
-    message_id = notice.message_id or message_id_for(
-        notice.id, notice.dedupe_key, rendered.from_address or settings.smtp_from
+    to = job.to_override if job.to_override is not None else rendered.to
+    message_id = job.message_id or message_id_for(
+        job.notice_id, job.dedupe_key, rendered.from_address or settings.smtp_from
     )
     try:
-        outgoing = build_message(rendered, notice_id=notice.id, message_id=message_id, settings=settings, to=to)
+        outgoing = build_message(rendered, notice_id=job.notice_id, message_id=message_id, settings=settings, to=to)
     except ValueError as exc:
-        return _Done(notice.id, outbox.FAILED, str(exc), {"secret": None})
-    return _Ready(notice.id, notice.request_id, notice.attempts, outgoing, _stored_copy(rendered, to, message_id, link))
+        return _Done(job.notice_id, outbox.FAILED, str(exc), {"secret": None})
+    return _Ready(
+        job.notice_id, job.request_id, job.attempts, job.claim, outgoing, _stored_copy(rendered, to, message_id, link)
+    )
 
 
-def _prepare(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_Ready], list[_Done]]:
-    ready: list[_Ready] = []
+def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_Job], list[_Done]]:
+    """Read the claimed notices and what their e-mails need, in one short read transaction."""
+    jobs: list[_Job] = []
     done: list[_Done] = []
     with db.read() as session:
-        notices = session.scalars(
-            select(Notification)
+        # Plain rows of the columns needed, not ORM objects: a notice's stored bodies are not needed here.
+        notices = session.execute(
+            select(*_NOTICE_COLUMNS)
             .where(Notification.id.in_(claim.ids), Notification.lease_owner == claim.token)
             .order_by(Notification.id)
         ).all()
         request_ids = [n.request_id for n in notices if n.request_id is not None]
         # Load every request of the batch with what its context needs in a few queries, not a few per notice;
-        # ``loaded`` keeps them in the session's identity map while the notices are prepared.
+        # ``loaded`` keeps them in the session's identity map while the notices are read.
         loaded = session.scalars(
             select(Request)
             .where(Request.id.in_(request_ids))
@@ -326,140 +373,237 @@ def _prepare(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[lis
             .group_by(Tracking.request_id)
         ).all()
         batch = _Batch(
-            templates={t.name: t for t in session.scalars(select(NoticeTemplate))},
+            claim=claim,
+            templates={t.name: _fields(t) for t in session.scalars(select(NoticeTemplate)) if not t.deleted},
             shared=system_settings(session),
             latest_tracking={int(r): int(t) for r, t in latest},
         )
         for notice in notices:
             try:
-                decision = _prepare_one(session, notice, batch, settings)
+                decision = _load_one(session, notice, batch, settings)
             except Exception as exc:  # a context that cannot be built must not stop the other notices
                 decision = _Done(notice.id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
-            (ready if isinstance(decision, _Ready) else done).append(decision)  # type: ignore[arg-type]
+            (jobs if isinstance(decision, _Job) else done).append(decision)  # type: ignore[arg-type]
         del loaded
-    return ready, done
+    return jobs, done
 
 
-# ------------------------------------------------------------------------------------------------- record
+# ------------------------------------------------------------------------------------------------ sending
 
 
-def _record_done(
-    db: Database, claim: outbox.Claim, items: list[_Done], worker: str, now: datetime, tally: _Tally
-) -> None:
-    if not items:
-        return
-    with db.write() as session:
-        for item in items:
-            if outbox.record(
-                session,
-                item.notice_id,
-                claim.token,
-                state=item.state,
-                outcome=item.state,
-                reply=item.reason,
-                worker=worker,
-                now=now,
-                values=item.values,
-            ):
-                tally.count(item.state)
+@dataclass(frozen=True)
+class _Recorded:
+    """What recording one outcome did, reported back to the sending thread."""
 
-
-def _record_result(
-    db: Database, claim: outbox.Claim, item: _Ready, result: SendResult, worker: str, now: datetime, tally: _Tally
-) -> bool:
-    """Record one send's result in its own transaction; False when the lease was lost (nothing recorded)."""
-    reply = result.reply
-    if result.refused:
-        reply += " (refused: " + "; ".join(f"{a}: {r}" for a, r in result.refused.items()) + ")"
-    attempts = item.attempts + 1
-    values: dict[str, Any] = {"attempts": attempts}
-    if result.outcome is Outcome.SENT:
-        state = outbox.SENT
-        values |= item.stored | {"sent_at": now, "secret": None}
-    elif result.outcome is Outcome.TEMPORARY and attempts < outbox.MAX_ATTEMPTS:
-        state = outbox.RETRYING
-        values["next_attempt_at"] = now + outbox.backoff(attempts)
-        values["message_id"] = item.stored["message_id"]
-    else:
-        state = outbox.FAILED
-        if result.outcome is Outcome.TEMPORARY:
-            reply = f"gave up after {attempts} attempts: {reply}"
-        values |= item.stored | {"secret": None}
-    with db.write() as session:
-        if not outbox.record(
-            session,
-            item.notice_id,
-            claim.token,
-            state=state,
-            outcome=state,
-            reply=reply,
-            worker=worker,
-            now=now,
-            values=values,
-        ):
-            tally.errors.append(
-                f"notice {item.notice_id}: lease lost before its result ({state}) could be recorded; another System "
-                f"Manager owns it (Message-ID {item.stored['message_id']})"
-            )
-            return False
-        tally.count(state)
-        if state == outbox.SENT and item.request_id is not None:
-            note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
-            advance_if_at(session, item.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
-                          SYSTEM_USER, now=now, note=note)  # fmt: skip
-    return True
+    notice_id: int
+    state: str
+    recorded: bool  # False: the lease was lost, nothing was written
+    lost: str = ""  # the complaint when a lost lease must stop the cycle ("" when it need not)
+    error: str = ""  # the database refused: nothing was written
 
 
 class _Recorder:
-    """Records results on its own thread, in order, while the next message is transferred.
+    """Commits outcomes on its own thread, in order, each in its own transaction on one held connection.
 
-    :meth:`gate` is the SMTP transport's hook before the final dot: it waits until the previous result is
-    committed. So the transfer of message n+1 overlaps the commit of message n, yet the server never holds
-    two accepted messages that are not recorded (docs/DELIVERY.md).
+    Committing takes about as long as the server takes to accept a message, and SQLite and the PostgreSQL
+    driver release the GIL while they work, so recording message n on this thread overlaps the transfer of
+    message n+1 and the rendering of n+2 on the sending thread. The connection is opened, used and closed on
+    this thread only.
     """
 
-    def __init__(self, db: Database, worker: str, clock: _Clock, tally: _Tally, *, pipeline: bool) -> None:
-        self._db, self._worker, self._clock, self._tally = db, worker, clock, tally
-        # Without a pipeline (the GUI poller, whose QThread should not start Python threads) results are recorded
-        # at once, in the sending thread: the same guarantee, without the overlap.
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder") if pipeline else None
-        self._last: Future[bool] | None = None
+    def __init__(self, db: Database, worker: str) -> None:
+        self._db, self._worker = db, worker
+        self._writer: ResultWriter | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder")
+        self._pending: list[Future[_Recorded]] = []
+
+    def _write(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
+               advance: Advance | None, lost: str) -> _Recorded:  # fmt: skip
+        try:
+            if self._writer is None:
+                self._writer = ResultWriter(self._db)
+            recorded = self._writer.record(notice_id, token, state=state, outcome=state, reply=reply,
+                                           worker=self._worker, now=now, values=values, advance=advance)  # fmt: skip
+        except Exception as exc:
+            return _Recorded(notice_id, state, False, error=f"recording notice {notice_id} failed: {_one_line(exc)}")
+        return _Recorded(notice_id, state, recorded, lost="" if recorded else lost)
+
+    def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
+               now: datetime, advance: Advance | None = None, lost: str = "") -> None:  # fmt: skip
+        """Queue one outcome; ``lost`` is the complaint to raise if the lease turns out to be lost."""
+        args = (notice_id, claim.token, state, reply, values, now, advance, lost)
+        self._pending.append(self._pool.submit(self._write, *args))
+
+    def wait(self) -> list[_Recorded]:
+        """Wait until every queued outcome is committed (or refused); their reports, in order."""
+        pending, self._pending = self._pending, []
+        return [future.result() for future in pending]
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.checkpoint()
+        except Exception:  # another connection's automatic checkpoint does the same work later
+            log.warning("WAL checkpoint between batches failed", exc_info=True)
+
+    def checkpoint(self) -> None:
+        """Queue a SQLite checkpoint after the results queued so far; not waited for, so it overlaps the reading
+        of the next batch (the next result waits behind it)."""
+        self._pool.submit(self._checkpoint)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> list[_Recorded]:
+        """Finish what is queued, give the connection back and stop the thread."""
+        try:
+            reports = self.wait()
+            self._pool.submit(self._close_writer).result()
+        finally:
+            self._pool.shutdown(wait=True)
+        return reports
+
+
+class _Sender:
+    """Sends claimed notices over one SMTP connection and records each result in its own transaction.
+
+    While the server handles message n, message n+1 is rendered (the transport's ``idle`` hook, after each
+    envelope command) and message n−1's result is committed on the recorder thread. The final dot of message
+    n waits until n−1's result is committed (:meth:`gate`), so the server never holds two accepted messages
+    that are not recorded (docs/DELIVERY.md).
+    """
+
+    def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,
+                 tally: _Tally) -> None:  # fmt: skip
+        self._db, self._settings, self._transport = db, settings, transport
+        self._clock, self._tally = clock, tally
+        self._recorder = _Recorder(db, worker)
+        self._jobs: deque[_Job] = deque()
+        self._next: _Ready | None = None
+        #: Claimed notices neither sent nor recorded, with their claim: given back on stop or error.
+        self.outstanding: dict[int, outbox.Claim] = {}
         self.failed = False
 
-    def submit(self, claim: outbox.Claim, item: _Ready, result: SendResult) -> None:
-        """Queue one result (FIFO), or record it now without a pipeline."""
-        args = (self._db, claim, item, result, self._worker, self._clock(), self._tally)
-        if self._pool is not None:
-            self._last = self._pool.submit(_record_result, *args)
-            return
-        try:
-            if not _record_result(*args):
+    def _take_reports(self, reports: list[_Recorded]) -> bool:
+        for report in reports:
+            if report.error:
+                self._tally.errors.append(report.error)
                 self.failed = True
-        except Exception as exc:
-            self._tally.errors.append(f"recording a result failed: {_one_line(exc)}")
-            self.failed = True
-
-    def gate(self) -> bool:
-        """Wait for every queued result to be committed; False if one could not be (stop sending)."""
-        last, self._last = self._last, None
-        if last is None:
-            return not self.failed
-        try:
-            if not last.result():
+            elif report.recorded:
+                self._tally.count(report.state)
+            elif report.lost:
+                self._tally.errors.append(report.lost)
                 self.failed = True
-        except Exception as exc:
-            self._tally.errors.append(f"recording a result failed: {_one_line(exc)}")
-            self.failed = True
         return not self.failed
 
+    def gate(self) -> bool:
+        """Wait until every result handed to the recorder is committed; False if one was not (stop sending)."""
+        return self._take_reports(self._recorder.wait())
+
     def close(self) -> None:
-        """Finish what is queued and stop the thread."""
-        self.gate()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        """Record what is still queued and stop the recorder."""
+        self._take_reports(self._recorder.close())
 
+    def end_batch(self) -> bool:
+        """Wait until the batch is recorded, then let the recorder checkpoint while the next batch is read."""
+        if not self.gate():
+            return False
+        self._recorder.checkpoint()
+        return True
 
-# --------------------------------------------------------------------------------------------------- cycle
+    # -- recording
+
+    def record_done(self, claim: outbox.Claim, item: _Done) -> None:
+        """Record a notice that is not sent (cancelled, no template, cannot be rendered)."""
+        self.outstanding.pop(item.notice_id, None)
+        self._recorder.submit(item.notice_id, claim, item.state, item.reason, item.values, self._clock())
+
+    def _record_result(self, item: _Ready, result: SendResult) -> None:
+        now = self._clock()
+        reply = result.reply
+        if result.refused:
+            reply += " (refused: " + "; ".join(f"{a}: {r}" for a, r in result.refused.items()) + ")"
+        attempts = item.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts}
+        advance: Advance | None = None
+        if result.outcome is Outcome.SENT:
+            state = outbox.SENT
+            values |= item.stored | {"sent_at": now, "secret": None}
+            if item.request_id is not None:
+                note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
+                advance = Advance(item.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                                  SYSTEM_USER, note)  # fmt: skip
+        elif result.outcome is Outcome.TEMPORARY and attempts < outbox.MAX_ATTEMPTS:
+            state = outbox.RETRYING
+            values["next_attempt_at"] = now + outbox.backoff(attempts)
+            values["message_id"] = item.stored["message_id"]
+        else:
+            state = outbox.FAILED
+            if result.outcome is Outcome.TEMPORARY:
+                reply = f"gave up after {attempts} attempts: {reply}"
+            values |= item.stored | {"secret": None}
+        lost = (
+            f"notice {item.notice_id}: lease lost before its result ({state}) could be recorded; another System "
+            f"Manager owns it (Message-ID {item.stored['message_id']})"
+        )
+        self._recorder.submit(item.notice_id, item.claim, state, reply, values, now, advance, lost)
+
+    # -- preparing
+
+    def add(self, jobs: list[_Job]) -> None:
+        """Queue a loaded batch (its notices are outstanding until recorded)."""
+        for job in jobs:
+            self.outstanding[job.notice_id] = job.claim
+        self._jobs.extend(jobs)
+
+    def _render_next(self) -> None:
+        while self._next is None and self._jobs and not self.failed:
+            job = self._jobs.popleft()
+            try:
+                decision = _render(job, self._settings)
+            except Exception as exc:  # one notice that cannot be encoded must not stop the others
+                decision = _Done(job.notice_id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
+            if isinstance(decision, _Ready):
+                self._next = decision
+            else:
+                self.record_done(job.claim, decision)
+
+    def take(self) -> _Ready | None:
+        """The next message to send (rendered now if the idle time did not get to it)."""
+        self._render_next()
+        item, self._next = self._next, None
+        return item
+
+    def idle(self) -> None:
+        """Work done while the server handles a command: render the next message."""
+        try:
+            self._render_next()
+        except Exception as exc:  # the transport's idle hook must not raise
+            self._tally.errors.append(f"preparing the next e-mail failed: {_one_line(exc)}")
+            self.failed = True
+
+    def send(self, item: _Ready) -> SendResult:
+        """Send one message and hand its result to the recorder (committed before the next message's dot)."""
+        result = self._transport.send(item.outgoing, gate=self.gate, idle=self.idle)
+        if result.outcome is not Outcome.ABORTED:
+            # No longer "not sent yet": if its result cannot be recorded, the lease runs out and it is retried.
+            self.outstanding.pop(item.notice_id, None)
+            self._record_result(item, result)
+        return result
+
+    def give_back(self, reason: str) -> None:
+        """Release every claimed notice not recorded yet: due again at once for any System Manager."""
+        self._jobs.clear()
+        if self._next is not None:
+            self._next = None
+        by_claim: dict[str, list[int]] = {}
+        for notice_id, claim in self.outstanding.items():
+            by_claim.setdefault(claim.token, []).append(notice_id)
+        self.outstanding.clear()
+        for token, ids in by_claim.items():
+            outbox.release(self._db, token, ids, reason)
 
 
 def _send_due(
@@ -474,60 +618,53 @@ def _send_due(
     lease_seconds: float,
     should_stop: Callable[[], bool],
     tally: _Tally,
-    pipeline: bool,
 ) -> None:
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    recorder = _Recorder(db, worker, clock, tally, pipeline=pipeline)
+    sender = _Sender(db, settings, transport, worker, clock, tally)
     connected = False
-    claim: outbox.Claim | None = None
-    outstanding: list[int] = []
-
-    def give_back(reason: str) -> None:
-        nonlocal outstanding
-        if claim is not None and outstanding:
-            outbox.release(db, claim.token, outstanding, reason)
-        outstanding = []
-
     try:
-        while not should_stop() and not recorder.failed:
+        while not should_stop() and not sender.failed:
             claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
             if not claim.ids:
                 return
             deadline = time.monotonic() + lease_seconds / 2
-            outstanding = list(claim.ids)
-            ready, done = _prepare(db, claim, settings)
-            _record_done(db, claim, done, worker, clock(), tally)
-            outstanding = [item.notice_id for item in ready]
-            for index, item in enumerate(ready):
+            jobs, done = _load(db, claim, settings)
+            for skipped in done:
+                sender.record_done(claim, skipped)
+            sender.add(jobs)
+            while not sender.failed:
                 if should_stop() or time.monotonic() > deadline:
-                    recorder.gate()
-                    give_back("not sent yet: the System Manager stopped")
+                    sender.gate()
+                    sender.give_back("not sent yet: the System Manager stopped")
                     return
+                item = sender.take()
+                if item is None:
+                    break
                 if not connected:
                     try:
                         transport.open()
                         connected = True
                     except SmtpConnectionError as exc:
-                        recorder.gate()
+                        sender.gate()
                         tally.errors.append(str(exc))
-                        give_back(f"not sent yet: {exc}")
+                        sender.give_back(f"not sent yet: {exc}")
                         return
-                result = transport.send(item.outgoing, gate=recorder.gate)
+                result = sender.send(item)
                 connected = not result.connection_lost
                 if result.outcome is Outcome.ABORTED:
-                    give_back("not sent yet: recording the previous result failed")
+                    sender.give_back("not sent yet: recording the previous result failed")
                     return
-                recorder.submit(claim, item, result)
-                outstanding = [r.notice_id for r in ready[index + 1 :]]
-            if not recorder.gate():  # the batch is recorded before the next claim (and before counting)
+            if not sender.end_batch():  # the batch is recorded before the next claim (and before counting)
                 return
     finally:
         transport.close()
-        recorder.close()
-        try:  # an unexpected error: give the rest back now rather than after the lease
-            give_back("not sent yet: the System Manager hit an error")
-        except Exception as exc:
-            tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
+        try:
+            sender.close()
+        finally:
+            try:  # an unexpected error: give the rest back now rather than after the lease
+                sender.give_back("not sent yet: the System Manager hit an error")
+            except Exception as exc:
+                tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
 def _safe_count(db: Database, tally: _Tally) -> int:
@@ -550,7 +687,6 @@ def run_cycle(
     lease_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
     send: bool = True,
-    pipeline: bool = True,
 ) -> CycleSummary:
     """Run one full System Manager cycle and say what it did; never raises for a server or data problem.
 
@@ -562,8 +698,6 @@ def run_cycle(
         lease_seconds: how long a claim is exclusive (default: 300 s, or 20 × the SMTP timeout if longer).
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
-        pipeline: record each result on a helper thread while the next message is transferred (faster); the
-            GUI poller passes False because its QThread should not start Python threads.
     """
     started = time.monotonic()
     clock = _Clock(db, now)
@@ -603,7 +737,6 @@ def run_cycle(
                 lease_seconds=lease,
                 should_stop=stop,
                 tally=tally,
-                pipeline=pipeline,
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")

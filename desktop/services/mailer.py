@@ -97,6 +97,22 @@ def message_id_for(notice_id: int, dedupe_key: str, from_address: str) -> str:
 
 CRLF = "\r\n"
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+#: An address that is already a bare addr-spec (nearly all of them): used as is, without parsing.
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\[\]\\,;:@\"]+")
+
+
+def envelope_address(address: str) -> str:
+    """The addr-spec of ``address`` for MAIL FROM / RCPT TO (``Name <a@b>`` → ``a@b``), as smtplib would send it.
+
+    Raises:
+        ValueError: the address contains a line break (it would inject an SMTP command).
+    """
+    if "\r" in address or "\n" in address:
+        raise ValueError(f"the address {address!r} contains a line break")
+    address = address.strip()
+    if _BARE_ADDRESS.fullmatch(address):
+        return address
+    return parseaddr(address)[1] or address
 
 
 def _encoded_header(value: str) -> str:
@@ -143,8 +159,8 @@ def build_message(
     to_list = tuple(to) if to is not None else rendered.to
     if not to_list:
         raise ValueError("no recipient: the template's To renders empty")
-    sender = settings.smtp_from or parseaddr(from_address)[1] or from_address
-    recipients = tuple(dict.fromkeys((*to_list, *rendered.cc, *rendered.bcc)))
+    sender = envelope_address(settings.smtp_from or from_address)
+    recipients = tuple(dict.fromkeys(envelope_address(a) for a in (*to_list, *rendered.cc, *rendered.bcc)))
     smtputf8 = not all(a.isascii() for a in (sender, from_address, *recipients))
     named = rendered.from_name and from_address.isascii()  # formataddr cannot encode a non-ASCII address
     from_header = formataddr((rendered.from_name, from_address), charset="utf-8") if named else from_address
@@ -182,6 +198,10 @@ def build_message(
     data = head.encode("utf-8" if smtputf8 else "ascii", errors="strict") + body
     return OutgoingMessage(notice_id=notice_id, sender=sender, recipients=recipients, message_id=message_id,
                            data=data, smtputf8=smtputf8)  # fmt: skip
+
+
+def _nothing() -> None:
+    """The ``idle`` of a caller with nothing to do while the server works."""
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -336,14 +356,23 @@ class SmtpTransport:
     ) -> None:
         self.close()
 
-    def send(self, outgoing: OutgoingMessage, *, gate: Callable[[], bool] | None = None) -> SendResult:
+    def send(
+        self,
+        outgoing: OutgoingMessage,
+        *,
+        gate: Callable[[], bool] | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> SendResult:
         """Send one message on the open connection (reconnecting first if the last one was lost).
 
         Args:
             gate: called after the whole message was transmitted and just before the final ``.`` that asks the
-                server to accept it. The outbox waits there for the previous notice's result to be committed,
-                so at most one accepted message is ever unrecorded while the next one's transfer overlaps that
-                commit. False aborts: the connection is dropped without the dot and the server discards it.
+                server to accept it. The outbox makes sure there the previous notice's result is committed, so
+                at most one accepted message is ever unrecorded. False aborts: the connection is dropped without
+                the dot and the server discards the message.
+            idle: called after each envelope command (MAIL, RCPT, DATA) is written and before its reply is read:
+                the caller's own work (recording the previous result, preparing the next message) then runs
+                while the server is busy, on this thread. It must not raise and must not use this transport.
 
         Never raises for the server's or the network's reasons: every failure is a :class:`SendResult`.
         """
@@ -356,7 +385,7 @@ class SmtpTransport:
         smtp = self._smtp
         assert smtp is not None
         try:
-            return self._transaction(smtp, outgoing, gate)
+            return self._transaction(smtp, outgoing, gate, idle or _nothing)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             # Includes timeouts. After DATA was sent this is ambiguous (the server may have accepted): retrying
             # may then deliver a duplicate, which carries the same Message-ID (see docs/DELIVERY.md).
@@ -366,23 +395,30 @@ class SmtpTransport:
             self._reset(smtp)
             return SendResult(_classify(exc.smtp_code), _reply(exc.smtp_code, exc.smtp_error))
 
+    @staticmethod
+    def _command(smtp: smtplib.SMTP, command: str, idle: Callable[[], None]) -> tuple[int, bytes]:
+        smtp.putcmd(command)  # refuses CR/LF in the command itself
+        idle()
+        return smtp.getreply()
+
     def _transaction(
-        self, smtp: smtplib.SMTP, outgoing: OutgoingMessage, gate: Callable[[], bool] | None
+        self, smtp: smtplib.SMTP, outgoing: OutgoingMessage, gate: Callable[[], bool] | None, idle: Callable[[], None]
     ) -> SendResult:
-        needs_utf8 = outgoing.smtputf8
-        options: list[str] = []
-        if needs_utf8:
+        options = ""
+        if outgoing.smtputf8:
             if not smtp.has_extn("smtputf8"):
                 return SendResult(Outcome.PERMANENT, "an address is not ASCII and the server does not offer SMTPUTF8")
-            options.append("SMTPUTF8")
-        code, text = smtp.mail(outgoing.sender, options)
+            smtp.command_encoding = "utf-8"
+            options = " SMTPUTF8"
+        # The envelope addresses are bare addr-specs (build_message), so no per-command address parsing here.
+        code, text = self._command(smtp, f"MAIL FROM:<{outgoing.sender}>{options}", idle)
         if code != 250:
             self._reset(smtp)
             return SendResult(_classify(code), f"sender refused: {_reply(code, text)}")
         accepted: list[str] = []
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in outgoing.recipients:
-            code, text = smtp.rcpt(rcpt)
+            code, text = self._command(smtp, f"RCPT TO:<{rcpt}>", idle)
             if code in (250, 251):
                 accepted.append(rcpt)
             else:
@@ -393,7 +429,7 @@ class SmtpTransport:
             outcome = Outcome.TEMPORARY if codes and all(400 <= c < 500 for c in codes) else Outcome.PERMANENT
             reasons = "; ".join(f"{a}: {r}" for a, (_, r) in refused.items())
             return SendResult(outcome, f"recipient refused: {reasons}")
-        code, text = smtp.docmd("DATA")
+        code, text = self._command(smtp, "DATA", idle)
         if code != 354:
             self._reset(smtp)
             return SendResult(_classify(code), _reply(code, text))

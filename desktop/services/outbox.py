@@ -8,8 +8,8 @@ The outbox is what makes "one correct e-mail per arrival" hold with several Syst
   PostgreSQL the claim skips rows another transaction has locked (``FOR UPDATE SKIP LOCKED``); on SQLite the
   claim runs in ``BEGIN IMMEDIATE``, which serialises it with every other writer (SQLAlchemy drops
   ``FOR UPDATE`` there, so the write lock is what protects us).
-* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>``: a sender whose lease was taken over
-  cannot mark the notice sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
+* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>`` (:mod:`desktop.services.result_writer`):
+  a sender whose lease was taken over cannot mark the notice sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
 
 States (``Notification.state``): ``pending`` (due at ``next_attempt_at``), ``retrying`` (a temporary failure,
 due again later), ``sent``, ``failed`` (permanent; staff must act), ``no_template`` (its template is deleted:
@@ -23,10 +23,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Insert, Result, Table, Update, and_, bindparam, func, or_, select, update
+from sqlalchemy import Result, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -378,75 +377,6 @@ def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
             .execution_options(synchronize_session=False)
         )
         return _rowcount(result)
-
-
-@lru_cache(maxsize=32)
-def _record_statements(columns: frozenset[str]) -> tuple[Update, Insert]:
-    """The two statements of :func:`record` for one set of columns, built once and executed with parameters.
-
-    Building a DML statement per notice (``.values(...)`` with long rendered bodies) costs more than running
-    it; with bind parameters SQLAlchemy compiles each shape once and reuses it.
-    """
-    table = cast(Table, Notification.__table__)
-    update_stmt = (
-        table.update()
-        .where(
-            table.c.id == bindparam("b_id"),
-            table.c.lease_owner == bindparam("b_token"),
-            table.c.state.in_(WAITING_STATES),
-        )
-        .values({name: bindparam(f"v_{name}") for name in sorted(columns)})
-    )
-    attempt = (
-        cast(Table, NotificationAttempt.__table__)
-        .insert()
-        .values(
-            notification_id=bindparam("b_id"),
-            attempted_at=bindparam("a_at"),
-            worker=bindparam("a_worker"),
-            outcome=bindparam("a_outcome"),
-            reply=bindparam("a_reply"),
-        )
-    )
-    return update_stmt, attempt
-
-
-def record(
-    session: Session,
-    notice_id: int,
-    token: str,
-    *,
-    state: str,
-    outcome: str,
-    reply: str,
-    worker: str,
-    now: datetime,
-    values: dict[str, Any] | None = None,
-) -> bool:
-    """Record one attempt's result, only if ``token`` still holds the lease; False means the lease was lost.
-
-    Args:
-        state: the notice's new state.
-        outcome: the history line's outcome (``sent``, ``retrying``, ``failed``, ``no_template``, ``cancelled``).
-        values: other columns to set (rendered copy, ``sent_at``, ``attempts``, ``next_attempt_at``, …).
-    """
-    changes: dict[str, Any] = {
-        "state": state,
-        "lease_owner": None,
-        "lease_until": None,
-        "last_reply": reply,
-        "updated_at": now,
-        **(values or {}),
-    }
-    update_stmt, attempt = _record_statements(frozenset(changes))
-    connection = session.connection()
-    params = {f"v_{name}": value for name, value in changes.items()}
-    result = connection.execute(update_stmt, {"b_id": notice_id, "b_token": token, **params})
-    if result.rowcount != 1:
-        return False
-    connection.execute(attempt, {"b_id": notice_id, "a_at": now, "a_worker": worker, "a_outcome": outcome,
-                                 "a_reply": reply[:4000]})  # fmt: skip
-    return True
 
 
 def count_waiting(db: Database) -> int:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -81,54 +80,6 @@ def change_status(
         # The arrival e-mail notice is created in this same transaction: it exists exactly when the status does.
         create_arrival_notice(session, request, tracking, now=now)
     return tracking
-
-
-def advance_if_at(
-    session: Session,
-    request_id: int,
-    expected: Status,
-    target: Status,
-    changed_by: str,
-    *,
-    now: datetime,
-    note: str = "",
-) -> int | None:
-    """Move a request from ``expected`` to ``target`` only if it is still at ``expected``; return the Tracking id.
-
-    A single conditional UPDATE (no ORM load), for the System Manager's hot path: marking a request notified
-    right after the SMTP server's 250, thousands of times per batch. It bumps ``version_id`` like an ORM save,
-    so a form holding the old version sees the change. ``None`` when the request had moved on meanwhile.
-    """
-    check_transition(expected, target)
-    connection = session.connection()
-    moved = connection.execute(
-        _ADVANCE,
-        {"b_id": request_id, "b_expected": expected.value, "status": target.value, "status_changed_at": now,
-         "updated_at": now},
-    )  # fmt: skip
-    if moved.rowcount != 1:
-        return None
-    tracking_id = connection.execute(
-        _TRACK,
-        {"request_id": request_id, "from_status": expected.value, "to_status": target.value,
-         "changed_by": changed_by, "changed_at": now, "note": note[:500]},
-    ).scalar_one()  # fmt: skip
-    return int(tracking_id)
-
-
-# Built once: the System Manager runs these thousands of times per batch (see advance_if_at).
-_requests = cast(Table, Request.__table__)
-_ADVANCE = (
-    _requests.update()
-    .where(_requests.c.id == bindparam("b_id"), _requests.c.status == bindparam("b_expected"))
-    .values(
-        status=bindparam("status"),
-        status_changed_at=bindparam("status_changed_at"),
-        updated_at=bindparam("updated_at"),
-        version_id=_requests.c.version_id + 1,
-    )
-)
-_TRACK = cast(Table, Tracking.__table__).insert().returning(Tracking.__table__.c.id)
 
 
 def _mailed(request: Request) -> bool:

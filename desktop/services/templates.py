@@ -178,13 +178,52 @@ def render_part(source: str, context: Mapping[str, Any], *, part: str, html: boo
     return text
 
 
+#: Ends each part in the one-pass rendering of a whole template; no patron data contains a NUL character, and if
+#: some did the parts would not come apart cleanly and the template is rendered part by part instead.
+_PART_END = "\x00callslip-part-end\x00"
+
+
+@lru_cache(maxsize=128)
+def _together(sources: tuple[tuple[str, bool], ...]) -> Template:
+    """The templated parts as one template, each in its own scope, so a notice needs one render, not six.
+
+    Each part sits in a ``{% with %}`` block (a ``{% set %}`` in one part stays invisible to the next, as when
+    rendered alone) and starts on a line of its own (``lstrip_blocks`` applies to its first line). ``+%}`` and
+    ``{%+`` keep ``trim_blocks``/``lstrip_blocks`` from touching the part's first newline and last line.
+    """
+    pieces = []
+    for source, html in sources:
+        opening = "{% with %}{% autoescape true +%}\n" if html else "{% with +%}\n"
+        closing = "{%+ endautoescape %}{% endwith %}" if html else "{%+ endwith %}"
+        pieces.append(opening + source + closing + _PART_END)
+    return _environment(False).from_string("".join(pieces))
+
+
+def _render_together(fields_: TemplateFields, context: Mapping[str, Any]) -> dict[str, str] | None:
+    """Every templated part rendered in one pass; ``None`` when anything is off (the caller then renders part by
+    part, which names the failing part and line)."""
+    parts = [(part, html) for part, html in TEMPLATED_PARTS.items() if "{" in getattr(fields_, part)]
+    if len(parts) < 2:
+        return None
+    try:
+        text = _together(tuple((getattr(fields_, part), html) for part, html in parts)).render(**context)
+    except Exception:
+        return None
+    pieces = text.split(_PART_END)
+    if len(pieces) != len(parts) + 1 or pieces[-1] or any(len(p) > MAX_RENDERED + 1 for p in pieces):
+        return None
+    out = {part: getattr(fields_, part) for part in TEMPLATED_PARTS}
+    out |= {part: piece[1:] for (part, _), piece in zip(parts, pieces, strict=False)}  # the opening newline
+    return out
+
+
 def render(fields_: TemplateFields, context: Mapping[str, Any]) -> RenderedNotice:
     """Render every part of ``fields_`` with ``context``.
 
     Raises:
         TemplateError: the first part that fails, with its reason.
     """
-    out = {
+    out = _render_together(fields_, context) or {
         part: render_part(getattr(fields_, part), context, part=part, html=html)
         for part, html in TEMPLATED_PARTS.items()
     }

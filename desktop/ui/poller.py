@@ -154,7 +154,7 @@ class _PollWorker(QObject):
             send = False
         try:
             summary = run_cycle(self._db, settings, worker=self._worker_name, password=password,
-                                should_stop=self._stop.is_set, send=send, pipeline=False)  # fmt: skip
+                                should_stop=self._stop.is_set, send=send)  # fmt: skip
         except Exception as exc:  # the database is unreachable, …: report, keep polling
             log.exception("System Manager cycle failed")
             problems.append(f"the System Manager cycle failed: {type(exc).__name__}: {exc}")
