@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtPrintSupport import QPrintPreviewDialog, QPrintPreviewWidget
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
@@ -32,6 +33,14 @@ __all__ = ["ctx", "dialog"]  # fixtures
 
 WAITING = Status.AWAITING_CUSTOMER_CONTACT.value
 MAILED = Status.NOTIFIED_VIA_MAIL.value
+
+
+def drawable(name: str) -> str:
+    """The name as a PDF made on this machine can carry it: without a CJK font Qt draws Chinese as empty boxes
+    (CI installs one; Windows and macOS have one), so only the rest of the name is then compared."""
+    if QFontDatabase.families(QFontDatabase.WritingSystem.SimplifiedChinese):
+        return name
+    return "".join(ch for ch in name if not unicodedata.name(ch, "").startswith("CJK")).strip()
 
 
 def plain(text: str) -> str:
@@ -92,7 +101,7 @@ def test_print_to_pdf_one_page_per_request_with_name_and_title(
     texts = [plain(page.extract_text()) for page in reader.pages]
     for text, tn in zip(texts, sorted(chosen), strict=True):  # pages in transaction-number order
         row = expected[tn]
-        assert plain(row.patron_name) in text
+        assert plain(drawable(row.patron_name)) in text
         assert plain(row.title) in text
         assert str(tn) in text
     assert "Your interlibrary loan has arrived" in texts[0]

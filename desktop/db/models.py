@@ -23,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from desktop.db.types import UTCDateTime
 from desktop.domain.clock import utcnow
+from desktop.domain.contacts import person_name
+from desktop.domain.methods import request_title
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -120,7 +122,7 @@ class Patron(Base):
     @property
     def full_name(self) -> str:
         """ "First Last", or the user name when both are blank."""
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.username
+        return person_name(self.first_name, self.last_name, self.username)
 
 
 class ContactPoint(Base):
@@ -194,9 +196,7 @@ class Request(Base):
     @property
     def title(self) -> str:
         """The title staff recognise: the loan title, or the article title for copies."""
-        if self.request_type == "Article":
-            return self.photo_article_title or self.photo_journal_title
-        return self.loan_title
+        return request_title(self.request_type, self.loan_title, self.photo_article_title, self.photo_journal_title)
 
 
 class Tracking(Base):

@@ -44,6 +44,11 @@ MAX_EMAIL_LENGTH = 254
 MAX_URL_LENGTH = 2000
 
 
+def person_name(first_name: str, last_name: str, username: str) -> str:
+    """ "First Last", or the user name when both are blank: how a patron is named to staff and in notices."""
+    return " ".join(p for p in (first_name, last_name) if p) or username
+
+
 class ContactError(ValueError):
     """A contact value that cannot be stored, with a message fit for the person typing it."""
 

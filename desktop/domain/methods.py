@@ -69,3 +69,10 @@ def parse_request_type(text: str) -> RequestType:
         if value.value.casefold() == key:
             return value
     raise ValueError(f"unknown request type {text!r}; expected Loan or Article")
+
+
+def request_title(request_type: str, loan_title: str, article_title: str, journal_title: str) -> str:
+    """The title staff recognise: the loan title, or the article title (else the journal's) for copies."""
+    if request_type == RequestType.ARTICLE.value:
+        return article_title or journal_title
+    return loan_title

@@ -23,11 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.db.models import NoticeTemplate, Notification, Patron, Request, Tracking
+from desktop.db.models import NoticeTemplate, Notification, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
@@ -42,9 +41,11 @@ from desktop.services.mailer import (
     message_id_for,
 )
 from desktop.services.notice_context import (
+    RequestRow,
+    load_request_rows,
     patron_notice_context,
     primary_contact,
-    request_notice_context,
+    request_row_context,
     system_settings,
 )
 from desktop.services.result_writer import Advance, ResultWriter
@@ -240,6 +241,7 @@ class _Batch:
     templates: dict[str, TemplateFields]
     shared: dict[str, Any]
     latest_tracking: dict[int, int]
+    requests: dict[int, RequestRow]
 
 
 _NOTICE_COLUMNS = (
@@ -261,7 +263,7 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
     link = ""
     template = batch.templates.get(notice.template_name)
     if notice.request_id is not None:
-        request = session.get(Request, notice.request_id)
+        request = batch.requests.get(notice.request_id)
         if request is None or request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
             where = request.status if request else "deleted"
             return _Done(
@@ -284,7 +286,7 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         email = primary_contact(request.patron, outbox.EMAIL)
         if email is None or not email.value.strip():
             return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
-        context = request_notice_context(session, request.id, region=settings.phone_region, shared=batch.shared)
+        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
         to_override: tuple[str, ...] | None = None
     else:
         if template is None:
@@ -356,17 +358,6 @@ def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_
             .order_by(Notification.id)
         ).all()
         request_ids = [n.request_id for n in notices if n.request_id is not None]
-        # Load every request of the batch with what its context needs in a few queries, not a few per notice;
-        # ``loaded`` keeps them in the session's identity map while the notices are read.
-        loaded = session.scalars(
-            select(Request)
-            .where(Request.id.in_(request_ids))
-            .options(
-                selectinload(Request.patron).selectinload(Patron.contact_points),
-                selectinload(Request.patron).selectinload(Patron.pickup_location),
-                selectinload(Request.pickup_location),
-            )
-        ).all()
         latest = session.execute(
             select(Tracking.request_id, func.max(Tracking.id))
             .where(Tracking.request_id.in_(request_ids))
@@ -377,6 +368,7 @@ def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_
             templates={t.name: _fields(t) for t in session.scalars(select(NoticeTemplate)) if not t.deleted},
             shared=system_settings(session),
             latest_tracking={int(r): int(t) for r, t in latest},
+            requests=load_request_rows(session, request_ids),  # two queries for the whole batch
         )
         for notice in notices:
             try:
@@ -384,7 +376,6 @@ def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_
             except Exception as exc:  # a context that cannot be built must not stop the other notices
                 decision = _Done(notice.id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
             (jobs if isinstance(decision, _Job) else done).append(decision)  # type: ignore[arg-type]
-        del loaded
     return jobs, done
 
 

@@ -1,18 +1,113 @@
-"""Plain-data template contexts built from the database (never ORM objects: templates must not lazy-load)."""
+"""Plain-data template contexts built from the database (never ORM objects: templates must not lazy-load).
+
+A request's context is built from light rows read with two queries (:func:`load_request_rows`), not from ORM
+objects: the System Manager builds thousands per batch, and loading ORM objects cost more than the SMTP
+exchange. The builders accept anything shaped like the ORM classes (the ``…Like`` protocols), so a patron's
+context is the same whether it comes from a row or from the Patron being edited.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from desktop.db.models import ContactPoint, Patron, PickupLocation, Request, SystemSetting
 from desktop.domain.clock import utcnow
-from desktop.domain.contacts import format_phone
+from desktop.domain.contacts import format_phone, person_name
+from desktop.domain.methods import request_title
 from desktop.services.database import DEFAULT_SYSTEM_SETTINGS
+
+
+class ContactLike(Protocol):
+    """What a context needs of a contact point."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def normalized(self) -> str: ...
+    @property
+    def extension(self) -> str: ...
+    @property
+    def is_primary(self) -> bool: ...
+
+
+C = TypeVar("C", bound=ContactLike, covariant=True)
+
+
+class HasContacts(Protocol[C]):
+    """A patron's contact points, in their order on the Contact Info tab."""
+
+    @property
+    def contact_points(self) -> Sequence[C]: ...
+
+
+class PatronLike(HasContacts[ContactLike], Protocol):
+    """What a context needs of a patron."""
+
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def last_name(self) -> str: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def department(self) -> str: ...
+    @property
+    def address1(self) -> str: ...
+    @property
+    def address2(self) -> str: ...
+    @property
+    def city(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def zip(self) -> str: ...
+
+
+class RequestLike(Protocol):
+    """What a context needs of a request."""
+
+    @property
+    def transaction_number(self) -> int: ...
+    @property
+    def request_type(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def loan_author(self) -> str: ...
+    @property
+    def photo_journal_title(self) -> str: ...
+    @property
+    def photo_article_title(self) -> str: ...
+    @property
+    def call_number(self) -> str: ...
+    @property
+    def lending_library(self) -> str: ...
+    @property
+    def due_date(self) -> date | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+class PickupLike(Protocol):
+    """What a context needs of a pickup location."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def hold_days(self) -> int: ...
 
 
 def system_settings(session: Session) -> dict[str, Any]:
@@ -26,25 +121,25 @@ def system_settings(session: Session) -> dict[str, Any]:
     return values
 
 
-def primary_contact(patron: Patron, kind: str) -> ContactPoint | None:
+def primary_contact(patron: HasContacts[C], kind: str) -> C | None:
     """The patron's primary contact point of ``kind`` (or the first one, if none is marked)."""
     points = [c for c in patron.contact_points if c.kind == kind]
     return next((c for c in points if c.is_primary), points[0] if points else None)
 
 
-def address_lines(patron: Patron) -> list[str]:
+def address_lines(patron: PatronLike) -> list[str]:
     """Name and postal address as lines for a window envelope; only the name when there is no address."""
     city_line = " ".join(p for p in (f"{patron.city}," if patron.city else "", patron.state, patron.zip) if p)
     lines = [patron.full_name, patron.address1, patron.address2, city_line.rstrip(",")]
     return [line for line in lines if line.strip()]
 
 
-def has_postal_address(patron: Patron) -> bool:
+def has_postal_address(patron: PatronLike) -> bool:
     """True when a printed notice can reach the patron (street and city or zip)."""
     return bool(patron.address1.strip() and (patron.city.strip() or patron.zip.strip()))
 
 
-def patron_context(patron: Patron, region: str = "US") -> dict[str, Any]:
+def patron_context(patron: PatronLike, region: str = "US") -> dict[str, Any]:
     """The ``patron`` part of a template context."""
     email = primary_contact(patron, "email")
     phone = primary_contact(patron, "phone")
@@ -70,7 +165,7 @@ def library_context(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def request_context(request: Request) -> dict[str, Any]:
+def request_context(request: RequestLike) -> dict[str, Any]:
     """The ``request`` part of a template context."""
     return {
         "transaction_number": request.transaction_number,
@@ -86,7 +181,7 @@ def request_context(request: Request) -> dict[str, Any]:
     }
 
 
-def pickup_context(pickup: PickupLocation | None, since: datetime | None = None) -> dict[str, Any]:
+def pickup_context(pickup: PickupLike | None, since: datetime | None = None) -> dict[str, Any]:
     """The ``pickup`` part: where, and until when the item is held (counted from ``since``, default now)."""
     start = (since or utcnow()).date()
     if pickup is None:
@@ -105,6 +200,137 @@ def empty_reset() -> dict[str, Any]:
     return {"link": "", "expires_at": "", "hours": 48}
 
 
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """A patron's e-mail address or phone number, as read for a context."""
+
+    kind: str
+    value: str
+    normalized: str
+    extension: str
+    is_primary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PatronRow:
+    """The patron of a request, as read for a context (:class:`PatronLike`)."""
+
+    id: int
+    first_name: str
+    last_name: str
+    username: str
+    department: str
+    address1: str
+    address2: str
+    city: str
+    state: str
+    zip: str
+    notification_method: str
+    contact_points: tuple[ContactRow, ...]
+
+    @property
+    def full_name(self) -> str:
+        """ "First Last", or the user name when both are blank."""
+        return person_name(self.first_name, self.last_name, self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class PickupRow:
+    """A pickup location, as read for a context (:class:`PickupLike`)."""
+
+    name: str
+    address: str
+    hold_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """A request with its patron and pickup location, as read for a context (:class:`RequestLike`)."""
+
+    id: int
+    status: str
+    status_changed_at: datetime
+    transaction_number: int
+    request_type: str
+    loan_title: str
+    loan_author: str
+    photo_journal_title: str
+    photo_article_title: str
+    call_number: str
+    lending_library: str
+    due_date: date | None
+    patron: PatronRow
+    pickup: PickupRow | None  # the request's own pickup location, else the patron's
+
+    @property
+    def title(self) -> str:
+        """The loan title, or the article title for copies."""
+        return request_title(self.request_type, self.loan_title, self.photo_article_title, self.photo_journal_title)
+
+
+#: The columns of RequestRow and PatronRow, in their field order.
+_REQUEST_COLUMNS = (Request.id, Request.status, Request.status_changed_at, Request.transaction_number,
+                    Request.request_type, Request.loan_title, Request.loan_author, Request.photo_journal_title,
+                    Request.photo_article_title, Request.call_number, Request.lending_library,
+                    Request.due_date)  # fmt: skip
+_PATRON_COLUMNS = (Patron.id, Patron.first_name, Patron.last_name, Patron.username, Patron.department,
+                   Patron.address1, Patron.address2, Patron.city, Patron.state, Patron.zip,
+                   Patron.notification_method)  # fmt: skip
+
+
+def load_request_rows(session: Session, request_ids: Iterable[int]) -> dict[int, RequestRow]:
+    """The requests of ``request_ids`` with what a context needs, in two queries; missing ids are left out."""
+    wanted = list(request_ids)
+    if not wanted:
+        return {}
+    own, patrons = aliased(PickupLocation), aliased(PickupLocation)
+    pickup_columns = (own.name, own.address, own.hold_days, patrons.name, patrons.address, patrons.hold_days)
+    rows: list[Any] = session.execute(
+        select(*_REQUEST_COLUMNS, *_PATRON_COLUMNS, *pickup_columns)
+        .join(Patron, Patron.id == Request.patron_id)
+        .outerjoin(own, own.id == Request.pickup_location_id)
+        .outerjoin(patrons, patrons.id == Patron.pickup_location_id)
+        .where(Request.id.in_(wanted))
+    ).all()  # type: ignore[assignment]
+    n, m = len(_REQUEST_COLUMNS), len(_PATRON_COLUMNS)  # the patron's columns start at n
+    contacts: dict[int, list[ContactRow]] = {}
+    for patron_id, kind, value, normalized, extension, is_primary in session.execute(
+        select(ContactPoint.patron_id, ContactPoint.kind, ContactPoint.value, ContactPoint.normalized,
+               ContactPoint.extension, ContactPoint.is_primary)
+        .where(ContactPoint.patron_id.in_({row[n] for row in rows}), ContactPoint.kind.in_(("email", "phone")))
+        .order_by(ContactPoint.patron_id, ContactPoint.position)
+    ):  # fmt: skip
+        contacts.setdefault(patron_id, []).append(ContactRow(kind, value, normalized, extension, is_primary))
+    result: dict[int, RequestRow] = {}
+    for row in rows:
+        patron_values = row[n : n + m]
+        patron = PatronRow(*(*patron_values, tuple(contacts.get(patron_values[0], ()))))
+        own_name, own_address, own_days, home_name, home_address, home_days = row[n + m :]
+        pickup = (
+            PickupRow(own_name, own_address, own_days)
+            if own_name is not None
+            else PickupRow(home_name, home_address, home_days)
+            if home_name is not None
+            else None
+        )
+        result[row[0]] = RequestRow(*(*row[:n], patron, pickup))
+    return result
+
+
+def request_row_context(
+    request: RequestRow, *, region: str = "US", today: date | None = None, shared: dict[str, Any]
+) -> dict[str, Any]:
+    """The full context for a notice about one request, from its row and the shared settings."""
+    return {
+        "patron": patron_context(request.patron, region),
+        "request": request_context(request),
+        "pickup": pickup_context(request.pickup, request.status_changed_at),
+        "library": library_context(shared),
+        "reset": empty_reset(),
+        "today": (today or utcnow().date()).isoformat(),
+    }
+
+
 def request_notice_context(
     session: Session,
     request_id: int,
@@ -113,25 +339,16 @@ def request_notice_context(
     today: date | None = None,
     shared: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The full context for a notice about one request (arrival e-mail, printed notice).
+    """The full context for a notice about one request (arrival e-mail, printed notice, template preview).
 
     Args:
-        shared: :func:`system_settings` already read (the outbox renders thousands per batch: one query, not one
-            per notice).
+        shared: :func:`system_settings` already read (read here when not given).
     """
-    request = session.get(Request, request_id)
-    if request is None:
+    row = load_request_rows(session, [request_id]).get(request_id)
+    if row is None:
         raise LookupError(f"request id {request_id} does not exist")
-    patron = request.patron
-    pickup = request.pickup_location or patron.pickup_location
-    return {
-        "patron": patron_context(patron, region),
-        "request": request_context(request),
-        "pickup": pickup_context(pickup, request.status_changed_at),
-        "library": library_context(shared if shared is not None else system_settings(session)),
-        "reset": empty_reset(),
-        "today": (today or utcnow().date()).isoformat(),
-    }
+    return request_row_context(row, region=region, today=today,
+                               shared=shared if shared is not None else system_settings(session))  # fmt: skip
 
 
 def patron_notice_context(
