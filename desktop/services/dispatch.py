@@ -460,10 +460,10 @@ class _Recorder:
 class _Sender:
     """Sends claimed notices over one SMTP connection and records each result in its own transaction.
 
-    While the server handles message n, message n+1 is rendered (the transport's ``idle`` hook, after each
-    envelope command) and message n−1's result is committed on the recorder thread. The final dot of message
-    n waits until n−1's result is committed (:meth:`gate`), so the server never holds two accepted messages
-    that are not recorded (docs/DELIVERY.md).
+    While the server handles message n's envelope (MAIL, RCPT, DATA), message n−1's result is committed on the
+    recorder thread; message n's text and final dot wait until it is (:meth:`gate`), so the server never holds
+    two accepted messages that are not recorded (docs/DELIVERY.md). While the server decides on message n
+    (its longest step), message n+1 is rendered (the transport's ``idle`` hook).
     """
 
     def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,

@@ -283,8 +283,8 @@ class SmtpTransport:
             ) from None
         self._smtp = smtp
         with contextlib.suppress(OSError, AttributeError):
-            # The final dot goes out as its own small write (see send's gate): without TCP_NODELAY, Nagle's
-            # algorithm would hold it for the server's delayed ACK, ~40 ms per message.
+            # Commands are small writes, each answered before the next: without TCP_NODELAY, Nagle's algorithm
+            # can hold one back for the server's delayed ACK (~40 ms) when a write follows a write.
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         try:
             code, text = smtp.ehlo()
@@ -366,13 +366,13 @@ class SmtpTransport:
         """Send one message on the open connection (reconnecting first if the last one was lost).
 
         Args:
-            gate: called after the whole message was transmitted and just before the final ``.`` that asks the
-                server to accept it. The outbox makes sure there the previous notice's result is committed, so
-                at most one accepted message is ever unrecorded. False aborts: the connection is dropped without
-                the dot and the server discards the message.
-            idle: called after each envelope command (MAIL, RCPT, DATA) is written and before its reply is read:
-                the caller's own work (recording the previous result, preparing the next message) then runs
-                while the server is busy, on this thread. It must not raise and must not use this transport.
+            gate: called once the server is ready for the message text (after its 354), before the text and the
+                final ``.`` that asks the server to accept it go out. The outbox makes sure there that the
+                previous notice's result is committed, so at most one accepted message is ever unrecorded.
+                False aborts: the connection is dropped without the dot and the server discards the message.
+            idle: called after the final ``.`` is written and before the server's verdict is read: the caller's
+                own work (preparing the next message) then runs while the server does its longest step. It must
+                not raise and must not use this transport.
 
         Never raises for the server's or the network's reasons: every failure is a :class:`SendResult`.
         """
@@ -396,9 +396,8 @@ class SmtpTransport:
             return SendResult(_classify(exc.smtp_code), _reply(exc.smtp_code, exc.smtp_error))
 
     @staticmethod
-    def _command(smtp: smtplib.SMTP, command: str, idle: Callable[[], None]) -> tuple[int, bytes]:
+    def _command(smtp: smtplib.SMTP, command: str) -> tuple[int, bytes]:
         smtp.putcmd(command)  # refuses CR/LF in the command itself
-        idle()
         return smtp.getreply()
 
     def _transaction(
@@ -411,14 +410,14 @@ class SmtpTransport:
             smtp.command_encoding = "utf-8"
             options = " SMTPUTF8"
         # The envelope addresses are bare addr-specs (build_message), so no per-command address parsing here.
-        code, text = self._command(smtp, f"MAIL FROM:<{outgoing.sender}>{options}", idle)
+        code, text = self._command(smtp, f"MAIL FROM:<{outgoing.sender}>{options}")
         if code != 250:
             self._reset(smtp)
             return SendResult(_classify(code), f"sender refused: {_reply(code, text)}")
         accepted: list[str] = []
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in outgoing.recipients:
-            code, text = self._command(smtp, f"RCPT TO:<{rcpt}>", idle)
+            code, text = self._command(smtp, f"RCPT TO:<{rcpt}>")
             if code in (250, 251):
                 accepted.append(rcpt)
             else:
@@ -429,16 +428,16 @@ class SmtpTransport:
             outcome = Outcome.TEMPORARY if codes and all(400 <= c < 500 for c in codes) else Outcome.PERMANENT
             reasons = "; ".join(f"{a}: {r}" for a, (_, r) in refused.items())
             return SendResult(outcome, f"recipient refused: {reasons}")
-        code, text = self._command(smtp, "DATA", idle)
+        code, text = self._command(smtp, "DATA")
         if code != 354:
             self._reset(smtp)
             return SendResult(_classify(code), _reply(code, text))
-        payload = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
-        smtp.send(payload if payload.endswith(b"\r\n") else payload + b"\r\n")
         if gate is not None and not gate():
-            self.close_without_quit()  # no final dot: the server must discard the message
+            self.close_without_quit()  # no text, no final dot: the server must discard the message
             return SendResult(Outcome.ABORTED, "not sent: stopped before the server accepted it", connection_lost=True)
-        smtp.send(b".\r\n")
+        payload = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
+        smtp.send(payload + (b".\r\n" if payload.endswith(b"\r\n") else b"\r\n.\r\n"))
+        idle()
         code, text = smtp.getreply()
         if code != 250:
             self._reset(smtp)
