@@ -279,6 +279,18 @@ def test_stop_request_releases_what_was_claimed(sqlite_db: Database, smtp_sink: 
     assert run_cycle(sqlite_db, sink_settings(smtp_sink)).sent == 2
 
 
+def test_a_batch_read_ahead_is_released_on_stop(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
+    """Batches of two: while the first is sent the second is claimed; stopping gives both remainders back."""
+    for i in range(5):
+        arrived(sqlite_db, email=f"p{i}@example.org")
+    summary = run_cycle(sqlite_db, sink_settings(smtp_sink), batch_size=2,
+                        should_stop=lambda: len(smtp_sink.messages) >= 1)  # fmt: skip
+    assert (summary.sent, summary.pending, summary.errors) == (1, 4, [])
+    assert all(n.lease_owner is None for n in notices(sqlite_db))  # nothing waits for a lease to run out
+    assert run_cycle(sqlite_db, sink_settings(smtp_sink), batch_size=2).sent == 4
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [f"p{i}@example.org" for i in range(5)]
+
+
 def test_starttls_and_auth_end_to_end(sqlite_db: Database, tmp_path: Path, memory_keyring: object) -> None:
     sink = SmtpSink(tls="starttls", credentials=("ill", "pw-1"), cert_dir=tmp_path).start()
     try:

@@ -612,17 +612,29 @@ def _send_due(
 ) -> None:
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
     sender = _Sender(db, settings, transport, worker, clock, tally)
+    # The next batch is claimed and read on this thread while the current one is sent (the database does most of
+    # that work with the GIL released); one batch ahead at most.
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-reader")
+
+    def read_batch() -> tuple[outbox.Claim, float, list[_Job], list[_Done]]:
+        claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
+        if not claim.ids:
+            return claim, 0.0, [], []
+        return (claim, time.monotonic() + lease_seconds / 2, *_load(db, claim, settings))
+
+    ahead: Future[tuple[outbox.Claim, float, list[_Job], list[_Done]]] | None = None
     connected = False
     try:
         while not should_stop() and not sender.failed:
-            claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
+            claim, deadline, jobs, done = (ahead or reader.submit(read_batch)).result()
+            ahead = None
             if not claim.ids:
                 return
-            deadline = time.monotonic() + lease_seconds / 2
-            jobs, done = _load(db, claim, settings)
             for skipped in done:
                 sender.record_done(claim, skipped)
             sender.add(jobs)
+            if len(claim.ids) == batch_size:  # a full batch: there may be more
+                ahead = reader.submit(read_batch)
             while not sender.failed:
                 if should_stop() or time.monotonic() > deadline:
                     sender.gate()
@@ -645,17 +657,27 @@ def _send_due(
                 if result.outcome is Outcome.ABORTED:
                     sender.give_back("not sent yet: recording the previous result failed")
                     return
-            if not sender.end_batch():  # the batch is recorded before the next claim (and before counting)
+            if not sender.end_batch():  # the batch is recorded before the next one is sent (and before counting)
+                return
+            if ahead is None:
                 return
     finally:
-        transport.close()
         try:
-            sender.close()
+            if ahead is not None:  # read ahead but not sent: give it back now rather than after the lease
+                claim, _, _, _ = ahead.result()
+                outbox.release(db, claim.token, claim.ids, "not sent yet: the System Manager stopped")
+        except Exception as exc:
+            tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
         finally:
-            try:  # an unexpected error: give the rest back now rather than after the lease
-                sender.give_back("not sent yet: the System Manager hit an error")
-            except Exception as exc:
-                tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
+            reader.shutdown(wait=True)
+            transport.close()
+            try:
+                sender.close()
+            finally:
+                try:  # an unexpected error: give the rest back now rather than after the lease
+                    sender.give_back("not sent yet: the System Manager hit an error")
+                except Exception as exc:
+                    tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
 def _safe_count(db: Database, tally: _Tally) -> int:
