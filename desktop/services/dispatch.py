@@ -407,6 +407,7 @@ class _Recorder:
         self._writer: ResultWriter | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder")
         self._pending: list[Future[_Recorded]] = []
+        self._used = False
 
     def _write(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
                advance: Advance | None, lost: str) -> _Recorded:  # fmt: skip
@@ -423,6 +424,7 @@ class _Recorder:
                now: datetime, advance: Advance | None = None, lost: str = "") -> None:  # fmt: skip
         """Queue one outcome; ``lost`` is the complaint to raise if the lease turns out to be lost."""
         args = (notice_id, claim.token, state, reply, values, now, advance, lost)
+        self._used = True
         self._pending.append(self._pool.submit(self._write, *args))
 
     def wait(self) -> list[_Recorded]:
@@ -451,7 +453,8 @@ class _Recorder:
         """Finish what is queued, give the connection back and stop the thread."""
         try:
             reports = self.wait()
-            self._pool.submit(self._close_writer).result()
+            if self._used:  # a cycle with nothing to record never started the thread
+                self._pool.submit(self._close_writer).result()
         finally:
             self._pool.shutdown(wait=True)
         return reports
@@ -626,7 +629,9 @@ def _send_due(
     connected = False
     try:
         while not should_stop() and not sender.failed:
-            claim, deadline, jobs, done = (ahead or reader.submit(read_batch)).result()
+            # The first batch is read here (nothing to overlap yet, and one thread handoff less for the GUI's
+            # single notices); later ones were read ahead.
+            claim, deadline, jobs, done = ahead.result() if ahead else read_batch()
             ahead = None
             if not claim.ids:
                 return
