@@ -8,10 +8,13 @@ and the database never hold them) and switching databases without a restart."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.errors import KeyringError
 from pytestqt.qtbot import QtBot
 from sqlalchemy import MetaData, select, text
 
@@ -323,3 +326,64 @@ def test_open_settings_dialog_is_window_modal(qtbot: QtBot, ctx: AppContext) -> 
     assert dialog.isModal()
     dialog.cancelButton.click()
     qtbot.waitUntil(lambda: not dialog.isVisible())
+
+
+class _WatchedKeyring(MemoryKeyring):
+    """Remembers which threads asked it, and can refuse to store (a locked or broken keyring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+        self.refuse = False
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.threads.add(threading.current_thread().name)
+        return super().get_password(service, username)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.threads.add(threading.current_thread().name)
+        if self.refuse:
+            raise KeyringError("the keyring is locked")
+        super().set_password(service, username, password)
+
+
+@pytest.fixture
+def watched_keyring() -> Iterator[_WatchedKeyring]:
+    before = keyring.get_keyring()
+    backend = _WatchedKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(before)
+
+
+def test_the_keyring_is_only_used_off_the_gui_thread(
+    qtbot: QtBot, ctx: AppContext, db_path: Path, watched_keyring: _WatchedKeyring, auth_sink: SmtpSink
+) -> None:
+    """Reading for the placeholders, testing a connection and saving all ask the keyring on the worker: a keyring
+    waiting for its owner to unlock it must not freeze the window."""
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.busy)
+    _fill_smtp(dialog, auth_sink.port, "")  # no password typed: the stored one is looked up
+    dialog.testSmtpButton.click()
+    qtbot.waitUntil(lambda: dialog.testSmtpButton.isEnabled(), timeout=10_000)
+    dialog.smtpPasswordEdit.setText(SMTP_PASSWORD)
+    dialog.sqlitePathEdit.setText(str(db_path))
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=10_000)
+    assert watched_keyring.store[(SMTP_KEYRING_SERVICE, "u@127.0.0.1")] == SMTP_PASSWORD
+    assert watched_keyring.threads and threading.main_thread().name not in watched_keyring.threads
+
+
+def test_a_keyring_that_refuses_saves_nothing(
+    qtbot: QtBot, dialog: SettingsDialog, ctx: AppContext, db_path: Path, watched_keyring: _WatchedKeyring
+) -> None:
+    watched_keyring.refuse = True
+    before = ctx.settings
+    _fill_smtp(dialog, 2525, SMTP_PASSWORD)
+    dialog.sqlitePathEdit.setText(str(db_path))
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: "Nothing was saved" in dialog.errorLabel.text(), timeout=10_000)
+    assert "password store" in dialog.errorLabel.text() and SMTP_PASSWORD not in dialog.errorLabel.text()
+    assert not config_path().exists() and ctx.settings == before and dialog.saved_settings is None
+    assert dialog.smtpPasswordEdit.text() == SMTP_PASSWORD and dialog.saveButton.isEnabled()  # kept as typed

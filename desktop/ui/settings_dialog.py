@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
@@ -58,6 +59,7 @@ from desktop.services.connection_check import (
     url_for_opening,
 )
 from desktop.services.database import Database, open_database
+from desktop.services.errors import ServiceError
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
 
@@ -71,16 +73,80 @@ SECURITY_LABELS = (
 )
 
 
-def _open_database(url: str, cancelled: threading.Event) -> Database | None:
-    """Worker-thread job: open (and, if needed, set up or upgrade) the chosen database.
+def _database_password(url: str, typed: str) -> str | None:
+    """The typed database password, else the one the keyring holds for that account (worker thread: a locked
+    keyring may wait for its owner)."""
+    if typed or url.startswith("sqlite"):
+        return typed or None
+    return get_secret(DATABASE_KEYRING_SERVICE, database_account(url))
 
-    If the dialog was closed meanwhile nobody will take the handle, so it is closed here (``None``).
+
+def _smtp_password(settings: Settings, typed: str) -> str | None:
+    """The typed SMTP password, else the stored one for that account (worker thread)."""
+    if typed or not settings.smtp_username:
+        return typed or None
+    return get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings))
+
+
+def _check_database_job(url: str, typed_password: str) -> DatabaseCheck:
+    return check_database(url, _database_password(url, typed_password))
+
+
+def _check_smtp_job(settings: Settings, typed_password: str, ssl_context: ssl.SSLContext | None) -> SmtpCheck:
+    return check_smtp(settings, _smtp_password(settings, typed_password), ssl_context=ssl_context)
+
+
+@dataclass(frozen=True)
+class _Save:
+    """What the form holds when staff press Save: passwords typed (empty keeps the stored one)."""
+
+    settings: Settings
+    url: str
+    reopen: bool  # the database differs from the one in use
+    db_password: str
+    smtp_password: str
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A finished save: the database to switch to (``None``: the same one), or nothing if the dialog went."""
+
+    db: Database | None
+    settings: Settings | None  # what was saved; None when nothing was
+
+
+def _save_job(save: _Save, cancelled: threading.Event) -> _Saved:
+    """Worker thread: open the chosen database (if it changed), then store typed passwords in the keyring and
+    write the settings file. Nothing is stored unless the database opened; if the dialog was closed meanwhile
+    nobody takes the new database, so it is closed here and nothing is saved.
+
+    Raises:
+        ServiceError, SecretStoreError, OSError: what went wrong (nothing was saved).
     """
-    db, _result = open_database(url)
-    if cancelled.is_set():
-        db.dispose()
-        return None
-    return db
+    db: Database | None = None
+    if save.reopen:
+        try:
+            password = _database_password(save.url, save.db_password)
+            db, _result = open_database(url_for_opening(save.url, password))
+        except SecretStoreError:
+            raise
+        except Exception as exc:
+            raise ServiceError(f"the database could not be opened: {exc}") from exc
+    try:
+        if cancelled.is_set():
+            if db is not None:
+                db.dispose()
+            return _Saved(None, None)
+        if save.db_password and not save.url.startswith("sqlite"):
+            set_secret(DATABASE_KEYRING_SERVICE, database_account(save.url), save.db_password)
+        if save.smtp_password and save.settings.smtp_username:
+            set_secret(SMTP_KEYRING_SERVICE, smtp_account(save.settings), save.smtp_password)
+        save_settings(save.settings)
+    except BaseException:
+        if db is not None:
+            db.dispose()
+        raise
+    return _Saved(db, save.settings)
 
 
 class SettingsDialog(QDialog):
@@ -430,20 +496,6 @@ class SettingsDialog(QDialog):
             phone_region=self.phoneRegionCombo.currentText().strip().upper(),
         )
 
-    def _database_password(self, url: str) -> str | None:
-        """The typed database password, or the one stored for that account."""
-        typed = self.pgPasswordEdit.text()
-        if typed or url.startswith("sqlite"):
-            return typed or None
-        return get_secret(DATABASE_KEYRING_SERVICE, database_account(url))
-
-    def _smtp_password(self, settings: Settings) -> str | None:
-        """The typed SMTP password, or the one stored for that account."""
-        typed = self.smtpPasswordEdit.text()
-        if typed or not settings.smtp_username:
-            return typed or None
-        return get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings))
-
     # ------------------------------------------------------------------------------------------------ testing
 
     @Slot()
@@ -451,14 +503,14 @@ class SettingsDialog(QDialog):
         """Try the database described by the form (on a worker thread) and show what happened."""
         try:
             url = self.database_url()
-            password = self._database_password(url)
-        except (SecretStoreError, ValueError) as exc:
+        except ValueError as exc:
             self._show(self.databaseResultLabel, False, str(exc))
             return
         self.testDatabaseButton.setEnabled(False)
         self.databaseResultLabel.setStyleSheet("")
         self.databaseResultLabel.setText("Testing…")
-        self._runner.run(partial(check_database, url, password), self._on_database_tested, self._on_database_error)
+        job = partial(_check_database_job, url, self.pgPasswordEdit.text())
+        self._runner.run(job, self._on_database_tested, self._on_database_error)
 
     def _on_database_tested(self, result: object) -> None:
         self.testDatabaseButton.setEnabled(True)
@@ -474,14 +526,13 @@ class SettingsDialog(QDialog):
         """Connect to the SMTP server as typed, say whether TLS and AUTH worked; nothing is sent."""
         try:
             settings = self._smtp_settings()
-            password = self._smtp_password(settings)
-        except (ConfigError, SecretStoreError) as exc:
+        except ConfigError as exc:
             self._show(self.smtpResultLabel, False, str(exc))
             return
         self.testSmtpButton.setEnabled(False)
         self.smtpResultLabel.setStyleSheet("")
         self.smtpResultLabel.setText("Testing…")
-        job = partial(check_smtp, settings, password, ssl_context=self._ssl_context)
+        job = partial(_check_smtp_job, settings, self.smtpPasswordEdit.text(), self._ssl_context)
         self._runner.run(job, self._on_smtp_tested, self._on_smtp_error)
 
     def _on_smtp_tested(self, result: object) -> None:
@@ -506,8 +557,9 @@ class SettingsDialog(QDialog):
 
     @Slot()
     def save(self) -> None:
-        """Check, store passwords in the keyring, write the settings file and apply; reopen the database if it
-        changed (on a worker thread). On any problem nothing is saved and the form stays as typed."""
+        """Check the form, then on the worker thread: open the database if it changed, store typed passwords in
+        the keyring and write the settings file; then apply. On any problem nothing is saved and the form stays
+        as typed."""
         self.errorLabel.setText("")
         try:
             new = self.settings_from_form()
@@ -515,60 +567,34 @@ class SettingsDialog(QDialog):
             self.errorLabel.setText(str(exc))
             return
         url = self.database_url()
-        if same_database(url, self.ctx.db.url):
-            self._finish(new, None)
-            return
-        try:
-            password = self._database_password(url)
-        except SecretStoreError as exc:
-            self.errorLabel.setText(str(exc))
-            return
+        reopen = not same_database(url, self.ctx.db.url)
+        save = _Save(new, url, reopen, self.pgPasswordEdit.text(), self.smtpPasswordEdit.text())
         self.saveButton.setEnabled(False)
         self.errorLabel.setStyleSheet("")
-        self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…")
-        job = partial(_open_database, url_for_opening(url, password), self._closing)
-        self._runner.run(job, partial(self._on_database_opened, new), self._on_open_failed)
+        self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…" if reopen else "Saving…")
+        self._runner.run(partial(_save_job, save, self._closing), self._on_saved, self._on_save_failed)
 
-    def _on_database_opened(self, new: Settings, db: object) -> None:
-        assert isinstance(db, Database)
+    def _on_saved(self, result: object) -> None:
+        assert isinstance(result, _Saved)
         self.saveButton.setEnabled(True)
-        self._finish(new, db)
-
-    def _on_open_failed(self, error: object) -> None:
-        self.saveButton.setEnabled(True)
-        self.errorLabel.setStyleSheet(BAD_STYLE)
-        message = scrub(str(error), self.pgPasswordEdit.text())
-        self.errorLabel.setText(f"Nothing was saved: the database could not be opened: {message}")
-
-    def _finish(self, new: Settings, db: Database | None) -> None:
-        """Store passwords, write the file, apply the settings and (if given) switch to ``db``."""
-        try:
-            self._store_passwords(new)
-            save_settings(new)
-        except (SecretStoreError, OSError) as exc:
-            if db is not None:
-                db.dispose()
-            self.errorLabel.setStyleSheet(BAD_STYLE)
-            self.errorLabel.setText(f"Nothing was saved: {exc}")
+        new = result.settings
+        if new is None:  # the dialog was closed while the database opened
             return
         self.pgPasswordEdit.clear()
         self.smtpPasswordEdit.clear()
+        self.errorLabel.setText("")
         self.saved_settings = new
         self.ctx.apply_settings(new)
-        if db is not None:
-            self.ctx.switch_database(db)
+        if result.db is not None:
+            self.ctx.switch_database(result.db)
         self.ctx.changed.emit("settings")
         self.accept()
 
-    def _store_passwords(self, new: Settings) -> None:
-        """Typed passwords go to the keyring under this form's accounts; empty fields keep what is stored."""
-        db_password = self.pgPasswordEdit.text()
-        url = self.database_url()
-        if db_password and not url.startswith("sqlite"):
-            set_secret(DATABASE_KEYRING_SERVICE, database_account(url), db_password)
-        smtp_password = self.smtpPasswordEdit.text()
-        if smtp_password and new.smtp_username:
-            set_secret(SMTP_KEYRING_SERVICE, smtp_account(new), smtp_password)
+    def _on_save_failed(self, error: object) -> None:
+        self.saveButton.setEnabled(True)
+        self.errorLabel.setStyleSheet(BAD_STYLE)
+        message = scrub(scrub(str(error), self.pgPasswordEdit.text()), self.smtpPasswordEdit.text())
+        self.errorLabel.setText(f"Nothing was saved: {message}")
 
     def done(self, result: int) -> None:
         """Stop the worker thread before the dialog goes (a running test is waited for; a database still being
