@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from desktop.db.engine import Database
 from desktop.services import contact_card as cc
+from desktop.services.contact_card import CardData, CardPoint, PostalAddress, merge_card
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
 from tests.patron_helpers import location_id, make_patron, points_of, primary_count
 
@@ -253,3 +254,55 @@ def test_saving_any_card_leaves_one_primary_per_kind_present(
         marked = [i for i, p in enumerate(points) if p.kind == kind and p.is_primary]
         expected = marked[0] if marked else next(i for i, p in enumerate(points) if p.kind == kind)
         assert [r.position for r in saved if r.kind == kind and r.is_primary] == [expected]
+
+
+# ------------------------------------------------------------------------------------------ reload and merge
+
+
+def _card(points: list[CardPoint], address: PostalAddress | None = None, version: int = 1) -> CardData:
+    return CardData(1, "Ada Lovelace", "", version, tuple(points), address or PostalAddress(), ())
+
+
+def _email(value: str, point_id: int | None, primary: bool = False) -> CardPoint:
+    return CardPoint("email", value, None, "", primary, point_id)
+
+
+def test_merge_takes_theirs_keeps_mine_and_reports_both() -> None:
+    base = _card([_email("a@x.org", 1, True), _email("b@x.org", 2), _email("c@x.org", 3)],
+                 PostalAddress("1 Main St", "", "Springfield", "IL", "62701"))  # fmt: skip
+    # This card: edited b, removed c, added d, changed the city.
+    mine = [_email("a@x.org", 1, True), _email("b2@x.org", 2), _email("d@x.org", None)]
+    mine_address = PostalAddress("1 Main St", "", "Urbana", "IL", "62701")
+    # The other workstation: edited a, edited b differently, added e, changed the zip and the city.
+    theirs = _card([_email("a2@x.org", 1, True), _email("b3@x.org", 2), _email("c@x.org", 3), _email("e@x.org", 4)],
+                   PostalAddress("1 Main St", "", "Champaign", "IL", "61820"), version=2)  # fmt: skip
+    merged = merge_card(base, mine, mine_address, theirs)
+    assert [(p.value, p.id, p.is_primary) for p in merged.points] == [
+        ("a2@x.org", 1, True),  # only they changed it: theirs
+        ("b2@x.org", 2, False),  # both changed it: mine, reported
+        ("d@x.org", None, False),  # added here
+        ("e@x.org", 4, False),  # added there
+    ]  # c: removed here, untouched there: stays removed
+    assert merged.address == PostalAddress("1 Main St", "", "Urbana", "IL", "61820")
+    assert merged.taken == 3  # a2, e, the zip
+    assert len(merged.conflicts) == 2
+    assert "b2@x.org" in merged.conflicts[0] and "b3@x.org" in merged.conflicts[0]
+    assert merged.conflicts[1].startswith("City:") and "Champaign" in merged.conflicts[1]
+
+
+def test_merge_never_drops_what_was_typed_and_follows_their_primary() -> None:
+    base = _card([_email("a@x.org", 1, True), _email("b@x.org", 2)])
+    mine = [_email("a@x.org", 1, True), _email("b-edited@x.org", 2)]
+    theirs = _card([_email("a@x.org", 1, False), _email("z@x.org", 5, True)], version=2)  # b removed, z primary
+    merged = merge_card(base, mine, PostalAddress(), theirs)
+    assert [(p.value, p.id, p.is_primary) for p in merged.points] == [
+        ("a@x.org", 1, False),
+        ("b-edited@x.org", None, False),  # removed there, edited here: back as a new line
+        ("z@x.org", 5, True),  # this card did not change the primary: theirs is followed
+    ]
+    assert any("removed on the other workstation" in c for c in merged.conflicts)
+    # A primary chosen on this card wins.
+    mine_primary = [_email("a@x.org", 1, False), _email("b@x.org", 2, True)]
+    kept = merge_card(base, mine_primary, PostalAddress(), _card([_email("a@x.org", 1, True), _email("b@x.org", 2)],
+                                                                 version=2))  # fmt: skip
+    assert [(p.id, p.is_primary) for p in kept.points] == [(1, False), (2, True)]

@@ -250,13 +250,21 @@ def test_second_workstation_saving_an_old_version_is_refused_and_keeps_its_text(
         assert card2.isVisible()
         assert card2.editors["email"][1].value.text() == "second@example.org"
         assert card2.address_fields["city"].text() == "Urbana"
-        assert card2.save_button.isEnabled()  # nothing lost: staff may copy, reopen, and enter again
+        assert card2.save_button.isEnabled() and card2.reload_button.isVisible()  # nothing lost
         saved = [p.normalized for p in points_of(sqlite_db, ada, "email")]
         assert saved == ["first@example.org", "ada@work.example.edu"]
         card2.close()
         assert card2.isVisible() and card2.discard_box is not None  # unsaved: it asks first
-        card2.discard_box.button(card2.discard_box.StandardButton.Discard).click()
-        qtbot.waitUntil(lambda: not card2.isVisible(), timeout=5000)
+        card2.discard_box.button(card2.discard_box.StandardButton.Cancel).click()
+        # Reload takes in the first workstation's e-mail and keeps this card's two changes on top.
+        card2.reload_button.click()
+        qtbot.waitUntil(lambda: "taken in" in card2.banner.text(), timeout=5000)
+        assert [e.value.text() for e in card2.editors["email"]] == ["first@example.org", "second@example.org"]
+        assert card2.address_fields["city"].text() == "Urbana" and not card2.reload_button.isVisible()
+        with qtbot.waitSignal(card2.saved, timeout=5000):
+            card2.save_button.click()
+        saved = [p.normalized for p in points_of(sqlite_db, ada, "email")]
+        assert saved == ["first@example.org", "second@example.org"]
     finally:
         first.shutdown()
         second.shutdown()

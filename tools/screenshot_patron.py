@@ -2,7 +2,8 @@
 
 Run: ``QT_QPA_PLATFORM=offscreen python -m tools.screenshot_patron``. Uses a throw-away SQLite database with
 seed-demo data; picks a patron with a non-Latin name and several contact points, queues a password reset on
-one e-mail (so the Notes column shows it) and types an invalid phone on the card (so its message shows).
+one e-mail (so the Notes column shows it) and types an invalid phone on the card (so its message shows). A third
+shot shows a card reloaded after another workstation saved the same patron (Reload, keep my changes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -78,10 +80,33 @@ def main() -> int:
     card.grab().save(str(OUT / "contact_card.png"))
     card.close()
     window.close()
+    wait(lambda: False, 0.3)  # let the closed windows go
+    # Two workstations edit the same card: the second one's save is refused, then Reload merges both.
+    other_db, _ = open_database(sqlite_url(folder / "demo.sqlite3"))
+    other = AppContext(other_db, Settings(staff_name="front desk"))
+    mine, theirs = open_contact_card(ctx, pid), open_contact_card(other, pid)
+    wait(lambda: mine.data is not None and theirs.data is not None)
+    theirs.editors["email"][0].value.setText("new.address@example.org")
+    theirs.address_fields["city"].setText("Champaign")
+    theirs.on_save()
+    wait(lambda: not shiboken6.isValid(theirs) or not theirs.isVisible())
+    mine.editors["phone"][0].value.setText("217 555 0142")
+    mine.address_fields["city"].setText("Urbana")
+    mine.resize(800, 780)
+    mine.on_save()
+    wait(lambda: mine.reload_button.isVisible())
+    mine.reload_button.click()
+    wait(lambda: "taken in" in mine.banner.text())
+    wait(lambda: False, 0.5)
+    mine.grab().save(str(OUT / "contact_card_reloaded.png"))
+    mine._discarding = True  # a screenshot, not a session: close without asking
+    mine.close()
+    other.shutdown()
+    other_db.dispose()
     ctx.shutdown()
     db.dispose()
     app.quit()
-    print(f"wrote {OUT / 'contact_info_tab.png'} and {OUT / 'contact_card.png'}")
+    print(f"wrote {OUT / 'contact_info_tab.png'}, {OUT / 'contact_card.png'} and {OUT / 'contact_card_reloaded.png'}")
     return 0
 
 

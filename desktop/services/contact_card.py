@@ -10,7 +10,7 @@ setting the new one, and the partial unique index ``uq_contact_points_one_primar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -291,9 +291,107 @@ def save_card(
 def _conflict_message(patron: Patron) -> str:
     return (
         f"{patron.full_name}'s record was changed on another workstation after you opened this card, so it was "
-        "not saved (that would undo their change). What you typed is still here: copy it, reopen the card, "
-        "and enter it again."
+        "not saved (that would undo their change). What you typed is still here: Reload takes in their change "
+        "and keeps yours, then you can check and save."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MergedCard:
+    """A card reloaded after another workstation saved: their save with this card's edits put back on top.
+
+    Attributes:
+        taken: how many of the other workstation's changes were taken in (lines and address fields).
+        conflicts: one sentence per line or field changed in both places; this card's version is kept.
+    """
+
+    points: tuple[CardPoint, ...]
+    address: PostalAddress
+    taken: int
+    conflicts: tuple[str, ...]
+
+
+#: The postal address fields as the card labels them.
+_ADDRESS_LABELS = {"address1": "Street", "address2": "Line 2", "city": "City", "state": "State", "zip": "ZIP"}
+
+
+def _content(point: CardPoint) -> tuple[str, int | None, str]:
+    return (point.value.strip(), point.location_id, point.extension.strip())
+
+
+def _primary_ids(points: Sequence[CardPoint]) -> dict[str, int | None]:
+    """Per kind, the id of the primary line (the first marked, else the first); None for a line not yet saved."""
+    result: dict[str, int | None] = {}
+    for kind in dict.fromkeys(p.kind for p in points):
+        of_kind = [p for p in points if p.kind == kind]
+        result[kind] = next((p for p in of_kind if p.is_primary), of_kind[0]).id
+    return result
+
+
+def merge_card(base: CardData, points: Sequence[CardPoint], address: PostalAddress, theirs: CardData) -> MergedCard:
+    """Three-way merge of a card's edits (``points``, ``address``, made on ``base``) onto ``theirs``.
+
+    A line or field only this card changed keeps this card's value; one only the other workstation changed
+    takes theirs; one changed in both places keeps this card's and is reported, with their value, so staff can
+    choose before saving. Lines added on either side are kept; a line removed on one side and untouched on the
+    other is removed. Nothing typed on this card is dropped: a line edited here but removed there comes back as
+    a new line. The primary of a kind follows the other workstation unless this card changed it.
+    """
+    old = {p.id: p for p in base.points if p.id is not None}
+    new = {p.id: p for p in theirs.points if p.id is not None}
+    mine_ids = {p.id for p in points if p.id is not None}
+    merged: list[CardPoint] = []
+    conflicts: list[str] = []
+    taken = 0
+    for point in points:
+        if point.id is None or point.id not in old:  # added on this card
+            merged.append(point)
+            continue
+        before, after = old[point.id], new.get(point.id)
+        mine_changed = _content(point) != _content(before)
+        if after is None:
+            if mine_changed:
+                merged.append(replace(point, id=None))
+                conflicts.append(f"{point.value}: removed on the other workstation; kept here as a new line")
+            else:
+                taken += 1
+            continue
+        theirs_changed = _content(after) != _content(before)
+        if mine_changed and theirs_changed and _content(after) != _content(point):
+            conflicts.append(f"{point.value}: also changed on the other workstation (to {after.value}); yours is kept")
+            merged.append(point)
+        elif theirs_changed and not mine_changed:
+            taken += 1
+            merged.append(replace(after, is_primary=point.is_primary))
+        else:
+            merged.append(point)
+    for point_id, before in old.items():
+        after = new.get(point_id)
+        if point_id not in mine_ids and after is not None and _content(after) != _content(before):
+            conflicts.append(f"{before.value}: removed here but changed on the other workstation (to {after.value})")
+    for point in theirs.points:
+        if point.id is not None and point.id not in old:
+            merged.append(replace(point, is_primary=False))
+            taken += 1
+    # The primary of each kind: this card's choice if it made one, else the other workstation's.
+    base_primary, their_primary = _primary_ids(base.points), _primary_ids(theirs.points)
+    present = {p.id for p in merged if p.id is not None}
+    for kind, mine in _primary_ids(points).items():
+        chosen = their_primary.get(kind)
+        if mine is not None and mine == base_primary.get(kind) and chosen in present and chosen != mine:
+            taken += 1
+            merged = [replace(p, is_primary=p.id == chosen) if p.kind == kind else p for p in merged]
+    fields: dict[str, str] = {}
+    for name, label in _ADDRESS_LABELS.items():
+        was, mine_value, their_value = (getattr(a, name) for a in (base.address, address, theirs.address))
+        if mine_value == was:
+            fields[name] = their_value
+            taken += their_value != was
+        else:
+            fields[name] = mine_value
+            if their_value not in (was, mine_value):
+                conflicts.append(f"{label}: also changed on the other workstation (to “{their_value}”); yours is kept")
+    return MergedCard(tuple(merged), PostalAddress(**fields), taken, tuple(conflicts))
 
 
 def _summary(problems: dict[str, str], points: Sequence[CardPoint]) -> str:

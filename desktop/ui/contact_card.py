@@ -47,6 +47,7 @@ from desktop.services.contact_card import (
     default_location,
     email_warnings,
     load_card,
+    merge_card,
     save_card,
     warning_text,
 )
@@ -336,6 +337,14 @@ class ContactCard(QDialog):
         self.save_button.setObjectName("saveContactCardButton")
         self.save_button.setAccessibleName("Save the Contact Card")
         self.save_button.setIcon(icon("save"))
+        self.reload_button = self.buttons.addButton("&Reload, keep my changes", QDialogButtonBox.ButtonRole.ActionRole)
+        self.reload_button.setObjectName("reloadContactCardButton")
+        self.reload_button.setAccessibleName("Reload the other workstation's save and keep my changes")
+        self.reload_button.setToolTip(
+            "Load what the other workstation saved and put your changes back on top; nothing you typed is lost"
+        )
+        self.reload_button.hide()  # only after a save was refused because of another workstation's save
+        self.reload_button.clicked.connect(self.on_reload)
         self.close_button = self.buttons.addButton("&Close", QDialogButtonBox.ButtonRole.RejectRole)
         self.close_button.setObjectName("closeContactCardButton")
         self.close_button.setAccessibleName("Close without saving")
@@ -411,24 +420,68 @@ class ContactCard(QDialog):
         """Fill the card with the patron's saved contact information."""
         if not shiboken6.isValid(self):
             return
-        self.data = data
-        household = f" — {data.household_name}" if data.household_name else ""
-        self.heading.setText(f"{data.patron_name}{household}")
-        self.setWindowTitle(f"Contact Card — {data.patron_name}")
-        for point in data.points:
-            self._add_editor(point.kind, point)
-        for name, edit in self.address_fields.items():
-            edit.setText(getattr(data.address, name))
+        self._fill(data, data.points, data.address)
         for focus, add in self._requests:
             self._apply_request(focus, add)
         self._requests.clear()
         self.warning_timer.start()
         self._update_save()
 
+    def _fill(self, data: CardData, points: Sequence[CardPoint], address: PostalAddress) -> None:
+        """Show ``points`` and ``address`` as the card's lines, ``data`` being what the database holds."""
+        self.data = data
+        household = f" — {data.household_name}" if data.household_name else ""
+        self.heading.setText(f"{data.patron_name}{household}")
+        self.setWindowTitle(f"Contact Card — {data.patron_name}")
+        for editor in self.all_editors():
+            self.groups[editor.kind].removeButton(editor.primary)
+            editor.setParent(None)
+            editor.deleteLater()
+        for kind in self.editors:
+            self.editors[kind] = []
+        for point in points:
+            self._add_editor(point.kind, point)
+        for name, edit in self.address_fields.items():
+            edit.setText(getattr(address, name))
+
     def on_load_failed(self, error: object) -> None:
         """The patron could not be read: say so; nothing to edit."""
         if shiboken6.isValid(self):
             self._show_banner("error", f"Could not open the Contact Card: {error}")
+
+    @Slot()
+    def on_reload(self) -> None:
+        """After another workstation saved: load their save (worker thread) and merge this card's edits onto it."""
+        if self.data is None or self._saving:
+            return
+        self.reload_button.setEnabled(False)
+        self._show_banner("ok", "Reloading…")
+        self.ctx.run(functools.partial(load_card, self.ctx.db, self.patron_id), self.on_reloaded, self.on_reload_failed)
+
+    def on_reloaded(self, theirs: CardData) -> None:
+        """Show their save with this card's changes on top, and say what was taken in and what to check."""
+        if not shiboken6.isValid(self) or self.data is None:
+            return
+        merged = merge_card(self.data, self.points(), self.address(), theirs)
+        self._fill(theirs, merged.points, merged.address)
+        self.reload_button.setEnabled(True)
+        self.reload_button.hide()
+        plural = "change" if merged.taken == 1 else "changes"
+        taken = f"{merged.taken} {plural} from the other workstation taken in" if merged.taken else "Reloaded"
+        if merged.conflicts:
+            self._show_banner(
+                "error",
+                f"{taken}. Changed in both places — yours is kept, check before saving: " + "; ".join(merged.conflicts),
+            )
+        else:
+            self._show_banner("ok", f"{taken}; your changes are kept. Check, then Save.")
+        self.on_edited()
+
+    def on_reload_failed(self, error: object) -> None:
+        """The reload failed (the database is unreachable, the patron was deleted): keep everything typed."""
+        if shiboken6.isValid(self):
+            self.reload_button.setEnabled(True)
+            self._show_banner("error", f"Could not reload: {error}. What you typed is still here.")
 
     # --- editors ----------------------------------------------------------------------------------------------
     def all_editors(self) -> list[PointEditor]:
@@ -599,6 +652,8 @@ class ContactCard(QDialog):
             self._show_banner("error", str(error))
         elif isinstance(error, ConcurrentEditError):
             self._show_banner("error", str(error))
+            self.reload_button.show()
+            self.reload_button.setFocus()
         else:
             self._show_banner("error", f"Not saved: {error}. What you typed is still here.")
         self._update_save()
