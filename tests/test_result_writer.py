@@ -146,7 +146,6 @@ def test_unknown_columns_and_impossible_moves_are_refused(any_db: Database) -> N
 
 def test_the_connection_goes_back_to_the_pool_as_it_came(any_db: Database) -> None:
     writer = ResultWriter(any_db)
-    writer.checkpoint()
     writer.close()
     writer.close()  # twice is harmless
     raw = any_db.engine.raw_connection()

@@ -10,7 +10,6 @@ unrecorded (docs/DELIVERY.md).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import ssl
@@ -52,8 +51,6 @@ from desktop.services.result_writer import Advance, ResultWriter
 from desktop.services.routing import route_due_requests, scan_arrivals
 from desktop.services.status import SYSTEM_USER
 from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateError, TemplateFields, render
-
-log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 #: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
@@ -432,18 +429,6 @@ class _Recorder:
         pending, self._pending = self._pending, []
         return [future.result() for future in pending]
 
-    def _checkpoint(self) -> None:
-        try:
-            if self._writer is not None:
-                self._writer.checkpoint()
-        except Exception:  # another connection's automatic checkpoint does the same work later
-            log.warning("WAL checkpoint between batches failed", exc_info=True)
-
-    def checkpoint(self) -> None:
-        """Queue a SQLite checkpoint after the results queued so far; not waited for, so it overlaps the reading
-        of the next batch (the next result waits behind it)."""
-        self._pool.submit(self._checkpoint)
-
     def _close_writer(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -499,13 +484,6 @@ class _Sender:
     def close(self) -> None:
         """Record what is still queued and stop the recorder."""
         self._take_reports(self._recorder.close())
-
-    def end_batch(self) -> bool:
-        """Wait until the batch is recorded, then let the recorder checkpoint while the next batch is read."""
-        if not self.gate():
-            return False
-        self._recorder.checkpoint()
-        return True
 
     # -- recording
 
@@ -662,7 +640,7 @@ def _send_due(
                 if result.outcome is Outcome.ABORTED:
                     sender.give_back("not sent yet: recording the previous result failed")
                     return
-            if not sender.end_batch():  # the batch is recorded before the next one is sent (and before counting)
+            if not sender.gate():  # the batch is recorded before the next one is sent (and before counting)
                 return
             if ahead is None:
                 return

@@ -128,7 +128,8 @@ class ResultWriter:
         self._autocheckpoint: int | None = None
         if self._backend == "sqlite":
             # Without this, every ~100th commit would also copy the WAL into the database file, on the critical
-            # path of a send; :meth:`checkpoint` does that work between batches instead.
+            # path of a send. Other connections' commits (the System Manager's claims, on its reader thread) do
+            # that work instead.
             self._autocheckpoint = int(self._driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
             self._driver.execute("PRAGMA wal_autocheckpoint = 0")
 
@@ -213,14 +214,6 @@ class ResultWriter:
             cursor.close()
         self._broken = False
         return True
-
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the SQLite database file (passive: never waits for readers or writers).
-
-        The System Manager calls it between batches, while it reads the next one; nothing to do on PostgreSQL.
-        """
-        if self._backend == "sqlite":
-            self._driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         """Give the connection back (or discard it if the last record failed); safe to call twice."""
