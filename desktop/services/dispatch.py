@@ -9,6 +9,7 @@ unrecorded (docs/DELIVERY.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -593,15 +594,20 @@ def _send_due(
 ) -> None:
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
     sender = _Sender(db, settings, transport, worker, clock, tally)
-    # The next batch is claimed and read on this thread while the current one is sent (the database does most of
-    # that work with the GIL released); one batch ahead at most.
+    # The next batch is claimed and read on a reader thread while the current one is sent (the database does
+    # much of that work with the GIL released); one batch ahead at most.
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-reader")
 
     def read_batch() -> tuple[outbox.Claim, float, list[_Job], list[_Done]]:
         claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
         if not claim.ids:
             return claim, 0.0, [], []
-        return (claim, time.monotonic() + lease_seconds / 2, *_load(db, claim, settings))
+        try:
+            return (claim, time.monotonic() + lease_seconds / 2, *_load(db, claim, settings))
+        except BaseException:  # give the claim back now rather than after the lease
+            with contextlib.suppress(Exception):
+                outbox.release(db, claim.token, claim.ids, "not sent yet: the System Manager hit an error")
+            raise
 
     ahead: Future[tuple[outbox.Claim, float, list[_Job], list[_Done]]] | None = None
     connected = False
@@ -609,8 +615,8 @@ def _send_due(
         while not should_stop() and not sender.failed:
             # The first batch is read here (nothing to overlap yet, and one thread handoff less for the GUI's
             # single notices); later ones were read ahead.
-            claim, deadline, jobs, done = ahead.result() if ahead else read_batch()
-            ahead = None
+            pending, ahead = ahead, None
+            claim, deadline, jobs, done = pending.result() if pending else read_batch()
             if not claim.ids:
                 return
             for skipped in done:
