@@ -111,8 +111,8 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
 class ResultWriter:
     """Records notice outcomes, each in its own transaction, on one connection until :meth:`close`.
 
-    One thread uses a writer at a time (the System Manager's sending thread). Close it in ``finally``: the
-    connection goes back to the pool, or is discarded if a failure left it unusable.
+    One thread uses a writer (the System Manager's recorder thread, which also opens and closes it). Close it in
+    ``finally``: the connection goes back to the pool as it came, or is discarded if a failure left it unusable.
     """
 
     def __init__(self, db: Database) -> None:
