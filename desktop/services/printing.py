@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
 from desktop.db.engine import Database
-from desktop.db.models import Patron, Request
 from desktop.domain.statuses import Status
 from desktop.services.errors import NotFoundError, ServiceError
-from desktop.services.notice_context import has_postal_address, request_notice_context
+from desktop.services.notice_context import (
+    has_postal_address,
+    load_request_rows,
+    request_row_context,
+    system_settings,
+)
 from desktop.services.template_admin import load_template_by_name
 from desktop.services.templates import PRINT_NOTICE, TemplateFields, render
 
@@ -123,46 +124,37 @@ def build_notices(
     pages: list[NoticePage] = []
     warnings: list[PrintWarning] = []
     with db.read() as session:
-        # Load requests, patrons, contact points and pickups up front: the per-request context then reads
-        # from the session instead of issuing a handful of queries per page.
-        requests = session.scalars(
-            select(Request)
-            .where(Request.id.in_(list(request_ids)))
-            .options(
-                selectinload(Request.patron).selectinload(Patron.contact_points),
-                selectinload(Request.patron).selectinload(Patron.pickup_location),
-                selectinload(Request.pickup_location),
+        # Every selected request with its patron and pickup desk in two queries, the shared settings in one: no
+        # query per page.
+        rows = load_request_rows(session, request_ids)
+        shared = system_settings(session)
+    for request in sorted(rows.values(), key=lambda r: r.transaction_number):
+        patron = request.patron
+        if request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
+            reason = f"changed on another workstation, now at {request.status!r}"
+        elif not has_postal_address(patron):
+            reason = "the patron has no postal address; add one on the patron record or notify another way"
+        else:
+            reason = ""
+        if reason:
+            warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
+            continue
+        notice = render(template, request_row_context(request, region=region, today=today, shared=shared))
+        return_html, window_html, letter_html = split_blocks(notice.body_html)
+        pages.append(
+            NoticePage(
+                request_id=request.id,
+                transaction_number=request.transaction_number,
+                patron_name=patron.full_name,
+                title=request.title,
+                subject=notice.subject,
+                html=notice.body_html,
+                return_html=return_html,
+                window_html=window_html,
+                letter_html=letter_html,
             )
-            .order_by(Request.transaction_number)
-        ).all()
-        for request in requests:
-            patron = request.patron
-            if request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
-                reason = f"changed on another workstation, now at {request.status!r}"
-            elif not has_postal_address(patron):
-                reason = "the patron has no postal address; add one on the patron record or notify another way"
-            else:
-                reason = ""
-            if reason:
-                warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
-                continue
-            notice = render(template, request_notice_context(session, request.id, region=region, today=today))
-            return_html, window_html, letter_html = split_blocks(notice.body_html)
-            pages.append(
-                NoticePage(
-                    request_id=request.id,
-                    transaction_number=request.transaction_number,
-                    patron_name=patron.full_name,
-                    title=request.title,
-                    subject=notice.subject,
-                    html=notice.body_html,
-                    return_html=return_html,
-                    window_html=window_html,
-                    letter_html=letter_html,
-                )
-            )
-        found = {r.id for r in requests}
+        )
     for rid in request_ids:
-        if rid not in found:
+        if rid not in rows:
             warnings.append(PrintWarning(rid, 0, f"request id {rid}", "it was deleted meanwhile"))
     return PrintBatch(tuple(pages), tuple(warnings))
