@@ -251,6 +251,7 @@ def test_second_workstation_saving_an_old_version_is_refused_and_keeps_its_text(
         assert card2.editors["email"][1].value.text() == "second@example.org"
         assert card2.address_fields["city"].text() == "Urbana"
         assert card2.save_button.isEnabled() and card2.reload_button.isVisible()  # nothing lost
+        assert card2.reload_button.isDefault() and not card2.save_button.isDefault()  # Enter reloads
         saved = [p.normalized for p in points_of(sqlite_db, ada, "email")]
         assert saved == ["first@example.org", "ada@work.example.edu"]
         card2.close()
@@ -261,6 +262,7 @@ def test_second_workstation_saving_an_old_version_is_refused_and_keeps_its_text(
         qtbot.waitUntil(lambda: "taken in" in card2.banner.text(), timeout=5000)
         assert [e.value.text() for e in card2.editors["email"]] == ["first@example.org", "second@example.org"]
         assert card2.address_fields["city"].text() == "Urbana" and not card2.reload_button.isVisible()
+        assert card2.save_button.isDefault()
         with qtbot.waitSignal(card2.saved, timeout=5000):
             card2.save_button.click()
         saved = [p.normalized for p in points_of(sqlite_db, ada, "email")]

@@ -465,7 +465,9 @@ class ContactCard(QDialog):
         merged = merge_card(self.data, self.points(), self.address(), theirs)
         self._fill(theirs, merged.points, merged.address)
         self.reload_button.setEnabled(True)
+        self.reload_button.setDefault(False)
         self.reload_button.hide()
+        self.save_button.setDefault(True)
         plural = "change" if merged.taken == 1 else "changes"
         taken = f"{merged.taken} {plural} from the other workstation taken in" if merged.taken else "Reloaded"
         if merged.conflicts:
@@ -653,6 +655,7 @@ class ContactCard(QDialog):
         elif isinstance(error, ConcurrentEditError):
             self._show_banner("error", str(error))
             self.reload_button.show()
+            self.reload_button.setDefault(True)  # Enter reloads; saving again would be refused again
             self.reload_button.setFocus()
         else:
             self._show_banner("error", f"Not saved: {error}. What you typed is still here.")
