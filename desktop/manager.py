@@ -33,9 +33,10 @@ from desktop.services.wakeup import Waiter
 EXIT_OK = 0
 EXIT_FAILURE = 1
 #: GIL switch interval of a headless System Manager (CPython's default is 5 ms). Its sending thread waits on the
-#: SMTP server four times per message while the recorder and reader threads run Python; with the default, a
+#: SMTP server four times per message while, on PostgreSQL, the recorder thread runs Python; with the default, a
 #: reply could wait up to 5 ms for the GIL. 0.2 ms keeps that below one SMTP step (about 10 % more notices per
-#: second, measured with bench/notify_throughput.py).
+#: second when it was measured with bench/notify_throughput.py). On SQLite the cycle runs on one thread and this
+#: changes nothing.
 SENDER_SWITCH_INTERVAL = 0.0002
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]

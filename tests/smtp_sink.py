@@ -16,7 +16,7 @@ import email.policy
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -63,6 +63,9 @@ class Behaviour:
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply, e.g. "550 5.1.1 no such user"
     drop_after_data: bool = False
     data_reply: str = "250 2.0.0 Message accepted for delivery"
+    #: Called with each message's sender once its text is in, before the server answers the final dot: a test
+    #: checks there what the client had done before asking for this acceptance.
+    before_accepting: Callable[[str], None] | None = None
 
 
 class _Handler:
@@ -80,6 +83,8 @@ class _Handler:
         if self.sink.behaviour.drop_after_data:
             server.transport.close()
             return "421 closing"
+        if self.sink.behaviour.before_accepting is not None:
+            self.sink.behaviour.before_accepting(envelope.mail_from)
         with self.sink.lock:
             self.sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return self.sink.behaviour.data_reply

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Request, Tracking
@@ -280,8 +280,8 @@ def test_stop_request_releases_what_was_claimed(sqlite_db: Database, smtp_sink: 
     assert run_cycle(sqlite_db, sink_settings(smtp_sink)).sent == 2
 
 
-def test_a_batch_read_ahead_is_released_on_stop(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
-    """Batches of two: while the first is sent the second is claimed; stopping gives both remainders back."""
+def test_stopping_mid_batch_gives_this_and_later_batches_back(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
+    """Batches of two: stopping after the first message leaves nothing claimed, in this batch or later ones."""
     for i in range(5):
         arrived(sqlite_db, email=f"p{i}@example.org")
     summary = run_cycle(sqlite_db, sink_settings(smtp_sink), batch_size=2,
@@ -290,6 +290,24 @@ def test_a_batch_read_ahead_is_released_on_stop(sqlite_db: Database, smtp_sink: 
     assert all(n.lease_owner is None for n in notices(sqlite_db))  # nothing waits for a lease to run out
     assert run_cycle(sqlite_db, sink_settings(smtp_sink), batch_size=2).sent == 4
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [f"p{i}@example.org" for i in range(5)]
+
+
+def test_each_accepted_message_is_recorded_before_the_next_is_accepted(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """The delivery guarantee, checked by the server: when it is asked to accept a message, every message it
+    accepted before is already committed as sent (a crash then leaves at most this one unrecorded)."""
+    for i in range(7):
+        arrived(any_db, email=f"p{i}@example.org")
+    checked: list[tuple[int, int]] = []
+
+    def before_accepting(_sender: str) -> None:
+        with any_db.read() as session:  # another connection: it sees only what was committed
+            recorded = session.scalar(select(func.count()).where(Notification.state == "sent"))
+        checked.append((len(smtp_sink.messages), int(recorded or 0)))
+
+    smtp_sink.behaviour.before_accepting = before_accepting
+    summary = run_cycle(any_db, sink_settings(smtp_sink), batch_size=3)  # batches of 3, 3 and 1
+    assert (summary.sent, summary.errors) == (7, [])
+    assert checked == [(n, n) for n in range(7)]  # accepted so far == recorded so far, every time
 
 
 def test_starttls_and_auth_end_to_end(sqlite_db: Database, tmp_path: Path, memory_keyring: object) -> None:

@@ -89,6 +89,30 @@ def test_one_connection_serves_a_batch(smtp_sink: SmtpSink) -> None:
     assert len(smtp_sink.messages) == 5
 
 
+def test_hooks_run_while_the_server_works_in_order(smtp_sink: SmtpSink) -> None:
+    """``after_mail`` while MAIL FROM is checked, ``gate`` before the text, ``idle`` before the verdict is read."""
+    settings = sink_settings(smtp_sink)
+    calls: list[str] = []
+    smtp_sink.behaviour.before_accepting = lambda _sender: calls.append("server has the text")
+    out = build_message(rendered(), notice_id=1, message_id="<m1@x>", settings=settings)
+    with SmtpTransport(settings, None) as transport:
+        result = transport.send(out, after_mail=lambda: calls.append("after_mail"),
+                                gate=lambda: calls.append("gate") is None, idle=lambda: calls.append("idle"))  # fmt: skip
+    assert result.outcome is Outcome.SENT
+    assert calls[:2] == ["after_mail", "gate"]
+    assert sorted(calls[2:]) == ["idle", "server has the text"]  # the two run at the same time
+
+
+def test_a_closed_gate_sends_no_text(smtp_sink: SmtpSink) -> None:
+    settings = sink_settings(smtp_sink)
+    out = build_message(rendered(), notice_id=1, message_id="<m1@x>", settings=settings)
+    with SmtpTransport(settings, None) as transport:
+        result = transport.send(out, gate=lambda: False)
+        assert result.outcome is Outcome.ABORTED and result.connection_lost
+        assert transport.send(out).outcome is Outcome.SENT  # reconnects
+    assert len(smtp_sink.messages) == 1
+
+
 def test_starttls_with_auth(starttls_sink: SmtpSink) -> None:
     settings = sink_settings(starttls_sink, smtp_security="starttls", smtp_username=USER)
     report = check_connection(settings, PASSWORD, ssl_context=starttls_sink.client_context())

@@ -360,19 +360,24 @@ class SmtpTransport:
         self,
         outgoing: OutgoingMessage,
         *,
+        after_mail: Callable[[], None] | None = None,
         gate: Callable[[], bool] | None = None,
         idle: Callable[[], None] | None = None,
     ) -> SendResult:
         """Send one message on the open connection (reconnecting first if the last one was lost).
 
+        The hooks let the caller's own work run while the server works, on this thread (no thread handoff).
+        They must not raise and must not use this transport.
+
         Args:
+            after_mail: called after ``MAIL FROM`` is written and before the server's reply is read. The outbox
+                commits the previous notice's result there (on SQLite), while the server checks the sender.
             gate: called once the server is ready for the message text (after its 354), before the text and the
                 final ``.`` that asks the server to accept it go out. The outbox makes sure there that the
                 previous notice's result is committed, so at most one accepted message is ever unrecorded.
                 False aborts: the connection is dropped without the dot and the server discards the message.
-            idle: called after the final ``.`` is written and before the server's verdict is read: the caller's
-                own work (preparing the next message) then runs while the server does its longest step. It must
-                not raise and must not use this transport.
+            idle: called after the final ``.`` is written and before the server's verdict is read: the caller
+                prepares the next message then, while the server does its longest step.
 
         Never raises for the server's or the network's reasons: every failure is a :class:`SendResult`.
         """
@@ -385,7 +390,7 @@ class SmtpTransport:
         smtp = self._smtp
         assert smtp is not None
         try:
-            return self._transaction(smtp, outgoing, gate, idle or _nothing)
+            return self._transaction(smtp, outgoing, after_mail or _nothing, gate, idle or _nothing)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             # Includes timeouts. After DATA was sent this is ambiguous (the server may have accepted): retrying
             # may then deliver a duplicate, which carries the same Message-ID (see docs/DELIVERY.md).
@@ -401,7 +406,12 @@ class SmtpTransport:
         return smtp.getreply()
 
     def _transaction(
-        self, smtp: smtplib.SMTP, outgoing: OutgoingMessage, gate: Callable[[], bool] | None, idle: Callable[[], None]
+        self,
+        smtp: smtplib.SMTP,
+        outgoing: OutgoingMessage,
+        after_mail: Callable[[], None],
+        gate: Callable[[], bool] | None,
+        idle: Callable[[], None],
     ) -> SendResult:
         options = ""
         if outgoing.smtputf8:
@@ -410,7 +420,9 @@ class SmtpTransport:
             smtp.command_encoding = "utf-8"
             options = " SMTPUTF8"
         # The envelope addresses are bare addr-specs (build_message), so no per-command address parsing here.
-        code, text = self._command(smtp, f"MAIL FROM:<{outgoing.sender}>{options}")
+        smtp.putcmd(f"MAIL FROM:<{outgoing.sender}>{options}")  # refuses CR/LF in the command itself
+        after_mail()
+        code, text = smtp.getreply()
         if code != 250:
             self._reset(smtp)
             return SendResult(_classify(code), f"sender refused: {_reply(code, text)}")
