@@ -6,6 +6,7 @@ Every command exits 0 on success and non-zero with a one-line reason on stderr, 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -154,6 +155,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     db = _open(args, settings)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SENDER_SWITCH_INTERVAL)  # put back when done (tests call this in their own process)
+    # What start-up made (modules, SQLAlchemy's metadata, compiled templates: about 100,000 objects) lives as
+    # long as the process, so the collector need not walk it again on every full collection (one such pass
+    # cost about 50 ms of a 2,000-notice cycle). Undone when done, for the same reason as above.
+    gc.freeze()
     try:
         password = smtp_password(settings, allow_env=True)
         if args.once:
@@ -164,6 +169,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             return EXIT_OK if summary.ok else EXIT_FAILURE
         return _run_loop(db, settings, password, out)
     finally:
+        gc.unfreeze()
         sys.setswitchinterval(interval)
         db.dispose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import sys
@@ -341,6 +342,7 @@ def test_manager_run_once_prints_the_summary(
     assert manager_main(["--database", str(db_path), "run", "--once"], out=out) == 0
     assert out.getvalue().startswith("routed 0, sent 1, failed 0, retrying 0, pending 0")
     assert sys.getswitchinterval() == interval  # the manager's faster thread switching does not outlive it
+    assert gc.get_freeze_count() == 0  # nor does its frozen start-up state
     assert len(smtp_sink.messages) == 1
     smtp_sink.stop()
     db, _ = open_database(sqlite_url(db_path))
