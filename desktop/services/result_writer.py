@@ -111,8 +111,9 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
 class ResultWriter:
     """Records notice outcomes, each in its own transaction, on one connection until :meth:`close`.
 
-    One thread uses a writer (the System Manager's recorder thread, which also opens and closes it). Close it in
-    ``finally``: the connection goes back to the pool as it came, or is discarded if a failure left it unusable.
+    One thread uses a writer and also opens and closes it (the System Manager's sending thread on SQLite, its
+    recorder thread on PostgreSQL). Close it in ``finally``: the connection goes back to the pool as it came, or
+    is discarded if a failure left it unusable.
     """
 
     def __init__(self, db: Database) -> None:
@@ -127,9 +128,9 @@ class ResultWriter:
             self._driver.autocommit = True  # each record is one statement, hence its own transaction
         self._autocheckpoint: int | None = None
         if self._backend == "sqlite":
-            # Without this, every ~100th commit would also copy the WAL into the database file, on the critical
-            # path of a send. Other connections' commits (the System Manager's claims, on its reader thread) do
-            # that work instead.
+            # Without this, every ~100th commit would also copy the WAL into the database file (several ms) in
+            # the middle of a send, where a commit must be short. Other connections' commits do that work
+            # instead: the System Manager's claim of each batch, between sends.
             self._autocheckpoint = int(self._driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
             self._driver.execute("PRAGMA wal_autocheckpoint = 0")
 
