@@ -33,12 +33,6 @@ from desktop.services.wakeup import Waiter
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-#: GIL switch interval of a headless System Manager (CPython's default is 5 ms). Its sending thread waits on the
-#: SMTP server four times per message while, on PostgreSQL, the recorder thread runs Python; with the default, a
-#: reply could wait up to 5 ms for the GIL. 0.2 ms keeps that below one SMTP step (about 10 % more notices per
-#: second when it was measured with bench/notify_throughput.py). On SQLite the cycle runs on one thread and this
-#: changes nothing.
-SENDER_SWITCH_INTERVAL = 0.0002
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
 
@@ -153,11 +147,9 @@ def cmd_route(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The System Manager without a GUI: one cycle (``--once``) or a loop until Ctrl-C / SIGTERM."""
     db = _open(args, settings)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(SENDER_SWITCH_INTERVAL)  # put back when done (tests call this in their own process)
     # What start-up made (modules, SQLAlchemy's metadata, compiled templates: about 100,000 objects) lives as
     # long as the process, so the collector need not walk it again on every full collection (one such pass
-    # cost about 50 ms of a 2,000-notice cycle). Undone when done, for the same reason as above.
+    # cost about 50 ms of a 2,000-notice cycle). Undone when done: tests call this in their own process.
     gc.freeze()
     try:
         password = smtp_password(settings, allow_env=True)
@@ -170,7 +162,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return _run_loop(db, settings, password, out)
     finally:
         gc.unfreeze()
-        sys.setswitchinterval(interval)
         db.dispose()
 
 

@@ -158,3 +158,45 @@ def test_the_connection_goes_back_to_the_pool_as_it_came(any_db: Database) -> No
             assert driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     finally:
         raw.close()
+
+
+def test_the_caller_can_work_while_a_record_is_in_progress(any_db: Database) -> None:
+    """start() then finish(): on PostgreSQL the statement is only sent by start(); either way finish() says how
+    it went, and one record at a time."""
+    request_id, notice_id, claim = arrival(any_db)
+    writer = ResultWriter(any_db)
+    try:
+        with pytest.raises(RuntimeError, match="no record was started"):
+            writer.finish()
+        writer.start(notice_id, claim.token, state="sent", outcome="sent", reply="250 OK", worker="A", now=utcnow(),
+                     advance=notified(request_id))  # fmt: skip
+        with pytest.raises(RuntimeError, match="finish"):
+            writer.start(notice_id, claim.token, state="sent", outcome="sent", reply="250 OK", worker="A",
+                         now=utcnow())  # fmt: skip
+        assert writer.finish() is True
+        assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value  # committed, seen elsewhere
+        writer.start(notice_id, claim.token, state="sent", outcome="sent", reply="250 OK", worker="A", now=utcnow())
+        assert writer.finish() is False  # no longer under that lease
+    finally:
+        writer.close()
+    assert history(any_db, notice_id) == [("sent", "A", "250 OK")]
+
+
+@pytest.mark.postgres
+def test_postgresql_statements_prepared_by_a_writer_are_gone_after_it(pg_db: Database) -> None:
+    """The writer prepares one statement per shape of outcome on a pooled connection; the next user of that
+    connection must not find them (nor a name that clashes with its own)."""
+    request_id, notice_id, claim = arrival(pg_db)
+    writer = ResultWriter(pg_db)
+    driver = writer._driver  # the pooled connection, to look at after the writer gave it back
+    prepared = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'callslip_record_%'"
+    try:
+        assert writer.record(notice_id, claim.token, state="sent", outcome="sent", reply="250 OK", worker="A",
+                             now=utcnow(), advance=notified(request_id))  # fmt: skip
+        assert driver.execute(prepared).fetchone()[0] == 1
+    finally:
+        writer.close()
+    try:
+        assert driver.execute(prepared).fetchone()[0] == 0
+    finally:
+        driver.rollback()

@@ -17,7 +17,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -394,80 +393,81 @@ class _Recorded:
 class _Recorder:
     """Commits outcomes in order, each in its own transaction, on one connection held for the cycle.
 
-    Where the commit runs depends on what it costs:
+    The sending thread does it, in the time the SMTP server spends on the next message's ``MAIL FROM``: the
+    transport calls :meth:`flush` after writing that command and before reading the reply, and :meth:`wait`
+    before the message's text goes out. What happens in between depends on the database:
 
-    * **SQLite** (``inline``): a commit is local work, about 0.13 ms of CPU. It runs on the sending thread, in
-      :meth:`flush`, which the transport calls right after writing the next message's ``MAIL FROM`` and before
-      reading the reply, so it overlaps the server's check of the sender without a second thread. A recorder
-      thread did the same work in parallel, but on two cores it competed with the SMTP server and the sending
-      thread for the CPU and the GIL: in alternating benchmark rounds the inline commit was about 0.1 faster in
-      the throughput ratio (docs/DELIVERY.md).
-    * **PostgreSQL**: a commit is a round trip to the database server (about 0.5 ms, most of it the server's).
-      A recorder thread sends it and waits, with the GIL released, while the sending thread exchanges the next
-      message's envelope; inline, the sending thread would wait for it instead.
+    * **SQLite**: the commit is local work (about 0.13 ms of CPU) and is done in :meth:`flush`.
+    * **PostgreSQL**: :meth:`flush` sends the statement without waiting; the database server executes and
+      commits it while the SMTP server checks the envelope, and :meth:`wait` collects the answer.
 
-    The connection is opened, used and closed on the thread that records.
+    No second thread: on two cores a recorder thread competed with the SMTP server and the sending thread for the
+    CPU and the GIL, and in alternating benchmark rounds committing on the sending thread was faster
+    (docs/DELIVERY.md).
     """
 
-    def __init__(self, db: Database, worker: str, *, inline: bool) -> None:
+    def __init__(self, db: Database, worker: str) -> None:
         self._db, self._worker = db, worker
         self._writer: ResultWriter | None = None
-        self._pool = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="callslip-recorder")
-        self._queued: list[tuple[Any, ...]] = []  # inline: written at the next flush
-        self._pending: list[Future[_Recorded]] = []  # threaded: written or being written
-        self._reports: list[_Recorded] = []  # inline: written, not yet taken by wait()
-        self._used = False
-
-    def _write(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
-               advance: Advance | None, lost: str) -> _Recorded:  # fmt: skip
-        try:
-            if self._writer is None:
-                self._writer = ResultWriter(self._db)
-            recorded = self._writer.record(notice_id, token, state=state, outcome=state, reply=reply,
-                                           worker=self._worker, now=now, values=values, advance=advance)  # fmt: skip
-        except Exception as exc:
-            return _Recorded(notice_id, state, False, error=f"recording notice {notice_id} failed: {_one_line(exc)}")
-        return _Recorded(notice_id, state, recorded, lost="" if recorded else lost)
+        self._queued: list[tuple[Any, ...]] = []  # submitted, not started
+        self._started: tuple[int, str, str] | None = None  # notice id, state, lost: started, not finished
+        self._reports: list[_Recorded] = []  # finished, not yet taken by wait()
 
     def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
                now: datetime, advance: Advance | None = None, lost: str = "") -> None:  # fmt: skip
         """Queue one outcome; ``lost`` is the complaint to raise if the lease turns out to be lost."""
-        args = (notice_id, claim.token, state, reply, values, now, advance, lost)
-        self._used = True
-        if self._pool is None:
-            self._queued.append(args)
-        else:
-            self._pending.append(self._pool.submit(self._write, *args))
+        self._queued.append((notice_id, claim.token, state, reply, values, now, advance, lost))
+
+    def _start(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
+               advance: Advance | None, lost: str) -> None:  # fmt: skip
+        try:
+            if self._writer is None:
+                self._writer = ResultWriter(self._db)
+            self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
+                               now=now, values=values, advance=advance)  # fmt: skip
+        except Exception as exc:
+            self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
+            return
+        self._started = (notice_id, state, lost)
+
+    def _finish(self) -> None:
+        if self._started is None:
+            return
+        (notice_id, state, lost), self._started = self._started, None
+        assert self._writer is not None
+        try:
+            recorded = self._writer.finish()
+        except Exception as exc:
+            self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
+            return
+        self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost))
+
+    @staticmethod
+    def _failure(notice_id: int, exc: Exception) -> str:
+        return f"recording notice {notice_id} failed: {_one_line(exc)}"
 
     def flush(self) -> None:
-        """Inline: write what is queued now (the transport's hook while the server checks MAIL FROM)."""
+        """Start recording what is queued (the last one may still be in progress when this returns)."""
         queued, self._queued = self._queued, []
-        self._reports.extend(self._write(*args) for args in queued)
+        for args in queued:
+            self._finish()
+            self._start(*args)
 
     def wait(self) -> list[_Recorded]:
-        """Wait until every queued outcome is committed (or refused); their reports, in order."""
+        """Record everything queued and wait until it is committed (or refused); the reports, in order."""
         self.flush()
+        self._finish()
         reports, self._reports = self._reports, []
-        pending, self._pending = self._pending, []
-        return reports + [future.result() for future in pending]
-
-    def _close_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        return reports
 
     def close(self) -> list[_Recorded]:
-        """Finish what is queued, give the connection back and stop the thread."""
+        """Record what is queued and give the connection back."""
         try:
-            reports = self.wait()
-            if self._pool is None:
-                self._close_writer()
-            elif self._used:  # a cycle with nothing to record never started the thread
-                self._pool.submit(self._close_writer).result()
+            return self.wait()
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-        return reports
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
 
 class _Sender:
@@ -483,7 +483,7 @@ class _Sender:
                  tally: _Tally) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
-        self._recorder = _Recorder(db, worker, inline=db.backend == "sqlite")
+        self._recorder = _Recorder(db, worker)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
         #: Claimed notices neither sent nor recorded, with their claim: given back on stop or error.

@@ -6,8 +6,10 @@ it was about 1 ms of SQLAlchemy work per notice, plus a pool checkout (with a pi
 Here the SQL for each shape of outcome is written once and run on the driver's own connection:
 
 * SQLite: ``BEGIN IMMEDIATE``, two to four statements, ``COMMIT`` — about 0.1 ms of Python per notice;
-* PostgreSQL: one statement whose data-modifying ``WITH`` parts do everything, in autocommit — one round trip
-  and one commit per notice.
+* PostgreSQL: one prepared statement whose data-modifying ``WITH`` parts do everything, in autocommit — one
+  round trip and one commit per notice. It is sent with libpq's asynchronous calls, so the caller talks to the
+  SMTP server while the database works, and collects the answer afterwards; waiting for a thread to do the
+  same cost more on two cores (docs/DELIVERY.md).
 
 The statements are the rules of :mod:`desktop.services.outbox` (a result counts only while its claim still
 holds the lease) and of :mod:`desktop.services.status` (a request moves on only from the status it was
@@ -16,12 +18,18 @@ expected at, with a Tracking line and ``version_id`` bumped like an ORM save).
 
 from __future__ import annotations
 
+import re
+import select
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
+import psycopg
+from psycopg.pq import ExecStatus
 from sqlalchemy import Table
 
 from desktop.db.engine import Database
@@ -57,10 +65,23 @@ class _Sql:
     attempt: str = ""
     advance: str = ""
     track: str = ""
+    names: tuple[str, ...] = ()  # PostgreSQL: the parameter behind each ``$n``, in order
 
 
 def _placeholder(backend: str) -> Callable[[str], str]:
     return (lambda name: f"%({name})s") if backend == "postgresql" else (lambda name: f":{name}")
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``%(name)s`` placeholders as libpq's ``$n``, numbered in order of first use; and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
 
 
 @lru_cache(maxsize=64)
@@ -97,7 +118,8 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
                 f"t AS (INSERT INTO {_TRACKING.name} ({track_columns}) SELECT r.id, {track_values} FROM r)",
             ]
             counts += ", (SELECT count(*) FROM r)"
-        return _Sql(notice="WITH " + ", ".join(parts) + f" SELECT {counts}")
+        statement, names = _numbered("WITH " + ", ".join(parts) + f" SELECT {counts}")
+        return _Sql(notice=statement, names=names)
     return _Sql(
         notice=notice,
         attempt=f"INSERT INTO {_ATTEMPTS.name} ({attempt_columns}) VALUES ({p('b_id')}, {attempt_values})",
@@ -108,22 +130,54 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
     )
 
 
+#: PostgreSQL parameter types (OIDs) sent with the prepared statement: int8 and timestamptz by name, text for the
+#: other named values; the notice's own columns (``v_…``) are left to the server, which takes the type of the
+#: column each is assigned to.
+_PG_TYPES = {"b_id": 20, "r_id": 20, "a_at": 1184, "t_at": 1184}
+_PG_TEXT = 25
+
+
+def _pg_type(name: str) -> int:
+    return 0 if name.startswith("v_") else _PG_TYPES.get(name, _PG_TEXT)
+
+
+def _pg_text(value: Any) -> bytes | None:
+    """A parameter in PostgreSQL's text form (timestamps carry their UTC offset)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
+
+
 class ResultWriter:
     """Records notice outcomes, each in its own transaction, on one connection until :meth:`close`.
 
-    One thread uses a writer and also opens and closes it (the System Manager's sending thread on SQLite, its
-    recorder thread on PostgreSQL). Close it in ``finally``: the connection goes back to the pool as it came, or
-    is discarded if a failure left it unusable.
+    A record is started (:meth:`start`) and then finished (:meth:`finish`), so the caller can do other work in
+    between: on PostgreSQL the statement is sent without waiting, and the database server works on it (commit
+    included) while the caller talks to the SMTP server; on SQLite the work is done in :meth:`start`.
+    :meth:`record` does both. One record at a time.
+
+    One thread uses a writer and also opens and closes it (the System Manager's sending thread). Close it in
+    ``finally``: the connection goes back to the pool as it came, or is discarded if a failure left it unusable.
+
+    Args:
+        timeout: seconds to wait for PostgreSQL's answer to one record before giving up on the connection.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, timeout: float = 120.0) -> None:
         self._backend = db.backend
+        self._timeout = timeout
         self._raw = db.engine.raw_connection()
         self._driver: Any = self._raw.driver_connection
         assert self._driver is not None, "a pool connection always has its driver connection"
         processor = UTCDateTime().bind_processor(db.engine.dialect)
         self._datetime: Callable[[Any], Any] = processor or (lambda value: value)
         self._broken = False
+        self._finish: Callable[[], bool] | None = None
+        self._prepared: dict[_Sql, bytes] = {}  # PostgreSQL: this writer's prepared statement per shape
         if self._backend == "postgresql":
             self._driver.autocommit = True  # each record is one statement, hence its own transaction
         self._autocheckpoint: int | None = None
@@ -137,7 +191,12 @@ class ResultWriter:
     def _params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {k: self._datetime(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
-    def record(
+    def record(self, notice_id: int, token: str, **outcome: Any) -> bool:
+        """:meth:`start` (same arguments) then :meth:`finish`; False means the lease was lost (nothing written)."""
+        self.start(notice_id, token, **outcome)
+        return self.finish()
+
+    def start(
         self,
         notice_id: int,
         token: str,
@@ -149,8 +208,8 @@ class ResultWriter:
         now: datetime,
         values: Mapping[str, Any] | None = None,
         advance: Advance | None = None,
-    ) -> bool:
-        """Record one attempt's outcome, only while ``token`` still holds the lease; False means it was lost.
+    ) -> None:
+        """Start recording one attempt's outcome, which counts only while ``token`` still holds the lease.
 
         Args:
             state: the notice's new state.
@@ -159,8 +218,11 @@ class ResultWriter:
             advance: the request's status change that goes with this outcome (sent → Customer Notified).
 
         Raises:
+            RuntimeError: the previous record was not finished.
             Exception: the database's own error; nothing of this outcome is then recorded.
         """
+        if self._finish is not None:
+            raise RuntimeError("finish() the record in progress first")
         if advance is not None:
             check_transition(advance.expected, advance.target)
         changes: dict[str, Any] = {
@@ -180,18 +242,79 @@ class ResultWriter:
                        "t_by": advance.changed_by, "t_at": now, "t_note": advance.note[:500]}  # fmt: skip
         try:
             if self._backend == "postgresql":
-                return self._record_postgresql(sql, self._params(params))
-            return self._record_sqlite(sql, self._params(params))
+                self._finish = self._send_postgresql(sql, self._params(params))
+            else:
+                recorded = self._record_sqlite(sql, self._params(params))
+                self._finish = lambda: recorded
         except BaseException:
             self._broken = True
             raise
 
-    def _record_postgresql(self, sql: _Sql, params: dict[str, Any]) -> bool:
-        with self._driver.cursor() as cursor:
-            cursor.execute(sql.notice, params)
-            row = cursor.fetchone()
+    def finish(self) -> bool:
+        """Wait for the record :meth:`start` began; False means the lease was lost (nothing was written).
+
+        Raises:
+            RuntimeError: no record was started.
+            Exception: the database's own error; nothing of this outcome was recorded.
+        """
+        finish, self._finish = self._finish, None
+        if finish is None:
+            raise RuntimeError("no record was started")
+        try:
+            recorded = finish()
+        except BaseException:
+            self._broken = True
+            raise
         self._broken = False
-        return bool(row and row[0] == 1)
+        return recorded
+
+    # -- PostgreSQL: libpq's asynchronous calls on the driver's connection (psycopg's ``pgconn``)
+
+    def _send_postgresql(self, sql: _Sql, params: dict[str, Any]) -> Callable[[], bool]:
+        pgconn = self._driver.pgconn
+        name = self._prepared.get(sql)
+        if name is None:  # once per shape: the server plans the statement once
+            name = f"callslip_record_{uuid.uuid4().hex[:16]}".encode()
+            pgconn.send_prepare(name, sql.notice.encode(), [_pg_type(n) for n in sql.names])
+            self._send_all()
+            self._results()
+            self._prepared[sql] = name
+        pgconn.send_query_prepared(name, [_pg_text(params[n]) for n in sql.names])
+        self._send_all()
+
+        def finish() -> bool:
+            [result] = self._results()
+            return bool(result.get_value(0, 0) == b"1")
+
+        return finish
+
+    def _send_all(self) -> None:
+        pgconn = self._driver.pgconn
+        while pgconn.flush():  # the connection does not block: 1 means more to send
+            select.select([pgconn.socket], [pgconn.socket], [], self._timeout)
+            pgconn.consume_input()
+
+    def _results(self) -> list[Any]:
+        """Every result of the statement sent last (waiting without holding the GIL); raise on an error."""
+        pgconn = self._driver.pgconn
+        deadline = time.monotonic() + self._timeout
+        results: list[Any] = []
+        while True:
+            pgconn.consume_input()
+            if pgconn.is_busy():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise psycopg.OperationalError(f"the database did not answer within {self._timeout:g} s")
+                select.select([pgconn.socket], [], [], remaining)
+                continue
+            result = pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
+        for result in results:
+            if result.status == ExecStatus.FATAL_ERROR:
+                raise psycopg.DatabaseError(result.error_message.decode("utf-8", "replace").strip())
+        return results
 
     def _record_sqlite(self, sql: _Sql, params: dict[str, Any]) -> bool:
         cursor = self._driver.cursor()
@@ -223,6 +346,8 @@ class ResultWriter:
             return
         try:
             if self._backend == "postgresql" and not self._broken:
+                for name in self._prepared.values():  # the connection goes back to the pool: leave it as it came
+                    self._driver.execute(f"DEALLOCATE {name.decode()}")
                 self._driver.autocommit = False
             if self._autocheckpoint is not None and not self._broken:
                 self._driver.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint}")
