@@ -371,7 +371,8 @@ class SmtpTransport:
 
         Args:
             after_mail: called after ``MAIL FROM`` is written and before the server's reply is read. The outbox
-                commits the previous notice's result there (on SQLite), while the server checks the sender.
+                records the previous notice's result there, while the server checks the sender (on PostgreSQL it
+                sends the statement there and reads the database's answer in ``gate``).
             gate: called once the server is ready for the message text (after its 354), before the text and the
                 final ``.`` that asks the server to accept it go out. The outbox makes sure there that the
                 previous notice's result is committed, so at most one accepted message is ever unrecorded.

@@ -290,9 +290,18 @@ class ResultWriter:
 
     def _send_all(self) -> None:
         pgconn = self._driver.pgconn
+        deadline = time.monotonic() + self._timeout
         while pgconn.flush():  # the connection does not block: 1 means more to send
-            select.select([pgconn.socket], [pgconn.socket], [], self._timeout)
-            pgconn.consume_input()
+            readable, writable, _ = select.select([pgconn.socket], [pgconn.socket], [], self._remaining(deadline))
+            if not (readable or writable):
+                continue  # _remaining raises once the time is up
+            pgconn.consume_input()  # what the server says meanwhile must be read for it to go on reading
+
+    def _remaining(self, deadline: float) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise psycopg.OperationalError(f"the database did not answer within {self._timeout:g} s")
+        return remaining
 
     def _results(self) -> list[Any]:
         """Every result of the statement sent last (waiting without holding the GIL); raise on an error."""
@@ -302,18 +311,16 @@ class ResultWriter:
         while True:
             pgconn.consume_input()
             if pgconn.is_busy():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise psycopg.OperationalError(f"the database did not answer within {self._timeout:g} s")
-                select.select([pgconn.socket], [], [], remaining)
+                select.select([pgconn.socket], [], [], self._remaining(deadline))
                 continue
             result = pgconn.get_result()
             if result is None:
                 break
             results.append(result)
         for result in results:
-            if result.status == ExecStatus.FATAL_ERROR:
-                raise psycopg.DatabaseError(result.error_message.decode("utf-8", "replace").strip())
+            if result.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+                message = result.error_message.decode("utf-8", "replace").strip()
+                raise psycopg.DatabaseError(message or f"the database answered {result.status.name}")
         return results
 
     def _record_sqlite(self, sql: _Sql, params: dict[str, Any]) -> bool:
