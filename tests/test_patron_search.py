@@ -86,3 +86,25 @@ def test_record_has_household_members_contacts_and_requests(seeded_db: Database)
 def test_missing_patron(sqlite_db: Database) -> None:
     with pytest.raises(NotFoundError):
         get_patron_record(sqlite_db, 12345)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("müller", ["p-one"]),
+        ("MÜLLER", ["p-one"]),
+        ("jürgen Müller", ["p-one"]),
+        ("zoë", ["p-three"]),
+        ("ΣΟΦΊΑ", ["p-four"]),
+        ("muller", []),  # a different letter, not a different case
+        ("mueller", ["p-two"]),
+        ("ü%", []),  # wildcards are text in the non-ASCII comparison too
+    ],
+)
+def test_case_is_ignored_for_every_letter(any_db: Database, text: str, expected: list[str]) -> None:
+    """SQLite folds only ASCII letters by itself; a word with others must still ignore case, on both databases."""
+    make_patron(any_db, "p-one", "Jürgen", "MÜLLER")
+    make_patron(any_db, "p-two", "Juergen", "Mueller")
+    make_patron(any_db, "p-three", "ZOË", "Adams")
+    make_patron(any_db, "p-four", "Σοφία", "Παπαδοπούλου")
+    assert sorted(h.username for h in search_patrons(any_db, text)) == expected

@@ -26,6 +26,8 @@ from desktop.services.queues import (
 )
 from desktop.services.queues_count import has_requests, queue_counts, queue_snapshot
 from desktop.services.status import route_request
+from tests.outbox_support import add_request
+from tests.patron_helpers import make_patron
 
 
 @pytest.fixture
@@ -156,6 +158,16 @@ def test_filter_matches_patron_title_and_transaction_number(demo_db: Database) -
         assert {r.transaction_number for r in found.rows} == expected, words
     none = load_window(demo_db, QueueQuery(None, f"{name} zzzz-nothing"), 0, 10)
     assert none.total == 0 and none.rows == ()
+
+
+def test_filter_ignores_case_for_every_letter(any_db: Database) -> None:
+    """ "müller" finds MÜLLER and "ästhetik" finds Ästhetik on SQLite too (its own folding is ASCII only)."""
+    wanted = add_request(any_db, make_patron(any_db, "p-one", "Jürgen", "MÜLLER"), title="Ästhetik der Großstadt")
+    add_request(any_db, make_patron(any_db, "p-two", "Juergen", "Mueller"), title="Aesthetik")
+    for words in ("müller", "MÜLLER", "ästhetik", "GROSSSTADT großstadt", "jürgen ästhetik"):
+        found = load_window(any_db, QueueQuery(None, words), 0, 10)
+        expected = [] if words.startswith("GROSS") else [wanted]  # ß is not "ss": LIKE compares letters
+        assert [r.request_id for r in found.rows] == expected, words
 
 
 def test_filter_treats_like_wildcards_as_text(demo_db: Database) -> None:

@@ -19,6 +19,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from desktop.db.text_match import register_sqlite_functions
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _WRITE_OPTION = "callslip_write"
 
@@ -86,6 +88,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:

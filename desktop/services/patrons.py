@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.models import ContactPoint, Location, Patron, Request
+from desktop.db.text_match import contains_folded, like_contains
 from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key, format_phone, phone_search_key
 from desktop.services.database import Database
@@ -110,11 +111,6 @@ class PatronRecord:
         return tuple(c for c in self.contacts if c.kind == kind)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _patrons_with_contact(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     """``Patron.id IN (contact points matching …)``: one pass over the (indexed) contact points, not one
     correlated lookup per patron."""
@@ -144,29 +140,28 @@ def search_conditions(text: str, region: str = "US") -> ColumnElement[bool] | No
         elif len(digits) >= _MIN_PARTIAL_DIGITS:
             alternatives.append(
                 _patrons_with_contact(
-                    ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized.like(_like(digits), "\\")
+                    ContactPoint.kind.in_(_PHONE_KINDS), ContactPoint.normalized.like(like_contains(digits), "\\")
                 )
             )
     if "@" in value:
         alternatives.append(
             _patrons_with_contact(
                 ContactPoint.kind == ContactKind.EMAIL.value,
-                ContactPoint.normalized.like(_like(email_key(value)), "\\"),
+                ContactPoint.normalized.like(like_contains(email_key(value)), "\\"),
             )
         )
     words = [w for w in re.split(r"[\s,]+", value) if w]
     if words and not looks_numeric and "@" not in value:
         per_word = []
         for word in words:
-            pattern = _like(word)
             per_word.append(
                 or_(
-                    Patron.first_name.ilike(pattern, "\\"),
-                    Patron.last_name.ilike(pattern, "\\"),
-                    Patron.username.ilike(pattern, "\\"),
+                    contains_folded(Patron.first_name, word),
+                    contains_folded(Patron.last_name, word),
+                    contains_folded(Patron.username, word),
                     _patrons_with_contact(
                         ContactPoint.kind == ContactKind.EMAIL.value,
-                        ContactPoint.normalized.like(_like(email_key(word)), "\\"),
+                        ContactPoint.normalized.like(like_contains(email_key(word)), "\\"),
                     ),
                 )
             )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from desktop.db.engine import Database
 from desktop.db.models import Patron, Request
+from desktop.db.text_match import contains_folded
 from desktop.services.errors import NotFoundError
 
 #: The most rows one call may return; the model asks for much less (a page).
@@ -127,24 +128,13 @@ def _sort_exprs(sort: SortKey) -> list[ColumnElement[Any] | InstrumentedAttribut
     return exprs[sort]
 
 
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _filtered(stmt: Select[Any], query: QueueQuery) -> Select[Any]:
     if query.status is not None:
         stmt = stmt.where(Request.status == query.status)
     for word in query.words():
-        pattern = f"%{_escape_like(word)}%"
-        matches: list[ColumnElement[bool]] = [
-            Patron.first_name.ilike(pattern, escape="\\"),
-            Patron.last_name.ilike(pattern, escape="\\"),
-            Patron.username.ilike(pattern, escape="\\"),
-            Request.loan_title.ilike(pattern, escape="\\"),
-            Request.loan_author.ilike(pattern, escape="\\"),
-            Request.photo_article_title.ilike(pattern, escape="\\"),
-            Request.photo_journal_title.ilike(pattern, escape="\\"),
-        ]
+        columns = (Patron.first_name, Patron.last_name, Patron.username, Request.loan_title, Request.loan_author,
+                   Request.photo_article_title, Request.photo_journal_title)  # fmt: skip
+        matches: list[ColumnElement[bool]] = [contains_folded(column, word) for column in columns]
         if word.isdigit():
             matches.append(Request.transaction_number == int(word))
         stmt = stmt.where(or_(*matches))
