@@ -152,6 +152,20 @@ def _pg_text(value: Any) -> bytes | None:
     return str(value).encode()
 
 
+def _wait_for(socket: int, timeout: float, *, writing: bool = False) -> None:
+    """Wait (GIL released) until ``socket`` has something to read, or room to write, or ``timeout`` passed.
+
+    ``poll()`` where the system has it: ``select()`` refuses descriptors above 1023, which a long-running
+    workstation may reach.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(socket, select.POLLIN | (select.POLLOUT if writing else 0))
+        poller.poll(timeout * 1000)
+    else:  # Windows
+        select.select([socket], [socket] if writing else [], [], timeout)
+
+
 class ResultWriter:
     """Records notice outcomes, each in its own transaction, on one connection until :meth:`close`.
 
@@ -292,9 +306,7 @@ class ResultWriter:
         pgconn = self._driver.pgconn
         deadline = time.monotonic() + self._timeout
         while pgconn.flush():  # the connection does not block: 1 means more to send
-            readable, writable, _ = select.select([pgconn.socket], [pgconn.socket], [], self._remaining(deadline))
-            if not (readable or writable):
-                continue  # _remaining raises once the time is up
+            _wait_for(pgconn.socket, self._remaining(deadline), writing=True)
             pgconn.consume_input()  # what the server says meanwhile must be read for it to go on reading
 
     def _remaining(self, deadline: float) -> float:
@@ -311,7 +323,7 @@ class ResultWriter:
         while True:
             pgconn.consume_input()
             if pgconn.is_busy():
-                select.select([pgconn.socket], [], [], self._remaining(deadline))
+                _wait_for(pgconn.socket, self._remaining(deadline))
                 continue
             result = pgconn.get_result()
             if result is None:
