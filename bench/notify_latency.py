@@ -25,7 +25,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
@@ -105,6 +107,12 @@ def postgres_latency(admin_url: str, runs: int, folder: Path) -> list[float]:
         admin.dispose()
 
 
+def _quit_when_more(loop: Any, sink: SmtpSink, before: int) -> None:
+    """Timer slot: end the wait once the sink holds more than ``before`` messages."""
+    if len(sink.messages) > before:
+        loop.quit()
+
+
 def gui_latency(db: Database, sink: SmtpSink, runs: int) -> list[float]:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
@@ -126,7 +134,7 @@ def gui_latency(db: Database, sink: SmtpSink, runs: int) -> list[float]:
             before = len(sink.messages)
             timer = QTimer()
             timer.setInterval(1)
-            timer.timeout.connect(lambda: len(sink.messages) > before and loop.quit())  # noqa: B023
+            timer.timeout.connect(partial(_quit_when_more, loop, sink, before))
             started = time.perf_counter()
             move(db, request_id, Status.AWAITING_CUSTOMER_CONTACT)  # as the request form does, then:
             ctx.changed.emit("requests")
