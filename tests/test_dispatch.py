@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.manager import main as manager_main
 from desktop.services import outbox
+from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.dispatch import CycleSummary, run_cycle
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
@@ -263,6 +265,33 @@ def test_no_smtp_server_configured_is_one_clear_error(sqlite_db: Database) -> No
     assert summary.pending == 1 and summary.errors == [
         "e-mail sending is not configured (no SMTP server in Settings): 1 notice(s) waiting"
     ]
+    assert summary.problem is DeliveryProblem.NOT_CONFIGURED
+
+
+def test_unreachable_server_and_refused_password_are_named_problems(sqlite_db: Database, tmp_path: Path) -> None:
+    """The summary says which problem kept notices waiting, so the desk can show the action that fixes it."""
+    user, password = "callslip", "s3cret-Pa55"
+    starttls_sink = SmtpSink(tls="starttls", credentials=(user, password), cert_dir=tmp_path).start()
+    try:
+        _named_problems(sqlite_db, starttls_sink, user, password)
+    finally:
+        starttls_sink.stop()
+
+
+def _named_problems(sqlite_db: Database, starttls_sink: SmtpSink, user: str, password: str) -> None:
+    arrived(sqlite_db)
+    with socket.socket() as unused:  # a port nobody listens on: bound, never accepting
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        summary = run_cycle(sqlite_db, sink_settings(starttls_sink, smtp_port=port, smtp_security="none"))
+    assert summary.problem is DeliveryProblem.UNREACHABLE and summary.pending == 1
+    settings = sink_settings(starttls_sink, smtp_security="starttls", smtp_username=user)
+    summary = run_cycle(sqlite_db, settings, password="wrong", ssl_context=starttls_sink.client_context())
+    assert summary.problem is DeliveryProblem.AUTH_REFUSED and summary.pending == 1
+    summary = run_cycle(sqlite_db, settings, password="wrong")  # the sink's certificate is not trusted
+    assert summary.problem is DeliveryProblem.TLS_FAILED
+    summary = run_cycle(sqlite_db, settings, password=password, ssl_context=starttls_sink.client_context())
+    assert summary.problem is None and summary.sent == 1
 
 
 def test_stop_request_releases_what_was_claimed(sqlite_db: Database, smtp_sink: SmtpSink) -> None:

@@ -30,6 +30,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services import outbox
+from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mailer import (
     Outcome,
     OutgoingMessage,
@@ -73,6 +74,9 @@ class CycleSummary:
         routed: requests moved from In Transit to Awaiting Customer Contact.
         created: arrival notices the scan created (arrivals made without this program).
         errors: problems that stopped part of the cycle (SMTP server down, routing failed), one line each.
+        problem: which delivery problem kept notices from being sent (``None``: none did); the desk's banner
+            names it with the action that fixes it.
+        backoff_until: the server asked us to wait (or was unreachable); no connection is tried before then.
     """
 
     started_at: datetime
@@ -88,6 +92,8 @@ class CycleSummary:
     pending: int = 0
     errors: list[str] = field(default_factory=list)
     next_due_at: datetime | None = None
+    problem: DeliveryProblem | None = None
+    backoff_until: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,6 +131,8 @@ class _Tally:
     no_template: int = 0
     cancelled: int = 0
     errors: list[str] = field(default_factory=list)
+    problem: DeliveryProblem | None = None
+    backoff_until: datetime | None = None
 
     def count(self, state: str) -> None:
         name = {
@@ -651,6 +659,7 @@ def _send_due(
                     except SmtpConnectionError as exc:
                         sender.gate()
                         tally.errors.append(str(exc))
+                        tally.problem = exc.problem
                         sender.give_back(f"not sent yet: {exc}")
                         return
                 result = sender.send(item)
@@ -724,6 +733,7 @@ def run_cycle(
     if not settings.smtp_host:
         waiting = _safe_count(db, tally)
         if waiting:
+            tally.problem = DeliveryProblem.NOT_CONFIGURED
             tally.errors.append(
                 f"e-mail sending is not configured (no SMTP server in Settings): {waiting} notice(s) waiting"
             )

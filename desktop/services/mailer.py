@@ -25,6 +25,7 @@ from types import TracebackType
 
 from desktop.config import Settings, SmtpSecurity
 from desktop.domain.clock import utcnow
+from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.templates import RenderedNotice
 
 #: Domain used in Message-IDs when no From address gives one (RFC 2606 reserves ``.invalid``).
@@ -62,11 +63,13 @@ class SmtpConnectionError(Exception):
     Attributes:
         temporary: retrying later may help (refused connection, timeout); False for configuration problems
             such as a wrong password or a server without STARTTLS.
+        problem: which kind of problem it is, for the desk's banner (:class:`DeliveryProblem`).
     """
 
-    def __init__(self, message: str, *, temporary: bool) -> None:
+    def __init__(self, message: str, *, temporary: bool, problem: DeliveryProblem) -> None:
         super().__init__(message)
         self.temporary = temporary
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,11 @@ class SmtpTransport:
         self.close()
         s = self.settings
         if not s.smtp_host:
-            raise SmtpConnectionError("e-mail sending is not configured: no SMTP server in Settings", temporary=False)
+            raise SmtpConnectionError(
+                "e-mail sending is not configured: no SMTP server in Settings",
+                temporary=False,
+                problem=DeliveryProblem.NOT_CONFIGURED,
+            )
         security = SmtpSecurity(s.smtp_security)
         try:
             smtp: smtplib.SMTP
@@ -279,7 +286,9 @@ class SmtpTransport:
                 smtp = smtplib.SMTP(s.smtp_host, s.effective_smtp_port, timeout=s.smtp_timeout)
         except (OSError, smtplib.SMTPException) as exc:
             raise SmtpConnectionError(
-                f"cannot connect to {self.where}: {_network_reason(exc)}", temporary=True
+                f"cannot connect to {self.where}: {_network_reason(exc)}",
+                temporary=True,
+                problem=DeliveryProblem.TLS_FAILED if isinstance(exc, ssl.SSLError) else DeliveryProblem.UNREACHABLE,
             ) from None
         self._smtp = smtp
         with contextlib.suppress(OSError, AttributeError):
@@ -293,7 +302,9 @@ class SmtpTransport:
             self.greeting = _reply(code, text).splitlines()[0] if text else str(code)
             if security is SmtpSecurity.STARTTLS:
                 if not smtp.has_extn("starttls"):
-                    raise SmtpConnectionError(f"{self.where} does not offer STARTTLS", temporary=False)
+                    raise SmtpConnectionError(
+                        f"{self.where} does not offer STARTTLS", temporary=False, problem=DeliveryProblem.TLS_FAILED
+                    )
                 smtp.starttls(context=self._ssl_context())
                 smtp.ehlo()
             if security is not SmtpSecurity.NONE:
@@ -306,6 +317,7 @@ class SmtpTransport:
                         f"{self.where} does not offer AUTH (a user name is configured; the server may only offer it "
                         "over TLS)",
                         temporary=False,
+                        problem=DeliveryProblem.SESSION_REFUSED,
                     )
                 smtp.login(s.smtp_username, self._password or "")
                 self.authenticated = True
@@ -318,16 +330,22 @@ class SmtpTransport:
                 f"{self.where} refused the user name or password for {s.smtp_username!r} "
                 f"({_reply(exc.smtp_code, exc.smtp_error)})",
                 temporary=False,
+                problem=DeliveryProblem.AUTH_REFUSED,
             ) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise SmtpConnectionError(
                 f"{self.where} refused the session: {_reply(exc.smtp_code, exc.smtp_error)}",
                 temporary=400 <= exc.smtp_code < 500,
+                problem=DeliveryProblem.SERVER_BUSY if 400 <= exc.smtp_code < 500 else DeliveryProblem.SESSION_REFUSED,
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            raise SmtpConnectionError(f"cannot talk to {self.where}: {_network_reason(exc)}", temporary=True) from None
+            raise SmtpConnectionError(
+                f"cannot talk to {self.where}: {_network_reason(exc)}",
+                temporary=True,
+                problem=DeliveryProblem.TLS_FAILED if isinstance(exc, ssl.SSLError) else DeliveryProblem.UNREACHABLE,
+            ) from None
 
     def close(self) -> None:
         """Say QUIT (politely, ignoring errors) and drop the connection."""
