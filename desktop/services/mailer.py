@@ -8,24 +8,34 @@ for a whole batch. Passwords never appear in any message this module produces.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
+import email.policy
 import hashlib
+import html
 import re
-import secrets
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
 from enum import StrEnum
 from types import TracebackType
 
 from desktop.config import Settings, SmtpSecurity
 from desktop.domain.clock import utcnow
 from desktop.services.delivery_problems import DeliveryProblem
+from desktop.services.mail_addresses import (
+    AddressError,
+    check_header_text,
+    envelope_form,
+    for_wire,
+    needs_smtputf8,
+    parse_address_list,
+    parse_one,
+)
 from desktop.services.templates import RenderedNotice
 
 #: Domain used in Message-IDs when no From address gives one (RFC 2606 reserves ``.invalid``).
@@ -98,40 +108,57 @@ def message_id_for(notice_id: int, dedupe_key: str, from_address: str) -> str:
     return f"<callslip.notice.{notice_id}.{digest}@{domain}>"
 
 
-CRLF = "\r\n"
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
-#: An address that is already a bare addr-spec (nearly all of them): used as is, without parsing.
-_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\[\]\\,;:@\"]+")
+#: How every message is written: CRLF line ends and 7-bit headers (RFC 2047 encoded words); lines of at most
+#: 76 characters, so that no encoded word exceeds RFC 2047's 75 (the default of 78 allows 77).
+MESSAGE_POLICY = email.policy.SMTP.clone(max_line_length=76)
+#: The same for a message sent with SMTPUTF8 (an address's local part is not ASCII): headers in raw UTF-8.
+MESSAGE_POLICY_UTF8 = email.policy.SMTPUTF8.clone(max_line_length=76)
 
 
 def envelope_address(address: str) -> str:
-    """The addr-spec of ``address`` for MAIL FROM / RCPT TO (``Name <a@b>`` → ``a@b``), as smtplib would send it.
+    """The addr-spec of one address for MAIL FROM / RCPT TO (``"Lovelace, Ada" <a@b>`` → ``a@b``).
+
+    The domain is given as its A-label unless the local part needs SMTPUTF8 anyway.
 
     Raises:
-        ValueError: the address contains a line break (it would inject an SMTP command).
+        ValueError: not exactly one valid address, or it contains a control character such as a line break
+            (which would inject an SMTP command).
     """
-    if "\r" in address or "\n" in address:
-        raise ValueError(f"the address {address!r} contains a line break")
-    address = address.strip()
-    if _BARE_ADDRESS.fullmatch(address):
-        return address
-    return parseaddr(address)[1] or address
+    parsed = parse_one(address)
+    return envelope_form(parsed, smtputf8=needs_smtputf8(parsed))
 
 
-def _encoded_header(value: str) -> str:
-    """An unstructured header value: as is when ASCII, else RFC 2047 encoded words (folded)."""
-    return value if value.isascii() else Header(value, "utf-8").encode(linesep=CRLF)
+def html_document(body_html: str, *, title: str = "") -> str:
+    """``body_html`` as a full HTML document declaring its charset (a fragment is what templates hold).
+
+    Some clients guess a fragment's encoding or show it in quirks mode; a document with ``<meta charset>`` is
+    read the same everywhere. A template that already holds a whole document is sent as it is.
+    """
+    head = body_html.lstrip()[:200].lower()
+    if head.startswith(("<!doctype", "<html")):
+        return body_html
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n{body_html}\n</body>\n</html>\n"
+    )
 
 
-def _qp(body: str) -> bytes:
-    """Quoted-printable UTF-8 with CRLF line ends: 7-bit clean for any server (C-speed ``b2a_qp``)."""
-    text = body.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+def _addresses(values: Sequence[str], part: str) -> list[Address]:
+    found: list[Address] = []
+    for value in values:
+        try:
+            found.extend(parse_address_list(value))
+        except AddressError as exc:
+            raise ValueError(f"{part}: {exc}") from None
+    return found
 
 
-def _text_part(body: str, subtype: str) -> bytes:
-    head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}'
-    return head.encode("ascii") + _qp(body)
+def _one(value: str, part: str) -> Address:
+    try:
+        return parse_one(value)
+    except AddressError as exc:
+        raise ValueError(f"{part}: {exc}") from None
 
 
 def build_message(
@@ -144,61 +171,56 @@ def build_message(
 ) -> OutgoingMessage:
     """Turn a rendered template into a MIME message (text, plus HTML when the template has one).
 
-    Written directly rather than with :mod:`email`'s generator, which costs more than the SMTP exchange itself
-    at thousands of notices per batch; the structure is the plain one every client reads (``text/plain`` or
-    ``multipart/alternative``, UTF-8, quoted-printable; headers one line each, non-ASCII text as RFC 2047).
-    Rendering already refused line breaks in every header part, so nothing can inject a header.
+    Every header is built through :mod:`email`'s policy-aware API (:class:`~email.message.EmailMessage` with
+    ``email.policy.SMTP``): addresses are :class:`~email.headerregistry.Address` objects parsed from RFC 5322
+    address lists (a comma inside a quoted name is not a separator), display names and the subject are RFC 2047
+    encoded words folded at 76 columns, and the envelope recipients are exactly the parsed To/CC/BCC mailboxes.
+    Hand-written headers split recipients on every comma and sent non-ASCII names raw.
 
     Args:
         to: recipients overriding the template's To (a password reset goes to the address staff chose).
 
     Raises:
-        ValueError: no From address (template and Settings both empty), no recipient, or a line break in a
-            header value.
+        ValueError: no From address (template and Settings both empty), no recipient, an address that is not
+            valid, or a control character (line break, vertical tab, …) in a header value.
     """
-    from_address = rendered.from_address or settings.smtp_from
-    if not from_address:
+    from_text = rendered.from_address or settings.smtp_from
+    if not from_text:
         raise ValueError("no From address: give one in the template or in Settings (SMTP From)")
-    to_list = tuple(to) if to is not None else rendered.to
+    to_list = _addresses(tuple(to) if to is not None else rendered.to, "To")
     if not to_list:
         raise ValueError("no recipient: the template's To renders empty")
-    sender = envelope_address(settings.smtp_from or from_address)
-    recipients = tuple(dict.fromkeys(envelope_address(a) for a in (*to_list, *rendered.cc, *rendered.bcc)))
-    smtputf8 = not all(a.isascii() for a in (sender, from_address, *recipients))
-    named = rendered.from_name and from_address.isascii()  # formataddr cannot encode a non-ASCII address
-    from_header = formataddr((rendered.from_name, from_address), charset="utf-8") if named else from_address
-    headers = [
-        ("From", from_header),
-        ("To", ", ".join(to_list)),
-        *([("Cc", ", ".join(rendered.cc))] if rendered.cc else []),
-        ("Subject", _encoded_header(rendered.subject)),
-        ("Date", format_datetime(utcnow())),
-        ("Message-ID", message_id),
-        ("MIME-Version", "1.0"),
-        ("Auto-Submitted", "auto-generated"),
-        ("X-Callslip-Notice", str(notice_id)),
-    ]
-    for name, value in headers:
-        if "\n" in value.replace(CRLF + " ", "").replace(CRLF + "\t", "") or "\r" in value.replace(CRLF, ""):
-            raise ValueError(f"the {name} header contains a line break")
+    cc_list = _addresses(rendered.cc, "CC")
+    bcc_list = _addresses(rendered.bcc, "BCC")
+    from_parsed = _one(from_text, "From address")
+    sender_parsed = _one(settings.smtp_from, "SMTP From (Settings)") if settings.smtp_from else from_parsed
+    for part, value in (("From name", rendered.from_name), ("Subject", rendered.subject)):
+        try:
+            check_header_text(value)
+        except AddressError as exc:
+            raise ValueError(f"the {part} {exc}") from None
+    everyone = (sender_parsed, from_parsed, *to_list, *cc_list, *bcc_list)
+    smtputf8 = any(needs_smtputf8(a) for a in everyone)
+    message = EmailMessage(policy=MESSAGE_POLICY_UTF8 if smtputf8 else MESSAGE_POLICY)
+    name = rendered.from_name or from_parsed.display_name
+    message["From"] = for_wire(Address(name, from_parsed.username, from_parsed.domain), smtputf8=smtputf8)
+    message["To"] = [for_wire(a, smtputf8=smtputf8) for a in to_list]
+    if cc_list:
+        message["Cc"] = [for_wire(a, smtputf8=smtputf8) for a in cc_list]
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Callslip-Notice"] = str(notice_id)
+    message.set_content(rendered.body_text or "", subtype="plain", charset="utf-8", cte="quoted-printable")
     if rendered.body_html.strip():
-        boundary = f"=_callslip_{notice_id}_{secrets.token_hex(8)}"
-        headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        marker = f"--{boundary}{CRLF}".encode("ascii")
-        body = (
-            marker
-            + _text_part(rendered.body_text or "", "plain")
-            + CRLF.encode()
-            + marker
-            + _text_part(rendered.body_html, "html")
-            + f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
-        )
-        head = "".join(f"{name}: {value}{CRLF}" for name, value in headers) + CRLF
-    else:
-        part = _text_part(rendered.body_text or "", "plain")
-        head = "".join(f"{name}: {value}{CRLF}" for name, value in headers)
-        body = part
-    data = head.encode("utf-8" if smtputf8 else "ascii", errors="strict") + body
+        message.add_alternative(
+            html_document(rendered.body_html, title=rendered.subject), subtype="html", charset="utf-8",
+            cte="quoted-printable",
+        )  # fmt: skip
+    data = message.as_bytes()
+    sender = envelope_form(sender_parsed, smtputf8=smtputf8)
+    recipients = tuple(dict.fromkeys(envelope_form(a, smtputf8=smtputf8) for a in (*to_list, *cc_list, *bcc_list)))
     return OutgoingMessage(notice_id=notice_id, sender=sender, recipients=recipients, message_id=message_id,
                            data=data, smtputf8=smtputf8)  # fmt: skip
 
@@ -557,11 +579,7 @@ def send_test_message(
     Raises:
         ValueError: ``to`` is not an address or the template has no From address.
     """
-    address = parseaddr(to)[1]
-    if "@" not in address:
-        raise ValueError(f"{to!r} is not an e-mail address")
-    if any(ch.isspace() for ch in address):
-        raise ValueError(f"{to!r} is not an e-mail address")
+    address = _one(to, "test address").addr_spec
     test = RenderedNotice(
         from_name=rendered.from_name,
         from_address=rendered.from_address,
