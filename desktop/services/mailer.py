@@ -29,6 +29,7 @@ from desktop.domain.clock import utcnow
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mail_addresses import (
     AddressError,
+    a_label,
     check_header_text,
     envelope_form,
     for_wire,
@@ -98,14 +99,20 @@ class OutgoingMessage:
     smtputf8: bool = False
 
 
-def message_id_for(notice_id: int, dedupe_key: str, from_address: str) -> str:
+def message_id_for(notice_id: int, dedupe_key: str, from_address: str, installation_id: str = "") -> str:
     """The notice's Message-ID: the same for every attempt, so a duplicate after a crash is traceable.
 
-    The dedupe key's hash keeps ids of two databases (test and production) from colliding.
+    Notice ids and dedupe keys repeat from one database to the next (a test copy, another library), so the
+    database's random installation id (``system_settings.installation_id``, migration 0007) is part of it:
+    ``<callslip.<installation>.<notice id>.<hash of installation and dedupe key>@<From domain>>``.
     """
-    domain = from_address.rpartition("@")[2].strip().strip(">") or FALLBACK_DOMAIN
-    digest = hashlib.sha256(dedupe_key.encode("utf-8")).hexdigest()[:12]
-    return f"<callslip.notice.{notice_id}.{digest}@{domain}>"
+    try:
+        domain = a_label(parse_one(from_address).domain)
+    except AddressError:
+        domain = FALLBACK_DOMAIN
+    digest = hashlib.sha256(f"{installation_id}\0{dedupe_key}".encode()).hexdigest()[:12]
+    prefix = f"callslip.{installation_id}" if installation_id else "callslip.notice"
+    return f"<{prefix}.{notice_id}.{digest}@{domain}>"
 
 
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")

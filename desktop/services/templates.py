@@ -525,6 +525,7 @@ def sample_context() -> dict[str, Any]:
             "full_name": "Ada Lovelace",
             "username": "alovelace",
             "email": "ada@example.org",
+            "mailbox": "Ada Lovelace <ada@example.org>",
             "phone": "(217) 555-0143",
             "address_lines": ["Ada Lovelace", "12 Oak Street", "Springfield, IL 62701"],
             "department": "Mathematics",
