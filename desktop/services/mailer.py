@@ -8,6 +8,7 @@ for a whole batch. Passwords never appear in any message this module produces.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.policy
 import hashlib
@@ -245,13 +246,45 @@ def _classify(code: int) -> Outcome:
     return Outcome.TEMPORARY if 400 <= code < 500 else Outcome.PERMANENT
 
 
+#: OpenSSL's verify codes for "the certificate is not for this host" (X509_V_ERR_HOSTNAME_MISMATCH, …_IP_…).
+_NAME_MISMATCH = {62, 64}
+#: … and for "no trusted authority vouches for it" (self-signed, unknown issuer, incomplete chain).
+_UNTRUSTED = {2, 18, 19, 20, 21, 27}
+
+
+def _certificate_reason(exc: ssl.SSLCertVerificationError) -> str:
+    """Distinct advice for the two usual certificate problems: each has a different fix."""
+    detail = exc.verify_message or exc.reason or str(exc)
+    if exc.verify_code in _NAME_MISMATCH:
+        return (
+            f"the server's certificate is not for the server name in Settings ({detail}): use the name the "
+            "certificate was issued for"
+        )
+    if exc.verify_code in _UNTRUSTED:
+        return (
+            f"the server's certificate is not trusted ({detail}): it is self-signed or signed by a certificate "
+            "authority this computer does not trust; give that authority's certificate in Settings → "
+            "CA certificate file"
+        )
+    if exc.verify_code == 10:
+        return f"the server's certificate has expired ({detail})"
+    return f"the server's certificate was refused ({detail})"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, also when smtplib reported it as a closed connection (it re-raises read errors so)."""
+    return isinstance(exc, TimeoutError | socket.timeout) or isinstance(exc.__context__, TimeoutError | socket.timeout)
+
+
 def _network_reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if _timed_out(exc):
         return "timed out waiting for the SMTP server"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return f"the SMTP server closed the connection ({exc or 'no reason given'})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the SMTP server running and the port right?)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS failed: {_certificate_reason(exc)}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed: {exc.reason or exc}"
     if isinstance(exc, socket.gaierror):
@@ -259,6 +292,39 @@ def _network_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"network error: {exc.strerror or type(exc).__name__}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """AUTH with the user name and password sent as UTF-8 (RFC 4616 PLAIN, or LOGIN).
+
+    :meth:`smtplib.SMTP.login` encodes them as ASCII, so a password such as ``Straße-2026`` could never log in.
+    ASCII credentials still go through smtplib (which also offers CRAM-MD5).
+
+    Raises:
+        smtplib.SMTPAuthenticationError: the server refused them.
+        smtplib.SMTPException: the server offers neither PLAIN nor LOGIN.
+    """
+    if (user + password).isascii():
+        smtp.login(user, password)
+        return
+    mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
+    if "PLAIN" in mechanisms:
+        code, reply = smtp.docmd("AUTH", "PLAIN " + _b64(f"\0{user}\0{password}"))
+    elif "LOGIN" in mechanisms:
+        code, reply = smtp.docmd("AUTH", "LOGIN " + _b64(user))
+        if code == 334:
+            code, reply = smtp.docmd(_b64(password))
+    else:
+        raise smtplib.SMTPException(
+            f"the server offers AUTH {' '.join(mechanisms) or '(none)'}, not PLAIN or LOGIN, which a non-ASCII "
+            "user name or password needs"
+        )
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 class SmtpTransport:
@@ -279,6 +345,8 @@ class SmtpTransport:
         self.tls_version: str | None = None
         self.authenticated: bool | None = None
         self.greeting = ""
+        #: True between the final dot and the server's reply: a failure then is "may have been accepted".
+        self._awaiting_verdict = False
 
     @property
     def where(self) -> str:
@@ -286,8 +354,25 @@ class SmtpTransport:
         return f"{self.settings.smtp_host}:{self.settings.effective_smtp_port} ({self.settings.smtp_security})"
 
     def _ssl_context(self) -> ssl.SSLContext:
+        """The system's trusted authorities, plus Settings' CA certificate file (an internal CA) if given.
+
+        Raises:
+            SmtpConnectionError: the CA file cannot be read or holds no certificate.
+        """
         if self._context is None:
-            self._context = ssl.create_default_context()
+            context = ssl.create_default_context()
+            ca_file = self.settings.smtp_ca_file
+            if ca_file:
+                try:
+                    context.load_verify_locations(cafile=ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    raise SmtpConnectionError(
+                        f"the CA certificate file {ca_file!r} (Settings) cannot be used: {reason}",
+                        temporary=False,
+                        problem=DeliveryProblem.TLS_FAILED,
+                    ) from None
+            self._context = context
         return self._context
 
     def open(self) -> None:
@@ -348,7 +433,7 @@ class SmtpTransport:
                         temporary=False,
                         problem=DeliveryProblem.SESSION_REFUSED,
                     )
-                smtp.login(s.smtp_username, self._password or "")
+                login(smtp, s.smtp_username, self._password or "")
                 self.authenticated = True
         except SmtpConnectionError:
             self.close()
@@ -443,10 +528,20 @@ class SmtpTransport:
             # Includes timeouts. After DATA was sent this is ambiguous (the server may have accepted): retrying
             # may then deliver a duplicate, which carries the same Message-ID (see docs/DELIVERY.md).
             self.close()
-            return SendResult(Outcome.TEMPORARY, _network_reason(exc), connection_lost=True)
+            reason = _network_reason(exc)
+            if self._awaiting_verdict and _timed_out(exc):
+                reason = (
+                    f"timed out after {self.settings.smtp_timeout:g} s waiting for the server's reply to the end of "
+                    "the message (it may have been accepted; a retry carries the same Message-ID)"
+                )
+            elif self._awaiting_verdict:
+                reason += " while waiting for its reply to the end of the message (it may have been accepted)"
+            return SendResult(Outcome.TEMPORARY, reason, connection_lost=True)
         except smtplib.SMTPResponseException as exc:
             self._reset(smtp)
             return SendResult(_classify(exc.smtp_code), _reply(exc.smtp_code, exc.smtp_error))
+        finally:
+            self._awaiting_verdict = False
 
     @staticmethod
     def _command(smtp: smtplib.SMTP, command: str) -> tuple[int, bytes]:
@@ -497,8 +592,10 @@ class SmtpTransport:
             return SendResult(Outcome.ABORTED, "not sent: stopped before the server accepted it", connection_lost=True)
         payload = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
         smtp.send(payload + (b".\r\n" if payload.endswith(b"\r\n") else b"\r\n.\r\n"))
+        self._awaiting_verdict = True
         idle()
         code, text = smtp.getreply()
+        self._awaiting_verdict = False
         if code != 250:
             self._reset(smtp)
             return SendResult(_classify(code), _reply(code, text))
