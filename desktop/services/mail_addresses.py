@@ -127,13 +127,15 @@ def parse_address_list(text: str) -> tuple[Address, ...]:
     if not text.strip():
         return ()
     header = policy.default.header_factory("To", _semicolons_to_commas(text))
-    defects = [d for d in header.defects if not isinstance(d, email_errors.NonASCIILocalPartDefect)]
-    if defects:
-        raise AddressError(f"{text.strip()!r} is not a valid address list ({_defect_text(defects[0])})")
     addresses: tuple[Address, ...] = tuple(header.addresses)
     for address in addresses:
         if not address.username or not address.domain:
-            raise AddressError(f"{address.addr_spec or address.display_name!r} is not an e-mail address (no @domain)")
+            shown = address.username or address.display_name or address.addr_spec
+            raise AddressError(f"{shown!r} is not an e-mail address (no @domain)")
+    defects = [d for d in header.defects if not isinstance(d, email_errors.NonASCIILocalPartDefect)]
+    if defects:
+        raise AddressError(f"{text.strip()!r} is not a valid address list ({_defect_text(defects[0])})")
+    for address in addresses:
         a_label(address.domain)
     return addresses
 
