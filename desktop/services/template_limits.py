@@ -44,6 +44,8 @@ _CHECK_EVERY = 256
 _BIG_NUMBER = re.compile(r"\d{7,}")
 _NESTING_NODES = (nodes.For, nodes.If, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Scope)
 LOOP_FILTER = "callslip_bounded_loop"
+#: String methods whose result size cannot be told from their arguments cheaply; no notice needs them.
+_REFUSED_STRING_METHODS = frozenset({"translate", "maketrans"})
 
 
 class RenderLimitError(Exception):
@@ -71,10 +73,29 @@ def check_time() -> None:
         raise RenderLimitError(f"took longer than {MAX_RENDER_SECONDS:g} s to render (a loop too long for the data?)")
 
 
+def _total(value: Any) -> int:
+    """Characters or items of ``value``, counting the strings inside a collection (``[s] * 999999`` holds one
+    string a million times: turned into text it is a million copies). Stops counting once over the limit."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if not isinstance(value, list | tuple | set | frozenset):
+        return 0
+    total = len(value)
+    for item in value:
+        if isinstance(item, str | bytes | list | tuple):
+            total += len(item)
+            if total > MAX_VALUE:
+                break
+    return total
+
+
 def check_size(value: Any) -> Any:
-    """``value`` itself, or an error when it is a string or collection larger than :data:`MAX_VALUE`."""
-    if isinstance(value, str | list | tuple | dict | set | bytes) and len(value) > MAX_VALUE:
-        raise RenderLimitError(f"builds a value of {len(value):,} characters or items (at most {MAX_VALUE:,})")
+    """``value`` itself, or an error when it is (or holds) more than :data:`MAX_VALUE` characters or items."""
+    total = _total(value)
+    if total > MAX_VALUE:
+        raise RenderLimitError(f"builds a value of more than {MAX_VALUE:,} characters or items ({total:,}+)")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise RenderLimitError("computes a number too large to use")
     return value
@@ -105,24 +126,34 @@ def _len(value: Any) -> int:
         return 0
 
 
-def _precheck_growth(name: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse, before it runs, a string operation whose result would be over the limit."""
+def _joined(separator: str, iterable: Any) -> list[Any]:
+    """``iterable`` as a list, refused when joining it with ``separator`` would be over the limit."""
+    items = list(bounded_iter(iterable))
+    total = len(separator) * len(items) + sum(len(i) if isinstance(i, str) else 1 for i in items)
+    if total > MAX_VALUE:
+        raise RenderLimitError(f"join would build more than {MAX_VALUE:,} characters")
+    return items
+
+
+def _precheck_growth(name: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Refuse, before it runs, a string operation whose result would be over the limit; the arguments to use."""
     for value in (*args, *kwargs.values()):
         _check_number(value)
     if not isinstance(target, str):
-        return
+        return args
+    if name == "join" and args:
+        return (_joined(target, args[0]), *args[1:])
     if name in {"format", "format_map"}:
         _check_format(target)
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
         occurrences = target.count(args[0]) if args[0] else len(target) + 1
         if len(target) + occurrences * len(args[1]) > MAX_VALUE:
             raise RenderLimitError(f"replace would build more than {MAX_VALUE:,} characters")
-    elif name == "join" and args and len(target) * _len(args[0]) > MAX_VALUE:
-        raise RenderLimitError(f"join would build more than {MAX_VALUE:,} characters")
     elif name == "expandtabs":
         size = args[0] if args and isinstance(args[0], int) else kwargs.get("tabsize", 8)
         if isinstance(size, int) and (target.count("\t") + 1) * size > MAX_VALUE:
             raise RenderLimitError(f"expandtabs would build more than {MAX_VALUE:,} characters")
+    return args
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
@@ -141,6 +172,19 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
                 raise RenderLimitError(f"indent would build more than {MAX_VALUE:,} characters")
         elif name == "replace" and isinstance(subject, str) and len(values) >= 3:
             _precheck_growth("replace", subject, (str(values[1]), str(values[2])), {})
+        elif name == "join" and values:
+            separator = values[1] if len(values) > 1 else kwargs.get("d", "")
+            joined = _joined(str(separator), values[0])
+            args = tuple(joined if a is values[0] else a for a in args)
+        elif name == "wordwrap" and isinstance(subject, str):
+            width = values[1] if len(values) > 1 else kwargs.get("width", 79)
+            wrap = values[3] if len(values) > 3 else kwargs.get("wrapstring") or "\n"
+            if isinstance(width, int) and len(subject) // max(width, 1) * len(str(wrap)) > MAX_VALUE:
+                raise RenderLimitError(f"wordwrap would build more than {MAX_VALUE:,} characters")
+        elif name == "sum":
+            start = values[2] if len(values) > 2 else kwargs.get("start", 0)
+            if not isinstance(start, int | float):
+                raise RenderLimitError("sum adds numbers only")
         return check_size(function(*args, **kwargs))
 
     for attribute in ("jinja_pass_arg", "__name__", "__doc__"):
@@ -183,7 +227,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         check_time()
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
-                growing = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                growing = isinstance(sequence, str | bytes | list | tuple) and isinstance(count, int)
                 if growing and len(sequence) * count > MAX_VALUE:
                     raise RenderLimitError(f"repeats a value to more than {MAX_VALUE:,} characters or items")
             numbers = isinstance(left, int) and isinstance(right, int)
@@ -201,12 +245,17 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """A call (function, method, macro) with the clock checked and its arguments and result bounded."""
         check_time()
-        _precheck_growth(getattr(__obj, "__name__", ""), getattr(__obj, "__self__", None), args, kwargs)
+        args = _precheck_growth(getattr(__obj, "__name__", ""), getattr(__obj, "__self__", None), args, kwargs)
         return check_size(super().call(__context, __obj, *args, **kwargs))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``a.b`` with the clock checked and the value bounded (a namespace grown in a loop is seen here)."""
         check_time()
+        if isinstance(obj, str | bytes):
+            if attribute in _REFUSED_STRING_METHODS:
+                raise RenderLimitError(f"{attribute} is not allowed in a template")
+            if attribute in {"format", "format_map"}:
+                _check_format(obj)  # the sandbox wraps str.format, so the call hook cannot see whose it is
         return check_size(super().getattr(obj, attribute))
 
     def getitem(self, obj: Any, argument: Any) -> Any:

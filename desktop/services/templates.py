@@ -453,11 +453,11 @@ def validate(fields_: TemplateFields, contexts: Sequence[tuple[str, Mapping[str,
         problems.append(TemplateError("an e-mail template needs a To address", "to_address"))
     if problems:
         return problems
-    seen: set[str] = set()
+    seen: set[str] = set()  # one problem per part: the same mistake shows with every request
     for label, context in (("the sample data", sample_context()), *contexts):
         for error in check_with(fields_, context):
-            if error.reason not in seen:
-                seen.add(error.reason)
+            if error.part not in seen:
+                seen.add(error.part)
                 problems.append(TemplateError(f"{error.reason} — with {label}", error.part, error.line, error.column))
     return problems
 
