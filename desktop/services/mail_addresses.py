@@ -12,10 +12,12 @@ ASCII needs the server's SMTPUTF8 extension.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
+from functools import lru_cache
 
 import idna
 
@@ -37,6 +39,9 @@ class AddressError(ValueError):
     """An address list that cannot be used: the message says which address and why."""
 
 
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def control_characters(text: str) -> list[str]:
     """The control characters in ``text`` (each named once, in order): none may appear in a header.
 
@@ -44,6 +49,8 @@ def control_characters(text: str) -> list[str]:
     and some mail clients treat as line breaks.
     """
     found: list[str] = []
+    if not _ANY_CONTROL.search(text):
+        return found
     for ch in text:
         if unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029":
             name = _CONTROL_NAMES.get(ch, f"a control character (U+{ord(ch):04X})")
@@ -116,6 +123,14 @@ def a_label(domain: str) -> str:
         raise AddressError(f"the domain {domain!r} is not a valid international domain name ({exc})") from None
 
 
+#: A bare ASCII dot-atom address (``ada.l+ill@example.org``), by far the most common To: built without the
+#: parser, which costs ~0.2 ms; anything else goes through it.
+_BARE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+)
+
+
+@lru_cache(maxsize=4096)
 def parse_address_list(text: str) -> tuple[Address, ...]:
     """Every mailbox in ``text`` (an RFC 5322 address list; empty text gives none).
 
@@ -126,6 +141,10 @@ def parse_address_list(text: str) -> tuple[Address, ...]:
     check_header_text(text)
     if not text.strip():
         return ()
+    bare = text.strip()
+    if _BARE.fullmatch(bare) and ".." not in bare:
+        username, _, domain = bare.rpartition("@")
+        return (Address(username=username, domain=domain),)
     header = policy.default.header_factory("To", _semicolons_to_commas(text))
     addresses: tuple[Address, ...] = tuple(header.addresses)
     for address in addresses:

@@ -9,11 +9,13 @@ for a whole batch. Passwords never appear in any message this module produces.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import email.policy
 import hashlib
 import html
 import re
+import secrets
 import smtplib
 import socket
 import ssl
@@ -116,6 +118,7 @@ def message_id_for(notice_id: int, dedupe_key: str, from_address: str, installat
     return f"<{prefix}.{notice_id}.{digest}@{domain}>"
 
 
+CRLF = "\r\n"
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 #: How every message is written: CRLF line ends and 7-bit headers (RFC 2047 encoded words); lines of at most
 #: 76 characters, so that no encoded word exceeds RFC 2047's 75 (the default of 78 allows 77).
@@ -169,6 +172,31 @@ def _one(value: str, part: str) -> Address:
         raise ValueError(f"{part}: {exc}") from None
 
 
+def _header(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage]) -> str:
+    """One header line (folded, CRLF-terminated) as ``policy`` writes it.
+
+    A short ASCII value is written as is: that is exactly what the policy's folder produces for it, without
+    parsing it again (the structured parsers cost ~0.2 ms a header, more than the whole SMTP exchange of a
+    message). Anything else (non-ASCII, long) goes through the header registry: RFC 2047 encoded words of at
+    most 75 characters, folded at 76 columns.
+    """
+    if value.isascii() and len(name) + 2 + len(value) <= (policy.max_line_length or 78):
+        return f"{name}: {value}{CRLF}"
+    header = policy.header_factory(name, value)
+    return str(header.fold(policy=policy))
+
+
+def _qp(body: str) -> bytes:
+    """Quoted-printable UTF-8 with CRLF line ends: 7-bit clean for any server (C-speed ``b2a_qp``)."""
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def _text_part(body: str, subtype: str) -> bytes:
+    head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}'
+    return head.encode("ascii") + _qp(body)
+
+
 def build_message(
     rendered: RenderedNotice,
     *,
@@ -179,11 +207,14 @@ def build_message(
 ) -> OutgoingMessage:
     """Turn a rendered template into a MIME message (text, plus HTML when the template has one).
 
-    Every header is built through :mod:`email`'s policy-aware API (:class:`~email.message.EmailMessage` with
-    ``email.policy.SMTP``): addresses are :class:`~email.headerregistry.Address` objects parsed from RFC 5322
-    address lists (a comma inside a quoted name is not a separator), display names and the subject are RFC 2047
-    encoded words folded at 76 columns, and the envelope recipients are exactly the parsed To/CC/BCC mailboxes.
-    Hand-written headers split recipients on every comma and sent non-ASCII names raw.
+    Addresses are :class:`~email.headerregistry.Address` objects parsed from RFC 5322 address lists (a comma
+    inside a quoted name is not a separator); the envelope recipients are exactly the parsed To/CC/BCC
+    mailboxes; every header is written by :mod:`email`'s policy (``email.policy.SMTP``, or ``SMTPUTF8`` when
+    an address needs it): display names and the subject as RFC 2047 encoded words of at most 75 characters,
+    IDN domains as A-labels. Hand-written headers had split recipients on every comma and sent non-ASCII
+    names raw. The body is the plain structure every client reads (``text/plain`` or
+    ``multipart/alternative``, UTF-8, quoted-printable), written directly: :mod:`email`'s generator costs
+    ~1 ms a message for the same bytes.
 
     Args:
         to: recipients overriding the template's To (a password reset goes to the address staff chose).
@@ -209,24 +240,41 @@ def build_message(
             raise ValueError(f"the {part} {exc}") from None
     everyone = (sender_parsed, from_parsed, *to_list, *cc_list, *bcc_list)
     smtputf8 = any(needs_smtputf8(a) for a in everyone)
-    message = EmailMessage(policy=MESSAGE_POLICY_UTF8 if smtputf8 else MESSAGE_POLICY)
+    policy = MESSAGE_POLICY_UTF8 if smtputf8 else MESSAGE_POLICY
+
+    def listed(addresses: Sequence[Address]) -> str:
+        return ", ".join(str(for_wire(a, smtputf8=smtputf8)) for a in addresses)
+
     name = rendered.from_name or from_parsed.display_name
-    message["From"] = for_wire(Address(name, from_parsed.username, from_parsed.domain), smtputf8=smtputf8)
-    message["To"] = [for_wire(a, smtputf8=smtputf8) for a in to_list]
-    if cc_list:
-        message["Cc"] = [for_wire(a, smtputf8=smtputf8) for a in cc_list]
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = message_id
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Callslip-Notice"] = str(notice_id)
-    message.set_content(rendered.body_text or "", subtype="plain", charset="utf-8", cte="quoted-printable")
+    headers = [
+        ("From", listed([Address(name, from_parsed.username, from_parsed.domain)])),
+        ("To", listed(to_list)),
+        *([("Cc", listed(cc_list))] if cc_list else []),
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(utcnow())),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Callslip-Notice", str(notice_id)),
+    ]
     if rendered.body_html.strip():
-        message.add_alternative(
-            html_document(rendered.body_html, title=rendered.subject), subtype="html", charset="utf-8",
-            cte="quoted-printable",
-        )  # fmt: skip
-    data = message.as_bytes()
+        boundary = f"=_callslip_{notice_id}_{secrets.token_hex(8)}"
+        marker = f"--{boundary}{CRLF}".encode("ascii")
+        document = html_document(rendered.body_html, title=rendered.subject)
+        body = (
+            marker
+            + _text_part(rendered.body_text or "", "plain")
+            + CRLF.encode()
+            + marker
+            + _text_part(document, "html")
+            + f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
+        )
+        content_type = f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}'  # fixed ASCII
+        head = "".join(_header(n, v, policy) for n, v in headers) + content_type + CRLF
+    else:
+        body = _text_part(rendered.body_text or "", "plain")
+        head = "".join(_header(n, v, policy) for n, v in headers)  # the part's own headers end the block
+    data = head.encode("utf-8" if smtputf8 else "ascii", errors="strict") + body
     sender = envelope_form(sender_parsed, smtputf8=smtputf8)
     recipients = tuple(dict.fromkeys(envelope_form(a, smtputf8=smtputf8) for a in (*to_list, *cc_list, *bcc_list)))
     return OutgoingMessage(notice_id=notice_id, sender=sender, recipients=recipients, message_id=message_id,

@@ -221,7 +221,8 @@ def _generate(template: Template, context: Mapping[str, Any], part: str) -> str:
         if size > MAX_RENDERED:
             raise TemplateError(f"renders to more than the {MAX_RENDERED:,} characters allowed", part)
         chunks.append(chunk)
-        template_limits.check_time()
+        if not len(chunks) % 64:
+            template_limits.check_time()
     return "".join(chunks)
 
 
@@ -307,7 +308,8 @@ def _render_together(fields_: TemplateFields, context: Mapping[str, Any]) -> dic
                 if size > limit:
                     return None
                 chunks.append(chunk)
-                template_limits.check_time()
+                if not len(chunks) % 64:
+                    template_limits.check_time()
     except Exception:
         return None
     pieces = "".join(chunks).split(_PART_END)
