@@ -12,6 +12,7 @@ import email
 import email.policy
 import re
 from dataclasses import replace
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
@@ -162,7 +163,14 @@ def test_a_recipient_that_is_not_an_address_fails_the_render(to: str, message: s
 
 
 NAMES = (
-    st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp")), min_size=1, max_size=24)
+    st.text(
+        alphabet=st.one_of(
+            st.characters(blacklist_categories=("Cc", "Cs", "Co", "Cn", "Zl", "Zp")),
+            st.sampled_from("\"\\,;:<>@()[]. 'éЖ中"),  # what breaks hand-made address lists, often
+        ),
+        min_size=1,
+        max_size=24,
+    )
     .map(lambda text: " ".join(text.split()))
     .filter(bool)
 )
@@ -178,9 +186,16 @@ def test_any_patron_name_round_trips_through_the_parsed_to_header(first: str, la
     [to] = message["To"].addresses
     expected = f"{last}, {first}" if template == QUOTED_COMMA_TO else f"{first} {last}"
     assert to.addr_spec == "pat.ron+ill@example.org"
-    # CPython's phrase parser puts a space between two adjacent encoded words (RFC 2047 says to ignore it): a
-    # long non-ASCII name is split into several words, so compare without the spaces it adds there.
-    assert to.display_name == expected or to.display_name.replace(" ", "") == expected.replace(" ", "")
+    if to.display_name != expected:
+        # CPython's phrase parser puts a space between two adjacent encoded words, which RFC 2047 says to
+        # ignore: a long non-ASCII name split into several words comes back with extra spaces. An RFC 2047
+        # decoder (email.header) must give the exact name back from the raw header.
+        assert to.display_name.replace(" ", "") == expected.replace(" ", "")
+        raw = message.as_bytes().split(b"\r\n\r\n")[0].decode("ascii")
+        folded = re.search(r"^To: (.*?)\r\n(?=\S)", raw + "\r\nEnd", re.M | re.S)
+        assert folded is not None
+        decoded = str(make_header(decode_header(folded.group(1).replace("\r\n", ""))))
+        assert expected in decoded.replace('\\"', '"').replace("\\\\", "\\")
     assert all(len(word) <= 75 for word in ENCODED_WORD.findall(message.as_bytes()))
     assert [d for d in defects(message) if "encoded word" not in str(d)] == []
 
