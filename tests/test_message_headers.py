@@ -333,3 +333,12 @@ def test_message_ids_are_deterministic_per_notice_and_unique_per_installation(
             db.dispose()
     assert ids[0] != ids[1]  # same notice id and dedupe key in both databases
     assert [m.message["Message-ID"] for m in smtp_sink.messages] == ids
+
+
+def test_a_library_name_on_two_lines_is_refused_on_the_library_tab(sqlite_db: Database) -> None:
+    from desktop.services.shared_settings import load_shared_settings, validate_shared
+
+    shared = load_shared_settings(sqlite_db)
+    two_lines = replace(shared, library=replace(shared.library, name="Riverside\nLibrary"))
+    assert "one line" in validate_shared(two_lines)["library_name"]
+    assert "library_name" not in validate_shared(shared)
