@@ -394,18 +394,19 @@ def render(fields_: TemplateFields, context: Mapping[str, Any]) -> RenderedNotic
         reason = f"the subject is {len(subject):,} characters, more than the {MAX_SUBJECT} allowed"
         raise TemplateError(reason, "subject")
     from_address = out["from_address"].strip()
-    if from_address:
+    if from_address and fields_.channel == "email":
         try:
             [_] = parse_address_list(from_address)
         except (AddressError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, AddressError) else f"{from_address!r} must be exactly one address"
             raise TemplateError(reason, "from_address") from None
+    email = fields_.channel == "email"  # a printed notice has no recipients to parse
     return RenderedNotice(
         from_name=out["from_name"].strip(),
         from_address=from_address,
-        to=_address_list("to_address", fields_.to_address, out["to_address"]),
-        cc=_address_list("cc", fields_.cc, out["cc"]),
-        bcc=_address_list("bcc", fields_.bcc, out["bcc"]),
+        to=_address_list("to_address", fields_.to_address, out["to_address"]) if email else (),
+        cc=_address_list("cc", fields_.cc, out["cc"]) if email else (),
+        bcc=_address_list("bcc", fields_.bcc, out["bcc"]) if email else (),
         subject=subject,
         body_text=out["body_text"],
         body_html=out["body_html"],
