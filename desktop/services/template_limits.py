@@ -9,9 +9,11 @@ How, in the rendering thread and without a watchdog thread or a subprocess:
   and every call, attribute and item look-up goes through the sandbox's hooks; each checks the notice's
   deadline. Jinja has no other way to loop, so a template cannot run long between two checks. Output is
   produced with ``Template.generate`` and checked as it comes.
-* **Memory.** Operations that can make a huge value from small inputs (``*``, ``**``, ``%``, ``+``, string
-  methods and filters given large numbers, ``replace``/``join``/``indent``/``expandtabs``) are checked *before*
-  they run; every value a call or look-up returns is checked after. ``lipsum`` is removed.
+* **Memory.** Every value printed (``finalize``), joined with ``~``, or passed to a call or filter is measured
+  first, collections all the way down. Operations that can make a huge value from small inputs (``*``, ``**``,
+  ``%``, ``+``, string methods and filters given large numbers, ``replace``/``join``/``indent``/``expandtabs``/
+  ``wordwrap``) are checked *before* they run; every value a call or look-up returns is checked after.
+  ``lipsum``, ``str.translate`` and ``sum`` of anything but numbers are refused.
 * **Structure.** Nesting deeper than :data:`MAX_NESTING` blocks, or too deep for the parser
   (``RecursionError``), is a problem with a line number (:func:`structure_problem`).
 """
@@ -44,6 +46,7 @@ _CHECK_EVERY = 256
 _BIG_NUMBER = re.compile(r"\d{7,}")
 _NESTING_NODES = (nodes.For, nodes.If, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.With, nodes.Scope)
 LOOP_FILTER = "callslip_bounded_loop"
+SIZE_FILTER = "callslip_bounded_value"
 #: String methods whose result size cannot be told from their arguments cheaply; no notice needs them.
 _REFUSED_STRING_METHODS = frozenset({"translate", "maketrans"})
 
@@ -73,21 +76,30 @@ def check_time() -> None:
         raise RenderLimitError(f"took longer than {MAX_RENDER_SECONDS:g} s to render (a loop too long for the data?)")
 
 
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
 def _total(value: Any) -> int:
-    """Characters or items of ``value``, counting the strings inside a collection (``[s] * 999999`` holds one
-    string a million times: turned into text it is a million copies). Stops counting once over the limit."""
+    """Characters and items of ``value`` as text would hold them, collections walked all the way down
+    (``[[s]] * 999`` holds one string 999 times: turned into text it is 999 copies). Counting stops once over
+    the limit, so it costs at most about :data:`MAX_VALUE` steps however the value is built."""
     if isinstance(value, str | bytes):
         return len(value)
-    if isinstance(value, dict):
-        value = [*value.keys(), *value.values()]
-    if not isinstance(value, list | tuple | set | frozenset):
+    if not isinstance(value, _CONTAINERS):
         return 0
-    total = len(value)
-    for item in value:
-        if isinstance(item, str | bytes | list | tuple):
+    total = 0
+    stack: list[Any] = [value]
+    while stack and total <= MAX_VALUE:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
             total += len(item)
-            if total > MAX_VALUE:
-                break
+        elif isinstance(item, dict):
+            total += len(item) + 1
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            total += len(item) + 1
+            stack.extend(item)
     return total
 
 
@@ -160,6 +172,8 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
     def bounded(*args: Any, **kwargs: Any) -> Any:
         check_time()
         values = [a for a in args if not isinstance(a, Context | EvalContext | ImmutableSandboxedEnvironment)]
+        for value in (*values, *kwargs.values()):
+            check_size(value)  # a literal list of many references to one long string is only seen here
         subject = values[0] if values else None
         for value in (*values[1:], *kwargs.values()):
             _check_number(value)
@@ -214,12 +228,15 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals["range"] = _bounded_range
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
         self.filters[LOOP_FILTER] = bounded_iter
+        self.filters[SIZE_FILTER] = check_size
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         """Parse, then send every ``{% for %}``'s iterable through :func:`bounded_iter`."""
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+        for concat in tree.find_all(nodes.Concat):  # ``a ~ b`` turns its operands into text without a hook
+            concat.nodes = [nodes.Filter(n, SIZE_FILTER, [], [], None, None, lineno=n.lineno) for n in concat.nodes]
         return tree
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -238,6 +255,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
                 raise RenderLimitError("computes a number too large to use")
         elif operator == "%":
             _check_format(left)
+            check_size(right)
         elif operator == "+" and _len(left) + _len(right) > MAX_VALUE:
             raise RenderLimitError(f"builds a value of more than {MAX_VALUE:,} characters or items")
         return check_size(super().call_binop(context, operator, left, right))
@@ -245,6 +263,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """A call (function, method, macro) with the clock checked and its arguments and result bounded."""
         check_time()
+        for value in (*args, *kwargs.values()):
+            check_size(value)
         args = _precheck_growth(getattr(__obj, "__name__", ""), getattr(__obj, "__self__", None), args, kwargs)
         return check_size(super().call(__context, __obj, *args, **kwargs))
 

@@ -32,6 +32,8 @@ PRINT_NOTICE = "Print Notice"
 
 #: Largest rendered part (subject, a body) in characters; a runaway loop must not fill the outbox.
 MAX_RENDERED = 200_000
+#: Longest template part, in characters (its text, before rendering).
+MAX_SOURCE = 100_000
 #: Longest subject, in characters: the length of the stored copy's column, so what is kept is what was sent.
 MAX_SUBJECT = 500
 
@@ -141,8 +143,13 @@ class RenderedNotice:
 _OPEN, _CLOSE = "\ue000", "\ue001"
 
 
+def _printed(value: Any) -> Any:
+    """Every ``{{ value }}`` is measured before it becomes text (``{{ [s, s, s, …] }}`` would be huge)."""
+    return template_limits.check_size(value)
+
+
 def _mark(value: Any) -> Any:
-    text = "" if value is None else str(value)
+    text = "" if value is None else str(template_limits.check_size(value))
     return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
 
 
@@ -156,7 +163,7 @@ def _environment(html: bool, mark: bool = False) -> BoundedEnvironment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        finalize=_mark if mark else None,
+        finalize=_mark if mark else _printed,
     )
 
 
@@ -237,6 +244,8 @@ def render_part(source: str, context: Mapping[str, Any], *, part: str, html: boo
             raise TemplateError(f"is {len(source):,} characters, more than the {MAX_RENDERED:,} allowed", part)
         return source
     mark = part in ADDRESS_PARTS
+    if len(source) > MAX_SOURCE:
+        raise TemplateError(f"is {len(source):,} characters long, more than the {MAX_SOURCE:,} allowed", part)
     try:
         template = _compiled(source, html, mark)
     except TemplateSyntaxError as exc:
@@ -295,7 +304,7 @@ def _render_together(fields_: TemplateFields, context: Mapping[str, Any]) -> dic
         for part, html in TEMPLATED_PARTS.items()
         if part not in ADDRESS_PARTS and "{" in getattr(fields_, part)
     ]
-    if len(parts) < 2:
+    if len(parts) < 2 or any(len(getattr(fields_, part)) > MAX_SOURCE for part, _ in parts):
         return None
     limit = (MAX_RENDERED + len(_PART_END) + 1) * len(parts)
     try:
