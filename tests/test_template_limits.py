@@ -53,6 +53,8 @@ DATA_BOMB = (
         ("{% set s = 'x' * 999999 %}{{ '{}'.format([s, s]) }}", "builds a value"),
         ("{% set s = 'x' * 999999 %}{{ '%s' % ([s, s],) }}", "builds a value"),
         ("{{ '" + "x" * 100_001 + "' }}", "characters long"),
+        ("".join(f"{{% set a{i} = range(999999)|list %}}" for i in range(60)), "in all"),
+        ("".join(f"{{% set a{i} = 'x' * 999999 %}}" for i in range(60)), "in all"),
         ("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "builds"),
         ("{{ 'x'|center(10**9) }}", "1,000,000,000"),
         ("{{ 'x'.ljust(10**9) }}", "1,000,000,000"),

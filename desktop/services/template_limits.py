@@ -37,6 +37,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_RENDER_SECONDS = 2.0
 #: Largest string or collection a template may build along the way (characters or items).
 MAX_VALUE = 1_000_000
+#: Most a render may build in all, in characters; an item of a collection counts as :data:`_ITEM_WEIGHT`.
+MAX_BUILT = 50_000_000
+_ITEM_WEIGHT = 16
 #: Largest integer a template may compute, in bits (a 10**10000 has ~33,000).
 MAX_INT_BITS = 4096
 #: Deepest nesting of blocks (for, if, macro, call, filter, with) in one part.
@@ -60,8 +63,11 @@ _state = threading.local()
 
 @contextlib.contextmanager
 def deadline(seconds: float = MAX_RENDER_SECONDS) -> Iterator[None]:
-    """Bound the rendering done inside the block (nested blocks keep the outer, earlier deadline)."""
+    """Bound the rendering done inside the block: time, and everything built along the way (nested blocks keep
+    the outer, earlier deadline and the same budget)."""
     outer = getattr(_state, "deadline", None)
+    if outer is None:
+        _state.spent = 0
     _state.deadline = time.monotonic() + seconds if outer is None else outer
     try:
         yield
@@ -104,10 +110,16 @@ def _total(value: Any) -> int:
 
 
 def check_size(value: Any) -> Any:
-    """``value`` itself, or an error when it is (or holds) more than :data:`MAX_VALUE` characters or items."""
+    """``value`` itself, or an error when it is (or holds) more than :data:`MAX_VALUE` characters or items, or
+    when what the render has built in all (each value counted when seen) is more than :data:`MAX_BUILT`: many
+    values each under the limit (``{% set a1 = … %}{% set a2 = … %}`` …) must not fill the memory either."""
     total = _total(value)
     if total > MAX_VALUE:
         raise RenderLimitError(f"builds a value of more than {MAX_VALUE:,} characters or items ({total:,}+)")
+    if total > 64 and getattr(_state, "deadline", None) is not None:
+        _state.spent += total if isinstance(value, str | bytes) else total * _ITEM_WEIGHT
+        if _state.spent > MAX_BUILT:
+            raise RenderLimitError(f"builds more than {MAX_BUILT:,} characters (or items) in all")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise RenderLimitError("computes a number too large to use")
     return value
