@@ -113,6 +113,8 @@ def check_size(value: Any) -> Any:
     """``value`` itself, or an error when it is (or holds) more than :data:`MAX_VALUE` characters or items, or
     when what the render has built in all (each value counted when seen) is more than :data:`MAX_BUILT`: many
     values each under the limit (``{% set a1 = … %}{% set a2 = … %}`` …) must not fill the memory either."""
+    if type(value) is str and len(value) <= 64:  # nearly every value: nothing to count
+        return value
     total = _total(value)
     if total > MAX_VALUE:
         raise RenderLimitError(f"builds a value of more than {MAX_VALUE:,} characters or items ({total:,}+)")
