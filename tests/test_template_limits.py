@@ -170,3 +170,19 @@ def test_quoted_comma_names_pass_the_real_check(seeded_db: Database) -> None:
     )
     saved = ta.save_template(seeded_db, record.id, fields_, expected_version=record.version, changed_by="tester")
     assert saved.fields.to_address == fields_.to_address
+
+
+def test_the_requests_a_save_checks_with_on_both_databases(any_db: Database) -> None:
+    """Longest title, longest name, longest address, a non-ASCII name, the first waiting request (no duplicates)."""
+    arrived(any_db, "Short", "A book")
+    arrived(any_db, "Short", "A very long title indeed " * 4)
+    arrived(any_db, "Featherstonehaugh-Cholmondeley", "A book")
+    arrived(any_db, "Åström", "A book")
+    contexts = ta.check_contexts(any_db, "Loan Pickup")
+    titles = [c["request"]["title"] for _, c in contexts]
+    names = [c["patron"]["last_name"] for _, c in contexts]
+    assert titles[0].startswith("A very long title") and "Featherstonehaugh-Cholmondeley" in names
+    assert "Åström" in names and len(contexts) == len({label for label, _ in contexts}) <= ta.CHECK_SAMPLES
+    assert all(label.startswith("request ") for label, _ in contexts)
+    resets = ta.check_contexts(any_db, "Password Reset")
+    assert resets and resets[0][1]["reset"]["link"].endswith(ta.PREVIEW_TOKEN)
