@@ -261,8 +261,8 @@ def check_contexts(db: Database, name: str, *, region: str = "US") -> list[tuple
     """Real contexts a template is checked with at save: the records most likely to break it.
 
     The longest titles, the longest patron names and e-mail addresses, a patron whose name is not plain
-    ASCII, and the first request waiting at Awaiting Customer Contact: a loop or a header that is fine with the
-    sample data may not be with these. Password Reset gets patrons instead of requests.
+    ASCII (among the 500 longest names), and the first request waiting at Awaiting Customer Contact: a loop or
+    a header that is fine with the sample data may not be with these. Password Reset gets patrons instead.
     """
     now = utcnow()
     found: list[tuple[str, dict[str, Any]]] = []
