@@ -58,6 +58,8 @@ class Settings:
         web_base_url: start of the password-reset link; the token is appended.
         phone_region: ISO country used for phone numbers typed without a country code.
         staff_name: name written into Tracking rows; the OS user by default.
+        smtp_ca_file: a PEM file of certificate authorities trusted for the SMTP server besides the system's
+            (a library's internal CA); empty: the system's only.
     """
 
     database_url: str = field(default="", metadata=_env("CALLSLIP_DATABASE_URL"))
@@ -67,6 +69,7 @@ class Settings:
     smtp_username: str = field(default="", metadata=_env("CALLSLIP_SMTP_USERNAME"))
     smtp_from: str = field(default="", metadata=_env("CALLSLIP_SMTP_FROM"))
     smtp_timeout: float = field(default=30.0, metadata=_env("CALLSLIP_SMTP_TIMEOUT"))
+    smtp_ca_file: str = field(default="", metadata=_env("CALLSLIP_SMTP_CA_FILE"))
     poll_seconds: int = field(default=0, metadata=_env("CALLSLIP_POLL_SECONDS"))
     run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
     web_base_url: str = field(

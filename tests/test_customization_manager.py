@@ -329,6 +329,7 @@ def test_send_test_email_goes_only_to_the_typed_address(
     assert message.rcpt_tos == ["staff@library.example.org"]
     assert "patron@example.org" not in message.data.decode()
     assert "Test Mail Book" in message.message["Subject"] and "TEST" in message.message["Subject"]
+    assert "would go to To: patron@example.org" in editor.statusLabel.text()  # the recipients it replaced
 
 
 def test_open_customization_manager_reuses_the_open_window(qtbot: QtBot, ctx: AppContext) -> None:

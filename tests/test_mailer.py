@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -277,3 +278,103 @@ def test_envelope_addresses_are_bare_and_cannot_inject_commands() -> None:
                             message_id="<m@x>", settings=settings)  # fmt: skip
     assert (message.sender, message.recipients) == (FROM, ("ada@example.org", "bob@example.org"))
     assert b"To: Ada <ada@example.org>" in message.data  # the header keeps the name
+
+
+# ------------------------------------------------------------------------------------------ TLS, AUTH, timeouts
+
+
+def certificate_for(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` only (not for 127.0.0.1): a host-name mismatch when dialled by IP."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "other.pem", folder / "other-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_the_ca_file_setting_trusts_an_internal_ca(starttls_sink: SmtpSink) -> None:
+    assert starttls_sink.cafile is not None
+    settings = sink_settings(starttls_sink, smtp_security="starttls", smtp_username=USER,
+                             smtp_ca_file=str(starttls_sink.cafile))  # fmt: skip
+    report = check_connection(settings, PASSWORD)  # no test context: the setting alone makes it trusted
+    assert report.ok, report.message
+
+
+def test_an_untrusted_certificate_and_a_wrong_host_name_get_different_advice(
+    starttls_sink: SmtpSink, tmp_path: Path
+) -> None:
+    settings = sink_settings(starttls_sink, smtp_security="starttls", smtp_username=USER)
+    untrusted = check_connection(settings, PASSWORD)
+    assert not untrusted.ok and "not trusted" in untrusted.message and "CA certificate file" in untrusted.message
+    cert, key = certificate_for(tmp_path / "other", "mail.example.org")
+    other = SmtpSink(tls="starttls", credentials=(USER, PASSWORD), cert_dir=tmp_path)
+    other._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other._context.load_cert_chain(cert, key)
+    other.start()
+    try:
+        mismatch = check_connection(sink_settings(other, smtp_security="starttls", smtp_username=USER,
+                                                  smtp_ca_file=str(cert)), PASSWORD)  # fmt: skip
+    finally:
+        other.stop()
+    assert not mismatch.ok and "not for the server name" in mismatch.message and "not trusted" not in mismatch.message
+
+
+def test_an_unreadable_ca_file_is_named(starttls_sink: SmtpSink, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pem"
+    report = check_connection(sink_settings(starttls_sink, smtp_security="starttls", smtp_ca_file=str(missing)), None)
+    assert not report.ok and "CA certificate file" in report.message and str(missing) in report.message
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    report = check_connection(sink_settings(starttls_sink, smtp_security="starttls", smtp_ca_file=str(garbage)), None)
+    assert not report.ok and "cannot be used" in report.message
+
+
+def test_a_non_ascii_password_logs_in(tmp_path: Path) -> None:
+    password = "Straße-Ünïcødé-密码"
+    sink = SmtpSink(tls="starttls", credentials=("bibliothèque", password), cert_dir=tmp_path).start()
+    try:
+        settings = sink_settings(sink, smtp_security="starttls", smtp_username="bibliothèque")
+        report = check_connection(settings, password, ssl_context=sink.client_context())
+        assert report.ok and report.authenticated, report.message
+        wrong = check_connection(settings, "Straße-wrong", ssl_context=sink.client_context())
+        assert not wrong.ok and "refused the user name or password" in wrong.message
+        assert "Straße" not in wrong.message
+    finally:
+        sink.stop()
+
+
+def test_a_timeout_after_the_final_dot_is_reported_as_a_timeout(smtp_sink: SmtpSink) -> None:
+    release = threading.Event()
+    smtp_sink.behaviour.before_accepting = lambda sender: release.wait(10) and None  # type: ignore[func-returns-value]
+    settings = sink_settings(smtp_sink, smtp_timeout=0.5)
+    out = build_message(rendered(), notice_id=9, message_id="<m9@x>", settings=settings)
+    transport = SmtpTransport(settings, None)
+    try:
+        transport.open()
+        result = transport.send(out)
+    finally:
+        release.set()
+        transport.close()
+    assert result.outcome is Outcome.TEMPORARY and result.connection_lost
+    assert "timed out" in result.reply and "reply to the end of the message" in result.reply
+    assert "closed the connection" not in result.reply

@@ -51,7 +51,14 @@ from desktop.services.notice_context import (
 from desktop.services.result_writer import Advance, ResultWriter
 from desktop.services.routing import route_due_requests, scan_arrivals
 from desktop.services.status import SYSTEM_USER
-from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateError, TemplateFields, render
+from desktop.services.templates import (
+    MAX_SUBJECT,
+    PASSWORD_RESET,
+    RenderedNotice,
+    TemplateError,
+    TemplateFields,
+    render,
+)
 
 BATCH_SIZE = 100
 #: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
@@ -185,6 +192,7 @@ class _Job:
     link: str  # a password-reset link, which the stored copy must not keep
     message_id: str  # kept from an earlier attempt, else made from the rendered From
     dedupe_key: str
+    installation_id: str = ""  # this database's random id (system_settings), part of every Message-ID
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,7 @@ def _stored_copy(rendered: RenderedNotice, to: tuple[str, ...], message_id: str,
         "to_address": ", ".join(to)[:500],
         "cc": ", ".join(rendered.cc)[:500],
         "bcc": ", ".join(rendered.bcc)[:500],
-        "subject": _redact(rendered.subject, link)[:500],
+        "subject": _redact(rendered.subject, link)[:MAX_SUBJECT],  # rendering refuses longer: stored = sent
         "body_text": _redact(rendered.body_text, link),
         "body_html": _redact(rendered.body_html, link),
         "message_id": message_id,
@@ -317,7 +325,7 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         context = patron_notice_context(session, notice.patron_id, region=settings.phone_region, reset=reset)
         to_override = (notice.to_address,) if notice.to_address.strip() else None
     return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, context, to_override, link,
-                notice.message_id, notice.dedupe_key)  # fmt: skip
+                notice.message_id, notice.dedupe_key, str(batch.shared.get("installation_id", "")))  # fmt: skip
 
 
 def _render(job: _Job, settings: Settings) -> _Ready | _Done:
@@ -340,7 +348,7 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
         )
     to = job.to_override if job.to_override is not None else rendered.to
     message_id = job.message_id or message_id_for(
-        job.notice_id, job.dedupe_key, rendered.from_address or settings.smtp_from
+        job.notice_id, job.dedupe_key, rendered.from_address or settings.smtp_from, job.installation_id
     )
     try:
         outgoing = build_message(rendered, notice_id=job.notice_id, message_id=message_id, settings=settings, to=to)

@@ -9,6 +9,7 @@ context is the same whether it comes from a row or from the Patron being edited.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +23,21 @@ from desktop.domain.clock import utcnow
 from desktop.domain.contacts import format_phone, person_name
 from desktop.domain.methods import request_title
 from desktop.services.database import DEFAULT_SYSTEM_SETTINGS
+from desktop.services.mail_addresses import mailbox
+
+#: Control characters (C0, DEL, C1) and the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks, tabs and other control characters folded to single spaces.
+
+    A safety net for imported data (a title with a line break): a notice must not fail blaming the template for
+    what an import let in. Text without control characters is returned unchanged (spaces kept as typed).
+    """
+    if not _CONTROL.search(text):
+        return text
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 class ContactLike(Protocol):
@@ -143,15 +159,18 @@ def patron_context(patron: PatronLike, region: str = "US") -> dict[str, Any]:
     """The ``patron`` part of a template context."""
     email = primary_contact(patron, "email")
     phone = primary_contact(patron, "phone")
+    full_name = one_line(patron.full_name)
+    address = email.value if email else ""
     return {
-        "first_name": patron.first_name,
-        "last_name": patron.last_name,
-        "full_name": patron.full_name,
-        "username": patron.username,
-        "email": email.value if email else "",
+        "first_name": one_line(patron.first_name),
+        "last_name": one_line(patron.last_name),
+        "full_name": full_name,
+        "username": one_line(patron.username),
+        "email": address,
+        "mailbox": mailbox(full_name, address),
         "phone": format_phone(phone.normalized, region, phone.extension) if phone else "",
-        "address_lines": address_lines(patron),
-        "department": patron.department,
+        "address_lines": [one_line(line) for line in address_lines(patron)],
+        "department": one_line(patron.department),
     }
 
 
@@ -170,12 +189,12 @@ def request_context(request: RequestLike) -> dict[str, Any]:
     return {
         "transaction_number": request.transaction_number,
         "request_type": request.request_type,
-        "title": request.title,
-        "author": request.loan_author,
-        "journal_title": request.photo_journal_title,
-        "article_title": request.photo_article_title,
-        "call_number": request.call_number,
-        "lending_library": request.lending_library,
+        "title": one_line(request.title),
+        "author": one_line(request.loan_author),
+        "journal_title": one_line(request.photo_journal_title),
+        "article_title": one_line(request.photo_article_title),
+        "call_number": one_line(request.call_number),
+        "lending_library": one_line(request.lending_library),
         "due_date": request.due_date.isoformat() if request.due_date else "",
         "status": request.status,
     }
@@ -188,8 +207,8 @@ def pickup_context(pickup: PickupLike | None, since: datetime | None = None) -> 
         return {"name": "the Interlibrary Loan desk", "address": "", "hold_days": 10,
                 "hold_until": (start + timedelta(days=10)).isoformat()}  # fmt: skip
     return {
-        "name": pickup.name,
-        "address": pickup.address,
+        "name": one_line(pickup.name),
+        "address": one_line(pickup.address),
         "hold_days": pickup.hold_days,
         "hold_until": (start + timedelta(days=pickup.hold_days)).isoformat(),
     }

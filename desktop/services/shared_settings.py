@@ -22,6 +22,7 @@ from desktop.db.models import PickupLocation, SystemSetting
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import ContactError, normalize_email
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.mail_addresses import control_characters
 from desktop.services.notice_context import system_settings
 
 #: Limits staff may set (a week of delay is already far more than any library uses).
@@ -126,6 +127,8 @@ def validate_shared(new: SharedSettings) -> dict[str, str]:
         problems["poll_seconds"] = f"the poll interval must be from {MIN_POLL_SECONDS} to {MAX_POLL_SECONDS} seconds"
     if not new.library.name.strip():
         problems["library_name"] = "the library needs a name (notices are signed with it)"
+    elif control_characters(new.library.name.strip()):  # it goes into the From header of every notice
+        problems["library_name"] = "the library name must be one line (it is the sender's name on every e-mail)"
     if new.library.email.strip():
         try:
             normalize_email(new.library.email)

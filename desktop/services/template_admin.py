@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -29,7 +30,7 @@ from desktop.domain.contacts import ContactError, normalize_email
 from desktop.domain.statuses import Status
 from desktop.services import templates
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ServiceError, ValidationError
-from desktop.services.notice_context import patron_notice_context, request_notice_context
+from desktop.services.notice_context import patron_notice_context, request_notice_context, system_settings
 from desktop.services.templates import RenderedNotice, TemplateError, TemplateFields
 
 #: The editable columns of :class:`NoticeTemplate` (they match :class:`TemplateFields` one to one).
@@ -245,9 +246,74 @@ def list_revisions(db: Database, template_id: int) -> list[RevisionInfo]:
 # ------------------------------------------------------------------------------------------------- writing
 
 
-def check_template(fields_: TemplateFields) -> list[TemplateProblem]:
-    """Every reason ``fields_`` cannot be saved (empty when it can)."""
-    return [TemplateProblem.from_error(e) for e in templates.validate(fields_)]
+def check_template(
+    fields_: TemplateFields, contexts: Sequence[tuple[str, dict[str, Any]]] = ()
+) -> list[TemplateProblem]:
+    """Every reason ``fields_`` cannot be saved (empty when it can), rendered also for ``contexts``."""
+    return [TemplateProblem.from_error(e) for e in templates.validate(fields_, contexts)]
+
+
+#: How many real requests (or patrons) a save renders the template for, besides the sample data.
+CHECK_SAMPLES = 6
+
+
+def check_contexts(db: Database, name: str, *, region: str = "US") -> list[tuple[str, dict[str, Any]]]:
+    """Real contexts a template is checked with at save: the records most likely to break it.
+
+    The longest titles, the longest patron names and e-mail addresses, a patron whose name is not plain
+    ASCII (among the 500 longest names), and the first request waiting at Awaiting Customer Contact: a loop or
+    a header that is fine with the sample data may not be with these. Password Reset gets patrons instead.
+    """
+    now = utcnow()
+    found: list[tuple[str, dict[str, Any]]] = []
+    with db.read() as session:
+        if name == templates.PASSWORD_RESET:
+            name_length = func.length(Patron.first_name) + func.length(Patron.last_name)
+            queries = [
+                select(Patron.id).order_by(name_length.desc(), Patron.id),
+                select(ContactPoint.patron_id)
+                .where(ContactPoint.kind == "email")
+                .order_by(func.length(ContactPoint.value).desc(), ContactPoint.id),
+            ]
+            patron_ids: list[int] = []
+            for query in queries:
+                patron_ids.extend(session.scalars(query.limit(2)))
+            for patron_id in dict.fromkeys(patron_ids):
+                reset = _reset_part(Settings(), now)
+                context = patron_notice_context(session, patron_id, region=region, reset=reset)
+                found.append((f"patron {context['patron']['username'] or patron_id}", context))
+            return found[:CHECK_SAMPLES]
+        title_length = (
+            func.length(Request.loan_title) + func.length(Request.photo_article_title)
+            + func.length(Request.photo_journal_title) + func.length(Request.loan_author)
+        )  # fmt: skip
+        name_length = func.length(Patron.first_name) + func.length(Patron.last_name)
+        queries = [
+            select(Request.id).order_by(title_length.desc(), Request.id),
+            select(Request.id).join(Patron, Patron.id == Request.patron_id).order_by(name_length.desc(), Request.id),
+            select(Request.id)
+            .join(ContactPoint, ContactPoint.patron_id == Request.patron_id)
+            .where(ContactPoint.kind == "email")
+            .order_by(func.length(ContactPoint.value).desc(), Request.id),
+            select(Request.id)
+            .where(Request.status == Status.AWAITING_CUSTOMER_CONTACT.value)
+            .order_by(Request.transaction_number),
+        ]
+        request_ids: list[int] = []
+        for query in queries:
+            request_ids.extend(session.scalars(query.limit(1)))
+        named = session.execute(
+            select(Request.id, Patron.first_name, Patron.last_name)
+            .join(Patron, Patron.id == Request.patron_id)
+            .order_by(name_length.desc(), Request.id)
+            .limit(500)
+        )
+        request_ids.extend([rid for rid, first, last in named if not (first + last).isascii()][:1])
+        shared = system_settings(session)
+        for request_id in list(dict.fromkeys(request_ids))[:CHECK_SAMPLES]:
+            context = request_notice_context(session, request_id, region=region, today=now.date(), shared=shared)
+            found.append((f"request {context['request']['transaction_number']}", context))
+    return found
 
 
 def _change(
@@ -313,7 +379,7 @@ def save_template(
         stored = _get(session, template_id)
         identity = {"name": stored.name, "channel": stored.channel}
     fields_ = replace(fields_, **identity)
-    problems = check_template(fields_)
+    problems = check_template(fields_, check_contexts(db, fields_.name))
     if problems:
         raise TemplateValidationError(fields_.name, problems)
 
@@ -348,7 +414,7 @@ def undelete_template(
         TemplateValidationError: the stored text no longer validates (e.g. after an upgrade); edit it first.
     """
     record = load_template(db, template_id)
-    problems = check_template(record.fields)
+    problems = check_template(record.fields, check_contexts(db, record.fields.name))
     if problems:
         raise TemplateValidationError(record.fields.name, problems)
 
@@ -474,7 +540,7 @@ def preview_template(
         )
     except NotFoundError as exc:
         return Preview(None, (TemplateProblem("", str(exc)),), "", transaction_number)
-    problems = check_template(fields_)
+    problems = check_template(fields_, [(source, context)])
     if problems:
         return Preview(None, tuple(problems), source, tn)
     try:
@@ -489,11 +555,25 @@ def preview_template(
 
 @dataclass(frozen=True)
 class TestSendResult:
-    """What happened to a test e-mail: the address it went to, the subject, and the server's words."""
+    """What happened to a test e-mail: the address it went to, the subject, and the server's words.
+
+    Attributes:
+        would_to, would_cc, would_bcc: the recipients the real notice would have had (parsed, one mailbox
+            each), shown to staff so a test also checks the template's To, CC and BCC.
+    """
 
     to: str
     subject: str
     detail: str
+    would_to: tuple[str, ...] = ()
+    would_cc: tuple[str, ...] = ()
+    would_bcc: tuple[str, ...] = ()
+
+    @property
+    def would_have_gone_to(self) -> str:
+        """``To: …; CC: …; BCC: …`` for the status line."""
+        parts = [("To", self.would_to), ("CC", self.would_cc), ("BCC", self.would_bcc)]
+        return "; ".join(f"{label}: {', '.join(values)}" for label, values in parts if values) or "no one"
 
 
 def send_test_email(
@@ -508,8 +588,10 @@ def send_test_email(
 ) -> TestSendResult:
     """Render ``fields_`` for a real request and send it, through the configured SMTP server, to ``to`` only.
 
-    The rendered To, CC and BCC are replaced by ``to``: a test must never reach the patron whose request was
-    used for the context. The mailer marks the subject "[TEST]"; nothing is recorded in the outbox.
+    The rendered To, CC and BCC are checked like at save (valid addresses, the patron's address in To) and then
+    replaced by ``to``: a test must never reach the patron whose request was used for the context. The result
+    names the recipients the real notice would have had. The mailer marks the subject "[TEST]"; nothing is
+    recorded in the outbox.
 
     Raises:
         ValidationError: ``to`` is not an e-mail address, SMTP is not configured, or the template has problems.
@@ -526,11 +608,12 @@ def send_test_email(
     preview = preview_template(db, fields_, settings, transaction_number=transaction_number)
     if preview.rendered is None:
         raise TemplateValidationError(fields_.name, list(preview.problems))
-    rendered = replace(preview.rendered, to=(address,), cc=(), bcc=())
+    real = preview.rendered
+    rendered = replace(real, to=(address,), cc=(), bcc=())
     try:
         result = mailer.send_test_message(settings, password, address, rendered, ssl_context=ssl_context)
     except ValueError as exc:
         raise ValidationError(f"The test e-mail cannot be sent: {exc}") from None
     if result.outcome is not mailer.Outcome.SENT:
         raise ServiceError(f"The server did not take the test e-mail: {result.reply}")
-    return TestSendResult(address, f"[TEST] {rendered.subject}", result.reply)
+    return TestSendResult(address, f"[TEST] {rendered.subject}", result.reply, real.to, real.cc, real.bcc)

@@ -10,7 +10,7 @@ and the headers are not (they are not HTML). The context is plain data (:func:`s
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -18,10 +18,12 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from desktop.paths import template_path
+from desktop.services import template_limits
 from desktop.services.errors import ServiceError
+from desktop.services.mail_addresses import AddressError, control_characters, formatted, parse_address_list
+from desktop.services.template_limits import BoundedEnvironment, RenderLimitError
 
 PASSWORD_RESET = "Password Reset"
 LOAN_PICKUP = "Loan Pickup"
@@ -30,7 +32,10 @@ PRINT_NOTICE = "Print Notice"
 
 #: Largest rendered part (subject, a body) in characters; a runaway loop must not fill the outbox.
 MAX_RENDERED = 200_000
-MAX_SUBJECT = 900
+#: Longest template part, in characters (its text, before rendering).
+MAX_SOURCE = 100_000
+#: Longest subject, in characters: the length of the stored copy's column, so what is kept is what was sent.
+MAX_SUBJECT = 500
 
 #: The names a template may use, with what they hold: shown to staff as the list of variables to insert.
 CONTEXT_NAMES: dict[str, str] = {
@@ -39,6 +44,7 @@ CONTEXT_NAMES: dict[str, str] = {
     "patron.full_name": "First and last name",
     "patron.username": "User name",
     "patron.email": "Primary e-mail address",
+    "patron.mailbox": "Name and e-mail address as one recipient, quoted as needed (for To)",
     "patron.phone": "Primary phone, formatted",
     "patron.address_lines": "Postal address as a list of lines (for {% for line in … %})",
     "patron.department": "Department",
@@ -101,6 +107,10 @@ class TemplateFields:
         return asdict(self)
 
 
+#: Parts that hold e-mail addresses (RFC 5322 address lists), and every part that becomes a header.
+ADDRESS_PARTS = ("from_address", "to_address", "cc", "bcc")
+HEADER_PARTS = ("from_name", *ADDRESS_PARTS, "subject")
+
 #: Parts rendered as templates, and whether they are HTML (autoescaped).
 TEMPLATED_PARTS: dict[str, bool] = {
     "from_name": False,
@@ -128,54 +138,141 @@ class RenderedNotice:
     body_html: str
 
 
+#: Around each value inserted into an address part while it renders (private-use characters), so that
+#: :func:`_quote_inserted` can quote names the template put between quotes or next to an ``<address>``.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+
+
+def _printed(value: Any) -> Any:
+    """Every ``{{ value }}`` is measured before it becomes text (``{{ [s, s, s, …] }}`` would be huge)."""
+    return template_limits.check_size(value)
+
+
+def _mark(value: Any) -> Any:
+    text = "" if value is None else str(template_limits.check_size(value))
+    return _OPEN + text.replace(_OPEN, "").replace(_CLOSE, "") + _CLOSE
+
+
 @cache
-def _environment(html: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _environment(html: bool, mark: bool = False) -> BoundedEnvironment:
+    """The sandbox (bounded in time and size, see :mod:`template_limits`); ``mark`` wraps every inserted value
+    in markers, for address parts."""
+    return BoundedEnvironment(
         undefined=StrictUndefined,
         autoescape=html,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_mark if mark else _printed,
     )
-    return env
 
 
-def _split_addresses(text: str) -> tuple[str, ...]:
-    parts = [p.strip() for p in text.replace(";", ",").split(",")]
-    return tuple(p for p in parts if p)
+_ADDRESS_SPECIALS = set('()<>[]:;@\\,."')
+
+
+def _looks_like_addresses(value: str) -> bool:
+    try:
+        return bool(parse_address_list(value))
+    except AddressError:
+        return False
+
+
+def _quote_inserted(text: str) -> str:
+    """Make inserted values safe in an address list written by staff.
+
+    ``"{{ patron.last_name }}, {{ patron.first_name }}" <{{ patron.email }}>``: a name with ``"`` or ``\\`` inside
+    the template's quotes is escaped; ``{{ patron.full_name }} <{{ patron.email }}>``: a name with a comma, a
+    quote or an ``@`` outside quotes is quoted, so it stays one display name and not another recipient. Values
+    that are addresses themselves (``{{ patron.email }}``, ``{{ patron.mailbox }}``) are left as they are.
+    """
+    out: list[str] = []
+    quoted = escaped = False
+    angle = 0
+    pieces = text.split(_OPEN)
+    for index, piece in enumerate(pieces):
+        if index:
+            value, _, piece = piece.partition(_CLOSE)
+            if quoted:
+                value = value.replace("\\", "\\\\").replace('"', '\\"')
+            elif not angle and value.strip() and set(value) & _ADDRESS_SPECIALS and not _looks_like_addresses(value):
+                value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            out.append(value)
+        for ch in piece:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quoted:
+                escaped = True
+            elif ch == '"':
+                quoted = not quoted
+            elif not quoted and ch == "<":
+                angle += 1
+            elif not quoted and ch == ">":
+                angle = max(angle - 1, 0)
+        out.append(piece)
+    return "".join(out)
 
 
 @lru_cache(maxsize=512)
-def _compiled(source: str, html: bool) -> Template:
+def _compiled(source: str, html: bool, mark: bool = False) -> Template:
     """Compile once per distinct source: compiling costs ~100x rendering, and the outbox renders the same few
     templates thousands of times per batch (failures raise and are not cached)."""
-    return _environment(html).from_string(source)
+    return _environment(html, mark).from_string(source)
+
+
+def _generate(template: Template, context: Mapping[str, Any], part: str) -> str:
+    """Render through ``generate`` so a part that grows too large is stopped while it grows, not after."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(**context):
+        size += len(chunk)
+        if size > MAX_RENDERED:
+            raise TemplateError(f"renders to more than the {MAX_RENDERED:,} characters allowed", part)
+        chunks.append(chunk)
+        if not len(chunks) % 64:
+            template_limits.check_time()
+    return "".join(chunks)
 
 
 def render_part(source: str, context: Mapping[str, Any], *, part: str, html: bool = False) -> str:
-    """Render one part, turning every Jinja failure into a :class:`TemplateError` that names it."""
+    """Render one part, turning every Jinja failure into a :class:`TemplateError` that names it.
+
+    Address parts (From address, To, CC, BCC) quote the names inserted into them (:func:`_quote_inserted`).
+    """
     if "{" not in source:
         # Plain text (most CC/BCC/From parts): Jinja would return it unchanged, at the cost of a render context.
         if len(source) > MAX_RENDERED:
             raise TemplateError(f"is {len(source):,} characters, more than the {MAX_RENDERED:,} allowed", part)
         return source
+    mark = part in ADDRESS_PARTS
+    if len(source) > MAX_SOURCE:
+        raise TemplateError(f"is {len(source):,} characters long, more than the {MAX_SOURCE:,} allowed", part)
     try:
-        template = _compiled(source, html)
+        template = _compiled(source, html, mark)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error: {exc.message}", part, exc.lineno) from None
+    except RecursionError:
+        line = template_limits.deepest_bracket_line(source)
+        raise TemplateError("is nested too deeply to be read", part, line) from None
     try:
-        text = template.render(**context)
+        with template_limits.deadline():
+            text = _generate(template, context, part)
+    except TemplateError:
+        raise
+    except RenderLimitError as exc:
+        raise TemplateError(f"stopped: {exc}", part) from None
+    except RecursionError:
+        raise TemplateError("stopped: it calls itself too deeply (a macro or loop that never ends?)", part) from None
     except SecurityError as exc:
         raise TemplateError(f"not allowed in a template: {exc}", part) from None
     except UndefinedError as exc:
         raise TemplateError(f"unknown name: {exc.message}", part) from None
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error: {exc.message}", part, exc.lineno) from None
+    except MemoryError:
+        raise TemplateError("stopped: it needs more memory than the computer has", part) from None
     except Exception as exc:  # a filter given the wrong type, a division by zero in staff's expression, …
         raise TemplateError(f"cannot render: {type(exc).__name__}: {exc}", part) from None
-    if len(text) > MAX_RENDERED:
-        raise TemplateError(f"renders to {len(text):,} characters, more than the {MAX_RENDERED:,} allowed", part)
-    return text
+    return _quote_inserted(text) if mark else text
 
 
 #: Ends each part in the one-pass rendering of a whole template; no patron data contains a NUL character, and if
@@ -200,56 +297,139 @@ def _together(sources: tuple[tuple[str, bool], ...]) -> Template:
 
 
 def _render_together(fields_: TemplateFields, context: Mapping[str, Any]) -> dict[str, str] | None:
-    """Every templated part rendered in one pass; ``None`` when anything is off (the caller then renders part by
-    part, which names the failing part and line)."""
-    parts = [(part, html) for part, html in TEMPLATED_PARTS.items() if "{" in getattr(fields_, part)]
-    if len(parts) < 2:
+    """Every templated part except the address parts rendered in one pass; ``None`` when anything is off (the
+    caller then renders part by part, which names the failing part and line)."""
+    parts = [
+        (part, html)
+        for part, html in TEMPLATED_PARTS.items()
+        if part not in ADDRESS_PARTS and "{" in getattr(fields_, part)
+    ]
+    if len(parts) < 2 or any(len(getattr(fields_, part)) > MAX_SOURCE for part, _ in parts):
         return None
+    limit = (MAX_RENDERED + len(_PART_END) + 1) * len(parts)
     try:
-        text = _together(tuple((getattr(fields_, part), html) for part, html in parts)).render(**context)
+        template = _together(tuple((getattr(fields_, part), html) for part, html in parts))
+        chunks: list[str] = []
+        size = 0
+        with template_limits.deadline():
+            for chunk in template.generate(**context):
+                size += len(chunk)
+                if size > limit:
+                    return None
+                chunks.append(chunk)
+                if not len(chunks) % 64:
+                    template_limits.check_time()
+    except RenderLimitError as exc:
+        if "longer than" not in str(exc):
+            return None  # a size limit: rendering part by part names the part at once
+        # Out of time: name the part being rendered (each finished part ends with the marker) rather than spend
+        # the time again part by part.
+        part = parts[min("".join(chunks).count(_PART_END), len(parts) - 1)][0]
+        raise TemplateError(f"stopped: {exc}", part) from None
     except Exception:
         return None
-    pieces = text.split(_PART_END)
+    pieces = "".join(chunks).split(_PART_END)
     if len(pieces) != len(parts) + 1 or pieces[-1] or any(len(p) > MAX_RENDERED + 1 for p in pieces):
         return None
-    out = {part: getattr(fields_, part) for part in TEMPLATED_PARTS}
+    out = {part: getattr(fields_, part) for part in TEMPLATED_PARTS if part not in ADDRESS_PARTS}
     out |= {part: piece[1:] for (part, _), piece in zip(parts, pieces, strict=False)}  # the opening newline
     return out
 
 
+def _line_of(source: str, needle: str) -> int:
+    """The 1-based line of ``source`` where ``needle`` first appears (1 when it does not)."""
+    at = source.find(needle) if needle else -1
+    return source.count("\n", 0, at) + 1 if at >= 0 else 1
+
+
+def _values_with_control_characters(context: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The context names (``library.name``) whose text holds a control character."""
+    found: list[str] = []
+    for key, value in context.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found.extend(_values_with_control_characters(value, name + "."))
+        elif isinstance(value, str) and control_characters(value):
+            found.append(name)
+    return found
+
+
+def _header_error(part: str, source: str, value: str, context: Mapping[str, Any]) -> TemplateError | None:
+    """A control character in a header part: from the template's own text (with its line) or from the data."""
+    found = control_characters(value)
+    if not found:
+        return None
+    what = " and ".join(found)
+    own = control_characters(source.strip())
+    if own:
+        stripped = source.strip()
+        first = next(i for i, ch in enumerate(stripped) if control_characters(ch))
+        line = source[: source.find(stripped)].count("\n") + stripped.count("\n", 0, first) + 1
+        return TemplateError(f"contains {what}; a header must be one line of text", part, line)
+    names = [n for n in _values_with_control_characters(context) if n.split(".")[-1] in source]
+    names = names or _values_with_control_characters(context)
+    line = _line_of(source, names[0].split(".")[-1]) if names else 1
+    origin = f" (from {', '.join(names)}: fix the data there)" if names else ""
+    return TemplateError(f"renders {what}{origin}; a header must be one line of text", part, line)
+
+
+def _address_list(part: str, source: str, value: str) -> tuple[str, ...]:
+    try:
+        addresses = parse_address_list(value)
+    except AddressError as exc:
+        raise TemplateError(f"{exc}", part, _line_of(source, value.strip()[:20]) if "\n" in source else 1) from None
+    return tuple(formatted(a) for a in addresses)
+
+
 def render(fields_: TemplateFields, context: Mapping[str, Any]) -> RenderedNotice:
-    """Render every part of ``fields_`` with ``context``.
+    """Render every part of ``fields_`` with ``context``: bounded in time and size, headers checked.
+
+    To, CC and BCC are parsed as RFC 5322 address lists (``"O'Brien, Olivia" <o@example.org>`` is one
+    recipient); each comes back as one formatted mailbox. No header part may hold a control character.
 
     Raises:
-        TemplateError: the first part that fails, with its reason.
+        TemplateError: the first part that fails, with its reason (and line where known).
     """
-    out = _render_together(fields_, context) or {
-        part: render_part(getattr(fields_, part), context, part=part, html=html)
-        for part, html in TEMPLATED_PARTS.items()
-    }
+    out = _render_together(fields_, context) or {}
+    for part, html in TEMPLATED_PARTS.items():
+        if part not in out:
+            out[part] = render_part(getattr(fields_, part), context, part=part, html=html)
+    for part in HEADER_PARTS:
+        error = _header_error(part, getattr(fields_, part), out[part].strip(), context)
+        if error is not None:
+            raise error
     subject = out["subject"].strip()
-    if "\r" in subject or "\n" in subject:
-        raise TemplateError("the subject must be one line (it contains a line break)", "subject")
     if len(subject) > MAX_SUBJECT:
-        raise TemplateError(f"the subject is longer than {MAX_SUBJECT} characters", "subject")
-    for part in ("from_name", "from_address", "to_address", "cc", "bcc"):
-        if "\r" in out[part].strip() or "\n" in out[part].strip():
-            raise TemplateError("must be one line (it contains a line break)", part)
+        reason = f"the subject is {len(subject):,} characters, more than the {MAX_SUBJECT} allowed"
+        raise TemplateError(reason, "subject")
+    from_address = out["from_address"].strip()
+    if from_address and fields_.channel == "email":
+        try:
+            [_] = parse_address_list(from_address)
+        except (AddressError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, AddressError) else f"{from_address!r} must be exactly one address"
+            raise TemplateError(reason, "from_address") from None
+    email = fields_.channel == "email"  # a printed notice has no recipients to parse
     return RenderedNotice(
         from_name=out["from_name"].strip(),
-        from_address=out["from_address"].strip(),
-        to=_split_addresses(out["to_address"]),
-        cc=_split_addresses(out["cc"]),
-        bcc=_split_addresses(out["bcc"]),
+        from_address=from_address,
+        to=_address_list("to_address", fields_.to_address, out["to_address"]) if email else (),
+        cc=_address_list("cc", fields_.cc, out["cc"]) if email else (),
+        bcc=_address_list("bcc", fields_.bcc, out["bcc"]) if email else (),
         subject=subject,
         body_text=out["body_text"],
         body_html=out["body_html"],
     )
 
 
-def validate(fields_: TemplateFields) -> list[TemplateError]:
+def validate(fields_: TemplateFields, contexts: Sequence[tuple[str, Mapping[str, Any]]] = ()) -> list[TemplateError]:
     """Every problem that would stop this template being saved: syntax (with line and column), unknown names,
-    sandbox violations, a subject with a line break, a Password Reset template without its link.
+    nesting too deep, sandbox violations, rendering limits, a header with a control character, an address that
+    is not valid, a To without the patron's address, a Password Reset template without its link.
+
+    Args:
+        contexts: real contexts to render as well as the sample, each with a label for messages ("request
+            100234"): the requests most likely to break it (longest titles and names, non-ASCII names…).
 
     An empty list means the template may be saved.
     """
@@ -262,6 +442,14 @@ def validate(fields_: TemplateFields) -> list[TemplateError]:
         except TemplateSyntaxError as exc:
             problems.append(TemplateError(f"syntax error: {exc.message}", part, exc.lineno, _column(source, exc)))
             continue
+        except RecursionError:
+            line = template_limits.deepest_bracket_line(source)
+            problems.append(TemplateError("is nested too deeply to be read", part, line))
+            continue
+        nesting = template_limits.nesting_problem(ast)
+        if nesting is not None:
+            problems.append(TemplateError(nesting[0], part, nesting[1]))
+            continue
         unknown = sorted(meta.find_undeclared_variables(ast) - TOP_LEVEL_NAMES)
         if unknown:
             problems.append(TemplateError("unknown name(s): " + ", ".join(unknown) + _suggest(unknown), part))
@@ -270,15 +458,59 @@ def validate(fields_: TemplateFields) -> list[TemplateError]:
             render_part(source, sample_context(), part=part, html=html)
         except TemplateError as exc:
             problems.append(exc)
-    if "\r" in fields_.subject or "\n" in fields_.subject:
-        problems.append(TemplateError("the subject must be one line (it contains a line break)", "subject"))
+    subject_breaks = control_characters(fields_.subject.strip())
+    if subject_breaks:
+        line = _line_of(fields_.subject, "\n") if "\n" in fields_.subject else 1
+        problems.append(
+            TemplateError(f"the subject must be one line (it contains {' and '.join(subject_breaks)})", "subject", line)
+        )
     if fields_.name == PASSWORD_RESET and not any(
         "reset.link" in getattr(fields_, part).replace(" ", "") for part in ("body_text", "body_html")
     ):
         problems.append(TemplateError("a Password Reset template must contain {{ reset.link }}", "body_text"))
     if fields_.channel == "email" and not fields_.to_address.strip():
         problems.append(TemplateError("an e-mail template needs a To address", "to_address"))
+    if problems:
+        return problems
+    for label, context in (("the sample data", sample_context()), *contexts):
+        errors = check_with(fields_, context)
+        if errors:  # the first request that shows a problem is enough (a slow template must not slow the save)
+            return [TemplateError(f"{e.reason} — with {label}", e.part, e.line, e.column) for e in errors]
     return problems
+
+
+def check_with(fields_: TemplateFields, context: Mapping[str, Any]) -> list[TemplateError]:
+    """The problems of rendering ``fields_`` for one real context, as the System Manager would send it.
+
+    Renders it (bounded), checks every header and address, and for an e-mail template that the patron's
+    address (``patron.email``) is among the To recipients: a To that sends the patron's notice elsewhere is
+    a mistake even when every address in it is valid.
+    """
+    try:
+        rendered = render(fields_, context)
+    except TemplateError as exc:
+        return [exc]
+    if fields_.channel != "email":
+        return []
+    patron = context.get("patron")
+    email = str(patron.get("email", "")).strip() if isinstance(patron, Mapping) else ""
+    if not email:
+        return []
+    try:
+        wanted = {a.addr_spec.casefold() for a in parse_address_list(email)}
+        given = {a.addr_spec.casefold() for value in rendered.to for a in parse_address_list(value)}
+    except AddressError:
+        return []  # the patron's address is not valid: the notice fails with that reason, not the template
+    if not wanted & given:
+        shown = ", ".join(rendered.to) or "no one"
+        return [
+            TemplateError(
+                f"To does not contain the patron's address {email} (it renders {shown})",
+                "to_address",
+                1,
+            )
+        ]
+    return []
 
 
 def _column(source: str, exc: TemplateSyntaxError) -> int | None:
@@ -310,6 +542,7 @@ def sample_context() -> dict[str, Any]:
             "full_name": "Ada Lovelace",
             "username": "alovelace",
             "email": "ada@example.org",
+            "mailbox": "Ada Lovelace <ada@example.org>",
             "phone": "(217) 555-0143",
             "address_lines": ["Ada Lovelace", "12 Oak Street", "Springfield, IL 62701"],
             "department": "Mathematics",

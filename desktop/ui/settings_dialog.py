@@ -317,6 +317,9 @@ class SettingsDialog(QDialog):
         self.smtpFromEdit = QLineEdit(box)
         self._name(self.smtpFromEdit, "smtpFromEdit", "From address")
         self.smtpFromEdit.setPlaceholderText("used when a template has no From address")
+        self.smtpCaFileEdit = QLineEdit(box)
+        self._name(self.smtpCaFileEdit, "smtpCaFileEdit", "CA certificate file")
+        self.smtpCaFileEdit.setPlaceholderText("PEM file of an internal CA (empty: the system's certificates)")
         for label, widget in (
             ("Ser&ver:", self.smtpHostEdit),
             ("P&ort:", self.smtpPortSpin),
@@ -324,6 +327,7 @@ class SettingsDialog(QDialog):
             ("User &name:", self.smtpUserEdit),
             ("Passwor&d:", self.smtpPasswordEdit),
             ("&From address:", self.smtpFromEdit),
+            ("CA certificate f&ile:", self.smtpCaFileEdit),
         ):
             form.addRow(label, widget)
         layout.addLayout(form)
@@ -386,6 +390,7 @@ class SettingsDialog(QDialog):
         self.smtpSecurityCombo.setCurrentIndex(max(index, 0))
         self.smtpUserEdit.setText(settings.smtp_username)
         self.smtpFromEdit.setText(settings.smtp_from)
+        self.smtpCaFileEdit.setText(settings.smtp_ca_file)
         self.runPollerCheck.setChecked(settings.run_poller)
         self.staffNameEdit.setText(settings.staff_name)
         self.staffNameEdit.setPlaceholderText(settings.effective_staff_name)
@@ -465,6 +470,7 @@ class SettingsDialog(QDialog):
             smtp_security=str(self.smtpSecurityCombo.currentData()),
             smtp_username=self.smtpUserEdit.text().strip(),
             smtp_from=self.smtpFromEdit.text().strip(),
+            smtp_ca_file=self.smtpCaFileEdit.text().strip(),
         )
 
     def settings_from_form(self) -> Settings:

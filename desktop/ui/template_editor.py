@@ -663,7 +663,10 @@ class TemplateEditor(QDialog):
     def _on_test_sent(self, result: object) -> None:
         self.sendTestButton.setEnabled(True)
         if isinstance(result, TestSendResult):
-            self.statusLabel.setText(f"Test e-mail “{result.subject}” sent to {result.to}: {result.detail}")
+            self.statusLabel.setText(
+                f"Test e-mail “{result.subject}” sent to {result.to}: {result.detail}. "
+                f"The notice itself would go to {result.would_have_gone_to}."
+            )
 
     def _on_test_failed(self, error: object) -> None:
         self.sendTestButton.setEnabled(True)
