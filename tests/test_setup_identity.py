@@ -45,7 +45,7 @@ def manager(
         capture_output=True,
         text=True,
         timeout=120,
-        env=os.environ | (env or {}),
+        env=os.environ | {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"} | (env or {}),
         cwd=ROOT,
         input=stdin,
     )

@@ -122,7 +122,7 @@ def describe(exc: BaseException, url: str | URL) -> str:
     text = str(original).casefold()
     path = sqlite_path(normalize_url(url)) if name != "the configured database" else None
     if path is not None:
-        if isinstance(exc, PermissionError) or "unable to open database file" in text or "readonly" in text:
+        if isinstance(exc, OSError) or "unable to open database file" in text or "readonly" in text:
             problem = _folder_problem(path)
             if problem:
                 return (
