@@ -138,7 +138,9 @@ def check_database_argument(url: str) -> str:
     except Exception as exc:
         raise ConfigError(f"--database is not a database URL or SQLite file: {exc}") from None
     if parsed.password:
-        safe = parsed.set(password=None).render_as_string(hide_password=True)
+        port = f":{parsed.port}" if parsed.port else ""
+        where = f"{parsed.username or ''}@{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+        safe = f"{parsed.get_backend_name()}://{where}"
         raise ConfigError(
             f"--database must not contain a password (the command line is visible to other users): give {safe} "
             "and keep the password in the OS keyring (Settings → Database, or: "

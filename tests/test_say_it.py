@@ -69,6 +69,7 @@ def test_a_password_on_the_command_line_is_refused_and_not_repeated() -> None:
     line = one_line(manager("--database", "postgresql://ill:hunter2@127.0.0.1:1/callslip", "init-db"))
     assert "must not contain a password" in line and "keyring" in line and "hunter2" not in line
     assert "ill@127.0.0.1:1/callslip" in line  # the account to store it under
+    assert "give postgresql://ill@127.0.0.1:1/callslip and" in line and "***" not in line
 
 
 def test_a_missing_settings_file_named_by_callslip_config_is_an_error(tmp_path: Path) -> None:

@@ -249,3 +249,43 @@ def test_seed_demo_never_attaches_requests_to_real_patrons(sqlite_db: Database) 
     assert demo.foreign_records(sqlite_db) == demo.ForeignRecords(1, 1)  # the demo rows are known as demo
     with sqlite_db.read() as session:
         assert len(session.scalars(select(Request.id).where(Request.patron_id == real)).all()) == 1
+
+
+@pytest.mark.postgres
+def test_the_networked_install_steps_send_the_first_notice_with_the_librarys_own_identity(
+    pg_url: str, tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """The User Guide's steps, literally, on a fresh PostgreSQL database: init-db with the identity options, the
+    CSV imports, then one headless System Manager cycle with the SMTP settings in the environment."""
+    url = pg_url  # the test server trusts local connections: no password on the command line
+    done = manager(
+        "--database", url, "init-db",
+        "--library-name", "Riverside University Library",
+        "--library-email", "ill@library.example.org",
+        "--library-phone", "+1 555 010 2030",
+        "--library-address", "Interlibrary Loan Office\\n1 River Road\\nRiverside, IL 62701",
+        "--reset-link-base", "https://my.library.example.org/reset?token=",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    patrons_csv, requests_csv = tmp_path / "patrons.csv", tmp_path / "requests.csv"
+    patrons_csv.write_text(
+        "UserName,FirstName,LastName,EMailAddress,NotificationMethod\nrriver,Rosa,River,rosa@example.edu,E-Mail\n"
+    )
+    requests_csv.write_text(
+        "TransactionNumber,UserName,RequestType,LoanTitle,TransactionStatus\n"
+        "700001,rriver,Loan,The Riverside Atlas,Awaiting Customer Contact\n"
+    )
+    assert manager("--database", url, "import-patrons", str(patrons_csv)).returncode == 0
+    assert manager("--database", url, "import-requests", str(requests_csv)).returncode == 0
+    smtp = {
+        "CALLSLIP_SMTP_HOST": smtp_sink.host,
+        "CALLSLIP_SMTP_PORT": str(smtp_sink.port),
+        "CALLSLIP_SMTP_SECURITY": "none",
+    }
+    done = manager("--database", url, "run", "--once", env=smtp)
+    assert done.returncode == 0 and "sent 1" in done.stdout, done.stdout + done.stderr
+    [first] = smtp_sink.messages
+    assert first.mail_from == "ill@library.example.org"
+    assert first.message["From"] == "Riverside University Library Interlibrary Loan <ill@library.example.org>"
+    assert first.text.rstrip().endswith("Riverside University Library Interlibrary Loan")
+    assert "call us at +1 555 010 2030" in first.text and "Demo" not in first.text
