@@ -1,9 +1,13 @@
 """Odd and oversized input in search boxes, the Borrowing filter and phone fields: bounded before any parsing,
 named or handled, never raised (issue 13, item 6). Real SQLite files and real PostgreSQL."""
 
+# Fixtures are imported from tests/cm_helpers.py; test arguments name them (F811).
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from desktop.db.text_match import MAX_SEARCH_TEXT
 from desktop.domain.contacts import MAX_PHONE_INPUT, ContactError, normalize_phone, phone_search_key
@@ -11,6 +15,9 @@ from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.patrons import search_patrons
 from desktop.services.queues import QueueQuery, load_window, queue_total
+from desktop.services.templates import LOAN_PICKUP
+from desktop.ui.customization_manager import CustomizationManager
+from tests.cm_helpers import ctx, manager, open_editor  # noqa: F401
 from tests.outbox_support import add_request
 from tests.patron_helpers import make_patron
 
@@ -71,3 +78,14 @@ def test_patron_search_never_raises_on_odd_text(requests_db: Database, text: str
         assert len(hits) == 2
     else:
         assert hits == []
+
+
+def test_the_template_preview_names_a_superscript_or_overlong_transaction_number(
+    qtbot: QtBot, manager: CustomizationManager
+) -> None:
+    editor = open_editor(qtbot, manager, LOAN_PICKUP)
+    for text in ("²", "12345678901234567890"):
+        editor.previewTransactionEdit.setText(text)
+        editor.previewButton.click()  # int("²") raised inside the Qt event loop
+        assert editor.transaction_number() is None
+        assert f"“{text}” is not a transaction number" in editor.problems()[0]
