@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
 
-from desktop.app import _open_window, create_main_window, demo_database_path
-from desktop.config import Settings, default_database_path
+from desktop.app import _open_window, create_main_window, demo_database_path, main
+from desktop.config import Settings, default_database_path, load_settings
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import Patron
 from desktop.domain.statuses import Status
@@ -25,6 +25,7 @@ from desktop.services.database import open_database
 from desktop.services.database_problems import DatabaseMissingError
 from desktop.services.demo import DemoRefusedError
 from desktop.ui.main_window import MainWindow
+from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.startup_problem import StartupProblemDialog
 from tests.outbox_support import add_patron, add_request
 from tests.smtp_sink import SmtpSink, smtp_sink
@@ -166,3 +167,50 @@ def test_a_database_error_opens_the_page_in_plain_words_instead_of_exiting(qtbot
     [shown] = _answer.shown  # type: ignore[attr-defined]
     assert shown.startswith(f"The file {not_a_db} is not a Callslip database")
     assert "DatabaseError" not in shown and "sqlalche.me" not in shown
+
+
+def test_settings_from_the_start_up_page_opens_the_chosen_database(
+    qtbot: QtBot, tmp_path: Path, real_library: Path
+) -> None:
+    """Staff fix the mistyped path in Settings; Save opens the right database and the main window follows."""
+    typo = tmp_path / "libary.sqlite3"
+    args = argparse.Namespace(database=None, demo=False, screenshot=None)
+    settings = Settings(database_url=sqlite_url(typo), run_poller=False, staff_name="t")
+
+    def fix_settings() -> None:
+        dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, SettingsDialog) and w.isVisible()]
+        if not dialogs:
+            QTimer.singleShot(20, fix_settings)
+            return
+        dialog = dialogs[0]
+        assert dialog.sqlitePathEdit.text() == str(typo)  # it shows the database that failed
+        dialog.sqlitePathEdit.setText(str(real_library))
+        dialog.saveButton.click()
+        QTimer.singleShot(20, confirm)
+
+    def confirm() -> None:
+        dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, SettingsDialog) and w.isVisible()]
+        box = dialogs[0].switch_box if dialogs else None
+        if box is None:
+            QTimer.singleShot(20, confirm)
+            return
+        box.findChild(object, "switchDatabaseButton").click()  # type: ignore[union-attr]
+
+    _answer.shown.clear()  # type: ignore[attr-defined]
+    _answer("startupSettingsButton")
+    QTimer.singleShot(50, fix_settings)
+    window = _open_window(args, settings, interactive=True)
+    assert isinstance(window, MainWindow)
+    try:
+        assert Path(window.ctx.db.display_name) == real_library and not typo.exists()
+        assert load_settings().database_url == sqlite_url(real_library)
+    finally:
+        close(window)
+
+
+def test_the_window_refuses_a_password_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    picture = tmp_path / "shot.png"
+    assert main(["--database", "postgresql://ill:hunter2@127.0.0.1/callslip", "--screenshot", str(picture)]) == 1
+    err = capsys.readouterr().err
+    assert "must not contain a password" in err and "keyring" in err and "hunter2" not in err
+    assert not picture.exists()
