@@ -81,7 +81,6 @@ def isolated_environment(folder: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CALLSLIP_")}
     env.update(
         QT_QPA_PLATFORM="offscreen",
-        CALLSLIP_CONFIG=str(folder / "config" / "callslip.toml"),
         XDG_CONFIG_HOME=str(folder / "config"),
         XDG_DATA_HOME=str(folder / "data"),
         PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",

@@ -158,7 +158,7 @@ def main() -> None:
     runs = 5 if args.quick else args.runs
     figures: dict[str, float | str] = {}
     with scratch_dir() as folder:
-        os.environ["CALLSLIP_CONFIG"] = str(folder / "config" / "callslip.toml")
+        os.environ["XDG_CONFIG_HOME"] = str(folder / "config")  # a private settings file, absent at first
         sink = SmtpSink().start()
         db, _ = open_database(sqlite_url(folder / "gui.sqlite3"))
         try:

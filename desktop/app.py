@@ -6,23 +6,32 @@ import argparse
 import importlib.util
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop
 from PySide6.QtWidgets import QApplication, QMessageBox
+from sqlalchemy.exc import SQLAlchemyError
 
 from desktop import __version__
-from desktop.config import ConfigError, Settings, load_settings
+from desktop.config import ConfigError, Settings, check_database_argument, default_database_path, load_settings
+from desktop.db.engine import Database, sqlite_url
 from desktop.db.migrate import SchemaError
 from desktop.secrets import SecretStoreError, url_with_password
-from desktop.services.database import Database, open_database
-from desktop.services.demo import seed_demo
+from desktop.services.database_problems import DatabaseMissingError, describe, open_checked
+from desktop.services.demo import check_may_seed, seed_demo
+from desktop.services.errors import ServiceError
 from desktop.services.queues_count import has_requests
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
+from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.startup_problem import StartupChoice, StartupProblemDialog
 from desktop.ui.threads import stop_all_threads
+
+#: What can keep the main window from opening, each told as one sentence on the start-up page.
+STARTUP_PROBLEMS = (ServiceError, SchemaError, SecretStoreError, ConfigError, SQLAlchemyError, OSError)
 
 
 def ensure_application() -> QApplication:
@@ -45,22 +54,60 @@ def _stop_threads_on_quit() -> None:
         print(f"Callslip: threads still running at exit: {', '.join(stuck)}", file=sys.stderr)
 
 
+def demo_database_path() -> Path:
+    """Where ``callslip --demo`` keeps its demo data when no ``--database`` is given: never the configured one."""
+    return default_database_path().with_name("callslip-demo.sqlite3")
+
+
 def create_main_window(
-    database_url: str | None = None, settings: Settings | None = None, *, demo: bool = False
+    database_url: str | None = None,
+    settings: Settings | None = None,
+    *,
+    demo: bool = False,
+    screenshot: bool = False,
+    create: bool | None = None,
 ) -> MainWindow:
     """Open the database (upgrading its schema) and return the main window, without entering the event loop.
 
     Args:
         database_url: a database URL or SQLite file; default: the configured one, else the local SQLite file.
-        demo: add demo data when the database has no requests (first run, README command).
+        demo: a demo workstation: the database is ``database_url`` or the demo file (never the configured one),
+            filled with demo data when it has no requests, and nothing is sent through the configured SMTP server.
+        screenshot: like ``demo``, on a new temporary demo database unless ``database_url`` is given.
+        create: whether a SQLite file that does not exist may be created; default: only the local file of a
+            workstation with no configuration at all (the first start), and demo files.
+
+    Raises:
+        DatabaseMissingError: the SQLite file does not exist (and may not be created).
+        DatabaseOpenError, SchemaError, SecretStoreError: the database cannot be used (one sentence each).
+        DemoRefusedError: ``demo`` on a database holding real patrons or requests.
     """
     ensure_application()
     settings = settings or load_settings()
-    url = database_url or settings.resolved_database_url()
-    db, _result = open_database(url_with_password(url))
-    if demo:
-        _seed_if_empty(db)
-    ctx = AppContext(db, settings)
+    demo_like = demo or screenshot
+    if database_url:
+        url = check_database_argument(database_url)
+    elif screenshot:
+        url = sqlite_url(Path(tempfile.mkdtemp(prefix="callslip-screenshot-")) / "demo.sqlite3")
+    elif demo:
+        url = sqlite_url(demo_database_path())
+    else:
+        url = settings.resolved_database_url()
+    if create is None:
+        create = demo_like or (not database_url and not settings.database_url)
+    if demo_like:  # never the configured server: a demo must not e-mail anyone
+        settings = settings.with_changes(smtp_host="", smtp_username="")
+    db, _result = open_checked(url_with_password(url), create=create)
+    try:
+        if demo_like and not has_requests(db):
+            check_may_seed(db)
+            seed_demo(db)
+        elif demo:
+            check_may_seed(db)  # an existing demo database: fine; a real one: refused, never shown as a demo
+    except BaseException:
+        db.dispose()
+        raise
+    ctx = AppContext(db, settings, demo=demo_like)
     return MainWindow(ctx)
 
 
@@ -90,11 +137,6 @@ def wait_until_loaded(window: MainWindow, timeout: float = 20.0) -> bool:
     return False
 
 
-def _seed_if_empty(db: Database) -> None:
-    if not has_requests(db):
-        seed_demo(db)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``callslip`` command line."""
     parser = argparse.ArgumentParser(prog="callslip", description="Callslip interlibrary-loan staff client.")
@@ -116,13 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(run_self_check(args.database))
     app = ensure_application()
+    interactive = not (args.screenshot or args.self_check)
     try:
-        window = create_main_window(args.database, demo=args.demo)
-    except (ConfigError, SchemaError, SecretStoreError) as exc:
-        return _fail(f"Callslip cannot start: {exc}", interactive=not (args.screenshot or args.self_check))
-    except Exception as exc:  # unreachable server, unreadable file: say so instead of a traceback
-        return _fail(f"Callslip cannot open the database: {type(exc).__name__}: {exc}",
-                     interactive=not (args.screenshot or args.self_check))  # fmt: skip
+        settings = load_settings()
+        if args.database:
+            check_database_argument(args.database)
+    except ConfigError as exc:
+        return _fail(f"Callslip cannot start: {exc}", interactive=interactive)
+    opened = _open_window(args, settings, interactive=interactive)
+    if isinstance(opened, int):
+        return opened
+    window = opened
     if args.screenshot:
         window.resize(1280, 780)  # the same picture every time, whatever size was remembered
         window.show()
@@ -136,6 +182,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     window.show()
     return app.exec()
+
+
+def _open_window(args: argparse.Namespace, settings: Settings, *, interactive: bool) -> MainWindow | int:
+    """The main window, or an exit code. When the database cannot be opened, an interactive start shows the
+    start-up page (create the missing file, Settings, try again, quit) instead of exiting."""
+    database, create = args.database, None
+    while True:
+        try:
+            return create_main_window(
+                database, settings, demo=args.demo, screenshot=args.screenshot is not None, create=create
+            )
+        except STARTUP_PROBLEMS as exc:
+            message = str(exc)
+            if not isinstance(exc, ServiceError | SchemaError | SecretStoreError | ConfigError):
+                message = describe(exc, database or settings.resolved_database_url())
+            if not interactive:
+                return _fail(f"Callslip cannot start: {message}", interactive=False)
+            page = StartupProblemDialog(message, can_create=isinstance(exc, DatabaseMissingError))
+            page.exec()
+            choice = page.choice
+            page.deleteLater()
+        if choice is StartupChoice.QUIT:
+            return 1
+        if choice is StartupChoice.CREATE:
+            create = True
+        elif choice is StartupChoice.SETTINGS:
+            chosen = _settings_at_start_up(settings, database or settings.resolved_database_url())
+            if isinstance(chosen, MainWindow):
+                return chosen
+            settings = chosen
+
+
+def _settings_at_start_up(settings: Settings, failing_url: str) -> MainWindow | Settings:
+    """The Settings dialog before any database is open: it shows the failing database; Save opens the chosen one
+    (asking before creating a file) and that opens the main window. Closed without saving: the same settings."""
+    placeholder = Database("sqlite://")  # nothing is stored in it; the dialog switches away from it on Save
+    ctx = AppContext(placeholder, settings)
+    dialog = SettingsDialog(ctx, shown_database_url=failing_url)
+    dialog.exec()
+    saved = dialog.saved_settings
+    dialog.deleteLater()
+    if saved is not None and ctx.db is not placeholder:
+        return MainWindow(ctx)
+    ctx.shutdown()
+    placeholder.dispose()
+    return saved or settings
 
 
 def _fail(message: str, *, interactive: bool) -> int:

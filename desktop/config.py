@@ -8,6 +8,7 @@ Passwords are never read from or written to the file; they live in the OS keyrin
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import tomllib
@@ -55,7 +56,8 @@ class Settings:
         poll_seconds: this workstation's System Manager interval when nothing wakes it sooner; 0 (the default)
             means the library's shared interval from the Customization Manager's Routing tab (300 s, like ILLiad).
         run_poller: whether this workstation runs the System Manager poller.
-        web_base_url: start of the password-reset link; the token is appended.
+        web_base_url: start of the password-reset link (the token is appended); empty means the library's shared
+            one (``init-db --reset-link-base``). Never an invented default: a reset needs a real page.
         phone_region: ISO country used for phone numbers typed without a country code.
         staff_name: name written into Tracking rows; the OS user by default.
         smtp_ca_file: a PEM file of certificate authorities trusted for the SMTP server besides the system's
@@ -72,9 +74,7 @@ class Settings:
     smtp_ca_file: str = field(default="", metadata=_env("CALLSLIP_SMTP_CA_FILE"))
     poll_seconds: int = field(default=0, metadata=_env("CALLSLIP_POLL_SECONDS"))
     run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
-    web_base_url: str = field(
-        default="https://library.example.org/reset?token=", metadata=_env("CALLSLIP_WEB_BASE_URL")
-    )
+    web_base_url: str = field(default="", metadata=_env("CALLSLIP_WEB_BASE_URL"))
     phone_region: str = field(default="US", metadata=_env("CALLSLIP_PHONE_REGION"))
     staff_name: str = field(default="", metadata=_env("CALLSLIP_STAFF_NAME"))
 
@@ -129,11 +129,39 @@ def _validate(settings: Settings) -> None:
             raise ConfigError("database_url must not contain a password: keep it in the OS keyring instead")
 
 
+def check_database_argument(url: str) -> str:
+    """``url`` from ``--database``, refused when it carries a password: a command line is visible to every user of
+    the computer (``ps``), so the password belongs in the OS keyring.
+
+    Raises:
+        ConfigError: the URL holds a password, or is not a database URL.
+    """
+    try:
+        parsed = normalize_url(url)
+    except Exception as exc:
+        raise ConfigError(f"--database is not a database URL or SQLite file: {exc}") from None
+    if parsed.password:
+        port = f":{parsed.port}" if parsed.port else ""
+        where = f"{parsed.username or ''}@{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
+        safe = f"{parsed.get_backend_name()}://{where}"
+        raise ConfigError(
+            f"--database must not contain a password (the command line is visible to other users): give {safe} "
+            "and keep the password in the OS keyring (Settings → Database, or: "
+            f'keyring set "{DATABASE_KEYRING_SERVICE}" '
+            f"{parsed.username or ''}@{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''})"
+        )
+    return url
+
+
 def config_path() -> Path:
     """Where this user's settings file lives (``CALLSLIP_CONFIG`` overrides, for tests and services)."""
     override = os.environ.get(CONFIG_ENV)
     if override:
         return Path(override)
+    return _default_config_path()
+
+
+def _default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "callslip.toml"
 
 
@@ -168,15 +196,27 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     Raises:
         ConfigError: unreadable TOML or a value of the wrong type, naming the file or variable.
     """
-    path = path or config_path()
     environ = os.environ if environ is None else environ
+    if path is None:
+        path = config_path()
+        # A file named on purpose and missing is a typo, never "no settings".
+        if os.environ.get(CONFIG_ENV) and not path.exists():
+            raise ConfigError(
+                f"the settings file {path} named by {CONFIG_ENV} does not exist; create it (it may be empty) "
+                f"or unset {CONFIG_ENV} to use {_default_config_path()}"
+            )
     values: dict[str, Any] = {}
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"settings file {path} cannot be read: {exc.strerror or exc}") from None
         section = data.get("callslip", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"settings file {path}: [callslip] must be a table of settings")
+        _check_known_keys(path, data, section)
         for f in fields(Settings):
             if f.name in section:
                 values[f.name] = _coerce(f.name, f.type, section[f.name], str(path))
@@ -185,6 +225,26 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         if var in environ:
             values[f.name] = _coerce(f.name, f.type, environ[var], var)
     return Settings(**values)
+
+
+def known_keys() -> list[str]:
+    """The setting names a settings file may hold (the :class:`Settings` fields)."""
+    return [f.name for f in fields(Settings)]
+
+
+def _check_known_keys(path: Path, data: dict[str, Any], section: dict[str, Any]) -> None:
+    """A key this program does not know is a typo (``smtp_hots``) that would be silently ignored: refuse it."""
+    known = known_keys()
+    unknown = [key for key in section if key not in known]
+    if section is not data:  # the [callslip] table: anything beside it is unknown too
+        unknown += [key for key in data if key != "callslip"]
+    if unknown:
+        close = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
+        hints = "".join(f" (did you mean {close[key][0]}?)" for key in unknown[:1] if close[key])
+        raise ConfigError(
+            f"settings file {path}: unknown setting {', '.join(repr(k) for k in unknown)}{hints}; "
+            f"known settings: {', '.join(known)}"
+        )
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:

@@ -11,28 +11,39 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from desktop import __version__
-from desktop.config import ConfigError, Settings, load_settings
+from desktop.config import ConfigError, Settings, check_database_argument, load_settings
 from desktop.db.engine import Database
 from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
 from desktop.secrets import SecretStoreError, smtp_password, url_with_password
 from desktop.services import csv_export, csv_import, demo
-from desktop.services.database import open_database
+from desktop.services.database_problems import (
+    DatabaseLockedError,
+    check_exists,
+    describe,
+    open_checked,
+    probe_sqlite_lock,
+)
 from desktop.services.dispatch import run_cycle
 from desktop.services.errors import ServiceError
-from desktop.services.shared_settings import effective_poll_seconds
+from desktop.services.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
 from desktop.services.status import route_request
 from desktop.services.wakeup import Waiter
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+#: How often ``run`` looks again at a SQLite file locked at start-up.
+LOCK_RETRY_SECONDS = 1.0
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
 
@@ -41,18 +52,51 @@ class CommandError(RuntimeError):
     """A reason to stop, printed as one line."""
 
 
-def _open(args: argparse.Namespace, settings: Settings) -> Database:
-    url = args.database or settings.resolved_database_url()
-    db, result = open_database(url_with_password(url), upgrade=True)
+def database_url(args: argparse.Namespace, settings: Settings) -> str:
+    """The database this command works on: ``--database``, else the configured one (else the default file).
+
+    Raises:
+        ConfigError: ``--database`` carries a password (visible to every user in the process list).
+    """
+    if args.database:
+        return check_database_argument(args.database)
+    return settings.resolved_database_url()
+
+
+def _open(args: argparse.Namespace, settings: Settings, *, create: bool = False) -> Database:
+    """Open the command's database; a SQLite file that does not exist is refused unless ``create`` (init-db)."""
+    db, result = open_checked(url_with_password(database_url(args, settings)), create=create)
     if result.upgraded_from is not None:
         print(f"schema upgraded from {result.upgraded_from} to {result.schema.head_revision}", file=sys.stderr)
     return db
 
 
 def cmd_init_db(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    db = _open(args, settings)
+    identity = {
+        "name": args.library_name,
+        "address": args.library_address.replace("\\n", "\n") if args.library_address is not None else None,
+        "email": args.library_email,
+        "phone": args.library_phone,
+        "reset_link_base": args.reset_link_base,
+    }
+    db = _open(args, settings, create=True)
     try:
+        written = set_library_identity(db, changed_by=settings.effective_staff_name, **identity)
         print(f"database ready: {db.display_name} (schema {db_revision(db)})", file=out)
+        for key, value in written.items():
+            print(f"  {key.replace('_', ' ')}: {value!r}", file=out)
+        library = load_shared_settings(db).library
+        missing = {"name": "--library-name", "e-mail": "--library-email"}
+        if library.name:
+            del missing["name"]
+        if library.email:
+            del missing["e-mail"]
+        if missing:
+            print(
+                f"note: the library has no {' or '.join(missing)} yet; notices wait for a From address until it is "
+                f"given (init-db {' '.join(missing.values())} …, or the Customization Manager's Library tab)",
+                file=sys.stderr,
+            )
     finally:
         db.dispose()
     return EXIT_OK
@@ -69,6 +113,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
         raise CommandError("--patrons and --requests must not be negative")
     db = _open(args, settings)
     try:
+        demo.check_may_seed(db, force=args.force)
         step = max(args.requests // 10, 100_000)
 
         def progress(done: int) -> None:
@@ -144,8 +189,26 @@ def cmd_route(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _wait_while_locked(args: argparse.Namespace, settings: Settings) -> None:
+    """At start-up, wait (saying so once) while another program holds the SQLite file's write lock: a service
+    restarted during a long import must not exit and leave notices unsent."""
+    url = database_url(args, settings)
+    check_exists(url)
+    told = False
+    while True:
+        try:
+            probe_sqlite_lock(url)
+            return
+        except DatabaseLockedError as exc:
+            if not told:
+                print(f"callslip-manager: {exc}", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(LOCK_RETRY_SECONDS)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The System Manager without a GUI: one cycle (``--once``) or a loop until Ctrl-C / SIGTERM."""
+    _wait_while_locked(args, settings)
     db = _open(args, settings)
     # What start-up made (modules, SQLAlchemy's metadata, compiled templates: about 100,000 objects) lives as
     # long as the process, so the collector need not walk it again on every full collection (one such pass
@@ -199,20 +262,38 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
     return EXIT_OK
 
 
+def _password_line(data: bytes, source: str) -> str:
+    """The first line of ``data`` up to its ``\n`` (a Windows ``\r\n`` too), nothing else removed.
+
+    Not ``str.splitlines()``: that also ends a line at a vertical tab, form feed, lone CR or U+2028, which cut
+    the password short while redeem-reset reported success. Such a character stays in and the password is refused.
+    """
+    line = data.split(b"\n", 1)[0]
+    line = line.removesuffix(b"\r")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError(f"the new password from {source} is not UTF-8 text") from None
+
+
 def _read_new_password(args: argparse.Namespace) -> str:
     """The new password from --password-file or standard input (first line), never from the command line."""
     if args.password_file:
         try:
-            text = Path(args.password_file).read_text(encoding="utf-8")
+            with Path(args.password_file).open("rb") as handle:
+                password = _password_line(handle.read(65_536), args.password_file)
         except OSError as exc:
             raise CommandError(f"cannot read {args.password_file}: {exc.strerror or exc}") from None
     elif sys.stdin is not None and sys.stdin.isatty():
         import getpass
 
-        text = getpass.getpass("New password: ")
+        password = getpass.getpass("New password: ")
+    elif sys.stdin is not None:
+        stream = getattr(sys.stdin, "buffer", None)
+        raw = stream.readline(65_536) if stream is not None else sys.stdin.readline(65_536).encode("utf-8")
+        password = _password_line(raw, "standard input")
     else:
-        text = sys.stdin.readline() if sys.stdin is not None else ""
-    password = text.splitlines()[0] if text.splitlines() else ""
+        password = ""
     if not password:
         raise CommandError("no new password given (standard input or --password-file)")
     return password
@@ -248,13 +329,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", metavar="URL", help="database URL or SQLite file (default: configured one)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("init-db", help="create or upgrade the database schema")
+    p = sub.add_parser(
+        "init-db",
+        help="create or upgrade the database, and give the library's identity",
+        description="Create or upgrade the database. The options store the library's identity, which notices are "
+        "signed with; nothing is invented: without --library-email (or CALLSLIP_SMTP_FROM) no notice is sent. "
+        "Run again with any option to change that value only.",
+    )
+    p.add_argument("--library-name", metavar="NAME", help='e.g. "Springfield University Library"')
+    p.add_argument("--library-email", metavar="ADDRESS", help="From address of notices, e.g. ill@library.example.edu")
+    p.add_argument("--library-phone", metavar="PHONE", help="phone number printed in notices")
+    p.add_argument(
+        "--library-address", metavar="LINES", help='return address for printed notices; lines separated by "\\n"'
+    )
+    p.add_argument(
+        "--reset-link-base",
+        metavar="URL",
+        help="start of password-reset links; the token is appended (e.g. https://library.example.edu/reset?token=)",
+    )
     p.set_defaults(handler=cmd_init_db)
 
     p = sub.add_parser("seed-demo", help="add realistic demo patrons and requests")
     p.add_argument("--patrons", type=int, default=60, help="patrons to add (default 60)")
     p.add_argument("--requests", type=int, default=400, help="requests to add (default 400)")
     p.add_argument("--seed", type=int, default=2026, help="random seed, for repeatable data")
+    p.add_argument(
+        "--force", action="store_true", help="add demo data even though the database holds real patrons or requests"
+    )
     p.set_defaults(handler=cmd_seed_demo)
 
     p = sub.add_parser("import-patrons", help="import patrons from an ILLiad-style CSV file (all or nothing)")
@@ -290,6 +391,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; return its exit code."""
     args = build_parser().parse_args(argv)
     out = out or sys.stdout
+    settings = Settings()
     try:
         settings = load_settings()
         handler: Handler = args.handler
@@ -302,7 +404,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (CommandError, ConfigError, SchemaError, SecretStoreError, ServiceError, TransitionError) as exc:
         print(f"callslip-manager: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except Exception as exc:  # a database that cannot be reached, a disk that is full, …
+    except (SQLAlchemyError, OSError) as exc:  # the database failed after opening, a disk that is full, …
+        try:
+            where_from = database_url(args, settings)
+        except Exception:
+            where_from = ""
+        message = describe(exc, where_from) if where_from else f"{type(exc).__name__}: {_first_line(exc)}"
+        print(f"callslip-manager: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # anything else: one line, never a traceback
         print(f"callslip-manager: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
 

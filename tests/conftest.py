@@ -73,7 +73,8 @@ def user_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     for name in list(os.environ):
         if name.startswith("CALLSLIP_") and name not in {PG_ENV, "CALLSLIP_RUN_SLOW"}:
             monkeypatch.delenv(name)
-    monkeypatch.setenv("CALLSLIP_CONFIG", str(home / "config" / "callslip.toml"))
+    # The settings file is the default one under XDG_CONFIG_HOME (not CALLSLIP_CONFIG, which must name a file
+    # that exists): home/config/Callslip/callslip.toml, absent until a test saves settings.
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     previous = keyring.get_keyring()

@@ -170,7 +170,7 @@ def test_valid_edit_is_saved_and_used_by_the_next_system_manager_cycle(
     stored = _stored(ctx.db)
     assert stored.updated_by == "tester" and stored.version_id == 2
 
-    settings = ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port)
+    settings = ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_from="ill@x.edu")
     summary = run_cycle(ctx.db, settings, worker="test")
     assert summary.sent == 1, summary.describe()
     (message,) = smtp_sink.messages
@@ -193,7 +193,7 @@ def test_delete_stops_the_notice_and_restore_default_brings_it_back(
     assert _stored(ctx.db).deleted
 
     request_id = waiting_request(ctx.db, 700001, "A Deleted Notice")
-    settings = ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port)
+    settings = ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_from="ill@x.edu")
     summary = run_cycle(ctx.db, settings, worker="test")
     assert summary.sent == 0 and smtp_sink.messages == []
     with ctx.db.read() as session:
@@ -316,7 +316,9 @@ def test_send_test_email_goes_only_to_the_typed_address(
     qtbot: QtBot, manager: CustomizationManager, ctx: AppContext, smtp_sink: SmtpSink
 ) -> None:
     waiting_request(ctx.db, 800001, "Test Mail Book", email="patron@example.org")
-    ctx.apply_settings(ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port))
+    ctx.apply_settings(
+        ctx.settings.with_changes(smtp_host=smtp_sink.host, smtp_port=smtp_sink.port, smtp_from="ill@x.edu")
+    )
     editor = open_editor(qtbot, manager, LOAN_PICKUP)
     editor.testAddressEdit.setText("not an address")
     editor.sendTestButton.click()

@@ -16,7 +16,7 @@ def test_defaults_load(sqlite_db: Database) -> None:
     loaded = ss.load_shared_settings(sqlite_db)
     assert loaded.poll_seconds == 300
     assert [(p.code, p.routing_delay_minutes, p.hold_days) for p in loaded.pickups] == [("MAIN", 0, 10)]
-    assert loaded.library.name == "Callslip Demo Library"
+    assert loaded.library == ss.LibraryInfo("", "", "", "")  # no invented identity (issue 13)
 
 
 def test_save_changes_and_reload(sqlite_db: Database) -> None:
@@ -44,6 +44,7 @@ def test_save_changes_and_reload(sqlite_db: Database) -> None:
     ],
 )
 def test_bad_values_are_refused(sqlite_db: Database, change: dict[str, object], key: str) -> None:
+    ss.set_library_identity(sqlite_db, changed_by="alice", name="Riverside Library")
     loaded = ss.load_shared_settings(sqlite_db)
     with pytest.raises(ValidationError) as caught:
         ss.save_shared_settings(sqlite_db, loaded, replace(loaded, **change), changed_by="alice")  # type: ignore[arg-type]

@@ -310,6 +310,10 @@ def test_pyinstaller_build_passes_its_self_check(tmp_path: Path, smtp_sink: Smtp
 
     env = isolated_environment(tmp_path)  # offscreen, private config/data folders, no real keyring
     database = tmp_path / "frozen.sqlite3"
+    created = subprocess.run(  # seed-demo, like every command but init-db, refuses a file that does not exist
+        [str(manager), "--database", str(database), "init-db"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert created.returncode == 0, created.stderr
     init = subprocess.run(
         [str(manager), "--database", str(database), "seed-demo", "--patrons", "20", "--requests", "100"],
         capture_output=True,

@@ -28,7 +28,8 @@ BASE = "https://library.example.org/reset?token="
 
 @pytest.fixture
 def ctx(sqlite_db: Database, settings: Settings, qtbot: QtBot) -> Iterator[AppContext]:
-    context = AppContext(sqlite_db, settings.with_changes(web_base_url=BASE))
+    sending = settings.with_changes(web_base_url=BASE, smtp_host="127.0.0.1", smtp_from="ill@example.edu")
+    context = AppContext(sqlite_db, sending)
     yield context
     for widget in QApplication.topLevelWidgets():
         if widget.objectName() in {"patronRecord", "contactCard", "duplicatesView"}:
@@ -149,7 +150,8 @@ def _issue_token(db: Database) -> str:
     ada = make_patron(db, "cli", emails=[("Home", "cli@example.org")])
     with db.read() as session:
         point_id = session.scalar(select(Patron).where(Patron.id == ada)).contact_points[0].id  # type: ignore[union-attr]
-    result = pr.reset_password(db, point_id, staff="tester", base_url=BASE)
+    sending = Settings(staff_name="tester", smtp_host="127.0.0.1", smtp_from="ill@example.edu", web_base_url=BASE)
+    result = pr.reset_password(db, point_id, staff="tester", settings=sending)
     import json
 
     with db.read() as session:

@@ -52,6 +52,19 @@ def _wait(qtbot: QtBot, dialog: SettingsDialog) -> None:
     qtbot.waitUntil(lambda: not dialog.busy, timeout=20_000)
 
 
+def _confirm_switch(qtbot: QtBot, dialog: SettingsDialog, *, accept: bool = True) -> str:
+    """Answer the question Save asks before switching databases; returns its text."""
+    qtbot.waitUntil(lambda: dialog.switch_box is not None and dialog.switch_box.isVisible(), timeout=5000)
+    box = dialog.switch_box
+    assert box is not None
+    question = box.text()
+    if accept:
+        box.findChild(object, "switchDatabaseButton").click()  # type: ignore[union-attr]
+    else:
+        box.reject()
+    return question
+
+
 def _fill_smtp(dialog: SettingsDialog, sink_port: int, password: str) -> None:
     dialog.smtpHostEdit.setText("127.0.0.1")
     dialog.smtpPortSpin.setValue(sink_port)
@@ -259,6 +272,8 @@ def test_switching_to_another_sqlite_file_reopens_without_restart(
     target = tmp_path / "branch" / "branch.sqlite3"
     dialog.sqlitePathEdit.setText(str(target))
     dialog.saveButton.click()
+    question = _confirm_switch(qtbot, dialog)
+    assert str(target) in question and "does not exist yet" in question
     qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=20_000)
     assert switched == [True]
     assert ctx.db.backend == "sqlite" and Path(ctx.db.display_name) == target.resolve()
@@ -276,6 +291,7 @@ def test_cancelling_while_a_database_opens_closes_it_again(qtbot: QtBot, ctx: Ap
     target = tmp_path / "abandoned.sqlite3"
     dialog.sqlitePathEdit.setText(str(target))
     dialog.saveButton.click()
+    _confirm_switch(qtbot, dialog)
     # Close once the opening has begun (the file exists; setting it up takes far longer): a job still queued
     # when the dialog goes never starts, which would leave nothing to check.
     qtbot.waitUntil(target.exists, timeout=20_000)
@@ -298,6 +314,7 @@ def test_a_database_that_cannot_be_used_saves_nothing(
     dialog.sqlitePathEdit.setText(str(newer))
     dialog.smtpHostEdit.setText("smtp.example.org")
     dialog.saveButton.click()
+    _confirm_switch(qtbot, dialog)
     qtbot.waitUntil(lambda: "Nothing was saved" in dialog.errorLabel.text(), timeout=20_000)
     assert "newer" in dialog.errorLabel.text()
     assert ctx.db is old_db and not config_path().exists()
@@ -311,6 +328,7 @@ def test_switching_to_postgres_stores_the_password_in_the_keyring_only(
     _fill_postgres(dialog, pg_url)
     dialog.pgPasswordEdit.setText(DB_PASSWORD)  # the test server trusts local connections; the password is kept
     dialog.saveButton.click()
+    _confirm_switch(qtbot, dialog)
     qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=30_000)
     assert ctx.db.backend == "postgresql"
     stored = [key for key, value in memory_keyring.store.items() if value == DB_PASSWORD]

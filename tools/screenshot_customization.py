@@ -20,7 +20,7 @@ def main(out: Path = OUT) -> int:
     """Render the three windows into ``out``."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = Path(tempfile.mkdtemp(prefix="callslip-shots-"))
-    os.environ["CALLSLIP_CONFIG"] = str(home / "callslip.toml")  # never touch the real settings
+    os.environ["XDG_CONFIG_HOME"] = str(home)  # never touch the real settings (an absent file: the defaults)
     import keyring
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication

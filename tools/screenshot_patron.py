@@ -57,9 +57,10 @@ def main() -> int:
         chosen = max(patrons, key=score)
         pid = chosen.id
         second_email = [c.id for c in chosen.contact_points if c.kind == "email"][-1]
-    ctx = AppContext(db, Settings(staff_name="demo"))
+    # The demo workstation: an SMTP server is named (nothing is sent: the shot only shows the queued note).
+    ctx = AppContext(db, Settings(staff_name="demo", smtp_host="localhost"))
     try:
-        reset_password(db, second_email, staff="demo", base_url=ctx.settings.web_base_url)
+        reset_password(db, second_email, staff="demo", settings=ctx.settings)
     except Exception as exc:  # a shared address: the shot simply has no reset note
         print(f"no reset note: {exc}", file=sys.stderr)
     window = open_patron_record(ctx, pid)

@@ -9,6 +9,7 @@ the same either way. So a Python call per row is paid only when someone types su
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -20,6 +21,25 @@ from sqlalchemy.sql.functions import FunctionElement
 
 #: The SQLite function name registered on every connection (``engine._configure_sqlite``).
 SQLITE_LOWER = "callslip_lower"
+
+
+#: Longest search or filter text looked at. No stored name, title or address is this long, so a longer text
+#: cannot match anything, and a LIKE over a huge pattern costs time on every row.
+MAX_SEARCH_TEXT = 500
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def search_text(text: str) -> str | None:
+    """``text`` as search words understand it: control characters (a pasted NUL, a tab) become spaces.
+
+    Returns ``None`` when the text is longer than :data:`MAX_SEARCH_TEXT` (it can match nothing). A NUL must never
+    reach the database: PostgreSQL refuses it in a string and SQLite's LIKE ends the pattern there, so "ada␀x"
+    matched every row.
+    """
+    if len(text) > MAX_SEARCH_TEXT:
+        return None
+    return _CONTROL.sub(" ", text)
 
 
 def like_contains(text: str) -> str:

@@ -42,6 +42,10 @@ ALL_PERMISSIONS: tuple[str, ...] = (*(k.value for k in ContactKind), ADDRESS_PER
 
 MAX_EMAIL_LENGTH = 254
 MAX_URL_LENGTH = 2000
+#: Longest phone input looked at, extension and spacing included: checked before any parsing, because the
+#: extension pattern and the phone library both slow down with the length of what they are given (a number
+#: padded with 40,000 spaces took 34 s), and this runs on every keystroke of the Contact Card and the search box.
+MAX_PHONE_INPUT = 64
 
 
 def person_name(first_name: str, last_name: str, username: str) -> str:
@@ -102,9 +106,13 @@ def normalize_phone(text: str, region: str = "US", extension: str = "") -> Norma
     An extension may be typed after the number (``x123``, ``ext. 123``) or given separately; it is kept apart
     because E.164 has no room for it.
     """
+    if len(text) > MAX_PHONE_INPUT * 4 or len(extension) > MAX_PHONE_INPUT:  # before strip(): bounded work
+        raise ContactError(f"A phone number is at most {MAX_PHONE_INPUT} characters, extension included.")
     value = text.strip()
     if not value:
         raise ContactError("Enter a phone number.")
+    if len(value) > MAX_PHONE_INPUT:
+        raise ContactError(f"A phone number is at most {MAX_PHONE_INPUT} characters, extension included.")
     ext = extension.strip()
     match = _EXTENSION_RE.search(value)
     if match:
@@ -112,7 +120,7 @@ def normalize_phone(text: str, region: str = "US", extension: str = "") -> Norma
             raise ContactError("The extension is given twice with different values.")
         ext = match.group(1)
         value = value[: match.start()].strip()
-    if ext and not ext.isdigit():
+    if ext and not (ext.isascii() and ext.isdigit()):
         raise ContactError("An extension is digits only.")
     if len(value) > 40:
         raise ContactError("A phone number is at most 40 characters.")
@@ -150,6 +158,8 @@ def format_phone(e164: str, region: str = "US", extension: str = "") -> str:
 
 def phone_search_key(text: str, region: str = "US") -> str | None:
     """E.164 form of digits typed in a search box, or ``None`` when they are not a phone number."""
+    if len(text) > MAX_PHONE_INPUT:  # not a phone number, and not worth parsing
+        return None
     try:
         return normalize_phone(text, region).normalized
     except ContactError:

@@ -25,11 +25,10 @@ DEFAULT_LOCATIONS: tuple[tuple[str, str, str], ...] = (
     ("Other", "email,phone,fax,web,address", ""),
 )
 
+#: Shared settings every database starts with. Deliberately no library name, address, e-mail, phone or reset-link
+#: base: a real library's first notice must never go out signed by an invented one. ``init-db`` takes them as
+#: options; only ``seed-demo`` (and ``callslip --demo``) fills in demo ones.
 DEFAULT_SYSTEM_SETTINGS: dict[str, object] = {
-    "library_name": "Callslip Demo Library",
-    "library_address": "Interlibrary Loan Office\n1 Library Way\nSpringfield, IL 62701",
-    "library_email": "ill@library.example.org",
-    "library_phone": "+1 217 555 0100",
     "poll_seconds": 300,
 }
 
@@ -79,7 +78,7 @@ def ensure_reference_data(db: Database) -> None:
                 PickupLocation(
                     code="MAIN",
                     name="Main Library Circulation Desk",
-                    address="1 Library Way, Springfield",
+                    address="",  # the library's own address is not known here (never an invented one)
                     routing_delay_minutes=0,
                     hold_days=10,
                 )

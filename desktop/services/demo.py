@@ -1,25 +1,42 @@
 """Realistic demo data: households, every notification method, requests in every status, shared e-mails.
 
+Demo data stays demo: the ids of the patrons and requests seeding wrote are recorded in ``system_settings``
+(:data:`DEMO_MARKER_KEY`), so ``seed-demo`` can refuse a database holding anyone else's records
+(:func:`foreign_records`) and never attaches a demo request to a real patron. The demo library's name, address,
+e-mail, phone and reset-link base are written here too, and only where the library has none of its own.
+
 Written with bulk inserts (explicit ids, executemany in chunks) so a 1,000,000-request benchmark database
 takes seconds to tens of seconds, not hours. Deterministic for a given ``seed``.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import ColumnElement, false, func, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
-from desktop.db.models import ContactPoint, Household, Location, Patron, PickupLocation, Request, Tracking
+from desktop.db.models import (
+    ContactPoint,
+    Household,
+    Location,
+    Patron,
+    PickupLocation,
+    Request,
+    SystemSetting,
+    Tracking,
+)
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import format_phone
 from desktop.domain.statuses import Status
+from desktop.services.errors import ServiceError
+from desktop.services.shared_settings import set_library_identity
 
 FIRST = ["Ada", "Grace", "Alan", "Zoë", "José", "Søren", "Ólafur", "Amara", "Chidi", "Mei", "Hiroshi", "Priya",
          "Fatima", "Liam", "Noah", "Olivia", "Emma", "Mateo", "Aisha", "Yusuf", "Ingrid", "Tomás", "Nadia",
@@ -63,6 +80,106 @@ DEFAULT_STATUS_WEIGHTS: dict[Status, float] = {
 
 CHUNK = 20_000
 DEMO_USER = "Demo"
+#: ``system_settings`` key listing the id ranges of the patrons and requests seeding created.
+DEMO_MARKER_KEY = "demo_data"
+#: The invented library notices of a demo database are signed with (never written over a real library's values).
+DEMO_LIBRARY: dict[str, str] = {
+    "name": "Callslip Demo Library",
+    "address": "Interlibrary Loan Office\n1 Library Way\nSpringfield, IL 62701",
+    "email": "ill@library.example.org",
+    "phone": "+1 217 555 0100",
+    "reset_link_base": "https://library.example.org/reset?token=",
+}
+DEMO_MAIN_DESK_ADDRESS = "1 Library Way, Springfield"
+
+
+class DemoRefusedError(ServiceError):
+    """Seeding was refused: the database holds records seeding did not create (nothing was added)."""
+
+
+@dataclass(frozen=True)
+class ForeignRecords:
+    """Patrons and requests in a database that demo seeding did not create."""
+
+    patrons: int
+    requests: int
+
+    def __bool__(self) -> bool:
+        return bool(self.patrons or self.requests)
+
+
+def _ranges(session: Session) -> dict[str, list[list[int]]]:
+    row = session.get(SystemSetting, DEMO_MARKER_KEY)
+    try:
+        data = json.loads(row.value) if row is not None else {}
+    except ValueError:
+        data = {}
+    return {kind: [list(map(int, r)) for r in data.get(kind, [])] for kind in ("patrons", "requests")}
+
+
+def _in_ranges(column: Any, ranges: list[list[int]]) -> ColumnElement[bool]:
+    return or_(false(), *(column.between(low, high) for low, high in ranges))
+
+
+def foreign_records(db: Database) -> ForeignRecords:
+    """How many patrons and requests seeding did not create: any makes ``seed-demo`` refuse (without ``--force``)."""
+    with db.read() as session:
+        ranges = _ranges(session)
+        patrons = session.scalar(select(func.count(Patron.id)).where(~_in_ranges(Patron.id, ranges["patrons"])))
+        requests = session.scalar(select(func.count(Request.id)).where(~_in_ranges(Request.id, ranges["requests"])))
+    return ForeignRecords(int(patrons or 0), int(requests or 0))
+
+
+def check_may_seed(db: Database, *, force: bool = False) -> None:
+    """Refuse to seed a database that holds real patrons or requests, unless ``force``.
+
+    Raises:
+        DemoRefusedError: naming how many records are not demo data and the way to override.
+    """
+    if force:
+        return
+    foreign = foreign_records(db)
+    if foreign:
+        raise DemoRefusedError(
+            f"{db.display_name} holds {foreign.patrons} patron(s) and {foreign.requests} request(s) that seed-demo "
+            "did not create; demo patrons and requests were not added. Use a new database for the demo "
+            "(or pass --force to add them anyway)."
+        )
+
+
+def _record_ranges(session: Session, patron_ids: list[int], first_request: int, requests: int) -> None:
+    ranges = _ranges(session)
+    if patron_ids:
+        ranges["patrons"].append([min(patron_ids), max(patron_ids)])
+    if requests:
+        ranges["requests"].append([first_request, first_request + requests - 1])
+    value = json.dumps(ranges)
+    row = session.get(SystemSetting, DEMO_MARKER_KEY)
+    if row is None:
+        session.add(SystemSetting(key=DEMO_MARKER_KEY, value=value, updated_by=DEMO_USER))
+    else:
+        row.value = value
+
+
+def _demo_patron_ids(session: Session) -> list[int]:
+    ranges = _ranges(session)["patrons"]
+    if not ranges:
+        return []
+    return list(session.scalars(select(Patron.id).where(_in_ranges(Patron.id, ranges)).order_by(Patron.id)))
+
+
+def _fill_demo_identity(db: Database) -> None:
+    """The demo library's identity where the library has none (a real library's values are never touched)."""
+    set_library_identity(
+        db,
+        changed_by=DEMO_USER,
+        name=DEMO_LIBRARY["name"],
+        address=DEMO_LIBRARY["address"],
+        email=DEMO_LIBRARY["email"],
+        phone=DEMO_LIBRARY["phone"],
+        reset_link_base=DEMO_LIBRARY["reset_link_base"],
+        only_if_empty=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -89,26 +206,39 @@ def seed_demo(
     status_weights: Mapping[Status, float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SeedResult:
-    """Add ``patrons`` demo patrons and ``requests`` requests spread over the queues."""
+    """Add ``patrons`` demo patrons and ``requests`` requests spread over the queues.
+
+    Requests go to the patrons added now, else to earlier demo patrons: never to a patron seeding did not create.
+    Callers that face staff (``seed-demo``, ``callslip --demo``) call :func:`check_may_seed` first.
+    """
     import time
 
     started = time.perf_counter()
     rng = random.Random(seed)
     weights = dict(status_weights or DEFAULT_STATUS_WEIGHTS)
+    _fill_demo_identity(db)
     with db.write() as session:
         ensure_demo_pickups(session)
         patron_ids = _seed_patrons(session, rng, patrons) if patrons else []
         if not patron_ids:
-            patron_ids = list(session.scalars(select(Patron.id)))
+            patron_ids = _demo_patron_ids(session)
         if requests and not patron_ids:
-            raise ValueError("there are no patrons to attach requests to; seed some patrons first")
+            raise DemoRefusedError(
+                "there are no demo patrons to attach demo requests to (demo requests never go to real patrons); "
+                "seed some demo patrons too (--patrons)"
+            )
+        first_request = _next_id(session, Request.id)
         first_tn = _seed_requests(session, rng, patron_ids, requests, weights, progress)
+        _record_ranges(session, patron_ids if patrons else [], first_request, requests)
         _advance_sequences(session)
     return SeedResult(patrons, requests, first_tn, time.perf_counter() - started)
 
 
 def ensure_demo_pickups(session: Session) -> None:
     """Demo pickup locations: one with a routing delay, so routing can be seen at work."""
+    main = session.scalar(select(PickupLocation).where(PickupLocation.code == "MAIN"))
+    if main is not None and not main.address.strip():
+        main.address = DEMO_MAIN_DESK_ADDRESS
     have = set(session.scalars(select(PickupLocation.code)))
     for code, name, address, delay in (
         ("SCI", "Science Library Service Desk", "20 Science Drive, Springfield", 30),

@@ -17,10 +17,11 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from desktop.config import Settings
@@ -48,8 +49,10 @@ from desktop.services.notice_context import (
     request_row_context,
     system_settings,
 )
+from desktop.services.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
 from desktop.services.result_writer import Advance, ResultWriter
 from desktop.services.routing import route_due_requests, scan_arrivals
+from desktop.services.sender_identity import no_from_address, resolve_from
 from desktop.services.status import SYSTEM_USER
 from desktop.services.templates import (
     MAX_SUBJECT,
@@ -230,7 +233,10 @@ def _fields(template: NoticeTemplate) -> TemplateFields:
 
 
 def _redact(text: str, secret_text: str) -> str:
-    return text.replace(secret_text, outbox.REDACTED_LINK) if secret_text else text
+    # The HTML part carries the link HTML-escaped (``&`` as ``&amp;``): that copy must go too.
+    for form in dict.fromkeys((secret_text, str(escape(secret_text)))) if secret_text else ():
+        text = text.replace(form, outbox.REDACTED_LINK)
+    return text
 
 
 def _stored_copy(rendered: RenderedNotice, to: tuple[str, ...], message_id: str, link: str) -> dict[str, Any]:
@@ -320,6 +326,8 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
                 {"secret": None},
             )
         link = str(reset.get("link", "")) if reset else ""
+        if link and reset_link_expired(session, notice.dedupe_key, utcnow()):
+            return _Done(notice.id, outbox.CANCELLED, EXPIRED_BEFORE_SENDING, {"secret": None})
         if notice.patron_id is None:
             return _Done(notice.id, outbox.FAILED, "the notice names no patron", {"secret": None})
         context = patron_notice_context(session, notice.patron_id, region=settings.phone_region, reset=reset)
@@ -337,7 +345,7 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
             job.notice_id, outbox.FAILED, f"template {job.fields.name!r} cannot be rendered: {exc}", {"secret": None}
         )
     link = job.link
-    if link and link not in rendered.body_text and link not in rendered.body_html:
+    if link and link not in rendered.body_text and str(escape(link)) not in rendered.body_html:
         return _Done(
             job.notice_id,
             outbox.FAILED,
@@ -347,6 +355,7 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
             {"secret": None},
         )
     to = job.to_override if job.to_override is not None else rendered.to
+    rendered = replace(rendered, from_address=resolve_from(rendered.from_address, job.context["library"]["email"], ""))
     message_id = job.message_id or message_id_for(
         job.notice_id, job.dedupe_key, rendered.from_address or settings.smtp_from, job.installation_id
     )
@@ -690,6 +699,14 @@ def _send_due(
                 tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
+def _no_from_address(db: Database, settings: Settings, tally: _Tally) -> str | None:
+    try:
+        return no_from_address(db, settings)
+    except Exception as exc:
+        tally.errors.append(f"checking the From address failed: {_one_line(exc)}")
+        return None
+
+
 def _safe_count(db: Database, tally: _Tally) -> int:
     try:
         return outbox.count_waiting(db)
@@ -747,6 +764,9 @@ def run_cycle(
             )
     elif stop() or not send:
         pass
+    elif (no_from := _no_from_address(db, settings, tally)) is not None:
+        tally.problem = DeliveryProblem.NO_FROM_ADDRESS  # nothing claimed: the notices wait until it is given
+        tally.errors.append(f"{no_from}: {_safe_count(db, tally)} notice(s) waiting")
     else:
         lease = lease_seconds or max(MIN_LEASE_SECONDS, settings.smtp_timeout * 20)
         try:

@@ -27,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from desktop.config import Settings
 from desktop.db.models import ContactPoint, NoticeTemplate, Notification, PasswordResetToken, Patron
 from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key
@@ -34,6 +35,8 @@ from desktop.services import outbox
 from desktop.services.database import Database
 from desktop.services.duplicates import PatronRef, is_cross_household, patrons_with_email
 from desktop.services.errors import NotFoundError, ServiceError, ValidationError
+from desktop.services.sender_identity import NO_FROM_FIX, templates_without_from
+from desktop.services.shared_settings import reset_link_base
 from desktop.services.templates import PASSWORD_RESET
 
 TOKEN_BYTES = 32
@@ -43,6 +46,12 @@ MAX_PASSWORD_LENGTH = 1024
 #: A stored hash starting with this can never verify: argon2 hashes start with ``$argon2``.
 UNUSABLE_PREFIX = "!"
 SECRET_MAX = 500
+#: Why a reset e-mail was not sent (the notice is cancelled with it): a link that no longer works helps nobody.
+EXPIRED_BEFORE_SENDING = "cancelled: the reset link expired before the e-mail could be sent; reset the password again"
+#: Characters a password may not contain: control characters (tab, vertical tab, form feed, CR, NUL…) and the
+#: Unicode line and paragraph separators. The old reader cut the password at the first of them and still
+#: reported success, so the patron's password was not what they typed.
+_FORBIDDEN_IN_PASSWORD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\x85]")
 _LINK_RE = re.compile(r"reset\s*(\.\s*link\b|\[\s*['\"]link['\"]\s*\])")
 
 _hasher = PasswordHasher()
@@ -79,6 +88,7 @@ class ResetPreview:
     email: str
     holders: tuple[PatronRef, ...]
     hours: int = TOKEN_HOURS
+    undeliverable: str = ""  # why the e-mail could not be sent from this installation ("" when it could)
 
     @property
     def refused(self) -> bool:
@@ -126,8 +136,10 @@ def _email_point(session: Session, contact_id: int) -> ContactPoint:
     return point
 
 
-def preview_reset(db: Database, contact_id: int) -> ResetPreview:
-    """Who holds the address of e-mail row ``contact_id``, so the question can say what will happen."""
+def preview_reset(db: Database, contact_id: int, settings: Settings | None = None) -> ResetPreview:
+    """Who holds the address of e-mail row ``contact_id``, so the question can say what will happen; with
+    ``settings``, also whether the e-mail could be sent at all (staff are told before they are asked)."""
+    undeliverable = (undeliverable_reason(db, settings) or "") if settings is not None else ""
     with db.read() as session:
         point = _email_point(session, contact_id)
         return ResetPreview(
@@ -136,6 +148,7 @@ def preview_reset(db: Database, contact_id: int) -> ResetPreview:
             patron_name=point.patron.full_name,
             email=point.value,
             holders=tuple(patrons_with_email(session, point.value)),
+            undeliverable=undeliverable,
         )
 
 
@@ -153,24 +166,65 @@ def _check_template(session: Session) -> None:
         )
 
 
+def reset_link_base_for(db: Database, settings: Settings) -> str:
+    """The start of reset links: this workstation's ``web_base_url`` (``CALLSLIP_WEB_BASE_URL``) when set, else
+    the library's shared one (``init-db --reset-link-base``); "" when neither is."""
+    return settings.web_base_url.strip() or reset_link_base(db)
+
+
+def undeliverable_reason(db: Database, settings: Settings) -> str | None:
+    """Why a reset e-mail could not reach the patron from this installation, or ``None`` when it could.
+
+    Checked before anything is changed: a reset whose e-mail cannot be sent locks the patron out with no way in.
+    """
+    if not settings.smtp_host.strip():
+        return (
+            "No reset was done: e-mail sending is not configured on this workstation (no SMTP server in Settings), "
+            "so the link could never reach the patron."
+        )
+    if templates_without_from(db, settings, {PASSWORD_RESET}):
+        return f"No reset was done: the reset e-mail would have no From address; {NO_FROM_FIX}."
+    if not reset_link_base_for(db, settings):
+        return (
+            "No reset was done: no web address for reset links is set (Settings → Reset link web address, "
+            "CALLSLIP_WEB_BASE_URL, or callslip-manager init-db --reset-link-base)."
+        )
+    return None
+
+
+def reset_link_expired(session: Session, dedupe_key: str, now: datetime) -> bool:
+    """True when the reset notice ``dedupe_key`` (``reset:<token id>``) carries a link that no longer works."""
+    prefix, _, token_id = dedupe_key.partition(":")
+    if prefix != "reset" or not token_id.isascii() or not token_id.isdigit():
+        return False
+    expires = session.scalar(select(PasswordResetToken.expires_at).where(PasswordResetToken.id == int(token_id)))
+    return expires is not None and as_utc(expires) <= now
+
+
 def reset_password(
     db: Database,
     contact_id: int,
     *,
     staff: str,
-    base_url: str,
+    settings: Settings,
     clock: Clock = utcnow,
 ) -> ResetResult:
     """Reset the web password of the patron owning e-mail row ``contact_id`` and queue the reset notice.
 
     Args:
-        base_url: ``settings.web_base_url``; the token is appended to it as it is.
+        settings: this workstation's settings: the SMTP server and From address the e-mail needs, and the reset
+            link's start (``web_base_url``, else the library's shared one; the token is appended as it is).
 
     Raises:
-        ResetRefusedError: the address is shared across households (``patrons`` lists them), or the template would
-            not carry the link; nothing was changed.
+        ResetRefusedError: the e-mail could not be delivered from here (no SMTP server, no From address, no
+            reset-link base), the address is shared across households (``patrons`` lists them), or the template
+            would not carry the link; nothing was changed.
         NotFoundError: the row was removed meanwhile.
     """
+    reason = undeliverable_reason(db, settings)
+    if reason is not None:
+        raise ResetRefusedError(reason)
+    base_url = reset_link_base_for(db, settings)
     now = clock()
     expires = now + timedelta(hours=TOKEN_HOURS)
     token = new_token()
@@ -255,6 +309,20 @@ def _revoke_live_tokens(session: Session, patron_id: int, now: datetime) -> None
 
 
 def _check_new_password(password: str) -> None:
+    if len(password) > MAX_PASSWORD_LENGTH:  # first: nothing below looks at more than this
+        raise ValidationError(
+            f"The new password must have at most {MAX_PASSWORD_LENGTH} characters.",
+            {"password": f"At most {MAX_PASSWORD_LENGTH} characters."},
+        )
+    bad = _FORBIDDEN_IN_PASSWORD.search(password)
+    if bad is not None:
+        raise ValidationError(
+            f"The new password contains a control character or line break (U+{ord(bad.group()):04X}); "
+            "nothing was changed. Type it again without it.",
+            {"password": "No control characters or line breaks."},
+        )
+    if not password.strip():
+        raise ValidationError("The new password is only spaces; nothing was changed.", {"password": "Not only spaces."})
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"The new password must have at least {MIN_PASSWORD_LENGTH} characters.",

@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.models import ContactPoint, Location, Patron, Request
-from desktop.db.text_match import contains_folded, like_contains
+from desktop.db.text_match import contains_folded, like_contains, search_text
 from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key, format_phone, phone_search_key
 from desktop.services.database import Database
@@ -125,7 +125,10 @@ def search_conditions(text: str, region: str = "US") -> ColumnElement[bool] | No
     ``@`` makes the text an e-mail fragment; otherwise every word must match the first name, last name, user
     name or an e-mail address.
     """
-    value = text.strip()
+    cleaned = search_text(text)
+    if cleaned is None:  # longer than any name, e-mail or number: nothing can match, and nothing is parsed
+        return false()
+    value = cleaned.strip()
     if not value:
         return None
     alternatives: list[ColumnElement[bool]] = []

@@ -9,22 +9,26 @@ the ``ix_requests_status_tn`` index; other orders are sorted by the database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from desktop.db.engine import Database
 from desktop.db.models import Patron, Request
-from desktop.db.text_match import contains_folded
+from desktop.db.text_match import contains_folded, search_text
 from desktop.services.errors import NotFoundError
 
 #: The most rows one call may return; the model asks for much less (a page).
 MAX_WINDOW = 1000
+#: A transaction number typed in the filter: ASCII digits that fit the BIGINT column (18 digits always do; a
+#: 20-digit number overflowed SQLite's integer and PostgreSQL's bigint and the filter raised).
+_TRANSACTION_NUMBER = re.compile(r"[0-9]{1,18}")
 
 
 class SortKey(StrEnum):
@@ -60,9 +64,10 @@ class QueueQuery:
     sort: SortKey = SortKey.TRANSACTION_NUMBER
     descending: bool = False
 
-    def words(self) -> list[str]:
-        """The filter's words (blank filter: none)."""
-        return self.text.split()
+    def words(self) -> list[str] | None:
+        """The filter's words (blank filter: none); ``None`` when the text is too long to match anything."""
+        text = search_text(self.text)
+        return None if text is None else text.split()
 
 
 @dataclass(frozen=True)
@@ -131,11 +136,14 @@ def _sort_exprs(sort: SortKey) -> list[ColumnElement[Any] | InstrumentedAttribut
 def _filtered(stmt: Select[Any], query: QueueQuery) -> Select[Any]:
     if query.status is not None:
         stmt = stmt.where(Request.status == query.status)
-    for word in query.words():
+    words = query.words()
+    if words is None:
+        return stmt.where(false())
+    for word in words:
         columns = (Patron.first_name, Patron.last_name, Patron.username, Request.loan_title, Request.loan_author,
                    Request.photo_article_title, Request.photo_journal_title)  # fmt: skip
         matches: list[ColumnElement[bool]] = [contains_folded(column, word) for column in columns]
-        if word.isdigit():
+        if _TRANSACTION_NUMBER.fullmatch(word):  # ASCII digits only: "²" and "٣" are digits to str.isdigit()
             matches.append(Request.transaction_number == int(word))
         stmt = stmt.where(or_(*matches))
     return stmt

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +32,10 @@ MAX_HOLD_DAYS = 365
 MIN_POLL_SECONDS = 10
 MAX_POLL_SECONDS = 24 * 60 * 60
 LIBRARY_KEYS = ("library_name", "library_address", "library_email", "library_phone")
+#: The shared start of password-reset links (the token is appended); a workstation's ``web_base_url`` overrides it.
+RESET_LINK_BASE_KEY = "reset_link_base"
+#: Longest library value accepted (a notice signature, not a document).
+MAX_LIBRARY_VALUE = 500
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,92 @@ def effective_poll_seconds(db: Database, workstation_seconds: int) -> int:
     return workstation_seconds if workstation_seconds > 0 else shared_poll_seconds(db)
 
 
+def reset_link_base(db: Database) -> str:
+    """The library's shared start of password-reset links ("" when never set: resets are then refused)."""
+    with db.read() as session:
+        return str(system_settings(session).get(RESET_LINK_BASE_KEY, "") or "").strip()
+
+
+def check_reset_link_base(value: str) -> str:
+    """``value`` stripped, or a :class:`ValidationError` naming why it cannot start a reset link.
+
+    A link a patron clicks must be an absolute ``https://`` (or ``http://``, for a test site) address; the token is
+    appended to it as it is, so it normally ends with ``?token=`` or ``/``.
+    """
+    text = value.strip()
+    if not text:
+        return ""
+    parsed = urlsplit(text)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc or any(c.isspace() for c in text):
+        raise ValidationError(
+            f"the reset-link base must be a web address starting with https://, not {text[:80]!r}",
+            {RESET_LINK_BASE_KEY: "a web address such as https://library.example.edu/reset?token="},
+        )
+    if len(text) > 300:
+        raise ValidationError("the reset-link base is longer than 300 characters", {RESET_LINK_BASE_KEY: "too long"})
+    return text
+
+
+def set_library_identity(
+    db: Database,
+    *,
+    changed_by: str,
+    name: str | None = None,
+    address: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    reset_link_base: str | None = None,
+    only_if_empty: bool = False,
+) -> dict[str, str]:
+    """Store the library's identity as given (``None`` leaves a value alone); returns what was written.
+
+    Used by ``init-db`` (options) and by the demo (``only_if_empty``: never over a real library's values).
+
+    Raises:
+        ValidationError: an e-mail that is not one, a reset-link base that is not a web address, a value with a
+            control character or longer than :data:`MAX_LIBRARY_VALUE`; nothing saved.
+    """
+    given = {
+        "library_name": name,
+        "library_address": address,
+        "library_email": email,
+        "library_phone": phone,
+        RESET_LINK_BASE_KEY: reset_link_base,
+    }
+    wanted: dict[str, str] = {}
+    for key, raw in given.items():
+        if raw is None:
+            continue
+        value = raw.strip()
+        allowed = "\n" if key == "library_address" else ""
+        if any(ord(c) < 32 and c not in allowed for c in value) or "\x7f" in value:
+            raise ValidationError(f"{_label(key)} contains a control character", {key: "control character"})
+        if len(value) > MAX_LIBRARY_VALUE:
+            raise ValidationError(f"{_label(key)} is longer than {MAX_LIBRARY_VALUE} characters", {key: "too long"})
+        if key == "library_email" and value:
+            try:
+                value = normalize_email(value).display
+            except ContactError as exc:
+                raise ValidationError(f"library e-mail: {exc}", {key: str(exc)}) from None
+        if key == RESET_LINK_BASE_KEY:
+            value = check_reset_link_base(value)
+        wanted[key] = value
+    written: dict[str, str] = {}
+    when = utcnow()
+    with db.write() as session:
+        rows = {row.key: row for row in session.scalars(select(SystemSetting).where(SystemSetting.key.in_(wanted)))}
+        for key, value in wanted.items():
+            row = rows.get(key)
+            if only_if_empty and row is not None and str(json.loads(row.value) or "").strip():
+                continue
+            if row is None:
+                session.add(SystemSetting(key=key, value=json.dumps(value), updated_by=changed_by, updated_at=when))
+            else:
+                row.value, row.updated_by, row.updated_at = json.dumps(value), changed_by, when
+            written[key] = value
+    return written
+
+
 def _int(value: Any, default: int) -> int:
     try:
         return int(value)
@@ -113,8 +204,12 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
-def validate_shared(new: SharedSettings) -> dict[str, str]:
-    """Problems with ``new``, keyed by field (``pickup:<id>:delay``, ``poll_seconds``, ``library_email``…)."""
+def validate_shared(new: SharedSettings, original: SharedSettings | None = None) -> dict[str, str]:
+    """Problems with ``new``, keyed by field (``pickup:<id>:delay``, ``poll_seconds``, ``library_email``…).
+
+    A new database has no library name (none is invented), so an empty name is refused only when it would blank
+    one the library has (``original``): saving the Routing tab of a new database must not need one.
+    """
     problems: dict[str, str] = {}
     for pickup in new.pickups:
         if not 0 <= pickup.routing_delay_minutes <= MAX_DELAY_MINUTES:
@@ -125,7 +220,8 @@ def validate_shared(new: SharedSettings) -> dict[str, str]:
             problems[f"pickup:{pickup.id}:hold_days"] = f"{pickup.name}: items are held from 1 to {MAX_HOLD_DAYS} days"
     if not MIN_POLL_SECONDS <= new.poll_seconds <= MAX_POLL_SECONDS:
         problems["poll_seconds"] = f"the poll interval must be from {MIN_POLL_SECONDS} to {MAX_POLL_SECONDS} seconds"
-    if not new.library.name.strip():
+    had_name = original is None or bool(original.library.name.strip())
+    if had_name and not new.library.name.strip():
         problems["library_name"] = "the library needs a name (notices are signed with it)"
     elif control_characters(new.library.name.strip()):  # it goes into the From header of every notice
         problems["library_name"] = "the library name must be one line (it is the sender's name on every e-mail)"
@@ -156,7 +252,7 @@ def save_shared_settings(
         ConcurrentEditError: another workstation changed one of the same values since ``original`` was loaded;
             nothing saved.
     """
-    problems = validate_shared(new)
+    problems = validate_shared(new, original)
     if problems:
         raise ValidationError("Settings not saved:\n" + "\n".join(f"• {m}" for m in problems.values()), problems)
     when = now or utcnow()
@@ -169,7 +265,7 @@ def save_shared_settings(
         for key, value in wanted.items():
             if value == before[key]:
                 continue
-            stored = settings_now.get(key)
+            stored = settings_now.get(key, "" if key in LIBRARY_KEYS else None)  # never set: empty, not changed
             stored_cmp = str(stored).strip() if isinstance(stored, str) else stored
             if stored_cmp not in (before[key], value):
                 who = rows[key].updated_by if key in rows else "another workstation"
@@ -214,6 +310,7 @@ def _label(key: str) -> str:
         "library_address": "The library address",
         "library_email": "The library e-mail",
         "library_phone": "The library phone",
+        RESET_LINK_BASE_KEY: "The reset-link base",
     }.get(key, key)
 
 

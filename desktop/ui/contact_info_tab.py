@@ -378,7 +378,7 @@ class ContactInfoTab(QWidget):
                 self.ctx.db,
                 target,
                 staff=self.ctx.staff_name,
-                base_url=self.ctx.settings.web_base_url,
+                settings=self.ctx.settings,
             )
             self.ctx.run(job, self.on_reset_done, self.on_reset_failed)
 
@@ -405,11 +405,18 @@ class ContactInfoTab(QWidget):
         if row is None or row.kind != ContactKind.EMAIL.value or self._busy:
             return
         self._start("Checking the address…")
-        self.ctx.run(functools.partial(preview_reset, self.ctx.db, row.id), self.on_reset_preview, self.on_failed)
+        self.ctx.run(
+            functools.partial(preview_reset, self.ctx.db, row.id, self.ctx.settings),
+            self.on_reset_preview,
+            self.on_failed,
+        )
 
     def on_reset_preview(self, preview: ResetPreview) -> None:
         """Ask for confirmation, saying what will happen, unless the address is shared across households."""
         self._done()
+        if preview.undeliverable:  # before asking: the reset would lock the patron out with no e-mail to come
+            self.show_refusal(ResetRefusedError(preview.undeliverable))
+            return
         if preview.refused:
             self.show_refusal(
                 ResetRefusedError(

@@ -32,10 +32,12 @@ class AppContext(QObject):
     databaseChanged = Signal()
     sendNowRequested = Signal()
 
-    def __init__(self, db: Database, settings: Settings, parent: QObject | None = None) -> None:
+    def __init__(self, db: Database, settings: Settings, parent: QObject | None = None, *, demo: bool = False) -> None:
         super().__init__(parent)
         self.db = db
         self.settings = settings
+        #: ``callslip --demo`` / ``--screenshot``: a demo database, no SMTP server; Settings are not saved from it.
+        self.demo = demo
         self.runner = TaskRunner("callslip-tasks", self)
 
     @property

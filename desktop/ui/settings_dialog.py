@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -58,8 +59,8 @@ from desktop.services.connection_check import (
     sqlite_database_url,
     url_for_opening,
 )
-from desktop.services.database import Database, open_database
-from desktop.services.errors import ServiceError
+from desktop.services.database import Database
+from desktop.services.database_problems import missing_sqlite_file, open_checked
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
 
@@ -125,13 +126,9 @@ def _save_job(save: _Save, cancelled: threading.Event) -> _Saved:
     """
     db: Database | None = None
     if save.reopen:
-        try:
-            password = _database_password(save.url, save.db_password)
-            db, _result = open_database(url_for_opening(save.url, password))
-        except SecretStoreError:
-            raise
-        except Exception as exc:
-            raise ServiceError(f"the database could not be opened: {exc}") from exc
+        password = _database_password(save.url, save.db_password)  # SecretStoreError: its own sentence
+        # A missing SQLite file is created only because staff were asked and agreed (see SettingsDialog.save).
+        db, _result = open_checked(url_for_opening(save.url, password), create=True)
     try:
         if cancelled.is_set():
             if db is not None:
@@ -157,10 +154,25 @@ class SettingsDialog(QDialog):
     """
 
     def __init__(
-        self, ctx: AppContext, parent: QWidget | None = None, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        ctx: AppContext,
+        parent: QWidget | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        shown_database_url: str | None = None,
     ) -> None:
+        """Args:
+        shown_database_url: the database to show when it is not the one open (the start-up page shows the one
+            that failed to open); default: the database this workstation has open.
+        """
         super().__init__(parent)
         self.ctx = ctx
+        #: The database shown when the dialog opened: the one actually open (``--database`` included), so Save
+        #: changes the database only when staff changed these fields, and Test Connection tests what is shown.
+        self._shown_url = shown_database_url or ctx.db.url.render_as_string(hide_password=True)
+        self._loaded_url = ""
+        self.switch_box: QMessageBox | None = None
+        self._pending_save: _Save | None = None
         self._ssl_context = ssl_context
         self.saved_settings: Settings | None = None
         self._runner = TaskRunner("callslip-settings-checks", self)
@@ -172,6 +184,13 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(940)
         self._build()
         self._load(ctx.settings)
+        self._loaded_url = self.database_url()
+        if ctx.demo:  # a demo workstation's settings are not this workstation's: never written over them
+            self.saveButton.setEnabled(False)
+            self.errorLabel.setText(
+                "Demo mode (--demo / --screenshot): nothing here is saved. Start Callslip without --demo to change "
+                "this workstation's settings."
+            )
 
     # ------------------------------------------------------------------------------------------------ building
 
@@ -285,6 +304,11 @@ class SettingsDialog(QDialog):
         test_row.addWidget(self.testDatabaseButton)
         test_row.addStretch(1)
         layout.addLayout(test_row)
+        self.databaseNoteLabel = QLabel("", box)
+        self._name(self.databaseNoteLabel, "databaseNoteLabel", "Which database is open")
+        self.databaseNoteLabel.setWordWrap(True)
+        self.databaseNoteLabel.setVisible(False)
+        layout.addWidget(self.databaseNoteLabel)
         self.databaseResultLabel = QLabel("", box)
         self._name(self.databaseResultLabel, "databaseResultLabel", "Database test result")
         self.databaseResultLabel.setWordWrap(True)
@@ -372,7 +396,14 @@ class SettingsDialog(QDialog):
     # ------------------------------------------------------------------------------------------------ loading
 
     def _load(self, settings: Settings) -> None:
-        form = split_database_url(settings.resolved_database_url())
+        form = split_database_url(self._shown_url)
+        configured = settings.resolved_database_url()
+        if not same_database(self._shown_url, configured):
+            self.databaseNoteLabel.setText(
+                f"Open now: {_where(self._shown_url)} (given when Callslip started). The settings file names "
+                f"{_where(configured)}; Save keeps that unless you change the database here."
+            )
+            self.databaseNoteLabel.setVisible(True)
         if form.kind == "sqlite":
             self.sqliteRadio.setChecked(True)
             default = str(default_database_path())
@@ -457,8 +488,15 @@ class SettingsDialog(QDialog):
             self.pgHostEdit.text(), self.pgPortSpin.value(), self.pgDatabaseEdit.text(), self.pgUserEdit.text()
         )
 
+    def database_changed(self) -> bool:
+        """True when staff changed the database fields since the dialog opened."""
+        return not same_database(self.database_url(), self._loaded_url)
+
     def _configured_database_url(self) -> str:
-        """What goes in the settings file: empty for the default local file, so it follows the user's folder."""
+        """What goes in the settings file: the configured database unless staff changed the fields (a database
+        given with ``--database`` is never written there by surprise); empty for the default local file."""
+        if not self.database_changed():
+            return self.ctx.settings.database_url
         if self.sqliteRadio.isChecked() and not self.sqlitePathEdit.text().strip():
             return ""
         return self.database_url()
@@ -575,6 +613,46 @@ class SettingsDialog(QDialog):
         url = self.database_url()
         reopen = not same_database(url, self.ctx.db.url)
         save = _Save(new, url, reopen, self.pgPasswordEdit.text(), self.smtpPasswordEdit.text())
+        missing = missing_sqlite_file(url) if reopen else None
+        if self.database_changed() or missing is not None:
+            self._ask_before_switching(save, missing=missing is not None, changed=self.database_changed())
+            return
+        self._start_save(save)
+
+    def _ask_before_switching(self, save: _Save, *, missing: bool, changed: bool) -> None:
+        """Name both databases and ask; a file that does not exist is created only if staff say so."""
+        if changed:
+            text = f"Switch this workstation from {_where(self._loaded_url)} to {_where(save.url)}?"
+            if missing:
+                text += f"\n\n{_where(save.url)} does not exist yet: a new, empty database will be created there."
+            text += "\n\nEvery window then shows the other database's requests and patrons."
+        else:
+            text = f"{_where(save.url)} does not exist. Create a new, empty database there?"
+        box = QMessageBox(QMessageBox.Icon.Question, "Switch database", text, QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("switchDatabaseBox")
+        accept = box.addButton("Create and Switch" if missing else "Switch", QMessageBox.ButtonRole.AcceptRole)
+        accept.setObjectName("switchDatabaseButton")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self._pending_save = save
+        self.switch_box = box
+        box.finished.connect(self._on_switch_answered)
+        box.open()
+
+    @Slot(int)
+    def _on_switch_answered(self, _result: int) -> None:
+        box, save = self.switch_box, self._pending_save
+        self.switch_box, self._pending_save = None, None
+        if box is None or save is None:
+            return
+        accepted = box.buttonRole(box.clickedButton()) == QMessageBox.ButtonRole.AcceptRole
+        box.deleteLater()
+        if accepted:
+            self._start_save(save)
+        else:
+            self.errorLabel.setText("Nothing was saved: the database was not switched.")
+
+    def _start_save(self, save: _Save) -> None:
+        url, reopen = save.url, save.reopen
         self.saveButton.setEnabled(False)
         self.errorLabel.setStyleSheet("")
         self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…" if reopen else "Saving…")
@@ -616,6 +694,12 @@ def open_settings_dialog(ctx: AppContext, parent: QWidget | None = None) -> Sett
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     dialog.open()
     return dialog
+
+
+def _where(url: str) -> str:
+    """A database as staff know it: the file path, or ``user@host:port/database``."""
+    form = split_database_url(url)
+    return form.path if form.kind == "sqlite" else database_account(url)
 
 
 def _stored_passwords(db_url: str, settings: Settings) -> tuple[bool, bool]:

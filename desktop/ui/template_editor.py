@@ -418,7 +418,7 @@ class TemplateEditor(QDialog):
     def transaction_number(self) -> int | None:
         """The request chosen for the preview (``None``: the first waiting one); invalid text counts as none."""
         text = self.previewTransactionEdit.text().strip()
-        return int(text) if text.isdigit() else None
+        return int(text) if _is_transaction_number(text) else None
 
     # ------------------------------------------------------------------------------------------------ inserting
 
@@ -495,7 +495,7 @@ class TemplateEditor(QDialog):
         self._generation += 1
         generation = self._generation
         text = self.previewTransactionEdit.text().strip()
-        if text and not text.isdigit():
+        if text and not _is_transaction_number(text):
             self._show_problems([TemplateProblem("", f"“{text}” is not a transaction number")])
             return
         job = partial(
@@ -725,3 +725,8 @@ class TemplateEditor(QDialog):
         self._preview_timer.stop()
         self._runner.shutdown()
         super().closeEvent(event)
+
+
+def _is_transaction_number(text: str) -> bool:
+    """ASCII digits that fit a transaction number: "²" is a digit to ``str.isdigit`` but ``int()`` refuses it."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
