@@ -918,6 +918,13 @@ def _request_fingerprint(session: Session) -> tuple[Any, ...]:
     return (*requests, *patrons)
 
 
+def _same(new: Any, old: Any) -> bool:
+    """Equal as a file can say it: timestamps to the second (exports and ILLiad files carry no fractions)."""
+    if isinstance(new, datetime) and isinstance(old, datetime):
+        return new.replace(microsecond=0) == old.astimezone(UTC).replace(microsecond=0)
+    return bool(new == old)
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return ""
@@ -969,7 +976,7 @@ def _plan_requests(
         changes: list[FieldChange] = []
         columns: dict[str, Any] = {}
         for column, attr in _REQUEST_ATTRS.items():
-            if attr in item.attrs and item.attrs[attr] != snapshot.attrs[attr]:
+            if attr in item.attrs and not _same(item.attrs[attr], snapshot.attrs[attr]):
                 changes.append(FieldChange(column, _shown(snapshot.attrs[attr]), _shown(item.attrs[attr])))
                 columns[attr] = item.attrs[attr]
         if patron_id != snapshot.patron_id:
