@@ -296,3 +296,45 @@ def test_export_patrons_round_trips_demo_data(any_db: Database) -> None:
     assert export_patrons(any_db, out) == 40
     result = import_patrons(any_db, out.getvalue().encode())
     assert result.ok and (result.created, result.updated, result.unchanged) == (0, 0, 40), result.preview()
+
+
+def test_a_write_between_planning_and_writing_is_planned_again(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another workstation saves the patron's card while the import plans: the import plans again, nothing lost.
+
+    The other workstation's save is real (the Contact Card service on the same file); the wrapper only decides
+    *when* it happens, right after the first plan, which a test cannot otherwise hit reliably.
+    """
+    from dataclasses import replace
+
+    from desktop.services import csv_import
+    from desktop.services.contact_card import CardPoint
+
+    assert import_patrons(sqlite_db, b"UserName,EMailAddress\nada,ada@example.org\n").ok
+    with sqlite_db.read() as session:
+        patron_id = session.scalar(select(Patron.id).where(Patron.username == "ada"))
+    assert patron_id is not None
+    real_plan = csv_import._plan_patrons
+    plans: list[int] = []
+
+    def plan_then_another_workstation_saves(*args: Any) -> Any:
+        plan = real_plan(*args)
+        plans.append(1)
+        if len(plans) == 1:
+            card = load_card(sqlite_db, patron_id)
+            points = [replace(p, is_primary=False) for p in card.points]
+            points.append(CardPoint(kind="email", value="desk@example.org", is_primary=True))
+            save_card(sqlite_db, patron_id, card.version_id, points, PostalAddress(city="Elsewhere"))
+        return plan
+
+    monkeypatch.setattr(csv_import, "_plan_patrons", plan_then_another_workstation_saves)
+    result = import_patrons(sqlite_db, b"UserName,LastName,EMailAddress\nada,Lovelace,ada.new@example.org\n")
+    assert result.ok and result.updated == 1 and len(plans) == 2
+    ada = _patron(sqlite_db, "ada")
+    assert ada["city"] == "Elsewhere" and ada["last_name"] == "Lovelace"
+    assert ada["contacts"] == [
+        ("email", "ada.new@example.org", True),
+        ("email", "ada@example.org", False),
+        ("email", "desk@example.org", False),
+    ]

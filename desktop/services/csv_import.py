@@ -645,7 +645,7 @@ def _executemany(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
     names = list(rows[0])
     converters: dict[int, Any] = {}
     for index, name in enumerate(names):
-        processor = table.c[name].type.bind_processor(dialect)
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if isinstance(table.c[name].type, UTCDateTime) and processor is not None:
             converters[index] = processor
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
