@@ -165,6 +165,8 @@ class ImportDialog(QDialog):
         self.previewList = QListWidget(self)
         self.previewList.setObjectName("importPreviewList")
         self.previewList.setAccessibleName("What the import would create and change")
+        self.previewList.setWordWrap(True)  # a changed row lists every field: it must be readable whole
+        self.errorsList.setWordWrap(True)
         root.addWidget(self.previewList, 2)
 
         buttons = QHBoxLayout()
@@ -196,6 +198,7 @@ class ImportDialog(QDialog):
         self.patronsRadio.toggled.connect(self._on_kind_toggled)
         (self.patronsRadio if kind == PATRONS else self.requestsRadio).setChecked(True)
         self._on_kind_toggled(kind == PATRONS)
+        self._show_lists()
 
     @property
     def kind(self) -> str:
@@ -262,6 +265,7 @@ class ImportDialog(QDialog):
         self.importButton.setEnabled(False)
         self.errorsList.clear()
         self.previewList.clear()
+        self._show_lists()
         self.summaryLabel.setStyleSheet("")
         self.summaryLabel.setText(message)
         work = partial(
@@ -288,6 +292,7 @@ class ImportDialog(QDialog):
         for error in result.errors:
             self.errorsList.addItem(str(error))
         self.previewList.addItems(result.preview())
+        self._show_lists()
         summary = result.summary()
         if result.unknown_columns:
             summary += f". Ignored column(s) Callslip does not use: {', '.join(result.unknown_columns)}"
@@ -307,6 +312,12 @@ class ImportDialog(QDialog):
         self.previewButton.setEnabled(True)
         reason = str(error) if isinstance(error, CsvFileError) else f"{type(error).__name__}: {error}"
         self._show_summary(False, f"Nothing was imported: {reason}")
+
+    def _show_lists(self) -> None:
+        """Show the bad rows when there are some, else what the import would do: one list, not two half-empty ones."""
+        has_errors = self.errorsList.count() > 0
+        self.errorsList.setVisible(has_errors)
+        self.previewList.setVisible(not has_errors)
 
     def _show_summary(self, ok: bool, text: str) -> None:
         self.summaryLabel.setStyleSheet(OK_STYLE if ok else BAD_STYLE)
