@@ -38,7 +38,7 @@ PATRON_VALUES: dict[str, st.SearchStrategy[str]] = {
     "Zip": st.sampled_from(["", "61801", "62701-1234", "SW1A 1AA"]),
     "EMailAddress": st.sampled_from(["", "a@example.org", "B.c@Example.org", "z@library.example.edu"]),
     "Phone": PHONES, "MobilePhone": PHONES, "Fax": PHONES,
-    "NotificationMethod": st.sampled_from(["", "Phone", "Mail", "Postal"]),
+    "NotificationMethod": st.sampled_from(["", "Phone", "Mail", "E-Mail", "Electronic"]),
     "DeliveryMethod": st.sampled_from(["", "Hold for Pickup", "Mail to Address"]),
     "Site": st.sampled_from(["", "MAIN", "main"]),
     "HouseholdID": st.sampled_from(["", "H1", "H2"]),
