@@ -172,3 +172,23 @@ def test_requests_change_only_their_columns_and_twice_equals_once(db: Database, 
     assert second.errors == first.errors
     assert second.updated == 0 and second.created == 0
     assert _request_state(db, number) == after
+
+
+ANY_CELL = st.text(st.characters(exclude_categories=("Cs",)), max_size=30) | st.sampled_from(
+    ["0001-01-01", "9999-12-31T23:59:59-14:00", "٣٤٥", "1_000", "²", "99999999999999999999", "+", "'=1", "\x00"]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_cells_are_imported_or_named_never_raised(any_db: Database, data: st.DataObject) -> None:
+    """Whatever the cells hold, on SQLite and PostgreSQL: imported, or every bad row named — never an exception."""
+    patron_columns = data.draw(st.lists(st.sampled_from(PATRON_DATA_COLUMNS), unique=True, min_size=1))
+    rows = [[data.draw(ANY_CELL) for _ in range(len(patron_columns) + 1)] for _ in range(3)]
+    for patron_file in (_csv(["UserName", *patron_columns], rows), _csv(["UserName", *patron_columns], [])):
+        result = import_patrons(any_db, patron_file)
+        assert result.ok or all(e.line >= 2 and e.reason for e in result.errors)
+    request_columns = data.draw(st.lists(st.sampled_from(list(REQUEST_VALUES)), unique=True, min_size=1))
+    rows = [[data.draw(ANY_CELL) for _ in range(len(request_columns) + 2)] for _ in range(3)]
+    result = import_requests(any_db, _csv(["TransactionNumber", "UserName", *request_columns], rows))
+    assert result.ok or all(e.line >= 2 and e.reason for e in result.errors)
