@@ -118,7 +118,7 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: st
     for error in result.errors:
         print(f"{args.file}: {error}", file=sys.stderr)
     if result.ok:
-        lines = result.preview(args.show) if args.dry_run else [f"note: {note}" for note in result.notes]
+        lines = result.preview(args.show) if args.dry_run else result.note_lines(args.show)
         for line in lines:
             print(line, file=out)
     print(result.summary(), file=out if result.ok else sys.stderr)
@@ -268,7 +268,7 @@ def _import_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what would be created and changed; write nothing")
     p.add_argument(
         "--show", type=_positive, default=csv_import.PREVIEW_ROWS, metavar="N",
-        help=f"with --dry-run: describe the first N changed rows field by field (default {csv_import.PREVIEW_ROWS})",
+        help=f"describe the first N changed rows (with --dry-run) and notes (default {csv_import.PREVIEW_ROWS})",
     )  # fmt: skip
 
 

@@ -224,7 +224,11 @@ class ImportResult:
         if rest:
             created = sum(1 for c in rest if c.created)
             lines.append(f"… and {created} more created, {len(rest) - created} more changed")
-        lines.extend(f"note: {note}" for note in self.notes[:limit])
+        return lines + self.note_lines(limit)
+
+    def note_lines(self, limit: int = PREVIEW_ROWS) -> list[str]:
+        """The first ``limit`` notes (line breaks folded, statuses kept), then how many more there are."""
+        lines = [f"note: {note}" for note in self.notes[:limit]]
         if len(self.notes) > limit:
             lines.append(f"… and {len(self.notes) - limit} more notes")
         return lines
