@@ -24,12 +24,10 @@ import csv
 import io
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Table, bindparam, cast, func, select, text, update
@@ -114,10 +112,10 @@ PATH_RANK: dict[Status, int] = {
 }
 _CLOSED = frozenset({Status.REQUEST_FINISHED, *CANCELLED_STATUSES})
 
-#: Characters that start a formula in a spreadsheet; export prefixes such a cell with an apostrophe.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\t\x1c\x1d\x1e\x85\u2028\u2029]+")
+#: Unicode's control characters (category Cc): NUL breaks PostgreSQL, the others break screens and printouts.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
 _MIN_YEAR, _MAX_YEAR = 1900, 2999
 
@@ -252,9 +250,11 @@ def _clean_cell(column: str, raw: str, line: int, notes: list[RowError]) -> str:
     if folded != value and folded.strip() and any(ch in value for ch in "\r\n\v\f\x85\u2028\u2029"):
         notes.append(RowError(line, f"{column}: line breaks folded into spaces"))
     value = folded.strip()
-    for position, ch in enumerate(value, 1):
-        if unicodedata.category(ch) == "Cc":
-            raise ValueError(f"{column} contains the control character U+{ord(ch):04X} at position {position}")
+    control = _CONTROL.search(value)
+    if control is not None:
+        raise ValueError(
+            f"{column} contains the control character U+{ord(control.group()):04X} at position {control.start() + 1}"
+        )
     return value
 
 
@@ -1113,15 +1113,3 @@ def import_requests(
         return _plan_requests(session, parsed, status_back, changed_by, into)
 
     return _plan_and_write(db, result, plan_in, _write_requests, _request_fingerprint, ("requests", "tracking"))
-
-
-Importer = Callable[[Database, bytes], ImportResult]
-
-
-def import_file(db: Database, path: Path, importer: Importer) -> ImportResult:
-    """Read ``path`` and import it with ``importer``; a missing or unreadable file raises :class:`CsvFileError`."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CsvFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return importer(db, data)
