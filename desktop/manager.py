@@ -133,17 +133,27 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 
 
 def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: str) -> int:
-    db = _open(args, settings)
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
-        db.dispose()
         raise CommandError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    db = _open(args, settings)
     try:
         if which == "patrons":
-            result = csv_import.import_patrons(db, data, region=settings.phone_region)
+            result = csv_import.import_patrons(
+                db, data, region=settings.phone_region, dry_run=args.dry_run, create_sites=args.create_sites
+            )
         else:
-            result = csv_import.import_requests(db, data, changed_by=settings.effective_staff_name)
+            status_back = (
+                csv_import.StatusBack.ALLOW
+                if args.allow_status_back
+                else csv_import.StatusBack.KEEP
+                if args.keep_newer_status
+                else csv_import.StatusBack.REFUSE
+            )
+            result = csv_import.import_requests(
+                db, data, changed_by=settings.effective_staff_name, dry_run=args.dry_run, status_back=status_back
+            )
     except csv_import.CsvFileError as exc:
         raise CommandError(f"{args.file}: {exc}") from None
     finally:
@@ -152,6 +162,10 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: st
         print(f"{args.file}: ignored unknown column(s): {', '.join(result.unknown_columns)}", file=sys.stderr)
     for error in result.errors:
         print(f"{args.file}: {error}", file=sys.stderr)
+    if result.ok:
+        lines = result.preview(args.show) if args.dry_run else result.note_lines(args.show)
+        for line in lines:
+            print(line, file=out)
     print(result.summary(), file=out if result.ok else sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILURE
 
@@ -161,6 +175,8 @@ def cmd_import_patrons(args: argparse.Namespace, settings: Settings, out: TextIO
 
 
 def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.allow_status_back and args.keep_newer_status:
+        raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
     return _import(args, settings, out, "requests")
 
 
@@ -172,6 +188,16 @@ def cmd_export_requests(args: argparse.Namespace, settings: Settings, out: TextI
     finally:
         db.dispose()
     print(f"exported {count} request(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export_patrons(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    db = _open(args, settings)
+    try:
+        count = csv_export.export_patrons(db, out)
+    finally:
+        db.dispose()
+    print(f"exported {count} patron(s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -319,6 +345,24 @@ def _status(text: str) -> Status:
         raise CommandError(str(exc)) from None
 
 
+def _import_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show what would be created and changed; write nothing")
+    p.add_argument(
+        "--show", type=_positive, default=csv_import.PREVIEW_ROWS, metavar="N",
+        help=f"describe the first N changed rows (with --dry-run) and notes (default {csv_import.PREVIEW_ROWS})",
+    )  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, shared by ``--help`` and the tests."""
     parser = argparse.ArgumentParser(
@@ -360,15 +404,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import-patrons", help="import patrons from an ILLiad-style CSV file (all or nothing)")
     p.add_argument("file", help="UTF-8 CSV with a header of ILLiad field names (UserName, FirstName, …)")
+    _import_options(p)
+    p.add_argument(
+        "--create-sites", action="store_true", help="create the pickup locations the file names that do not exist yet"
+    )
     p.set_defaults(handler=cmd_import_patrons)
 
     p = sub.add_parser("import-requests", help="import requests from an ILLiad-style CSV file (all or nothing)")
     p.add_argument("file", help="UTF-8 CSV with a header of ILLiad field names (TransactionNumber, UserName, …)")
+    _import_options(p)
+    p.add_argument(
+        "--allow-status-back",
+        action="store_true",
+        help="let the file move a status back or re-open a finished or cancelled request (Tracking records it)",
+    )
+    p.add_argument(
+        "--keep-newer-status",
+        action="store_true",
+        help="where the stored status is ahead of the file's, keep it and import the rest of the row",
+    )
     p.set_defaults(handler=cmd_import_requests)
 
     p = sub.add_parser("export-requests", help="write requests as CSV to standard output")
     p.add_argument("--status", help='only requests at this status, e.g. "Awaiting Customer Contact"')
     p.set_defaults(handler=cmd_export_requests)
+
+    p = sub.add_parser("export-patrons", help="write patrons as CSV to standard output (imports back unchanged)")
+    p.set_defaults(handler=cmd_export_patrons)
 
     p = sub.add_parser("route", help="change a request's status as staff would (Tracking is written)")
     p.add_argument("transaction_number", type=int)

@@ -30,7 +30,7 @@ def _count(db: Database, model: type) -> int:
 
 
 def test_import_patrons_with_bom_quotes_and_non_ascii(sqlite_db: Database) -> None:
-    result = import_patrons(sqlite_db, _patrons(ADA, ZOE, WANG, bom=True))
+    result = import_patrons(sqlite_db, _patrons(ADA, ZOE, WANG, bom=True), create_sites=True)
     assert result.ok, result.errors
     assert (result.created, result.updated, result.unchanged) == (3, 0, 0)
     with sqlite_db.read() as session:
@@ -52,11 +52,11 @@ def test_import_patrons_with_bom_quotes_and_non_ascii(sqlite_db: Database) -> No
 
 def test_reimport_changes_nothing(sqlite_db: Database) -> None:
     data = _patrons(ADA, ZOE, WANG)
-    import_patrons(sqlite_db, data)
+    import_patrons(sqlite_db, data, create_sites=True)
     with sqlite_db.read() as session:
         versions = {u: v for u, v in session.execute(select(Patron.username, Patron.version_id))}
     points = _count(sqlite_db, ContactPoint)
-    again = import_patrons(sqlite_db, data)
+    again = import_patrons(sqlite_db, data, create_sites=True)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
     with sqlite_db.read() as session:
         assert {u: v for u, v in session.execute(select(Patron.username, Patron.version_id))} == versions
@@ -67,7 +67,7 @@ def test_one_bad_row_writes_nothing_and_every_bad_row_is_named(sqlite_db: Databa
     bad_phone = "bob,Bob,Builder,bob@example.org,123,,,Phone,,,,,,,,,,"
     bad_email = "carol,Carol,C,not-an-email,,,,E-Mail,,,,,,,,,,"
     bad_method = "dan,Dan,D,dan@example.org,,,,Pigeon,,,,,,,,,,"
-    result = import_patrons(sqlite_db, _patrons(ADA, bad_phone, ZOE, bad_email, bad_method))
+    result = import_patrons(sqlite_db, _patrons(ADA, bad_phone, ZOE, bad_email, bad_method), create_sites=True)
     assert not result.ok
     assert [e.line for e in result.errors] == [3, 5, 6]
     assert "Phone '123'" in result.errors[0].reason
@@ -122,7 +122,7 @@ def _requests(*rows: str) -> bytes:
 
 
 def test_import_requests_writes_tracking_and_is_idempotent(sqlite_db: Database) -> None:
-    import_patrons(sqlite_db, _patrons(ADA, ZOE))
+    import_patrons(sqlite_db, _patrons(ADA, ZOE), create_sites=True)
     data = _requests(
         '500001,ada,Loan,"Notes, on the Engine",Menabrea,,,Awaiting Customer Contact,2026-11-01 10:00:00,12/31/2026,QA76,UIUC',
         "500002,ZOE,Article,,,Nature,On light,Request Sent,2026-11-02,,,",
@@ -174,7 +174,10 @@ def test_request_rows_refused_for_unknown_user_bad_number_status_date(sqlite_db:
 
 
 def test_sites_are_created_once(sqlite_db: Database) -> None:
-    import_patrons(sqlite_db, _patrons(ZOE, ZOE.replace("zoe,", "zoe2,", 1).replace("zoe@", "zoe2@")))
+    result = import_patrons(
+        sqlite_db, _patrons(ZOE, ZOE.replace("zoe,", "zoe2,", 1).replace("zoe@", "zoe2@")), create_sites=True
+    )
+    assert result.ok, result.errors
     with sqlite_db.read() as session:
         assert session.scalar(select(func.count()).where(PickupLocation.code == "SCI")) == 1
 
@@ -183,7 +186,7 @@ def test_import_then_seed_on_both_backends(any_db: Database) -> None:
     """Imports and demo seeding work on SQLite and PostgreSQL alike, and ids keep counting after bulk seeding."""
     from desktop.services.demo import seed_demo
 
-    assert import_patrons(any_db, _patrons(ADA, ZOE)).ok
+    assert import_patrons(any_db, _patrons(ADA, ZOE), create_sites=True).ok
     seed_demo(any_db, patrons=5, requests=20)
     result = import_patrons(any_db, _patrons(WANG))
     assert result.ok and result.created == 1

@@ -1,5 +1,6 @@
-"""CSV import from the GUI over a real SQLite file: a clean file is imported, a file with bad rows lists each one
-with its line number and imports nothing, and unreadable files are explained."""
+"""CSV import from the GUI over a real SQLite file: Preview shows what would change and writes nothing, Import
+writes only after that and only the previewed bytes; a file with bad rows lists each one with its line number and
+imports nothing, and unreadable files are explained."""
 
 # Fixtures are imported from tests/cm_helpers.py; test arguments name them (F811).
 # ruff: noqa: F811
@@ -50,10 +51,18 @@ def dialog(qtbot: QtBot, ctx: AppContext) -> Iterator[ImportDialog]:
     window.done(0)
 
 
-def _run(qtbot: QtBot, dialog: ImportDialog, path: Path) -> None:
+def _preview(qtbot: QtBot, dialog: ImportDialog, path: Path) -> None:
     dialog.fileEdit.setText(str(path))
-    dialog.importButton.click()
+    dialog.previewButton.click()
     qtbot.waitUntil(lambda: not dialog.busy, timeout=10_000)
+
+
+def _run(qtbot: QtBot, dialog: ImportDialog, path: Path) -> None:
+    """Preview, then confirm with Import when there is something to write (as staff do)."""
+    _preview(qtbot, dialog, path)
+    if dialog.importButton.isEnabled():
+        dialog.importButton.click()
+        qtbot.waitUntil(lambda: not dialog.busy, timeout=10_000)
 
 
 def test_patrons_then_requests(qtbot: QtBot, dialog: ImportDialog, ctx: AppContext, tmp_path: Path) -> None:
@@ -74,7 +83,8 @@ def test_patrons_then_requests(qtbot: QtBot, dialog: ImportDialog, ctx: AppConte
     assert _count(ctx, Request.id) == 1
     assert topics == ["patrons", "requests"]
     _run(qtbot, dialog, requests)  # again: nothing changes, nobody is told
-    assert "1 unchanged" in dialog.summaryLabel.text() and topics == ["patrons", "requests"]
+    assert "leave 1 alone" in dialog.summaryLabel.text() and "nothing to import" in dialog.summaryLabel.text()
+    assert not dialog.importButton.isEnabled() and topics == ["patrons", "requests"]
 
 
 def test_bad_rows_are_listed_with_line_numbers_and_nothing_is_imported(
@@ -98,7 +108,7 @@ def test_unreadable_files_are_explained(qtbot: QtBot, dialog: ImportDialog, ctx:
     _run(qtbot, dialog, latin)
     assert "not UTF-8" in dialog.summaryLabel.text()
     dialog.fileEdit.clear()
-    dialog.importButton.click()
+    dialog.previewButton.click()
     assert "Choose the CSV file" in dialog.summaryLabel.text()
     assert _count(ctx, Patron.id) == 0
 
@@ -109,3 +119,71 @@ def test_open_import_dialog_for_requests(qtbot: QtBot, ctx: AppContext) -> None:
     assert window.requestsRadio.isChecked() and window.kind == "requests"
     window.closeButton.click()
     qtbot.waitUntil(lambda: not window.isVisible())
+
+
+def test_preview_writes_nothing_and_import_writes_what_was_previewed(
+    qtbot: QtBot, dialog: ImportDialog, ctx: AppContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "patrons.csv"
+    path.write_text(PATRONS_OK, encoding="utf-8")
+    _run(qtbot, dialog, path)
+    topics: list[str] = []
+    ctx.changed.connect(topics.append)
+    update = "UserName,LastName,Phone\nalovelace,King,217-555-0144\n"
+    path.write_text(update, encoding="utf-8")
+    _preview(qtbot, dialog, path)
+    assert dialog.summaryLabel.text().startswith("✔ patrons (dry run, nothing written): 1 row(s): would create 0")
+    assert dialog.preview() == [
+        "line 2: alovelace: LastName: 'Lovelace' → 'King'; Phone: '' → '(217) 555-0144 (added)'"
+    ]
+    assert dialog.importButton.isEnabled() and topics == []
+    with ctx.db.read() as session:
+        assert session.scalar(select(Patron.last_name).where(Patron.username == "alovelace")) == "Lovelace"
+    # Anything changed after the preview disables Import until the file is previewed again.
+    dialog.createSitesCheck.setChecked(True)
+    assert not dialog.importButton.isEnabled()
+    _preview(qtbot, dialog, path)
+    # The file changes on disk after the preview: Import writes what staff saw, not the new bytes.
+    path.write_text("UserName,LastName\nalovelace,Byron\n", encoding="utf-8")
+    dialog.importButton.click()
+    qtbot.waitUntil(lambda: not dialog.busy, timeout=10_000)
+    assert dialog.summaryLabel.text().startswith("✔ patrons: 1 row(s): 0 created, 1 updated")
+    assert topics == ["patrons"] and not dialog.importButton.isEnabled()
+    with ctx.db.read() as session:
+        patron = session.scalar(select(Patron).where(Patron.username == "alovelace"))
+        assert patron is not None and (patron.last_name, patron.first_name, patron.city) == (
+            "King",
+            "Ada",
+            "Springfield",
+        )
+
+
+def test_requests_status_choice_and_unknown_site(
+    qtbot: QtBot, dialog: ImportDialog, ctx: AppContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "patrons.csv"
+    path.write_text("UserName,EMailAddress,Site\nzoe,zoe@example.org,ANNEX\n", encoding="utf-8")
+    _preview(qtbot, dialog, path)
+    assert dialog.errors() == [
+        "line 2: Site 'ANNEX' is not a pickup location (known: MAIN); add it under Locations, "
+        "or import with --create-sites to create it"
+    ]
+    assert not dialog.importButton.isEnabled()
+    dialog.createSitesCheck.setChecked(True)
+    _run(qtbot, dialog, path)
+    assert _count(ctx, Patron.id) == 1
+    dialog.requestsRadio.setChecked(True)
+    assert not dialog.createSitesCheck.isVisible() and dialog.statusBackCombo.isVisible()
+    requests = tmp_path / "requests.csv"
+    requests.write_text("TransactionNumber,UserName,TransactionStatus\n910002,zoe,Checked Out to Customer\n")
+    _run(qtbot, dialog, requests)
+    requests.write_text("TransactionNumber,UserName,TransactionStatus\n910002,zoe,Request Sent\n")
+    _preview(qtbot, dialog, requests)
+    assert "would move back request 910002" in dialog.errors()[0]
+    dialog.statusBackCombo.setCurrentIndex(1)  # keep the stored status
+    _preview(qtbot, dialog, requests)
+    assert dialog.errors() == [] and "leave 1 alone" in dialog.summaryLabel.text()
+    assert dialog.preview() == [
+        "note: line 2: TransactionStatus: kept 'Checked Out to Customer', which is ahead of the file's 'Request Sent'"
+    ]
+    assert not dialog.importButton.isEnabled()  # nothing to write
