@@ -17,7 +17,7 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.manager import main as manager_main
-from desktop.services import outbox
+from desktop.services import outbox, smtp_backoff
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.dispatch import CycleSummary, run_cycle
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
@@ -133,8 +133,17 @@ def test_server_down_then_back(any_db: Database, smtp_sink: SmtpSink) -> None:
     assert len(down.errors) == 1 and "connection refused" in down.errors[0]
     [notice] = notices(any_db)
     assert notice.state == "pending" and notice.lease_owner is None and "not sent yet" in notice.last_reply
+    assert notice.attempts == 0  # the server's absence is not the notice's attempt
+    # Unreachable backs off (shared through the database): the next cycle does not even try.
+    assert down.problem is DeliveryProblem.UNREACHABLE and down.backoff_until is not None
+    assert down.next_due_at == down.backoff_until  # the run loop and the poller sleep until then, not in a loop
     smtp_sink.start()
-    assert run_cycle(any_db, settings).sent == 1
+    held = run_cycle(any_db, settings)
+    assert held.sent == 0 and held.backoff_until == down.backoff_until and "backing off" in held.errors[0]
+    assert not smtp_sink.messages
+    back = run_cycle(any_db, settings, now=down.backoff_until + timedelta(seconds=1))
+    assert back.sent == 1 and back.errors == [] and back.problem is None
+    assert smtp_backoff.current(any_db, f"{smtp_sink.host}:{smtp_sink.port}") is None  # success clears it
 
 
 def test_drop_after_data_is_retried_with_the_same_message_id(any_db: Database, smtp_sink: SmtpSink) -> None:
@@ -143,11 +152,16 @@ def test_drop_after_data_is_retried_with_the_same_message_id(any_db: Database, s
     settings = sink_settings(smtp_sink)
     smtp_sink.behaviour.drop_after_data = True
     first = run_cycle(any_db, settings)
-    assert first.retrying == 2 and not smtp_sink.messages
-    ids = {n.id: n.message_id for n in notices(any_db)}
+    # The first may have been accepted (the connection dropped after its final dot): retried, same Message-ID.
+    # A dropped connection refuses every message, so the second is given back uncharged and the server rests.
+    assert (first.retrying, first.pending, first.problem) == (1, 2, DeliveryProblem.SERVER_BUSY)
+    assert not smtp_sink.messages
+    assert sorted(n.attempts for n in notices(any_db)) == [0, 1]
+    [kept] = [n.message_id for n in notices(any_db) if n.attempts == 1]
     smtp_sink.behaviour.drop_after_data = False
     assert run_cycle(any_db, settings, now=utcnow() + timedelta(minutes=2)).sent == 2
-    assert sorted(m.message["Message-ID"] for m in smtp_sink.messages) == sorted(ids.values())
+    assert kept in [m.message["Message-ID"] for m in smtp_sink.messages]
+    assert sorted(m.message["Message-ID"] for m in smtp_sink.messages) == sorted(n.message_id for n in notices(any_db))
 
 
 def test_request_changed_before_sending_cancels_the_notice(any_db: Database, smtp_sink: SmtpSink) -> None:

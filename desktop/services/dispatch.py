@@ -29,7 +29,7 @@ from desktop.db.models import NoticeTemplate, Notification, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services import outbox
+from desktop.services import outbox, smtp_backoff
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mailer import (
     Outcome,
@@ -592,6 +592,10 @@ class _Sender:
     def send(self, item: _Ready) -> SendResult:
         """Send one message and hand its result to the recorder (committed before the next message's dot)."""
         result = self._transport.send(item.outgoing, after_mail=self._recorder.flush, gate=self.gate, idle=self.idle)
+        if result.server_wide and not result.ambiguous:
+            # Not this notice's fault and certainly not accepted: it stays outstanding and is given back with the
+            # rest, no attempt charged.
+            return result
         if result.outcome is not Outcome.ABORTED:
             # No longer "not sent yet": if its result cannot be recorded, the lease runs out and it is retried.
             self.outstanding.pop(item.notice_id, None)
@@ -611,6 +615,42 @@ class _Sender:
             outbox.release(self._db, token, ids, reason)
 
 
+#: Connection problems that wait for the server rather than for staff (a TLS or password problem needs Settings).
+_BACK_OFF = (DeliveryProblem.UNREACHABLE, DeliveryProblem.SERVER_BUSY)
+
+
+def _server(settings: Settings) -> str:
+    return f"{settings.smtp_host}:{settings.effective_smtp_port}"
+
+
+def _back_off(db: Database, settings: Settings, tally: _Tally, problem: DeliveryProblem, reason: str,
+              now: datetime) -> None:  # fmt: skip
+    """Record a server-wide refusal: every System Manager waits a growing delay before connecting again."""
+    try:
+        backoff = smtp_backoff.record_refusal(db, _server(settings), problem, reason, now)
+    except Exception as exc:  # the database is down too: back off this cycle's caller at least
+        backoff = smtp_backoff.Backoff(_server(settings), now + smtp_backoff.FIRST_DELAY, 1, problem, reason)
+        tally.errors.append(f"could not record the back-off: {_one_line(exc)}")
+    tally.problem, tally.backoff_until = problem, backoff.until
+    tally.errors.append(backoff.describe())
+
+
+def _backing_off(db: Database, settings: Settings, tally: _Tally, now: datetime) -> bool | None:
+    """True: a back-off is in force (the tally says so); False: one ran out (clear it on success); None: none."""
+    try:
+        backoff = smtp_backoff.current(db, _server(settings))
+    except Exception as exc:
+        tally.errors.append(f"reading the SMTP back-off failed: {_one_line(exc)}")
+        return None
+    if backoff is None:
+        return None
+    if backoff.until <= now:
+        return False
+    tally.problem, tally.backoff_until = backoff.problem, backoff.until
+    tally.errors.append(backoff.describe())
+    return True
+
+
 def _send_due(
     db: Database,
     settings: Settings,
@@ -624,6 +664,9 @@ def _send_due(
     should_stop: Callable[[], bool],
     tally: _Tally,
 ) -> None:
+    backing_off = _backing_off(db, settings, tally, clock())
+    if backing_off:
+        return  # nothing claimed: the notices stay free for when the back-off ends
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
     sender = _Sender(db, settings, transport, worker, clock, tally)
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
@@ -658,12 +701,24 @@ def _send_due(
                         connected = True
                     except SmtpConnectionError as exc:
                         sender.gate()
-                        tally.errors.append(str(exc))
-                        tally.problem = exc.problem
+                        if exc.problem in _BACK_OFF:  # unreachable or refusing the session for now: back off
+                            _back_off(db, settings, tally, exc.problem, str(exc), clock())
+                        else:  # a setting to fix (TLS, password): the next poll tries again
+                            tally.errors.append(str(exc))
+                            tally.problem = exc.problem
                         sender.give_back(f"not sent yet: {exc}")
                         return
                 result = sender.send(item)
                 connected = not result.connection_lost
+                if result.server_wide:  # a 421, a dropped connection, a 4xx to MAIL FROM: stop, back off
+                    sender.gate()
+                    _back_off(db, settings, tally, DeliveryProblem.SERVER_BUSY, result.reply, clock())
+                    sender.give_back(f"not sent yet: the SMTP server refused every message for now ({result.reply})")
+                    return
+                if backing_off is False and result.outcome is Outcome.SENT:
+                    with contextlib.suppress(Exception):  # the server takes messages again: no more waiting
+                        smtp_backoff.clear(db)
+                    backing_off = None
                 if result.outcome is Outcome.ABORTED:
                     sender.give_back("not sent yet: recording the previous result failed")
                     return
@@ -763,6 +818,10 @@ def run_cycle(
     except Exception as exc:
         pending = -1
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
+    if tally.problem is not None and next_due is not None:
+        # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
+        # or unreachable server) or the next poll (a setting to fix), not in a loop now.
+        next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
     return CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,
