@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
+import sqlite3
 import ssl
 import time
 from collections import deque
@@ -21,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.db.models import NoticeTemplate, Notification, Tracking
+from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
@@ -52,6 +56,8 @@ from desktop.services.result_writer import Advance, ResultWriter
 from desktop.services.routing import route_due_requests, scan_arrivals
 from desktop.services.status import SYSTEM_USER
 from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateError, TemplateFields, render
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 #: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
@@ -395,7 +401,37 @@ class _Recorded:
     state: str
     recorded: bool  # False: the lease was lost, nothing was written
     lost: str = ""  # the complaint when a lost lease must stop the cycle ("" when it need not)
-    error: str = ""  # the database refused: nothing was written
+    error: str = ""  # the database refused until the lease ran out: nothing was written
+    delayed: str = ""  # recorded, but only on a fresh connection after the database refused for a while
+
+
+#: Errors of the database or of the way to it, worth trying again on a fresh connection (a lock held too long,
+#: a dropped connection, a server restarting); anything else is a fault in the statement and is not retried.
+_DATABASE_ERRORS = (sqlite3.Error, psycopg.Error, SQLAlchemyError, OSError)
+#: Waits between tries to record on a fresh connection: short at first (a dropped connection comes back at
+#: once), then every few seconds until the notice's lease runs out.
+_RECORD_RETRY_FIRST = 0.2
+_RECORD_RETRY_MAX = 5.0
+
+
+class _Leases:
+    """Until when each of this cycle's claims holds its notices (by claim token), as far as this sender knows.
+
+    A result that cannot be recorded is retried until then: only after that may another System Manager take
+    the notice over and send it again (docs/DELIVERY.md).
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, datetime] = {}
+
+    def hold(self, claim: outbox.Claim) -> None:
+        self._until[claim.token] = claim.lease_until
+
+    def extend(self, token: str, until: datetime) -> None:
+        self._until[token] = max(until, self._until.get(token, until))
+
+    def until(self, token: str) -> datetime | None:
+        return self._until.get(token)
 
 
 class _Recorder:
@@ -414,11 +450,11 @@ class _Recorder:
     (docs/DELIVERY.md).
     """
 
-    def __init__(self, db: Database, worker: str) -> None:
-        self._db, self._worker = db, worker
+    def __init__(self, db: Database, worker: str, clock: _Clock, leases: _Leases) -> None:
+        self._db, self._worker, self._clock, self._leases = db, worker, clock, leases
         self._writer: ResultWriter | None = None
         self._queued: list[tuple[Any, ...]] = []  # submitted, not started
-        self._started: tuple[int, str, str] | None = None  # notice id, state, lost: started, not finished
+        self._started: tuple[Any, ...] | None = None  # the arguments of the record started, not finished
         self._reports: list[_Recorded] = []  # finished, not yet taken by wait()
 
     def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
@@ -428,27 +464,102 @@ class _Recorder:
 
     def _start(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
                advance: Advance | None, lost: str) -> None:  # fmt: skip
+        args = (notice_id, token, state, reply, values, now, advance, lost)
         try:
             if self._writer is None:
                 self._writer = ResultWriter(self._db)
             self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
                                now=now, values=values, advance=advance)  # fmt: skip
+        except _DATABASE_ERRORS as exc:
+            self._reports.append(self._retry(args, exc))
+            return
         except Exception as exc:
             self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
             return
-        self._started = (notice_id, state, lost)
+        self._started = args
 
     def _finish(self) -> None:
         if self._started is None:
             return
-        (notice_id, state, lost), self._started = self._started, None
+        args, self._started = self._started, None
+        notice_id, state, lost = args[0], args[2], args[7]
         assert self._writer is not None
         try:
             recorded = self._writer.finish()
+        except _DATABASE_ERRORS as exc:
+            self._reports.append(self._retry(args, exc))
+            return
         except Exception as exc:
             self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
             return
         self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost))
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()  # a writer whose record failed discards its connection
+
+    def _retry(self, args: tuple[Any, ...], first: Exception) -> _Recorded:
+        """Record again on a fresh connection, as long as the notice's lease has time left.
+
+        The message was accepted (or its outcome is otherwise known) but the database refused the record: a lock
+        held by another program for longer than the busy timeout, a dropped connection. Giving up now would
+        leave the notice claimed and unrecorded, and it would be sent again once its lease runs out: a
+        duplicate without a crash. So the record is tried again until the lease ends; only then is it given up.
+        """
+        notice_id, token, state, reply, values, now, advance, lost = args
+        self._drop_writer()
+        started, tries, wait, error = time.monotonic(), 1, _RECORD_RETRY_FIRST, first
+        log.warning("recording notice %s failed (%s); retrying on a fresh connection", notice_id, _one_line(first))
+        while True:
+            until = self._leases.until(token)
+            if until is None or self._clock() + timedelta(seconds=wait) >= until:
+                break
+            time.sleep(wait)
+            wait = min(wait * 2, _RECORD_RETRY_MAX)
+            tries += 1
+            try:
+                self._writer = ResultWriter(self._db)
+                recorded = self._writer.record(notice_id, token, state=state, outcome=state, reply=reply,
+                                               worker=self._worker, now=now, values=values,
+                                               advance=advance)  # fmt: skip
+                # A connection that dropped after the commit but before its answer: the first try did it.
+                recorded = recorded or self._already_recorded(notice_id, state, now)
+            except _DATABASE_ERRORS as exc:
+                error = exc
+                self._drop_writer()
+                continue
+            except Exception as exc:
+                self._drop_writer()
+                return _Recorded(notice_id, state, False, error=self._failure(notice_id, exc))
+            seconds = time.monotonic() - started
+            delayed = (
+                f"recording notice {notice_id} waited {seconds:.1f} s for the database ({_one_line(first)}); "
+                f"recorded on a fresh connection after {tries} tries"
+            )
+            return _Recorded(notice_id, state, recorded, lost="" if recorded else lost, delayed=delayed)
+        seconds = time.monotonic() - started
+        return _Recorded(
+            notice_id,
+            state,
+            False,
+            error=f"{self._failure(notice_id, error)} (tried {tries} times for {seconds:.1f} s, until its lease ran "
+            "out; another System Manager may send it again)",
+        )
+
+    def _already_recorded(self, notice_id: int, state: str, now: datetime) -> bool:
+        """Whether this very outcome (this worker, this time) is already in the notice's history."""
+        with self._db.read() as session:
+            found = session.scalar(
+                select(func.count()).where(
+                    NotificationAttempt.notification_id == notice_id,
+                    NotificationAttempt.worker == self._worker,
+                    NotificationAttempt.attempted_at == now,
+                    NotificationAttempt.outcome == state,
+                )
+            )
+        return bool(found)
 
     @staticmethod
     def _failure(notice_id: int, exc: Exception) -> str:
@@ -491,7 +602,8 @@ class _Sender:
                  tally: _Tally) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
-        self._recorder = _Recorder(db, worker)
+        self.leases = _Leases()
+        self._recorder = _Recorder(db, worker, clock, self.leases)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
         #: Claimed notices neither sent nor recorded, with their claim: given back on stop or error.
@@ -500,6 +612,9 @@ class _Sender:
 
     def _take_reports(self, reports: list[_Recorded]) -> bool:
         for report in reports:
+            if report.delayed:  # recorded in the end; the SMTP session waited meanwhile: stop this batch
+                self._tally.errors.append(report.delayed + "; the rest of the batch was given back")
+                self.failed = True
             if report.error:
                 self._tally.errors.append(report.error)
                 self.failed = True
@@ -523,6 +638,7 @@ class _Sender:
     def record_done(self, claim: outbox.Claim, item: _Done) -> None:
         """Record a notice that is not sent (cancelled, no template, cannot be rendered)."""
         self.outstanding.pop(item.notice_id, None)
+        self.leases.hold(claim)
         self._recorder.submit(item.notice_id, claim, item.state, item.reason, item.values, self._clock())
 
     def _record_result(self, item: _Ready, result: SendResult) -> None:
@@ -561,6 +677,7 @@ class _Sender:
         """Queue a loaded batch (its notices are outstanding until recorded)."""
         for job in jobs:
             self.outstanding[job.notice_id] = job.claim
+            self.leases.hold(job.claim)
         self._jobs.extend(jobs)
 
     def _render_next(self) -> None:
@@ -770,9 +887,13 @@ def run_cycle(
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
     """
     started = time.monotonic()
-    clock = _Clock(db, now)
-    started_at = clock()
     worker = worker or default_worker()
+    try:
+        clock = _Clock(db, now)
+    except Exception as exc:  # the database cannot be reached at all: nothing can be claimed or recorded
+        return CycleSummary(started_at=now or utcnow(), seconds=time.monotonic() - started, worker=worker, pending=-1,
+                            errors=[f"the database cannot be reached: {_one_line(exc)}"])  # fmt: skip
+    started_at = clock()
     stop = should_stop or (lambda: False)
     tally = _Tally()
     try:
