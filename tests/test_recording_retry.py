@@ -106,7 +106,7 @@ def test_only_a_lease_that_runs_out_may_send_twice(impatient_db: Database, db_pa
             lock.hold_for(4.0)
 
     smtp_sink.behaviour.before_accepting = lock_while_accepting
-    first = run_cycle(impatient_db, sink_settings(smtp_sink), lease_seconds=2)
+    first = run_cycle(impatient_db, sink_settings(smtp_sink, smtp_timeout=0.5), lease_seconds=2)
     assert any("until its lease ran out" in e for e in first.errors), first.errors
     lock.released.wait()
     smtp_sink.behaviour.before_accepting = None

@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -60,9 +61,20 @@ from desktop.services.templates import PASSWORD_RESET, RenderedNotice, TemplateE
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
-#: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
-#: bounded by the timeout) can never outlive the lease and overlap with a sender that took over.
-MIN_LEASE_SECONDS = 300.0
+#: A claim's lease, at least; by default it is ``LEASE_TIMEOUTS`` × the SMTP timeout if that is longer (90 s with
+#: the default 30 s timeout). While a sender works, a heartbeat renews it every third of its length, so it can be
+#: short: a crashed sender's notices wait at most one lease. A sender starts a message only while its lease has at
+#: least half its length left and sends the final dot only while the lease outlasts the wait for the server's
+#: verdict (one timeout), so a send never outlives the lease even when the heartbeat cannot reach the database.
+MIN_LEASE_SECONDS = 60.0
+LEASE_TIMEOUTS = 3
+#: A heartbeat runs every lease / HEARTBEATS_PER_LEASE.
+HEARTBEATS_PER_LEASE = 3
+
+
+def default_lease_seconds(settings: Settings) -> float:
+    """The lease a claim gets (and gets again at each heartbeat): how long a crashed sender's notices wait."""
+    return max(MIN_LEASE_SECONDS, settings.smtp_timeout * LEASE_TIMEOUTS)
 
 
 def default_worker() -> str:
@@ -423,15 +435,70 @@ class _Leases:
 
     def __init__(self) -> None:
         self._until: dict[str, datetime] = {}
+        self._lock = threading.Lock()  # the heartbeat thread extends what the sending thread reads
 
     def hold(self, claim: outbox.Claim) -> None:
-        self._until[claim.token] = claim.lease_until
+        with self._lock:
+            self._until.setdefault(claim.token, claim.lease_until)
+
+    def only(self, claim: outbox.Claim) -> None:
+        """A new batch: the earlier claims are all recorded or given back, so only this one needs renewing."""
+        with self._lock:
+            self._until = {claim.token: claim.lease_until}
 
     def extend(self, token: str, until: datetime) -> None:
-        self._until[token] = max(until, self._until.get(token, until))
+        with self._lock:
+            if token in self._until:
+                self._until[token] = max(until, self._until[token])
 
     def until(self, token: str) -> datetime | None:
-        return self._until.get(token)
+        with self._lock:
+            return self._until.get(token)
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._until)
+
+
+class _Heartbeat:
+    """Renews this sender's leases every ``lease / 3`` seconds while it sends, on a thread of its own.
+
+    So a lease can be short (a crashed sender's notices come back after one lease, not after the longest
+    possible batch), and a slow server does not make the lease run out under a sender that is alive. The thread
+    only renews: sending and recording stay on the sending thread. If the database cannot be reached the lease
+    is not renewed, and the sending thread notices it before starting a message or sending a final dot.
+    """
+
+    def __init__(self, db: Database, leases: _Leases, clock: _Clock, lease_seconds: float) -> None:
+        self._db, self._leases, self._clock = db, leases, clock
+        self._lease = timedelta(seconds=lease_seconds)
+        self._period = lease_seconds / HEARTBEATS_PER_LEASE
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callslip-lease-heartbeat", daemon=True)
+        #: How many renewals were written, and the last error (for tests and the log).
+        self.renewed = 0
+        self.last_error = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the cycle is over) and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            for token in self._leases.tokens():
+                until = self._clock() + self._lease
+                try:
+                    if outbox.renew(self._db, token, until):
+                        self._leases.extend(token, until)
+                        self.renewed += 1
+                except Exception as exc:  # the database is unreachable: the lease runs down; the sender sees it
+                    self.last_error = _one_line(exc)
+                    log.warning("renewing lease %s failed: %s", token, self.last_error)
 
 
 class _Recorder:
@@ -512,8 +579,9 @@ class _Recorder:
         self._drop_writer()
         started, tries, wait, error = time.monotonic(), 1, _RECORD_RETRY_FIRST, first
         log.warning("recording notice %s failed (%s); retrying on a fresh connection", notice_id, _one_line(first))
+        # The lease as it stands now: heartbeats renewing it meanwhile do not make a hopeless retry go on forever.
+        until = self._leases.until(token)
         while True:
-            until = self._leases.until(token)
             if until is None or self._clock() + timedelta(seconds=wait) >= until:
                 break
             time.sleep(wait)
@@ -599,10 +667,11 @@ class _Sender:
     """
 
     def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,
-                 tally: _Tally) -> None:  # fmt: skip
+                 tally: _Tally, lease_seconds: float) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
         self.leases = _Leases()
+        self._lease_seconds = lease_seconds
         self._recorder = _Recorder(db, worker, clock, self.leases)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
@@ -706,9 +775,28 @@ class _Sender:
             self._tally.errors.append(f"preparing the next e-mail failed: {_one_line(exc)}")
             self.failed = True
 
+    def lease_left(self, claim: outbox.Claim) -> float:
+        """Seconds the claim's lease still holds, as renewed by the heartbeat."""
+        until = self.leases.until(claim.token) or claim.lease_until
+        return (until - self._clock()).total_seconds()
+
+    def _final_gate(self, claim: outbox.Claim) -> bool:
+        """Before the final dot: earlier results committed, and the lease outlasts the wait for the verdict."""
+        if not self.gate():
+            return False
+        left = self.lease_left(claim)
+        if left <= self._settings.smtp_timeout:
+            self._tally.errors.append(
+                f"the lease would run out before the server's answer ({left:.0f} s left; it could not be renewed)"
+            )
+            self.failed = True
+            return False
+        return True
+
     def send(self, item: _Ready) -> SendResult:
         """Send one message and hand its result to the recorder (committed before the next message's dot)."""
-        result = self._transport.send(item.outgoing, after_mail=self._recorder.flush, gate=self.gate, idle=self.idle)
+        result = self._transport.send(item.outgoing, after_mail=self._recorder.flush,
+                                      gate=lambda: self._final_gate(item.claim), idle=self.idle)  # fmt: skip
         if result.server_wide and not result.ambiguous:
             # Not this notice's fault and certainly not accepted: it stays outstanding and is given back with the
             # rest, no attempt charged.
@@ -785,7 +873,9 @@ def _send_due(
     if backing_off:
         return  # nothing claimed: the notices stay free for when the back-off ends
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    sender = _Sender(db, settings, transport, worker, clock, tally)
+    sender = _Sender(db, settings, transport, worker, clock, tally, lease_seconds)
+    heartbeat = _Heartbeat(db, sender.leases, clock, lease_seconds)
+    heartbeat.start()
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
     # measured too: on two cores it slowed the sending more than it saved (docs/DELIVERY.md).
     connected = False
@@ -794,7 +884,7 @@ def _send_due(
             claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
             if not claim.ids:
                 return
-            deadline = time.monotonic() + lease_seconds / 2
+            sender.leases.only(claim)
             try:
                 jobs, done = _load(db, claim, settings)
             except BaseException:  # give the claim back now rather than after the lease
@@ -805,7 +895,8 @@ def _send_due(
                 sender.record_done(claim, skipped)
             sender.add(jobs)
             while not sender.failed:
-                if should_stop() or time.monotonic() > deadline:
+                if should_stop() or sender.lease_left(claim) < lease_seconds / 2:
+                    # Stopping, or the heartbeat could not renew the lease: start no message that might outlive it.
                     sender.gate()
                     sender.give_back("not sent yet: the System Manager stopped")
                     return
@@ -837,13 +928,14 @@ def _send_due(
                         smtp_backoff.clear(db)
                     backing_off = None
                 if result.outcome is Outcome.ABORTED:
-                    sender.give_back("not sent yet: recording the previous result failed")
+                    sender.give_back("not sent yet: stopped before the server accepted it")
                     return
             if not sender.gate():  # the batch is recorded before the next one is claimed (and before counting)
                 return
             if len(claim.ids) < batch_size:  # a short batch: nothing more was due
                 return
     finally:
+        heartbeat.stop()
         transport.close()
         try:
             sender.close()
@@ -882,7 +974,8 @@ def run_cycle(
         password: SMTP password (keyring or service environment), ``None`` without AUTH.
         now: the cycle's time (tests move it to expire leases and backoffs).
         ssl_context: TLS context (tests trust their sink's certificate with it).
-        lease_seconds: how long a claim is exclusive (default: 300 s, or 20 × the SMTP timeout if longer).
+        lease_seconds: how long a claim is exclusive without renewal (default: 60 s, or 3 × the SMTP timeout if
+            longer); a heartbeat renews it while the cycle sends.
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
     """
@@ -916,7 +1009,7 @@ def run_cycle(
     elif stop() or not send:
         pass
     else:
-        lease = lease_seconds or max(MIN_LEASE_SECONDS, settings.smtp_timeout * 20)
+        lease = lease_seconds or default_lease_seconds(settings)
         try:
             _send_due(
                 db,
