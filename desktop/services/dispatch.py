@@ -480,7 +480,9 @@ class _Heartbeat:
         self.last_error = ""
 
     def start(self) -> None:
-        self._thread.start()
+        """Start renewing (once; later calls do nothing)."""
+        if self._thread.ident is None and not self._stop.is_set():
+            self._thread.start()
 
     def stop(self) -> None:
         """Stop renewing (the cycle is over) and wait for the thread."""
@@ -875,7 +877,6 @@ def _send_due(
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
     sender = _Sender(db, settings, transport, worker, clock, tally, lease_seconds)
     heartbeat = _Heartbeat(db, sender.leases, clock, lease_seconds)
-    heartbeat.start()
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
     # measured too: on two cores it slowed the sending more than it saved (docs/DELIVERY.md).
     connected = False
@@ -885,6 +886,7 @@ def _send_due(
             if not claim.ids:
                 return
             sender.leases.only(claim)
+            heartbeat.start()  # from the first claim on (a cycle with nothing due starts no thread)
             try:
                 jobs, done = _load(db, claim, settings)
             except BaseException:  # give the claim back now rather than after the lease
