@@ -83,6 +83,18 @@ class Postfix:
             handle.seek(offset)
             return handle.read().decode("utf-8", "replace").splitlines()
 
+    def wait_for_listener(self) -> None:
+        """Wait until Postfix accepts connections again (after ``postfix start``)."""
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def queue_ids(self) -> list[str]:
         """Messages Postfix still holds (accepted, not yet delivered or bounced)."""
         out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, check=True).stdout
