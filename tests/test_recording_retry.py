@@ -50,10 +50,15 @@ class WriteLock:
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.held = False
         self.released = threading.Event()
 
-    def hold_for(self, seconds: float) -> None:
+    def hold(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def hold_for(self, seconds: float) -> None:
+        self.hold()
         threading.Timer(seconds, self.release).start()
 
     def release(self) -> None:
@@ -114,6 +119,27 @@ def test_only_a_lease_that_runs_out_may_send_twice(impatient_db: Database, db_pa
     assert later.pending == 0 and all(n.state == "sent" for n in notices(impatient_db))
     counts = sent_once_each(impatient_db, smtp_sink)
     assert len(counts) == 3 and sorted(counts.values()) == [1, 1, 2]  # that one, twice, same Message-ID
+
+
+def test_stopping_while_the_record_is_retried_ends_the_wait(
+    impatient_db: Database, db_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """The desk closing (should_stop) while the database refuses a record: the System Manager stops retrying at
+    once rather than holding the shutdown for the rest of the lease, and says so."""
+    bulk_arrivals(impatient_db, 3)
+    lock = WriteLock(db_path)
+
+    def lock_while_accepting(_sender: str) -> None:
+        if len(smtp_sink.messages) == 1:
+            lock.hold()  # until the test releases it
+
+    smtp_sink.behaviour.before_accepting = lock_while_accepting
+    try:
+        summary = run_cycle(impatient_db, sink_settings(smtp_sink), lease_seconds=120, should_stop=lambda: lock.held)
+        assert not lock.released.is_set()  # it did not wait for the lock
+        assert any("until the System Manager was stopped" in e for e in summary.errors), summary.errors
+    finally:
+        lock.release()
 
 
 @pytest.mark.postgres

@@ -519,8 +519,10 @@ class _Recorder:
     (docs/DELIVERY.md).
     """
 
-    def __init__(self, db: Database, worker: str, clock: _Clock, leases: _Leases) -> None:
+    def __init__(self, db: Database, worker: str, clock: _Clock, leases: _Leases,
+                 should_stop: Callable[[], bool]) -> None:  # fmt: skip
         self._db, self._worker, self._clock, self._leases = db, worker, clock, leases
+        self._should_stop = should_stop
         self._writer: ResultWriter | None = None
         self._queued: list[tuple[Any, ...]] = []  # submitted, not started
         self._started: tuple[Any, ...] | None = None  # the arguments of the record started, not finished
@@ -586,6 +588,8 @@ class _Recorder:
         while True:
             if until is None or self._clock() + timedelta(seconds=wait) >= until:
                 break
+            if self._should_stop():  # the desk is closing: as after a crash, the lease decides
+                break
             time.sleep(wait)
             wait = min(wait * 2, _RECORD_RETRY_MAX)
             tries += 1
@@ -614,8 +618,9 @@ class _Recorder:
             notice_id,
             state,
             False,
-            error=f"{self._failure(notice_id, error)} (tried {tries} times for {seconds:.1f} s, until its lease ran "
-            "out; another System Manager may send it again)",
+            error=f"{self._failure(notice_id, error)} (tried {tries} times for {seconds:.1f} s, "
+            f"{'until the System Manager was stopped' if self._should_stop() else 'until its lease ran out'}; "
+            "another System Manager may send it again once the lease ends)",
         )
 
     def _already_recorded(self, notice_id: int, state: str, now: datetime) -> bool:
@@ -669,12 +674,12 @@ class _Sender:
     """
 
     def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,
-                 tally: _Tally, lease_seconds: float) -> None:  # fmt: skip
+                 tally: _Tally, lease_seconds: float, should_stop: Callable[[], bool]) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
         self.leases = _Leases()
         self._lease_seconds = lease_seconds
-        self._recorder = _Recorder(db, worker, clock, self.leases)
+        self._recorder = _Recorder(db, worker, clock, self.leases, should_stop)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
         #: Claimed notices neither sent nor recorded, with their claim: given back on stop or error.
@@ -875,7 +880,7 @@ def _send_due(
     if backing_off:
         return  # nothing claimed: the notices stay free for when the back-off ends
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    sender = _Sender(db, settings, transport, worker, clock, tally, lease_seconds)
+    sender = _Sender(db, settings, transport, worker, clock, tally, lease_seconds, should_stop)
     heartbeat = _Heartbeat(db, sender.leases, clock, lease_seconds)
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
     # measured too: on two cores it slowed the sending more than it saved (docs/DELIVERY.md).
