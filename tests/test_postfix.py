@@ -8,9 +8,11 @@ from __future__ import annotations
 import collections
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
@@ -20,7 +22,6 @@ from sqlalchemy import update
 
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Patron
-from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services import smtp_backoff
 from desktop.services.delivery_problems import DeliveryProblem
@@ -266,12 +267,20 @@ def test_three_system_managers_at_once_deliver_each_notice_once(sqlite_db: Datab
 
 
 def test_nothing_leaves_the_machine(postfix: Postfix) -> None:
-    """The configuration itself: loopback only, every domain delivered locally, outbound transports disabled."""
+    """The configuration itself: loopback only, outbound transports disabled, and any domain at all (here a real
+    one) is delivered into a local Maildir by the catch-all, never relayed."""
     config = subprocess.run(["postconf", "-h", "inet_interfaces", "default_transport", "relay_transport",
                              "relayhost"], capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
     assert config[0] == "127.0.0.1"
     assert config[1].startswith("error:") and config[2].startswith("error:") and config[3] == ""
-    assert utcnow()  # (the tier ran)
+    local = f"nobody-{uuid.uuid4().hex[:8]}"
+    offset = postfix.log_offset()
+    with smtplib.SMTP(postfix.host, postfix.port, timeout=10) as smtp:
+        smtp.sendmail("ill@library.example.org", [f"{local}@gmail.com"], b"Subject: test\r\n\r\nlocal only\r\n")
+    postfix.wait_until_delivered()
+    assert len(postfix.mailboxes("gmail.com")[local]) == 1
+    deliveries = [line for line in postfix.log_since(offset) if f"to=<{local}@gmail.com>" in line]
+    assert deliveries and all("relay=callslipmaildir" in line for line in deliveries), deliveries
 
 
 def delivered_count(postfix: Postfix, domain: str) -> int:
