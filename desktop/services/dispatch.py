@@ -674,11 +674,10 @@ class _Sender:
     """
 
     def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,
-                 tally: _Tally, lease_seconds: float, should_stop: Callable[[], bool]) -> None:  # fmt: skip
+                 tally: _Tally, should_stop: Callable[[], bool]) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
         self.leases = _Leases()
-        self._lease_seconds = lease_seconds
         self._recorder = _Recorder(db, worker, clock, self.leases, should_stop)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
@@ -880,7 +879,7 @@ def _send_due(
     if backing_off:
         return  # nothing claimed: the notices stay free for when the back-off ends
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    sender = _Sender(db, settings, transport, worker, clock, tally, lease_seconds, should_stop)
+    sender = _Sender(db, settings, transport, worker, clock, tally, should_stop)
     heartbeat = _Heartbeat(db, sender.leases, clock, lease_seconds)
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
     # measured too: on two cores it slowed the sending more than it saved (docs/DELIVERY.md).
