@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from desktop.db.engine import Database
-from desktop.db.models import Notification
+from desktop.db.models import Notification, SystemSetting
 from desktop.domain.clock import utcnow
 from desktop.services import smtp_backoff
 from desktop.services.delivery_problems import DeliveryProblem
@@ -132,3 +132,15 @@ def test_a_back_off_about_another_server_does_not_hold_this_one(sqlite_db: Datab
     bulk_arrivals(sqlite_db, 2)
     smtp_backoff.record_refusal(sqlite_db, "old.example.org:25", DeliveryProblem.SERVER_BUSY, "421", utcnow())
     assert run_cycle(sqlite_db, sink_settings(smtp_sink)).sent == 2
+
+
+@pytest.mark.parametrize("stored", ["not json", "{}", '{"server": "x", "until": "yesterday", "failures": 1}', "[1, 2]"])
+def test_a_damaged_back_off_row_counts_as_none(sqlite_db: Database, smtp_sink: SmtpSink, stored: str) -> None:
+    """Another version or a hand edit left something unreadable: no crash, no wait; the next refusal rewrites it."""
+    with sqlite_db.write() as session:
+        session.add(SystemSetting(key=smtp_backoff.KEY, value=stored))
+    assert smtp_backoff.current(sqlite_db, server(smtp_sink)) is None
+    bulk_arrivals(sqlite_db, 1)
+    assert run_cycle(sqlite_db, sink_settings(smtp_sink)).sent == 1
+    again = smtp_backoff.record_refusal(sqlite_db, server(smtp_sink), DeliveryProblem.SERVER_BUSY, "421", utcnow())
+    assert again.failures == 1 and smtp_backoff.current(sqlite_db, server(smtp_sink)) == again
