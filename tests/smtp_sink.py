@@ -1,8 +1,9 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1 with a free port.
 
-It records every accepted message, can refuse chosen recipients (451 temporary, 550 permanent), require AUTH,
-offer STARTTLS or implicit TLS with a self-signed test certificate, drop the connection after DATA, and be
-stopped and started again on the same port ("down and comes back").
+It records every accepted message, can refuse chosen recipients (451 temporary, 550 permanent), refuse MAIL FROM
+(every one, or after a number accepted: a rate limit; a 421 also closes the connection), require AUTH, offer
+STARTTLS or implicit TLS with a self-signed test certificate, drop the connection after DATA, and be stopped and
+started again on the same port ("down and comes back"). It counts the connections and MAIL commands it got.
 
 Use the ``smtp_sink`` fixture (plain) or build a :class:`SmtpSink` yourself for TLS/AUTH variants; import the
 fixture into a test module with ``from tests.smtp_sink import smtp_sink``.
@@ -10,6 +11,7 @@ fixture into a test module with ``from tests.smtp_sink import smtp_sink``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -66,11 +68,33 @@ class Behaviour:
     #: Called with each message's sender once its text is in, before the server answers the final dot: a test
     #: checks there what the client had done before asking for this acceptance.
     before_accepting: Callable[[str], None] | None = None
+    #: The reply to MAIL FROM once ``mail_limit`` MAIL commands were accepted (``None``: from the first one);
+    #: e.g. ``"421 4.3.2 busy"`` (the connection is then closed, like Postfix does) or ``"450 4.7.1 rate limit"``.
+    mail_reply: str | None = None
+    mail_limit: int | None = None
 
 
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        sink, behaviour = self.sink, self.sink.behaviour
+        with sink.lock:
+            sink.mail_commands += 1
+            refuse = behaviour.mail_reply is not None and (
+                behaviour.mail_limit is None or sink.mail_accepted >= behaviour.mail_limit
+            )
+            if not refuse:
+                sink.mail_accepted += 1
+        if refuse:
+            assert behaviour.mail_reply is not None
+            if behaviour.mail_reply.startswith("421"):
+                asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply is written
+            return behaviour.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         reply = self.sink.behaviour.refuse.get(address.lower())
@@ -124,6 +148,19 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class _CountingController(Controller):
+    """aiosmtpd's controller, counting the connections (one protocol object is made per connection)."""
+
+    def __init__(self, sink: SmtpSink, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._sink = sink
+
+    def factory(self) -> Any:
+        with self._sink.lock:
+            self._sink.connections += 1
+        return super().factory()  # type: ignore[no-untyped-call]
+
+
 class SmtpSink:
     """A running aiosmtpd server and what it received.
 
@@ -148,6 +185,11 @@ class SmtpSink:
         self.behaviour = Behaviour()
         self.messages: list[Received] = []
         self.lock = threading.Lock()
+        #: Connections opened to this server (aiosmtpd's own readiness check on start counts too), MAIL FROM
+        #: commands received, and those accepted.
+        self.connections = 0
+        self.mail_commands = 0
+        self.mail_accepted = 0
         self.cafile: Path | None = None
         self._context: ssl.SSLContext | None = None
         if tls:
@@ -177,7 +219,7 @@ class SmtpSink:
             kwargs["require_starttls"] = True
         elif self.tls == "ssl":
             kwargs["ssl_context"] = self._context
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        self._controller = _CountingController(self, _Handler(self), hostname=self.host, port=self.port, **kwargs)
         if self.tls == "ssl":
             # aiosmtpd's readiness check speaks plain SMTP; with implicit TLS it must trust our certificate.
             self._controller.ssl_context = self._context

@@ -6,17 +6,20 @@ from __future__ import annotations
 import collections
 import signal
 import subprocess
+import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import Notification, NotificationAttempt, Request
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
-from desktop.services.dispatch import run_cycle
+from desktop.services import outbox
+from desktop.services.dispatch import default_lease_seconds, run_cycle
 from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, sink_settings, start_manager
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -124,3 +127,83 @@ def test_run_loop_wakes_on_notify_and_stops_on_sigterm(pg_db: Database, smtp_sin
             raise
     assert manager.returncode == 0, err
     assert "System Manager stopped" in out
+
+
+def leased_until(db: Database) -> list[datetime]:
+    """The lease ends of the notices some System Manager still holds."""
+    with db.read() as session:
+        ends = session.scalars(select(Notification.lease_until).where(Notification.lease_owner.is_not(None)))
+        return [t for t in ends if t is not None]
+
+
+def test_a_killed_managers_claims_come_back_after_one_lease(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """SIGKILL while the server holds a message: the dead manager's notices are held at most one (short) lease
+    from the kill (90 s with the default 30 s timeout, was 600 s), then another manager sends them, with at most
+    the one message in flight twice."""
+    count = 30
+    bulk_arrivals(any_db, count)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_sixth(_sender: str) -> None:
+        if len(smtp_sink.messages) == 5:
+            holding.set()
+            release.wait(60)
+
+    smtp_sink.behaviour.before_accepting = hold_the_sixth
+    worker = start_manager(database_url(any_db), smtp_sink, "run", "--once")
+    try:
+        assert holding.wait(60), "the manager never sent its sixth message"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=30)
+        release.set()
+    killed_at = utcnow()
+    assert worker.returncode == -signal.SIGKILL
+    lease = default_lease_seconds(Settings())
+    assert lease == 90  # 3 × the default SMTP timeout
+    held = leased_until(any_db)
+    assert len(held) == count - 5  # the killed manager's claim: the held message and the ones after it
+    # The lease logic: no claim outlives the kill by more than one lease (a heartbeat renews it by one lease).
+    assert max(held) <= killed_at + timedelta(seconds=lease)
+    smtp_sink.behaviour.before_accepting = None
+    # Before the lease ends another manager takes nothing over; right after it ends, it sends everything left.
+    early = run_cycle(any_db, sink_settings(smtp_sink), now=min(held) - timedelta(seconds=1))
+    assert early.sent == 0 and early.pending == count - 5
+    after = run_cycle(any_db, sink_settings(smtp_sink), now=max(held) + timedelta(seconds=1))
+    assert (after.sent, after.pending, after.errors) == (count - 5, 0, [])
+    received = collections.Counter(message_ids(smtp_sink))
+    assert len(received) == count  # nothing lost
+    assert sum(n - 1 for n in received.values()) <= 1  # at most the message in flight twice
+
+
+def test_the_heartbeat_keeps_a_short_lease_through_a_long_batch(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
+    """A 1.5 s lease and a server that takes 0.2 s per message: 20 messages outlast the lease many times, yet
+    the sender keeps its claim (renewed every 0.5 s) and sends them all in one cycle, while another System
+    Manager running in the middle of it finds nothing to take over."""
+    count = 20
+    bulk_arrivals(sqlite_db, count)
+    claimed_at = utcnow()
+    others: list[int] = []
+
+    def slow_server(_sender: str) -> None:
+        time.sleep(0.2)
+        if len(smtp_sink.messages) == 12:  # 2.4 s after the claim: its first lease has run out
+            other = outbox.claim_due(sqlite_db, "other", limit=100, lease_seconds=1.5, now=utcnow())
+            assert other.ids == ()  # what another System Manager would take over: nothing
+            others.extend(leased_until_after(sqlite_db, claimed_at + timedelta(seconds=1.5)))
+
+    smtp_sink.behaviour.before_accepting = slow_server
+    summary = run_cycle(sqlite_db, sink_settings(smtp_sink, smtp_timeout=0.4), lease_seconds=1.5)
+    assert (summary.sent, summary.pending, summary.errors) == (count, 0, [])
+    assert others, "the leases seen in the middle were not renewed past the first lease"
+    assert len(set(message_ids(smtp_sink))) == count == len(smtp_sink.messages)
+
+
+def leased_until_after(db: Database, moment: datetime) -> list[int]:
+    """Notices held with a lease that ends after ``moment`` (renewed by a heartbeat)."""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Notification.id).where(Notification.lease_owner.is_not(None), Notification.lease_until > moment)
+            )
+        )

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
+import sqlite3
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,16 +24,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from markupsafe import escape
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.db.models import NoticeTemplate, Notification, Tracking
+from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services import outbox
+from desktop.services import outbox, smtp_backoff
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mailer import (
     Outcome,
@@ -63,10 +68,23 @@ from desktop.services.templates import (
     render,
 )
 
+log = logging.getLogger(__name__)
+
 BATCH_SIZE = 100
-#: A claim's lease. A sender stops starting new messages after half of it, so a slow send (each SMTP step is
-#: bounded by the timeout) can never outlive the lease and overlap with a sender that took over.
-MIN_LEASE_SECONDS = 300.0
+#: A claim's lease, at least; by default it is ``LEASE_TIMEOUTS`` × the SMTP timeout if that is longer (90 s with
+#: the default 30 s timeout). While a sender works, a heartbeat renews it every third of its length, so it can be
+#: short: a crashed sender's notices wait at most one lease. A sender starts a message only while its lease has at
+#: least half its length left and sends the final dot only while the lease outlasts the wait for the server's
+#: verdict (one timeout), so a send never outlives the lease even when the heartbeat cannot reach the database.
+MIN_LEASE_SECONDS = 60.0
+LEASE_TIMEOUTS = 3
+#: A heartbeat runs every lease / HEARTBEATS_PER_LEASE.
+HEARTBEATS_PER_LEASE = 3
+
+
+def default_lease_seconds(settings: Settings) -> float:
+    """The lease a claim gets (and gets again at each heartbeat): how long a crashed sender's notices wait."""
+    return max(MIN_LEASE_SECONDS, settings.smtp_timeout * LEASE_TIMEOUTS)
 
 
 def default_worker() -> str:
@@ -412,7 +430,94 @@ class _Recorded:
     state: str
     recorded: bool  # False: the lease was lost, nothing was written
     lost: str = ""  # the complaint when a lost lease must stop the cycle ("" when it need not)
-    error: str = ""  # the database refused: nothing was written
+    error: str = ""  # the database refused until the lease ran out: nothing was written
+    delayed: str = ""  # recorded, but only on a fresh connection after the database refused for a while
+
+
+#: Errors of the database or of the way to it, worth trying again on a fresh connection (a lock held too long,
+#: a dropped connection, a server restarting); anything else is a fault in the statement and is not retried.
+_DATABASE_ERRORS = (sqlite3.Error, psycopg.Error, SQLAlchemyError, OSError)
+#: Waits between tries to record on a fresh connection: short at first (a dropped connection comes back at
+#: once), then every few seconds until the notice's lease runs out.
+_RECORD_RETRY_FIRST = 0.2
+_RECORD_RETRY_MAX = 5.0
+
+
+class _Leases:
+    """Until when each of this cycle's claims holds its notices (by claim token), as far as this sender knows.
+
+    A result that cannot be recorded is retried until then: only after that may another System Manager take
+    the notice over and send it again (docs/DELIVERY.md).
+    """
+
+    def __init__(self) -> None:
+        self._until: dict[str, datetime] = {}
+        self._lock = threading.Lock()  # the heartbeat thread extends what the sending thread reads
+
+    def hold(self, claim: outbox.Claim) -> None:
+        with self._lock:
+            self._until.setdefault(claim.token, claim.lease_until)
+
+    def only(self, claim: outbox.Claim) -> None:
+        """A new batch: the earlier claims are all recorded or given back, so only this one needs renewing."""
+        with self._lock:
+            self._until = {claim.token: claim.lease_until}
+
+    def extend(self, token: str, until: datetime) -> None:
+        with self._lock:
+            if token in self._until:
+                self._until[token] = max(until, self._until[token])
+
+    def until(self, token: str) -> datetime | None:
+        with self._lock:
+            return self._until.get(token)
+
+    def tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._until)
+
+
+class _Heartbeat:
+    """Renews this sender's leases every ``lease / 3`` seconds while it sends, on a thread of its own.
+
+    So a lease can be short (a crashed sender's notices come back after one lease, not after the longest
+    possible batch), and a slow server does not make the lease run out under a sender that is alive. The thread
+    only renews: sending and recording stay on the sending thread. If the database cannot be reached the lease
+    is not renewed, and the sending thread notices it before starting a message or sending a final dot.
+    """
+
+    def __init__(self, db: Database, leases: _Leases, clock: _Clock, lease_seconds: float) -> None:
+        self._db, self._leases, self._clock = db, leases, clock
+        self._lease = timedelta(seconds=lease_seconds)
+        self._period = lease_seconds / HEARTBEATS_PER_LEASE
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callslip-lease-heartbeat", daemon=True)
+        #: How many renewals were written, and the last error (for tests and the log).
+        self.renewed = 0
+        self.last_error = ""
+
+    def start(self) -> None:
+        """Start renewing (once; later calls do nothing)."""
+        if self._thread.ident is None and not self._stop.is_set():
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the cycle is over) and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            for token in self._leases.tokens():
+                until = self._clock() + self._lease
+                try:
+                    if outbox.renew(self._db, token, until):
+                        self._leases.extend(token, until)
+                        self.renewed += 1
+                except Exception as exc:  # the database is unreachable: the lease runs down; the sender sees it
+                    self.last_error = _one_line(exc)
+                    log.warning("renewing lease %s failed: %s", token, self.last_error)
 
 
 class _Recorder:
@@ -431,11 +536,13 @@ class _Recorder:
     (docs/DELIVERY.md).
     """
 
-    def __init__(self, db: Database, worker: str) -> None:
-        self._db, self._worker = db, worker
+    def __init__(self, db: Database, worker: str, clock: _Clock, leases: _Leases,
+                 should_stop: Callable[[], bool]) -> None:  # fmt: skip
+        self._db, self._worker, self._clock, self._leases = db, worker, clock, leases
+        self._should_stop = should_stop
         self._writer: ResultWriter | None = None
         self._queued: list[tuple[Any, ...]] = []  # submitted, not started
-        self._started: tuple[int, str, str] | None = None  # notice id, state, lost: started, not finished
+        self._started: tuple[Any, ...] | None = None  # the arguments of the record started, not finished
         self._reports: list[_Recorded] = []  # finished, not yet taken by wait()
 
     def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
@@ -445,27 +552,106 @@ class _Recorder:
 
     def _start(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
                advance: Advance | None, lost: str) -> None:  # fmt: skip
+        args = (notice_id, token, state, reply, values, now, advance, lost)
         try:
             if self._writer is None:
                 self._writer = ResultWriter(self._db)
             self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
                                now=now, values=values, advance=advance)  # fmt: skip
+        except _DATABASE_ERRORS as exc:
+            self._reports.append(self._retry(args, exc))
+            return
         except Exception as exc:
             self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
             return
-        self._started = (notice_id, state, lost)
+        self._started = args
 
     def _finish(self) -> None:
         if self._started is None:
             return
-        (notice_id, state, lost), self._started = self._started, None
+        args, self._started = self._started, None
+        notice_id, state, lost = args[0], args[2], args[7]
         assert self._writer is not None
         try:
             recorded = self._writer.finish()
+        except _DATABASE_ERRORS as exc:
+            self._reports.append(self._retry(args, exc))
+            return
         except Exception as exc:
             self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
             return
         self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost))
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()  # a writer whose record failed discards its connection
+
+    def _retry(self, args: tuple[Any, ...], first: Exception) -> _Recorded:
+        """Record again on a fresh connection, as long as the notice's lease has time left.
+
+        The message was accepted (or its outcome is otherwise known) but the database refused the record: a lock
+        held by another program for longer than the busy timeout, a dropped connection. Giving up now would
+        leave the notice claimed and unrecorded, and it would be sent again once its lease runs out: a
+        duplicate without a crash. So the record is tried again until the lease ends; only then is it given up.
+        """
+        notice_id, token, state, reply, values, now, advance, lost = args
+        self._drop_writer()
+        started, tries, wait, error = time.monotonic(), 1, _RECORD_RETRY_FIRST, first
+        log.warning("recording notice %s failed (%s); retrying on a fresh connection", notice_id, _one_line(first))
+        # The lease as it stands now: heartbeats renewing it meanwhile do not make a hopeless retry go on forever.
+        until = self._leases.until(token)
+        while True:
+            if until is None or self._clock() + timedelta(seconds=wait) >= until:
+                break
+            if self._should_stop():  # the desk is closing: as after a crash, the lease decides
+                break
+            time.sleep(wait)
+            wait = min(wait * 2, _RECORD_RETRY_MAX)
+            tries += 1
+            try:
+                self._writer = ResultWriter(self._db)
+                recorded = self._writer.record(notice_id, token, state=state, outcome=state, reply=reply,
+                                               worker=self._worker, now=now, values=values,
+                                               advance=advance)  # fmt: skip
+                # A connection that dropped after the commit but before its answer: the first try did it.
+                recorded = recorded or self._already_recorded(notice_id, state, now)
+            except _DATABASE_ERRORS as exc:
+                error = exc
+                self._drop_writer()
+                continue
+            except Exception as exc:
+                self._drop_writer()
+                return _Recorded(notice_id, state, False, error=self._failure(notice_id, exc))
+            seconds = time.monotonic() - started
+            delayed = (
+                f"recording notice {notice_id} waited {seconds:.1f} s for the database ({_one_line(first)}); "
+                f"recorded on a fresh connection after {tries} tries"
+            )
+            return _Recorded(notice_id, state, recorded, lost="" if recorded else lost, delayed=delayed)
+        seconds = time.monotonic() - started
+        return _Recorded(
+            notice_id,
+            state,
+            False,
+            error=f"{self._failure(notice_id, error)} (tried {tries} times for {seconds:.1f} s, "
+            f"{'until the System Manager was stopped' if self._should_stop() else 'until its lease ran out'}; "
+            "another System Manager may send it again once the lease ends)",
+        )
+
+    def _already_recorded(self, notice_id: int, state: str, now: datetime) -> bool:
+        """Whether this very outcome (this worker, this time) is already in the notice's history."""
+        with self._db.read() as session:
+            found = session.scalar(
+                select(func.count()).where(
+                    NotificationAttempt.notification_id == notice_id,
+                    NotificationAttempt.worker == self._worker,
+                    NotificationAttempt.attempted_at == now,
+                    NotificationAttempt.outcome == state,
+                )
+            )
+        return bool(found)
 
     @staticmethod
     def _failure(notice_id: int, exc: Exception) -> str:
@@ -505,10 +691,11 @@ class _Sender:
     """
 
     def __init__(self, db: Database, settings: Settings, transport: SmtpTransport, worker: str, clock: _Clock,
-                 tally: _Tally) -> None:  # fmt: skip
+                 tally: _Tally, should_stop: Callable[[], bool]) -> None:  # fmt: skip
         self._db, self._settings, self._transport = db, settings, transport
         self._clock, self._tally = clock, tally
-        self._recorder = _Recorder(db, worker)
+        self.leases = _Leases()
+        self._recorder = _Recorder(db, worker, clock, self.leases, should_stop)
         self._jobs: deque[_Job] = deque()
         self._next: _Ready | None = None
         #: Claimed notices neither sent nor recorded, with their claim: given back on stop or error.
@@ -517,6 +704,9 @@ class _Sender:
 
     def _take_reports(self, reports: list[_Recorded]) -> bool:
         for report in reports:
+            if report.delayed:  # recorded in the end; the SMTP session waited meanwhile: stop this batch
+                self._tally.errors.append(report.delayed + "; the rest of the batch was given back")
+                self.failed = True
             if report.error:
                 self._tally.errors.append(report.error)
                 self.failed = True
@@ -540,6 +730,7 @@ class _Sender:
     def record_done(self, claim: outbox.Claim, item: _Done) -> None:
         """Record a notice that is not sent (cancelled, no template, cannot be rendered)."""
         self.outstanding.pop(item.notice_id, None)
+        self.leases.hold(claim)
         self._recorder.submit(item.notice_id, claim, item.state, item.reason, item.values, self._clock())
 
     def _record_result(self, item: _Ready, result: SendResult) -> None:
@@ -578,6 +769,7 @@ class _Sender:
         """Queue a loaded batch (its notices are outstanding until recorded)."""
         for job in jobs:
             self.outstanding[job.notice_id] = job.claim
+            self.leases.hold(job.claim)
         self._jobs.extend(jobs)
 
     def _render_next(self) -> None:
@@ -606,9 +798,32 @@ class _Sender:
             self._tally.errors.append(f"preparing the next e-mail failed: {_one_line(exc)}")
             self.failed = True
 
+    def lease_left(self, claim: outbox.Claim) -> float:
+        """Seconds the claim's lease still holds, as renewed by the heartbeat."""
+        until = self.leases.until(claim.token) or claim.lease_until
+        return (until - self._clock()).total_seconds()
+
+    def _final_gate(self, claim: outbox.Claim) -> bool:
+        """Before the final dot: earlier results committed, and the lease outlasts the wait for the verdict."""
+        if not self.gate():
+            return False
+        left = self.lease_left(claim)
+        if left <= self._settings.smtp_timeout:
+            self._tally.errors.append(
+                f"the lease would run out before the server's answer ({left:.0f} s left; it could not be renewed)"
+            )
+            self.failed = True
+            return False
+        return True
+
     def send(self, item: _Ready) -> SendResult:
         """Send one message and hand its result to the recorder (committed before the next message's dot)."""
-        result = self._transport.send(item.outgoing, after_mail=self._recorder.flush, gate=self.gate, idle=self.idle)
+        result = self._transport.send(item.outgoing, after_mail=self._recorder.flush,
+                                      gate=lambda: self._final_gate(item.claim), idle=self.idle)  # fmt: skip
+        if result.server_wide and not result.ambiguous:
+            # Not this notice's fault and certainly not accepted: it stays outstanding and is given back with the
+            # rest, no attempt charged.
+            return result
         if result.outcome is not Outcome.ABORTED:
             # No longer "not sent yet": if its result cannot be recorded, the lease runs out and it is retried.
             self.outstanding.pop(item.notice_id, None)
@@ -628,6 +843,42 @@ class _Sender:
             outbox.release(self._db, token, ids, reason)
 
 
+#: Connection problems that wait for the server rather than for staff (a TLS or password problem needs Settings).
+_BACK_OFF = (DeliveryProblem.UNREACHABLE, DeliveryProblem.SERVER_BUSY)
+
+
+def _server(settings: Settings) -> str:
+    return f"{settings.smtp_host}:{settings.effective_smtp_port}"
+
+
+def _back_off(db: Database, settings: Settings, tally: _Tally, problem: DeliveryProblem, reason: str,
+              now: datetime) -> None:  # fmt: skip
+    """Record a server-wide refusal: every System Manager waits a growing delay before connecting again."""
+    try:
+        backoff = smtp_backoff.record_refusal(db, _server(settings), problem, reason, now)
+    except Exception as exc:  # the database is down too: back off this cycle's caller at least
+        backoff = smtp_backoff.Backoff(_server(settings), now + smtp_backoff.FIRST_DELAY, 1, problem, reason)
+        tally.errors.append(f"could not record the back-off: {_one_line(exc)}")
+    tally.problem, tally.backoff_until = problem, backoff.until
+    tally.errors.append(backoff.describe())
+
+
+def _backing_off(db: Database, settings: Settings, tally: _Tally, now: datetime) -> bool | None:
+    """True: a back-off is in force (the tally says so); False: one ran out (clear it on success); None: none."""
+    try:
+        backoff = smtp_backoff.current(db, _server(settings))
+    except Exception as exc:
+        tally.errors.append(f"reading the SMTP back-off failed: {_one_line(exc)}")
+        return None
+    if backoff is None:
+        return None
+    if backoff.until <= now:
+        return False
+    tally.problem, tally.backoff_until = backoff.problem, backoff.until
+    tally.errors.append(backoff.describe())
+    return True
+
+
 def _send_due(
     db: Database,
     settings: Settings,
@@ -641,8 +892,12 @@ def _send_due(
     should_stop: Callable[[], bool],
     tally: _Tally,
 ) -> None:
+    backing_off = _backing_off(db, settings, tally, clock())
+    if backing_off:
+        return  # nothing claimed: the notices stay free for when the back-off ends
     transport = SmtpTransport(settings, password, ssl_context=ssl_context)
-    sender = _Sender(db, settings, transport, worker, clock, tally)
+    sender = _Sender(db, settings, transport, worker, clock, tally, should_stop)
+    heartbeat = _Heartbeat(db, sender.leases, clock, lease_seconds)
     # Batches are claimed and read here, between sends. Reading the next batch ahead on another thread was
     # measured too: on two cores it slowed the sending more than it saved (docs/DELIVERY.md).
     connected = False
@@ -651,7 +906,8 @@ def _send_due(
             claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock())
             if not claim.ids:
                 return
-            deadline = time.monotonic() + lease_seconds / 2
+            sender.leases.only(claim)
+            heartbeat.start()  # from the first claim on (a cycle with nothing due starts no thread)
             try:
                 jobs, done = _load(db, claim, settings)
             except BaseException:  # give the claim back now rather than after the lease
@@ -662,7 +918,8 @@ def _send_due(
                 sender.record_done(claim, skipped)
             sender.add(jobs)
             while not sender.failed:
-                if should_stop() or time.monotonic() > deadline:
+                if should_stop() or sender.lease_left(claim) < lease_seconds / 2:
+                    # Stopping, or the heartbeat could not renew the lease: start no message that might outlive it.
                     sender.gate()
                     sender.give_back("not sent yet: the System Manager stopped")
                     return
@@ -675,20 +932,33 @@ def _send_due(
                         connected = True
                     except SmtpConnectionError as exc:
                         sender.gate()
-                        tally.errors.append(str(exc))
-                        tally.problem = exc.problem
+                        if exc.problem in _BACK_OFF:  # unreachable or refusing the session for now: back off
+                            _back_off(db, settings, tally, exc.problem, str(exc), clock())
+                        else:  # a setting to fix (TLS, password): the next poll tries again
+                            tally.errors.append(str(exc))
+                            tally.problem = exc.problem
                         sender.give_back(f"not sent yet: {exc}")
                         return
                 result = sender.send(item)
                 connected = not result.connection_lost
+                if result.server_wide:  # a 421, a dropped connection, a 4xx to MAIL FROM: stop, back off
+                    sender.gate()
+                    _back_off(db, settings, tally, DeliveryProblem.SERVER_BUSY, result.reply, clock())
+                    sender.give_back(f"not sent yet: the SMTP server refused every message for now ({result.reply})")
+                    return
+                if backing_off is False and result.outcome is Outcome.SENT:
+                    with contextlib.suppress(Exception):  # the server takes messages again: no more waiting
+                        smtp_backoff.clear(db)
+                    backing_off = None
                 if result.outcome is Outcome.ABORTED:
-                    sender.give_back("not sent yet: recording the previous result failed")
+                    sender.give_back("not sent yet: stopped before the server accepted it")
                     return
             if not sender.gate():  # the batch is recorded before the next one is claimed (and before counting)
                 return
             if len(claim.ids) < batch_size:  # a short batch: nothing more was due
                 return
     finally:
+        heartbeat.stop()
         transport.close()
         try:
             sender.close()
@@ -735,14 +1005,19 @@ def run_cycle(
         password: SMTP password (keyring or service environment), ``None`` without AUTH.
         now: the cycle's time (tests move it to expire leases and backoffs).
         ssl_context: TLS context (tests trust their sink's certificate with it).
-        lease_seconds: how long a claim is exclusive (default: 300 s, or 20 × the SMTP timeout if longer).
+        lease_seconds: how long a claim is exclusive without renewal (default: 60 s, or 3 × the SMTP timeout if
+            longer); a heartbeat renews it while the cycle sends.
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
     """
     started = time.monotonic()
-    clock = _Clock(db, now)
-    started_at = clock()
     worker = worker or default_worker()
+    try:
+        clock = _Clock(db, now)
+    except Exception as exc:  # the database cannot be reached at all: nothing can be claimed or recorded
+        return CycleSummary(started_at=now or utcnow(), seconds=time.monotonic() - started, worker=worker, pending=-1,
+                            errors=[f"the database cannot be reached: {_one_line(exc)}"])  # fmt: skip
+    started_at = clock()
     stop = should_stop or (lambda: False)
     tally = _Tally()
     try:
@@ -768,7 +1043,7 @@ def run_cycle(
         tally.problem = DeliveryProblem.NO_FROM_ADDRESS  # nothing claimed: the notices wait until it is given
         tally.errors.append(f"{no_from}: {_safe_count(db, tally)} notice(s) waiting")
     else:
-        lease = lease_seconds or max(MIN_LEASE_SECONDS, settings.smtp_timeout * 20)
+        lease = lease_seconds or default_lease_seconds(settings)
         try:
             _send_due(
                 db,
@@ -791,6 +1066,10 @@ def run_cycle(
     except Exception as exc:
         pending = -1
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
+    if tally.problem is not None and next_due is not None:
+        # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
+        # or unreachable server) or the next poll (a setting to fix), not in a loop now.
+        next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
     return CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,

@@ -63,12 +63,17 @@ class SendResult:
         reply: the server's reply (``"250 2.0.0 OK …"``) or a sentence describing a network failure.
         refused: recipients the server refused while others were accepted (address → reply).
         connection_lost: the connection is no longer usable; the transport reconnects before the next message.
+        server_wide: the refusal is about this client, not this message (a 421, the connection closed or timed
+            out, a 4xx to ``MAIL FROM``): every message would get it now, so the caller stops and backs off.
+        ambiguous: the text and final dot went out but no verdict came back: the server may have accepted it.
     """
 
     outcome: Outcome
     reply: str
     refused: dict[str, str] = field(default_factory=dict)
     connection_lost: bool = False
+    server_wide: bool = False
+    ambiguous: bool = False
 
 
 class SmtpConnectionError(Exception):
@@ -393,7 +398,7 @@ class SmtpTransport:
         self.tls_version: str | None = None
         self.authenticated: bool | None = None
         self.greeting = ""
-        #: True between the final dot and the server's reply: a failure then is "may have been accepted".
+        #: The current message's text and final dot went out: a lost connection now leaves its fate unknown.
         self._awaiting_verdict = False
 
     @property
@@ -567,15 +572,17 @@ class SmtpTransport:
                 self.open()
             except SmtpConnectionError as exc:
                 outcome = Outcome.TEMPORARY if exc.temporary else Outcome.PERMANENT
-                return SendResult(outcome, str(exc), connection_lost=True)
+                return SendResult(outcome, str(exc), connection_lost=True, server_wide=exc.temporary)
         smtp = self._smtp
         assert smtp is not None
+        self._awaiting_verdict = False
         try:
             return self._transaction(smtp, outgoing, after_mail or _nothing, gate, idle or _nothing)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            # Includes timeouts. After DATA was sent this is ambiguous (the server may have accepted): retrying
-            # may then deliver a duplicate, which carries the same Message-ID (see docs/DELIVERY.md).
-            self.close()
+            # Includes timeouts: the server is gone or overloaded, for every message (server-wide). After the
+            # final dot this is ambiguous (the server may have accepted): retrying may then deliver a duplicate,
+            # which carries the same Message-ID (see docs/DELIVERY.md).
+            self.close_without_quit()
             reason = _network_reason(exc)
             if self._awaiting_verdict and _timed_out(exc):
                 reason = (
@@ -584,7 +591,8 @@ class SmtpTransport:
                 )
             elif self._awaiting_verdict:
                 reason += " while waiting for its reply to the end of the message (it may have been accepted)"
-            return SendResult(Outcome.TEMPORARY, reason, connection_lost=True)
+            return SendResult(Outcome.TEMPORARY, reason, connection_lost=True, server_wide=True,
+                              ambiguous=self._awaiting_verdict)  # fmt: skip
         except smtplib.SMTPResponseException as exc:
             self._reset(smtp)
             return SendResult(_classify(exc.smtp_code), _reply(exc.smtp_code, exc.smtp_error))
@@ -614,13 +622,18 @@ class SmtpTransport:
         smtp.putcmd(f"MAIL FROM:<{outgoing.sender}>{options}")  # refuses CR/LF in the command itself
         after_mail()
         code, text = smtp.getreply()
+        if code == 421:
+            return self._closing(f"sender refused: {_reply(code, text)}")
         if code != 250:
             self._reset(smtp)
-            return SendResult(_classify(code), f"sender refused: {_reply(code, text)}")
+            # A 4xx to MAIL FROM (a rate limit, "try later") refuses this client, not this message.
+            return SendResult(_classify(code), f"sender refused: {_reply(code, text)}", server_wide=400 <= code < 500)
         accepted: list[str] = []
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in outgoing.recipients:
             code, text = self._command(smtp, f"RCPT TO:<{rcpt}>")
+            if code == 421:
+                return self._closing(f"recipient refused: {rcpt}: {_reply(code, text)}")
             if code in (250, 251):
                 accepted.append(rcpt)
             else:
@@ -632,6 +645,8 @@ class SmtpTransport:
             reasons = "; ".join(f"{a}: {r}" for a, (_, r) in refused.items())
             return SendResult(outcome, f"recipient refused: {reasons}")
         code, text = self._command(smtp, "DATA")
+        if code == 421:
+            return self._closing(_reply(code, text))
         if code != 354:
             self._reset(smtp)
             return SendResult(_classify(code), _reply(code, text))
@@ -639,15 +654,22 @@ class SmtpTransport:
             self.close_without_quit()  # no text, no final dot: the server must discard the message
             return SendResult(Outcome.ABORTED, "not sent: stopped before the server accepted it", connection_lost=True)
         payload = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
-        smtp.send(payload + (b".\r\n" if payload.endswith(b"\r\n") else b"\r\n.\r\n"))
         self._awaiting_verdict = True
+        smtp.send(payload + (b".\r\n" if payload.endswith(b"\r\n") else b"\r\n.\r\n"))
         idle()
         code, text = smtp.getreply()
         self._awaiting_verdict = False
+        if code == 421:
+            return self._closing(_reply(code, text))
         if code != 250:
             self._reset(smtp)
             return SendResult(_classify(code), _reply(code, text))
         return SendResult(Outcome.SENT, _reply(code, text), refused={a: r for a, (_, r) in refused.items()})
+
+    def _closing(self, reply: str) -> SendResult:
+        """The server said 421 (it is closing the connection): a refusal of this client, not of the message."""
+        self.close_without_quit()
+        return SendResult(Outcome.TEMPORARY, reply, connection_lost=True, server_wide=True)
 
     def _reset(self, smtp: smtplib.SMTP) -> None:
         try:

@@ -364,6 +364,18 @@ def claim_due(db: Database, worker: str, *, limit: int, lease_seconds: float, no
     return Claim(token=token, ids=tuple(sorted(ids)), lease_until=until)
 
 
+def renew(db: Database, token: str, until: datetime) -> int:
+    """Extend a claim's lease to ``until`` (a live sender's heartbeat); how many notices it still holds."""
+    with db.write() as session:
+        result = session.execute(
+            update(Notification)
+            .where(Notification.lease_owner == token, Notification.state.in_(WAITING_STATES))
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result)
+
+
 def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
     """Give claimed notices back unsent (the server is down, the lease is nearly over); they stay due."""
     wanted = list(ids)
