@@ -246,6 +246,19 @@ def test_html_goes_out_as_a_full_document_with_its_charset() -> None:
     assert defects(message) == []
 
 
+def test_a_long_message_id_stays_on_its_header_line() -> None:
+    """A Message-ID has nowhere to fold: moved to a line of its own, readers kept the leading space in it (the
+    three-process test saw ``' <callslip…>'`` at the sink)."""
+    message_id = message_id_for(
+        123456, "arrival:1:Loan Pickup:7", "ill@interlibrary-loans.library.example.org", "f" * 16
+    )
+    rendered = render(default_template("Loan Pickup"), sample_context())
+    out = build_message(rendered, notice_id=123456, message_id=message_id, settings=sink_settings(SmtpSink()))
+    assert f"Message-ID: {message_id}\r\n".encode() in out.data
+    compat = email.message_from_bytes(out.data)
+    assert compat["Message-ID"] == message_id and parsed(out.data)["Message-ID"] == message_id
+
+
 def test_parse_address_list_keeps_a_group_and_accepts_semicolons() -> None:
     assert [a.addr_spec for a in parse_address_list("a@example.org; b@example.org")] == [
         "a@example.org",

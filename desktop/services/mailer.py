@@ -183,9 +183,12 @@ def _header(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage
     A short ASCII value is written as is: that is exactly what the policy's folder produces for it, without
     parsing it again (the structured parsers cost ~0.2 ms a header, more than the whole SMTP exchange of a
     message). Anything else (non-ASCII, long) goes through the header registry: RFC 2047 encoded words of at
-    most 75 characters, folded at 76 columns.
+    most 75 characters, folded at 76 columns. An ASCII value without spaces (a Message-ID) has no place to fold
+    and is written as is too: the policy would move it to a line of its own, and some readers then keep the
+    leading space as part of the identifier.
     """
-    if value.isascii() and len(name) + 2 + len(value) <= (policy.max_line_length or 78):
+    fits = len(name) + 2 + len(value) <= (policy.max_line_length or 78)
+    if value.isascii() and (fits or not any(c.isspace() for c in value)):
         return f"{name}: {value}{CRLF}"
     header = policy.header_factory(name, value)
     return str(header.fold(policy=policy))
