@@ -11,10 +11,13 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import sys
 import threading
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 import keyring
 import pytest
@@ -64,6 +67,35 @@ class MemoryKeyring(KeyringBackend):
 
         if self.store.pop((service, username), None) is None:
             raise PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def no_exception_in_event_loop() -> Iterator[None]:
+    """Fail any test during which an exception reached the Qt event loop — in setup, the test or teardown.
+
+    PySide6 hands an exception raised in a slot, a timer or a virtual method to ``sys.excepthook`` and carries
+    on; in the app that is a silent failure (or an abort). pytest-qt catches these only while the test body
+    runs; this fixture is set up first and torn down last, so a window's timer firing while a fixture closes
+    it, or after the task runner stopped, fails the test too. Pending events are processed before the check
+    so a timer due at the end of the test still counts.
+    """
+    caught: list[str] = []
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        caught.append("".join(traceback.format_exception(kind, value, tb)))
+
+    sys.excepthook = hook
+    try:
+        yield
+        from PySide6.QtCore import QCoreApplication
+
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.processEvents()
+    finally:
+        sys.excepthook = previous
+    if caught:
+        pytest.fail("an exception reached the Qt event loop:\n" + "\n".join(caught), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

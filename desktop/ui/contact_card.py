@@ -366,10 +366,8 @@ class ContactCard(QDialog):
         layout.addWidget(scroll, 1)
         layout.addLayout(bottom)
 
-        self.warning_timer = QTimer(self)
-        self.warning_timer.setSingleShot(True)
-        self.warning_timer.setInterval(WARNING_DELAY_MS)
-        self.warning_timer.timeout.connect(self.on_check_warnings)
+        # Owned by the card, stopped when it closes and when the workstation shuts down.
+        self.warning_timer = ctx.timer(self, WARNING_DELAY_MS, self.on_check_warnings, single_shot=True)
         self._update_save()
         self.ctx.run(functools.partial(load_card, ctx.db, patron_id), self.on_loaded, self.on_load_failed)
 
@@ -594,7 +592,7 @@ class ContactCard(QDialog):
     @Slot()
     def on_check_warnings(self) -> None:
         """Ask which valid e-mails are held in other households (off the GUI thread)."""
-        if self.data is None:
+        if self.data is None or self.ctx.is_stopped:
             return
         emails = [e.last_check.normalized for e in self.editors["email"] if e.last_check.ok]
         if not emails:
@@ -694,6 +692,9 @@ class ContactCard(QDialog):
             self.reject()
 
     def done(self, result: int) -> None:
-        """Remember where the card was."""
+        """Remember where the card was; stop the card's timer and drop its pending reads (it is closing)."""
         save_geometry(self, "contactCard/geometry")
+        self.warning_timer.stop()
+        if not self._saving:  # a save in flight still reports back (its ``changed`` tells the other windows)
+            self.ctx.release(self)
         super().done(result)

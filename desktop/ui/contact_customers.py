@@ -26,7 +26,6 @@ from PySide6.QtCore import (
     QPoint,
     QSettings,
     Qt,
-    QTimer,
     Signal,
     Slot,
 )
@@ -373,10 +372,7 @@ class ContactCustomersDialog(QDialog):
         self._build()
         self._restore_geometry()
 
-        self._timer = QTimer(self)
-        self._timer.setObjectName("contactCustomersRefreshTimer")
-        self._timer.setInterval(REFRESH_SECONDS * 1000)
-        self._timer.timeout.connect(self.on_timer)
+        self._timer = ctx.timer(self, REFRESH_SECONDS * 1000, self.on_timer, name="contactCustomersRefreshTimer")
         ctx.changed.connect(self.on_data_changed)
         ctx.databaseChanged.connect(self.on_database_changed)
         self.reload()
@@ -495,9 +491,9 @@ class ContactCustomersDialog(QDialog):
             self._reload_again = True
             return
         self._loading = True
-        try:
-            self.ctx.run(functools.partial(load_contact_customers, self.ctx.db), self.on_loaded, self.on_load_failed)
-        except RuntimeError:  # the workstation is shutting down: nothing more to refresh
+        job = functools.partial(load_contact_customers, self.ctx.db)
+        handle = self.ctx.run(job, self.on_loaded, self.on_load_failed)
+        if handle.cancelled:  # the workstation is shutting down: nothing more to refresh
             self._loading = False
             self._timer.stop()
 
