@@ -30,6 +30,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services import outbox
+from desktop.services.delivery_health import record_cycle
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mailer import (
     Outcome,
@@ -763,7 +764,7 @@ def run_cycle(
     except Exception as exc:
         pending = -1
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
-    return CycleSummary(
+    summary = CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,
         worker=worker,
@@ -771,3 +772,7 @@ def run_cycle(
         next_due_at=next_due,
         **vars(tally),  # the counters and errors, named as in CycleSummary
     )
+    if not stop():  # every workstation's banner reads this verdict (a stopped cycle has none to give)
+        record_cycle(db, worker=worker, at=started_at, problem=summary.problem, detail="; ".join(summary.errors),
+                     backoff_until=summary.backoff_until)  # fmt: skip
+    return summary
