@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -301,6 +301,11 @@ def _short(detail: str, limit: int = 240) -> str:
 
 def explain(health: DeliveryHealth) -> HealthMessage | None:
     """What the banner says for ``health`` (``None``: nothing to say — notices are flowing)."""
+    message = _explain(health)
+    return replace(message, text=" ".join(message.text.split())) if message is not None else None
+
+
+def _explain(health: DeliveryHealth) -> HealthMessage | None:
     now = health.read_at
     waiting = f"{health.waiting} notice(s) waiting." if health.waiting else ""
     since = _when(health.since, now)
@@ -309,8 +314,8 @@ def explain(health: DeliveryHealth) -> HealthMessage | None:
     if health.manager_missing:
         last = f"since {_when(health.checked_at, now)}" if health.checked_at else "yet"
         return HealthMessage(
-            f"E-mail notices are not being sent: no System Manager has run {last}. {waiting} Turn on "
-            "“Run the System Manager” in Settings on one workstation, or start callslip-manager run on the server.",
+            f"E-mail notices are not being sent: no System Manager has run {last}. {waiting} Tick "
+            "“Run the System Manager here” in Settings on one workstation, or start callslip-manager run on the server.",
             Remedy.SETTINGS,
             True,
         )
