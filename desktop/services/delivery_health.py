@@ -314,8 +314,8 @@ def _explain(health: DeliveryHealth) -> HealthMessage | None:
     if health.manager_missing:
         last = f"since {_when(health.checked_at, now)}" if health.checked_at else "yet"
         return HealthMessage(
-            f"E-mail notices are not being sent: no System Manager has run {last}. {waiting} Tick "
-            "“Run the System Manager here” in Settings on one workstation, or start callslip-manager run on the server.",
+            f"E-mail notices are not being sent: no System Manager has run {last}. {waiting} Tick “Run the "
+            "System Manager here” in Settings on one workstation, or start callslip-manager run on the server.",
             Remedy.SETTINGS,
             True,
         )
