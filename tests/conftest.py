@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import functools
 import sys
 import threading
 import traceback
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import keyring
 import pytest
@@ -30,6 +32,25 @@ from desktop.db.engine import Database, sqlite_url
 from desktop.services.database import open_database
 
 PG_ENV = "CALLSLIP_TEST_POSTGRES_URL"
+#: The least time a pytest-qt wait may take before it fails. A wait ends as soon as its condition holds, so a long
+#: limit costs nothing when all is well; it only bounds a hang. Short limits written for an idle machine failed
+#: when the GUI tests ran with every core busy (``.ci/gui_under_load.sh``).
+QT_WAIT_MIN_MS = 60_000
+
+
+def _at_least(wait: Any, minimum: int) -> Any:
+    @functools.wraps(wait)
+    def patient(self: Any, *args: Any, timeout: int = minimum, **kwargs: Any) -> Any:
+        return wait(self, *args, timeout=max(timeout, minimum), **kwargs)
+
+    return patient
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytestqt.qtbot import QtBot
+
+    for name in ("waitUntil", "waitSignal", "waitSignals", "waitCallback", "waitExposed", "waitActive"):
+        setattr(QtBot, name, _at_least(getattr(QtBot, name), QT_WAIT_MIN_MS))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
