@@ -6,9 +6,9 @@
 #
 # Usage: .ci/gui_under_load.sh [RUNS] [extra pytest args...]
 #   RUNS (default 1): consecutive loaded runs, each with a new random order; stops at the first failure.
-#   The seed of each run is printed (pytest-randomly's "Using --randomly-seed=N"), so a failure can be replayed
-#   with: .venv/bin/python -m pytest -p randomly -p no:cacheprovider --randomly-seed=N FILES...
-# Environment: CALLSLIP_HOG_WORKERS (default: the number of cores) busy loops.
+#   The seed of each run is printed, so a failure can be replayed (with or without the load):
+#   .venv/bin/python -m pytest -p randomly -p no:cacheprovider --randomly-seed=N FILES...
+# Environment: CALLSLIP_HOG_WORKERS (default: the number of cores) busy loops; CALLSLIP_RANDOM_SEED a fixed seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +46,9 @@ echo "+ CPU hog: ${#hogs[@]} busy loop(s) (pids ${hogs[*]})"
 
 passed=0
 for run in $(seq 1 "$runs"); do
-  echo "+ loaded run $run/$runs: ${#gui_tests[@]} GUI test files in random order"
-  if "$python" -m pytest -q -p randomly -p no:cacheprovider "${gui_tests[@]}" "$@"; then
+  seed="${CALLSLIP_RANDOM_SEED:-$((RANDOM * 32768 + RANDOM))}"
+  echo "+ loaded run $run/$runs: ${#gui_tests[@]} GUI test files in random order (--randomly-seed=$seed)"
+  if "$python" -m pytest -q -p randomly -p no:cacheprovider --randomly-seed="$seed" "${gui_tests[@]}" "$@"; then
     passed=$((passed + 1))
   else
     echo "FAIL: loaded run $run failed after $passed consecutive passing run(s)" >&2

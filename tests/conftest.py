@@ -98,7 +98,8 @@ def no_exception_in_event_loop() -> Iterator[None]:
     on; in the app that is a silent failure (or an abort). pytest-qt catches these only while the test body
     runs; this fixture is set up first and torn down last, so a window's timer firing while a fixture closes
     it, or after the task runner stopped, fails the test too. Pending events are processed before the check
-    so a timer due at the end of the test still counts.
+    so a timer due at the end of the test still counts, and windows closed with ``deleteLater()`` are deleted
+    before the next test starts.
     """
     caught: list[str] = []
     previous = sys.excepthook
@@ -109,9 +110,13 @@ def no_exception_in_event_loop() -> Iterator[None]:
     sys.excepthook = hook
     try:
         yield
-        from PySide6.QtCore import QCoreApplication
+        from PySide6.QtCore import QCoreApplication, QEvent
 
         if QCoreApplication.instance() is not None:
+            QCoreApplication.processEvents()
+            # Windows a fixture closed with deleteLater() go now, not during the next test (where a search for
+            # "the open Contact Card" could find this test's card just before it is deleted).
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
             QCoreApplication.processEvents()
     finally:
         sys.excepthook = previous
