@@ -7,10 +7,12 @@ they do during quit on a busy machine), and the test checks that this is an ordi
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -50,23 +52,25 @@ def test_run_after_shutdown_is_a_cancelled_no_op(qtbot: QtBot) -> None:
     assert done == [42]  # neither the job nor its callback ran
 
 
-def test_callback_of_a_deleted_window_is_dropped(qtbot: QtBot) -> None:
+def test_callback_of_a_deleted_window_runs_but_cannot_raise(qtbot: QtBot) -> None:
+    """A window deleted while its job runs: the callback still runs (it may tell other windows what changed),
+    and its touching the dead widget does not reach the event loop."""
     runner = TaskRunner("lifecycle-test")
+    told: list[object] = []
 
     class Window(QObject):
-        def on_done(self, _result: object) -> None:
-            raise AssertionError("called on a deleted window")
+        def on_done(self, result: object) -> None:
+            told.append(result)  # e.g. ctx.changed.emit(...): still wanted
+            self.setObjectName("touched")  # the C++ object is gone: raises RuntimeError
 
     window = Window()
-    import threading
-
     gate = threading.Event()
-    runner.run(functools.partial(gate.wait, 10), window.on_done)
-    import shiboken6
-
-    shiboken6.delete(window)  # the window is destroyed while its read is in flight
-    gate.set()
-    qtbot.waitUntil(lambda: not runner.busy)
+    runner.run(functools.partial(gate.wait, 60), window.on_done)
+    shiboken6.delete(window)  # the window is destroyed while its job is in flight
+    with qtbot.capture_exceptions() as caught:
+        gate.set()
+        qtbot.waitUntil(lambda: not runner.busy)
+    assert told == [True] and caught == []
     runner.shutdown()
 
 
@@ -79,10 +83,8 @@ def test_release_drops_a_closing_windows_callbacks(qtbot: QtBot) -> None:
             calls.append(result)
 
     window = Window()
-    import threading
-
     gate = threading.Event()
-    runner.run(functools.partial(gate.wait, 10), window.on_done)
+    runner.run(functools.partial(gate.wait, 60), window.on_done)
     assert runner.cancel_owned_by(window) == 1
     gate.set()
     qtbot.waitUntil(lambda: not runner.busy)

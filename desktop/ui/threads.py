@@ -7,7 +7,8 @@ order submitted, so two edits from one window never race each other.
 Shutting down is an ordinary event, not an error: once the runner stopped, :meth:`TaskRunner.run` returns a
 cancelled :class:`TaskHandle` and does nothing, and ``stopped`` tells every window to stop its timers. A timer
 that fires during quit therefore cannot raise inside the Qt event loop. A callback whose window was deleted
-meanwhile (its C++ object is gone) is dropped instead of being called on a dead widget.
+meanwhile (its C++ object is gone) still runs — it may tell the other windows what changed — but its touching
+the dead widget is caught here instead of reaching the event loop.
 """
 
 from __future__ import annotations
@@ -118,9 +119,23 @@ def _owner(callback: Callback | None) -> QObject | None:
 
 
 def _alive(callback: Callback | None) -> bool:
-    """False when the callback's widget was deleted: calling it would raise inside the event loop."""
+    """False when the callback's widget was deleted (touching it raises)."""
     owner = _owner(callback)
     return owner is None or shiboken6.isValid(owner)
+
+
+def _deliver(callback: Callback, value: object) -> None:
+    """Call back; when the callback's window is already deleted, its reaching for a widget is expected and
+    swallowed (logged), never raised into the event loop. A live window's errors are not hidden."""
+    if _alive(callback):
+        callback(value)
+        return
+    try:
+        callback(value)
+    except RuntimeError as exc:  # "Internal C++ object (…) already deleted"
+        if "already deleted" not in str(exc):
+            raise
+        log.debug("callback of a closed window dropped: %s", exc)
 
 
 class TaskRunner(QObject):
@@ -196,15 +211,15 @@ class TaskRunner(QObject):
     @Slot(int, object)
     def _on_succeeded(self, job_id: int, result: object) -> None:
         on_success, _ = self._finish(job_id)
-        if on_success is not None and _alive(on_success) and not self._stopped:
-            on_success(result)
+        if on_success is not None and not self._stopped:
+            _deliver(on_success, result)
 
     @Slot(int, object, str)
     def _on_failed(self, job_id: int, error: object, trace: str) -> None:
         _, on_failure = self._finish(job_id)
         if on_failure is not None:
-            if _alive(on_failure) and not self._stopped:
-                on_failure(error)
+            if not self._stopped:
+                _deliver(on_failure, error)
         else:
             log.error("background task failed:\n%s", trace)
 
