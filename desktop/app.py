@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -20,12 +19,14 @@ from desktop.config import ConfigError, Settings, check_database_argument, defau
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.migrate import SchemaError
 from desktop.secrets import SecretStoreError, url_with_password
+from desktop.self_check import run_self_check
 from desktop.services.database_problems import DatabaseMissingError, describe, open_checked
 from desktop.services.demo import check_may_seed, seed_demo
 from desktop.services.errors import ServiceError
 from desktop.services.queues_count import has_requests
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
+from desktop.ui.qt_platform import check_platform
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.startup_problem import StartupChoice, StartupProblemDialog
 from desktop.ui.threads import stop_all_threads
@@ -151,12 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the GUI (or a screenshot / self-check) and return the exit code."""
     args = build_parser().parse_args(argv)
-    if args.screenshot or args.self_check:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if args.self_check and importlib.util.find_spec("desktop.self_check") is not None:
-        from desktop.self_check import run_self_check  # the packaging check: schema, templates, icons, window
-
+    if args.self_check:  # first: its platform check looks at the platform this environment would really use
         return int(run_self_check(args.database))
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    platform = check_platform()  # before Qt starts: a platform plugin that cannot load aborts the process
+    if platform.problem:
+        return _fail(f"Callslip cannot open its window: {platform.problem}", interactive=False)
     app = ensure_application()
     interactive = not (args.screenshot or args.self_check)
     try:
@@ -176,10 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = window.grab().save(str(args.screenshot))
         window.close()
         return 0 if ok else _fail(f"could not write {args.screenshot}", interactive=False)
-    if args.self_check:  # minimal check while the full one is not installed: the window opened
-        window.close()
-        print("self-check passed")
-        return 0
     window.show()
     return app.exec()
 

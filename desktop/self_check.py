@@ -6,6 +6,11 @@ migration scripts), modules loaded at run time (the PostgreSQL driver, phone-num
 hasher, Qt's SVG and platform plugins) — and then does what start-up does: opens the database, checks the
 schema, and creates the main window offscreen. It prints one line per check and returns 0, or 1 with the reasons.
 
+The first check is the platform plugin the app will really use (``QT_QPA_PLATFORM`` as set when the check was
+started, else the system's default — not the offscreen one the other checks use): a display must be there, and
+every library the plugin needs; a missing one is named with its Debian/Ubuntu package. From a source install the
+plugin is also loaded for real, in a child process (a failed load aborts the process that tries it).
+
 The check never sends mail: the main window is created with this workstation's System Manager poller turned off.
 Opening the database upgrades an older schema, exactly as starting Callslip would.
 """
@@ -16,12 +21,15 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from PySide6.QtWidgets import QApplication
+
 from desktop import __version__
 from desktop.paths import app_root, resource_path, template_path
+from desktop.ui.qt_platform import check_platform, probe_platform
 
 #: Icons the application icon set must contain (the rest are checked for validity, not presence).
 REQUIRED_ICONS = ("app",)
@@ -45,27 +53,32 @@ class SelfCheckReport:
         return not self.failed and not self.skipped
 
 
-def run_self_check(database_url: str | None, out: TextIO | None = None) -> int:
+def run_self_check(
+    database_url: str | None, out: TextIO | None = None, *, environment: Mapping[str, str] | None = None
+) -> int:
     """Check the installation against ``database_url`` (default: the configured database); return 0 or 1.
 
-    Creates the QApplication (offscreen unless ``QT_QPA_PLATFORM`` says otherwise) if none exists yet, so it can
-    be called before any window is made.
+    Creates the QApplication (offscreen, after checking the platform the app would really use) if none exists
+    yet, so it can be called before any window is made.
 
     Args:
         database_url: a database URL or SQLite file path; ``None`` means the configured one, as at start-up.
         out: where to print the report (default ``sys.stdout``; nothing is printed when there is none, as in a
             windowed Windows build — the exit code still tells).
+        environment: the environment the app would start with (default: this process's), for the platform check.
     """
-    report = collect(database_url)
+    report = collect(database_url, environment=environment)
     stream = out if out is not None else sys.stdout
     if stream is not None:
         print(format_report(report), file=stream, flush=True)
     return 0 if report.ok else 1
 
 
-def collect(database_url: str | None) -> SelfCheckReport:
+def collect(database_url: str | None, *, environment: Mapping[str, str] | None = None) -> SelfCheckReport:
     """Run every check and return the report (no printing)."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    real = dict(os.environ if environment is None else environment)  # before the offscreen platform below
+    if QApplication.instance() is None:  # the checks below run offscreen; the real platform is checked first
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     report = SelfCheckReport()
     state: dict[str, object] = {}
 
@@ -82,6 +95,7 @@ def collect(database_url: str | None) -> SelfCheckReport:
         report.passed.append((name, f"{detail} ({(time.perf_counter() - started) * 1000:.0f} ms)"))
         state[name] = True
 
+    check("platform", lambda: _check_platform(real))
     check("installation", _check_installation)
     check("libraries", _check_libraries)
     check("icons", _check_icons)
@@ -120,7 +134,35 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _application() -> QApplication:
+    """The process's QApplication (the app's, when it made one; else one for the checks)."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Callslip")
+    app.setOrganizationName("Callslip")
+    return app
+
+
 # ------------------------------------------------------------------------------------------------ checks
+
+
+def _check_platform(env: Mapping[str, str]) -> str:
+    """The platform plugin the app will use can be loaded: a display, and every library it needs."""
+    report = check_platform(env)
+    if report.problem:
+        raise CheckError(report.problem)
+    if report.plugin is None:
+        return f"{report.platform}: Qt loads its plugin itself here (no separate file to check)"
+    where = report.plugin.name
+    if report.platform in {"offscreen", "minimal"}:
+        return f"{report.platform} ({where}): no display needed"
+    failed = probe_platform(report.platform)
+    if failed:
+        raise CheckError(failed)
+    loaded = "loaded" if not getattr(sys, "frozen", False) else "libraries present"
+    return f"{report.platform} ({where}) {loaded}, every library it needs is installed"
 
 
 def _check_installation() -> str:
@@ -163,9 +205,7 @@ def _check_icons() -> str:
     from PySide6.QtCore import QSize
     from PySide6.QtGui import QIcon
 
-    from desktop.app import ensure_application
-
-    ensure_application()
+    _application()
     folder = resource_path("icons")
     svgs = sorted(folder.glob("*.svg"))
     missing = [name for name in REQUIRED_ICONS if not (folder / f"{name}.svg").is_file()]
@@ -230,13 +270,16 @@ def _check_main_window(url: str) -> str:
     """Create the main window offscreen, paint it, close it, and make sure no thread is left running."""
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
-    from desktop.app import create_main_window, ensure_application
     from desktop.config import load_settings
+    from desktop.services.database import open_database
+    from desktop.ui.context import AppContext
+    from desktop.ui.main_window import MainWindow
     from desktop.ui.threads import running_threads
 
-    app = ensure_application()
+    app = _application()
     settings = load_settings().with_changes(run_poller=False)  # a check must never send a notice
-    window = create_main_window(url, settings)
+    db, _ = open_database(url)  # as desktop.app.create_main_window does (the URL already has its password)
+    window = MainWindow(AppContext(db, settings))
     try:
         name = window.objectName()
         window.show()
@@ -246,13 +289,10 @@ def _check_main_window(url: str) -> str:
         title = window.windowTitle()
     finally:
         window.close()
-        ctx = getattr(window, "ctx", None)
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, 0)
         app.processEvents()
-        db = getattr(ctx, "db", None)
-        if db is not None:
-            db.dispose()
+        db.dispose()
     if name != "mainWindow":
         raise CheckError(f"the main window's objectName is {name!r}, not 'mainWindow'")
     left = running_threads()

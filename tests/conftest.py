@@ -11,10 +11,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import functools
+import sys
 import threading
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import keyring
 import pytest
@@ -27,6 +32,25 @@ from desktop.db.engine import Database, sqlite_url
 from desktop.services.database import open_database
 
 PG_ENV = "CALLSLIP_TEST_POSTGRES_URL"
+#: The least time a pytest-qt wait may take before it fails. A wait ends as soon as its condition holds, so a long
+#: limit costs nothing when all is well; it only bounds a hang. Short limits written for an idle machine failed
+#: when the GUI tests ran with every core busy (``.ci/gui_under_load.sh``).
+QT_WAIT_MIN_MS = 60_000
+
+
+def _at_least(wait: Any, minimum: int) -> Any:
+    @functools.wraps(wait)
+    def patient(self: Any, *args: Any, timeout: int = minimum, **kwargs: Any) -> Any:
+        return wait(self, *args, timeout=max(timeout, minimum), **kwargs)
+
+    return patient
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytestqt.qtbot import QtBot
+
+    for name in ("waitUntil", "waitSignal", "waitSignals", "waitCallback", "waitExposed", "waitActive"):
+        setattr(QtBot, name, _at_least(getattr(QtBot, name), QT_WAIT_MIN_MS))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +88,40 @@ class MemoryKeyring(KeyringBackend):
 
         if self.store.pop((service, username), None) is None:
             raise PasswordDeleteError(username)
+
+
+@pytest.fixture(autouse=True)
+def no_exception_in_event_loop() -> Iterator[None]:
+    """Fail any test during which an exception reached the Qt event loop — in setup, the test or teardown.
+
+    PySide6 hands an exception raised in a slot, a timer or a virtual method to ``sys.excepthook`` and carries
+    on; in the app that is a silent failure (or an abort). pytest-qt catches these only while the test body
+    runs; this fixture is set up first and torn down last, so a window's timer firing while a fixture closes
+    it, or after the task runner stopped, fails the test too. Pending events are processed before the check
+    so a timer due at the end of the test still counts, and windows closed with ``deleteLater()`` are deleted
+    before the next test starts.
+    """
+    caught: list[str] = []
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        caught.append("".join(traceback.format_exception(kind, value, tb)))
+
+    sys.excepthook = hook
+    try:
+        yield
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        if QCoreApplication.instance() is not None:
+            QCoreApplication.processEvents()
+            # Windows a fixture closed with deleteLater() go now, not during the next test (where a search for
+            # "the open Contact Card" could find this test's card just before it is deleted).
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            QCoreApplication.processEvents()
+    finally:
+        sys.excepthook = previous
+    if caught:
+        pytest.fail("an exception reached the Qt event loop:\n" + "\n".join(caught), pytrace=False)
 
 
 @pytest.fixture(autouse=True)

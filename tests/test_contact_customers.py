@@ -233,8 +233,9 @@ def test_email_notice_states_are_shown_and_a_failed_email_can_be_phoned(
     reload_and_wait(dialog, qtbot)
     model = dialog.models[NotificationMethod.EMAIL]
     texts = {model.row_at(i).transaction_number: model.index(i, 3).data() for i in range(model.rowCount())}
-    assert texts[emails[0]] == "pending"
-    assert texts[emails[1]] == "retrying (attempt 3): 421 4.7.0 try again later"
+    assert texts[emails[0]].split(" — ")[0] == "pending"  # plus why, when nothing is being sent
+    assert texts[emails[1]].startswith("retrying at ")  # the local time of the next try
+    assert texts[emails[1]].endswith(" (attempt 3): 421 4.7.0 try again later")
     assert texts[emails[2]] == "failed: 550 5.1.1 mailbox unavailable"
     assert texts[emails[3]] == "no template: not sent"
     assert dialog.retry_button.isEnabled()
@@ -426,7 +427,9 @@ def test_retry_failed_requeues_the_failed_emails_and_wakes_the_system_manager(
     assert "1 failed e-mail(s) queued again" in dialog.last_message
     model = dialog.models[NotificationMethod.EMAIL]
     texts = {model.row_at(i).transaction_number: model.index(i, 3).data() for i in range(model.rowCount())}
-    assert texts[emails[0]] == "pending" and texts[emails[1]].startswith("failed: 554")
+    assert (
+        texts[emails[0]].split(" — ")[0] == "pending"
+    )  # plus why, when nothing is being sent and texts[emails[1]].startswith("failed: 554")
 
 
 def test_send_now_asks_the_system_manager(dialog: ContactCustomersDialog, qtbot: QtBot) -> None:

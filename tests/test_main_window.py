@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import functools
+import threading
 
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QKeySequence
@@ -323,7 +324,9 @@ def test_unreachable_database_shows_a_clear_error_and_recovers(
     try:
         banner = window.workspace.error_banner
         qtbot.waitUntil(banner.isVisible, timeout=15_000)
-        assert "Cannot read the queues from" in window.workspace.error_label.text()
+        # The counts and the list are read separately; whichever fails first names what it could not read.
+        text = window.workspace.error_label.text()
+        assert "Cannot read the queues from" in text or "Cannot read the requests from" in text
         assert "127.0.0.1" in window.workspace.error_label.text()
         assert not window.grab().isNull()  # still painting
         qtbot.waitUntil(lambda: not window.ctx.runner.busy, timeout=15_000)
@@ -338,13 +341,18 @@ def test_unreachable_database_shows_a_clear_error_and_recovers(
 
 
 def test_slow_work_shows_busy_and_the_window_keeps_painting(qtbot: QtBot, main_window: MainWindow) -> None:
-    main_window.ctx.run(lambda: time.sleep(0.8))  # a slow database call stands in the worker's queue
+    gate = threading.Event()
+    main_window.ctx.run(functools.partial(gate.wait, 60))  # a slow database call stands in the worker's queue
     main_window.workspace.refresh()  # queued behind it
-    qtbot.waitUntil(main_window.busy_bar.isVisible, timeout=2000)
-    started = time.monotonic()
-    assert not main_window.grab().isNull()
-    assert time.monotonic() - started < 0.5  # the GUI thread is not blocked by the slow call
-    qtbot.waitUntil(lambda: not main_window.busy_bar.isVisible(), timeout=5000)
+    try:
+        qtbot.waitUntil(main_window.busy_bar.isVisible)
+        # The window paints while the slow call is still running: the GUI thread does not wait for it (no clock
+        # involved: the call ends only when the test lets it).
+        assert not main_window.grab().isNull()
+        assert main_window.ctx.runner.busy and main_window.busy_bar.isVisible()
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not main_window.busy_bar.isVisible())
 
 
 def test_geometry_and_splitter_are_remembered(qtbot: QtBot, seeded_db: Database, settings: Settings) -> None:

@@ -56,7 +56,8 @@ def test_a_status_change_on_this_workstation_sends_at_once(
     indicator = PollerIndicator(controller)
     qtbot.addWidget(indicator)
     assert indicator.objectName() == "pollerIndicator"
-    assert "sent 1 · failed 0 · pending 0" in indicator.text()
+    qtbot.waitUntil(lambda: indicator.health is not None, timeout=10_000)
+    assert "waiting 0 · failed 0" in indicator.text() and "sent 1" in indicator.text()
 
 
 def test_send_now_and_a_problem_reported_once(
@@ -75,11 +76,13 @@ def test_send_now_and_a_problem_reported_once(
         with qtbot.waitSignal(controller.cycleFinished, timeout=10_000):
             ctx.request_send_now()
     assert len(problems) == 1 and "connection refused" in problems[0]
-    assert indicator.text().startswith("⚠") and "pending 3" in indicator.text()
+    qtbot.waitUntil(lambda: "waiting 3" in indicator.text(), timeout=10_000)  # the current count, from the database
+    assert indicator.text().startswith("⚠ E-mail: server unreachable since ")
     smtp_sink.start()
     smtp_backoff.clear(sqlite_db)  # what Retry now does: the unreachable server's back-off is over
     with qtbot.waitSignal(controller.cycleFinished, timeout=10_000, check_params_cb=lambda s: s.sent == 3):
         controller.send_now()
+    qtbot.waitUntil(lambda: "waiting 0" in indicator.text(), timeout=10_000)
     assert len(smtp_sink.messages) == 3 and not indicator.text().startswith("⚠")
     assert controller.last_problem == ""
 

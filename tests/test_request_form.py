@@ -232,7 +232,10 @@ def test_notifications_tab_shows_every_notice_and_its_text(qtbot: QtBot, ctx: Ap
     assert model.rowCount() == 2
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     assert headers == ["Created", "Channel", "Template", "To", "Subject", "State", "Attempts", "Last reply", "Sent"]
-    assert [model.index(r, 5).data() for r in range(2)] == ["failed", "sent"]
+    assert [model.index(r, 5).data() for r in range(2)] == [
+        "failed: 550 mailbox unavailable",
+        "sent",
+    ]  # the state in words, with the reason
     assert model.index(0, 7).data() == "550 mailbox unavailable"
     assert model.index(1, 8).data() != "" and model.index(0, 8).data() == ""
     form.notifications_table.selectionModel().select(

@@ -352,6 +352,21 @@ class CallLogEntry(Base):
     called_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PatronHistory(Base):
+    """One change to a patron's notification or delivery method: from, to, who, when (the patron's Tracking)."""
+
+    __tablename__ = "patron_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str] = mapped_column(String(200), default="")
+    new_value: Mapped[str] = mapped_column(String(200), default="")
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
 class SystemSetting(Base):
     """A setting shared by every workstation (poll interval, library name, …), stored as JSON text."""
 
@@ -374,6 +389,7 @@ __all__ = [
     "NotificationAttempt",
     "PasswordResetToken",
     "Patron",
+    "PatronHistory",
     "PickupLocation",
     "Request",
     "SystemSetting",

@@ -5,24 +5,34 @@ saved is refused (:class:`ConcurrentEditError`) instead of silently undoing that
 keeps what was typed. Every field is validated by :mod:`desktop.domain.contacts`; each location must allow the
 kind it is used for. Exactly one primary per kind is kept: the code clears the old primary and flushes before
 setting the new one, and the partial unique index ``uq_contact_points_one_primary`` is the backstop.
+
+The card also holds the patron's notification and delivery methods. Changing them is recorded in
+``patron_history`` (from, to, who, when) and regroups the patron's requests waiting for contact in the same
+transaction: moving away from E-Mail cancels their waiting e-mail notices (with the reason), moving to E-Mail
+queues their arrival notices. E-Mail without an e-mail address (and Phone without a phone number, Mail to
+Address without a postal address) is refused with a message naming what is missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from desktop.db.models import ContactPoint, Location, Patron
+from desktop.db.models import ContactPoint, Location, Notification, Patron, PatronHistory, Request
 from desktop.domain.clock import Clock, utcnow
 from desktop.domain.contacts import ContactError, ContactKind, email_key, format_phone, normalize
+from desktop.domain.methods import DeliveryMethod, NotificationMethod
+from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.duplicates import PatronRef, other_household_holders
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.outbox import CANCELLED, EMAIL, FAILED, NO_TEMPLATE, PENDING, RETRYING, create_arrival_notice
 
 ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20}
 _PHONE_KINDS = {ContactKind.PHONE, ContactKind.FAX}
@@ -68,6 +78,32 @@ class PostalAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class Methods:
+    """How the patron is told (notification method) and how the item reaches them (delivery method)."""
+
+    notification: str = NotificationMethod.EMAIL.value
+    delivery: str = DeliveryMethod.HOLD_FOR_PICKUP.value
+
+
+@dataclass(frozen=True, slots=True)
+class MethodChange:
+    """One recorded change of a patron's method, for the card's history line."""
+
+    field: str
+    old_value: str
+    new_value: str
+    changed_by: str
+    changed_at: datetime
+    note: str = ""
+
+    def line(self) -> str:
+        """``Notify by: E-Mail → Phone · tester · Nov 30 14:05``."""
+        label = "Notify by" if self.field == "notification_method" else "Delivery"
+        when = self.changed_at.astimezone().strftime("%b %d %H:%M")
+        return f"{label}: {self.old_value} → {self.new_value} · {self.changed_by} · {when}"
+
+
+@dataclass(frozen=True, slots=True)
 class CardData:
     """A patron's card as loaded: what to show, and the version a save must still find."""
 
@@ -78,6 +114,9 @@ class CardData:
     points: tuple[CardPoint, ...]
     address: PostalAddress
     locations: tuple[LocationChoice, ...]
+    methods: Methods = field(default_factory=Methods)
+    #: Changes of the methods, newest first.
+    history: tuple[MethodChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +136,8 @@ class SaveResult:
 
     version_id: int
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: What a method change did to requests waiting for contact (one sentence each), for the message bar.
+    regrouped: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +212,16 @@ def load_card(db: Database, patron_id: int) -> CardData:
             ),
             address=PostalAddress(patron.address1, patron.address2, patron.city, patron.state, patron.zip),
             locations=location_choices(session),
+            methods=Methods(patron.notification_method, patron.delivery_method),
+            history=tuple(
+                MethodChange(h.field, h.old_value, h.new_value, h.changed_by, h.changed_at, h.note)
+                for h in session.scalars(
+                    select(PatronHistory)
+                    .where(PatronHistory.patron_id == patron.id)
+                    .order_by(PatronHistory.changed_at.desc(), PatronHistory.id.desc())
+                    .limit(20)
+                )
+            ),
         )
 
 
@@ -233,6 +284,44 @@ def validate_card(
     return problems
 
 
+def check_methods(methods: Methods, points: Sequence[CardPoint], address: PostalAddress) -> dict[str, str]:
+    """Problems with the chosen methods given the card's contact points and address (keys ``methods.*``).
+
+    A patron notified by E-Mail needs an e-mail address (else every notice fails), by Phone a phone number;
+    Mail to Address needs a postal address.
+    """
+    problems: dict[str, str] = {}
+    try:
+        notification = NotificationMethod(methods.notification)
+    except ValueError:
+        problems["methods.notification"] = (
+            f"Unknown notification method {methods.notification!r}: choose E-Mail, Phone or Mail."
+        )
+    else:
+        kinds = {p.kind for p in points if p.value.strip()}
+        if notification is NotificationMethod.EMAIL and ContactKind.EMAIL.value not in kinds:
+            problems["methods.notification"] = (
+                "E-Mail needs an e-mail address: add one to this card first, or choose Phone or Mail."
+            )
+        elif notification is NotificationMethod.PHONE and ContactKind.PHONE.value not in kinds:
+            problems["methods.notification"] = (
+                "Phone needs a phone number: add one to this card first, or choose E-Mail or Mail."
+            )
+    try:
+        delivery = DeliveryMethod(methods.delivery)
+    except ValueError:
+        problems["methods.delivery"] = (
+            f"Unknown delivery method {methods.delivery!r}: choose Hold for Pickup or Mail to Address."
+        )
+    else:
+        has_address = bool(address.address1.strip() and (address.city.strip() or address.zip.strip()))
+        if delivery is DeliveryMethod.MAIL_TO_ADDRESS and not has_address:
+            problems["methods.delivery"] = (
+                "Mail to Address needs a postal address: fill in Street and City or ZIP, or choose Hold for Pickup."
+            )
+    return problems
+
+
 def save_card(
     db: Database,
     patron_id: int,
@@ -240,6 +329,8 @@ def save_card(
     points: Sequence[CardPoint],
     address: PostalAddress,
     *,
+    methods: Methods | None = None,
+    staff: str = "",
     region: str = "US",
     clock: Clock = utcnow,
 ) -> SaveResult:
@@ -247,6 +338,8 @@ def save_card(
 
     Points with an ``id`` update that row; points without one are added; rows not on the card are removed.
     Per kind, the first point marked primary is the primary (or the first point, when none is marked).
+    ``methods`` (when given and different) changes the notification and delivery methods, recorded as
+    ``staff`` in ``patron_history``, and regroups the requests waiting for contact (see the module's doc).
 
     Raises:
         ValidationError: a field is invalid (``problems`` as from :func:`validate_card`); nothing saved.
@@ -262,6 +355,12 @@ def save_card(
                 raise ConcurrentEditError(_conflict_message(patron))
             locations = location_choices(session)
             problems = validate_card(points, address, locations, region)
+            current = Methods(patron.notification_method, patron.delivery_method)
+            changing = methods is not None and methods != current
+            if methods is not None and changing:
+                if not staff.strip():
+                    raise ValidationError("A staff name is needed to change a patron's methods.", {"staff": "required"})
+                problems.update(check_methods(methods, points, address))
             existing = {c.id: c for c in patron.contact_points}
             for index, point in enumerate(points):
                 old = existing.get(point.id) if point.id is not None else None
@@ -273,6 +372,11 @@ def save_card(
             if problems:
                 raise ValidationError(_summary(problems, points), problems)
             warnings = _apply(session, patron, points, address, existing, region)
+            regrouped: list[str] = []
+            if methods is not None and changing:
+                session.flush()
+                session.refresh(patron, ["contact_points"])
+                regrouped = _change_methods(session, patron, current, methods, staff.strip(), clock())
             patron.updated_at = clock()  # bumps version_id: the next card must load what we saved
             session.flush()
             version = patron.version_id
@@ -285,7 +389,80 @@ def save_card(
             "Another workstation changed this patron's primary contacts at the same moment; "
             "your changes were not saved."
         ) from None
-    return SaveResult(version_id=version, warnings=tuple(warnings))
+    return SaveResult(version_id=version, warnings=tuple(warnings), regrouped=tuple(regrouped))
+
+
+def _change_methods(
+    session: Session, patron: Patron, old: Methods, new: Methods, staff: str, now: datetime
+) -> list[str]:
+    """Record the change and regroup the patron's requests waiting for contact; say what moved."""
+    said: list[str] = []
+    for name, before, after in (
+        ("notification_method", old.notification, new.notification),
+        ("delivery_method", old.delivery, new.delivery),
+    ):
+        if before != after:
+            session.add(PatronHistory(patron_id=patron.id, field=name, old_value=before, new_value=after,
+                                      changed_by=staff, changed_at=now))  # fmt: skip
+    patron.notification_method = new.notification
+    patron.delivery_method = new.delivery
+    if old.notification == new.notification:
+        return said
+    waiting = list(
+        session.scalars(
+            select(Request)
+            .where(Request.patron_id == patron.id, Request.status == Status.AWAITING_CUSTOMER_CONTACT.value)
+            .order_by(Request.transaction_number)
+        )
+    )
+    if not waiting:
+        return said
+    email = NotificationMethod.EMAIL.value
+    if old.notification == email:
+        reason = f"cancelled: the patron is now notified by {new.notification} (changed by {staff})"
+        cancelled = 0
+        for request in waiting:
+            for notice in session.scalars(
+                select(Notification).where(
+                    Notification.request_id == request.id,
+                    Notification.channel == EMAIL,
+                    Notification.state.in_((PENDING, RETRYING, FAILED, NO_TEMPLATE)),
+                )
+            ):
+                notice.state, notice.last_reply, notice.updated_at = CANCELLED, reason, now
+                cancelled += 1
+        said.append(
+            f"{len(waiting)} request(s) waiting for contact moved to the {new.notification} group"
+            + (f"; {cancelled} e-mail notice(s) cancelled." if cancelled else ".")
+        )
+    elif new.notification == email:
+        queued = 0
+        for request in waiting:
+            if request.tracking and _queue_arrival(session, request, now):
+                queued += 1
+        said.append(
+            f"{len(waiting)} request(s) waiting for contact moved to the E-Mail group; "
+            f"{queued} arrival notice(s) queued for the System Manager."
+        )
+    else:
+        said.append(f"{len(waiting)} request(s) waiting for contact moved to the {new.notification} group.")
+    return said
+
+
+def _queue_arrival(session: Session, request: Request, now: datetime) -> bool:
+    """Queue the arrival notice of a request already waiting (an earlier one cancelled by a method change is
+    revived: one notice per arrival, as the outbox's dedupe key says)."""
+    notice_id = create_arrival_notice(session, request, request.tracking[-1], now=now)
+    if notice_id is None:
+        return False
+    notice = session.get(Notification, notice_id)
+    if notice is not None and notice.state == CANCELLED:
+        email = next((c for c in request.patron.contact_points if c.kind == EMAIL and c.is_primary), None)
+        notice.state, notice.last_reply, notice.next_attempt_at, notice.updated_at = PENDING, "", now, now
+        notice.lease_owner, notice.lease_until = None, None
+        if email is not None:
+            notice.to_address = email.value
+    return notice is not None and notice.state in (PENDING, RETRYING)
 
 
 def _conflict_message(patron: Patron) -> str:

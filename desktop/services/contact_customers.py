@@ -13,7 +13,7 @@ skipped and reported, never an error for the whole batch: staff at several desks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -27,7 +27,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
-from desktop.services.outbox import FAILED, NO_TEMPLATE, RETRYABLE_STATES, RETRYING
+from desktop.services.outbox import CANCELLED, FAILED, NO_TEMPLATE, PENDING, RETRYABLE_STATES, RETRYING, SENT
 from desktop.services.status import StatusChange, change_status
 
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.
@@ -48,6 +48,21 @@ class CallOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class CallNote:
+    """One phone call logged for a request: when, by whom, how it went, and the note typed with it."""
+
+    called_at: datetime
+    staff: str
+    outcome: str
+    note: str
+
+    def line(self) -> str:
+        """``Nov 28 14:05 · No answer · tester: rang twice, no voicemail``."""
+        note = f": {self.note}" if self.note else ""
+        return f"{self.called_at.astimezone():%b %d %H:%M} · {self.outcome} · {self.staff}{note}"
+
+
+@dataclass(frozen=True)
 class ContactRow:
     """One request waiting for its patron to be told, with what staff need to tell them.
 
@@ -57,8 +72,10 @@ class ContactRow:
         address: the postal address on one line ("" when the patron has none).
         notice_state: the latest e-mail notice's state (``None``: the System Manager has not queued one yet).
         notice_reply: the server's last reply (why it is retrying or failed).
+        notice_next_at: when a retrying notice is tried again.
         call_attempts: calls logged since the request started waiting (all of them unanswered, or it would
             have moved on).
+        calls: those calls with their notes, oldest first (shown in the Phone group's tooltip and column).
     """
 
     request_id: int
@@ -78,8 +95,15 @@ class ContactRow:
     notice_state: str | None = None
     notice_reply: str = ""
     notice_attempts: int = 0
+    notice_next_at: datetime | None = None
     call_attempts: int = 0
     last_call_at: datetime | None = None
+    calls: tuple[CallNote, ...] = ()
+
+    @property
+    def last_call_note(self) -> str:
+        """The newest note typed with a call in this wait (``""``: none)."""
+        return next((c.note for c in reversed(self.calls) if c.note), "")
 
     @property
     def contact(self) -> str:
@@ -93,7 +117,7 @@ class ContactRow:
     @property
     def notice_text(self) -> str:
         """The e-mail notice's state as staff read it."""
-        return notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts)
+        return notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts, self.notice_next_at)
 
     @property
     def retryable(self) -> bool:
@@ -155,18 +179,29 @@ class ActionResult:
         return " ".join(parts) or "Nothing to do."
 
 
-def notice_state_text(state: str | None, reply: str = "", attempts: int = 0) -> str:
-    """How an e-mail notice's state reads in the form."""
+def notice_state_text(state: str | None, reply: str = "", attempts: int = 0, next_at: datetime | None = None) -> str:
+    """How an e-mail notice's state reads in words: ``pending``, ``retrying at 14:05 (attempt 2): reason``,
+    ``failed: reason`` (Contact Customers' Notice column and the request form's Notifications tab)."""
     reply = " ".join(reply.split())
     if state is None:
-        return "waiting for the System Manager"
+        return "waiting for the System Manager to queue it"
+    if state == PENDING:
+        return "pending"
     if state == RETRYING:
+        when = ""
+        if next_at is not None:
+            local, today = next_at.astimezone(), utcnow().astimezone()
+            when = f" at {local:%H:%M}" if local.date() == today.date() else f" at {local:%b %d %H:%M}"
         tries = f" (attempt {attempts})" if attempts else ""
-        return f"retrying{tries}: {reply}" if reply else f"retrying{tries}"
+        return f"retrying{when}{tries}: {reply}" if reply else f"retrying{when}{tries}"
     if state == FAILED:
         return f"failed: {reply}" if reply else "failed"
     if state == NO_TEMPLATE:
         return "no template: not sent"
+    if state == SENT:
+        return "sent"
+    if state == CANCELLED:
+        return f"cancelled: {reply}" if reply else "cancelled"
     return state
 
 
@@ -229,6 +264,7 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
             Notification.state,
             Notification.last_reply,
             Notification.attempts,
+            Notification.next_attempt_at,
             calls,
             last_call,
         )
@@ -267,7 +303,7 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
     with db.read() as session:
         result = session.execute(contact_customers_query()).all()
     for (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
-         a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, calls,
+         a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
          last_call) in result:  # fmt: skip
         group = _method(method)
         groups[group].append(
@@ -289,16 +325,46 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
                 notice_state=n_state,
                 notice_reply=n_reply or "",
                 notice_attempts=n_attempts or 0,
+                notice_next_at=n_next,
                 call_attempts=calls or 0,
                 last_call_at=last_call,
             )
         )
+    called = [row for row in groups[NotificationMethod.PHONE] if row.call_attempts]
+    called += [row for row in groups[NotificationMethod.EMAIL] if row.call_attempts]
+    if called:
+        notes = call_notes(db, {row.request_id: row.waiting_since for row in called})
+        for group, rows in groups.items():
+            groups[group] = [replace(r, calls=notes.get(r.request_id, ())) if r.call_attempts else r for r in rows]
     return ContactGroups(
         email=tuple(groups[NotificationMethod.EMAIL]),
         phone=tuple(groups[NotificationMethod.PHONE]),
         mail=tuple(groups[NotificationMethod.MAIL]),
         loaded_at=now,
     )
+
+
+def call_notes(db: Database, since: dict[int, datetime]) -> dict[int, tuple[CallNote, ...]]:
+    """The calls (with their notes) of each request since the given time (its current wait), oldest first.
+
+    A second, small query: only requests that have calls in this wait, in chunks (SQLite's parameter limit).
+    """
+    ids = sorted(since)
+    found: dict[int, list[CallNote]] = {}
+    with db.read() as session:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = session.scalars(
+                select(CallLogEntry)
+                .where(CallLogEntry.request_id.in_(chunk))
+                .order_by(CallLogEntry.called_at, CallLogEntry.id)
+            )
+            for entry in rows:
+                if entry.called_at >= since[entry.request_id]:
+                    found.setdefault(entry.request_id, []).append(
+                        CallNote(entry.called_at, entry.staff, entry.outcome, entry.note)
+                    )
+    return {rid: tuple(notes) for rid, notes in found.items()}
 
 
 # ---------------------------------------------------------------------------------------- eligibility rules

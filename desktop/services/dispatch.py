@@ -36,6 +36,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services import outbox, smtp_backoff
+from desktop.services.delivery_health import record_cycle
 from desktop.services.delivery_problems import DeliveryProblem
 from desktop.services.mailer import (
     Outcome,
@@ -1070,7 +1071,7 @@ def run_cycle(
         # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
         # or unreachable server) or the next poll (a setting to fix), not in a loop now.
         next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
-    return CycleSummary(
+    summary = CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,
         worker=worker,
@@ -1078,3 +1079,7 @@ def run_cycle(
         next_due_at=next_due,
         **vars(tally),  # the counters and errors, named as in CycleSummary
     )
+    if not stop():  # every workstation's banner reads this verdict (a stopped cycle has none to give)
+        record_cycle(db, worker=worker, at=started_at, problem=summary.problem, detail="; ".join(summary.errors),
+                     backoff_until=summary.backoff_until)  # fmt: skip
+    return summary

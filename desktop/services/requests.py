@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from desktop.db.engine import Database
-from desktop.db.models import Notification, Patron, PickupLocation, Request
+from desktop.db.models import CallLogEntry, Notification, Patron, PickupLocation, Request
 from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status, allowed_transitions
+from desktop.services.contact_customers import CallNote, notice_state_text
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
 from desktop.services.notice_context import primary_contact
+from desktop.services.outbox import EMAIL, FAILED, PENDING, RETRYING
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class NotificationEntry:
     created_at: datetime
     sent_at: datetime | None
     body_text: str
+    next_attempt_at: datetime | None = None
+
+    @property
+    def state_text(self) -> str:
+        """The state in words: ``pending``, ``retrying at 14:05 (attempt 2): reason``, ``failed: reason``."""
+        return notice_state_text(self.state, self.last_reply, self.attempts, self.next_attempt_at)
+
+    @property
+    def waiting_or_failed(self) -> bool:
+        """An e-mail the desk should know about: still to be sent, or given up."""
+        return self.channel == EMAIL and self.state in (PENDING, RETRYING, FAILED)
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,8 @@ class RequestDetails:
     primary_phone: str
     tracking: tuple[TrackingEntry, ...]
     notifications: tuple[NotificationEntry, ...]
+    #: Phone calls logged for this request (all waits), with the notes typed with them, oldest first.
+    calls: tuple[CallNote, ...] = ()
 
     @property
     def is_article(self) -> bool:
@@ -199,8 +214,17 @@ def _details(session: Session, request: Request) -> RequestDetails:
                 created_at=n.created_at,
                 sent_at=n.sent_at,
                 body_text=n.body_text,
+                next_attempt_at=n.next_attempt_at if n.state == RETRYING else None,
             )
             for n in notices
+        ),
+        calls=tuple(
+            CallNote(c.called_at, c.staff, c.outcome, c.note)
+            for c in session.scalars(
+                select(CallLogEntry)
+                .where(CallLogEntry.request_id == request.id)
+                .order_by(CallLogEntry.called_at, CallLogEntry.id)
+            )
         ),
     )
 

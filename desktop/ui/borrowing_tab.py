@@ -13,7 +13,7 @@ import importlib.util
 from dataclasses import replace
 
 import shiboken6
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -131,10 +131,7 @@ class BorrowingWorkspace(QWidget):
         self.filter_edit.setMaximumWidth(440)
         self.filter_edit.textChanged.connect(self.on_filter_typed)
         self.filter_edit.returnPressed.connect(self.apply_filter)
-        self._filter_timer = QTimer(self)
-        self._filter_timer.setSingleShot(True)
-        self._filter_timer.setInterval(FILTER_DELAY_MS)
-        self._filter_timer.timeout.connect(self.apply_filter)
+        self._filter_timer = ctx.timer(self, FILTER_DELAY_MS, self.apply_filter, single_shot=True)
 
         self.error_label = QLabel()
         self.error_label.setObjectName("errorMessage")
@@ -181,14 +178,9 @@ class BorrowingWorkspace(QWidget):
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.splitter)
 
-        self._poll = QTimer(self)
-        self._poll.setObjectName("queuePollTimer")
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self.poll)
-        self._changed_timer = QTimer(self)
-        self._changed_timer.setSingleShot(True)
-        self._changed_timer.setInterval(100)
-        self._changed_timer.timeout.connect(self.refresh)
+        # Owned by this tab and stopped by the context when the workstation shuts down (see AppContext.timer).
+        self._poll = ctx.timer(self, POLL_MS, self.poll, name="queuePollTimer")
+        self._changed_timer = ctx.timer(self, 100, self.refresh, single_shot=True)
         ctx.changed.connect(self.on_data_changed)
         ctx.databaseChanged.connect(self.reload)
 
@@ -247,6 +239,8 @@ class BorrowingWorkspace(QWidget):
         self._poll.stop()
         self._filter_timer.stop()
         self._changed_timer.stop()
+        self.ctx.release(self)
+        self.ctx.release(self.table_model)
 
     def current_query(self) -> QueueQuery:
         """The list on screen (its queue, filter and order)."""
@@ -295,14 +289,17 @@ class BorrowingWorkspace(QWidget):
     @Slot()
     def poll(self) -> None:
         """Re-read counts (cheap); rows follow when the counts or the change marker moved."""
-        if self._counting:
+        if self._counting or self.ctx.is_stopped:
             return
         self._counting = True
-        self.ctx.run(functools.partial(queue_snapshot, self.ctx.db), self.on_snapshot, self.on_count_failed)
+        handle = self.ctx.run(functools.partial(queue_snapshot, self.ctx.db), self.on_snapshot, self.on_count_failed)
+        self._counting = not handle.cancelled
 
     @Slot()
     def refresh(self) -> None:
-        """F5: counts and the rows on screen, in place."""
+        """F5: counts and the rows on screen, in place (nothing once the workstation is shutting down)."""
+        if self.ctx.is_stopped:
+            return
         self.poll()
         self.table_model.refresh()
 

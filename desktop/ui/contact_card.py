@@ -4,6 +4,10 @@ Every field is checked as it is typed, with its own message (a phone shows its E
 stays disabled while any field is invalid, and nothing typed is ever thrown away: a refused save (another
 workstation saved first, or a field the server refused) leaves the card as it is with the reason on top.
 An e-mail address already held in another household is a warning naming that patron, not a block.
+
+The card's first section holds the notification and delivery methods: a change is saved with the card, recorded
+with who and when (the last changes are listed under the choices), and moves the patron's requests waiting for
+contact to the right Contact Customers group. E-Mail without an e-mail address on the card is refused as typed.
 """
 
 from __future__ import annotations
@@ -35,14 +39,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.contacts import ContactKind, email_key, format_phone
+from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.services.contact_card import (
     ADDRESS_LIMITS,
     CardData,
     CardPoint,
     FieldCheck,
     LocationChoice,
+    Methods,
     PostalAddress,
     SaveResult,
+    check_methods,
     check_value,
     default_location,
     email_warnings,
@@ -92,7 +99,8 @@ def open_contact_card(
         focus_contact_id: put the cursor in this contact point's field.
         add: ``(kind, location id or None)``: add a new field of that kind and focus it.
     """
-    _open_cards[:] = [c for c in _open_cards if shiboken6.isValid(c)]
+    # A card closed a moment ago may not be deleted yet: it is not reused (it holds what was loaded then).
+    _open_cards[:] = [c for c in _open_cards if shiboken6.isValid(c) and c.isVisible()]
     card = next((c for c in _open_cards if c.ctx is ctx and c.patron_id == patron_id), None)
     if card is None:
         card = ContactCard(ctx, patron_id, parent)
@@ -267,6 +275,8 @@ class ContactCard(QDialog):
     """
 
     saved = Signal(object)
+    #: What a method change did to waiting requests (the message shown after saving), for the record window.
+    regrouped = Signal(str)
 
     def __init__(self, ctx: AppContext, patron_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -305,6 +315,7 @@ class ContactCard(QDialog):
 
         body = QWidget()
         self.body_layout = QVBoxLayout(body)
+        self.body_layout.addWidget(self._build_methods())
         for kind in ContactKind:
             box = QGroupBox(_SECTION_TITLES[kind.value])
             box.setObjectName(f"{kind.value}Section")
@@ -366,12 +377,62 @@ class ContactCard(QDialog):
         layout.addWidget(scroll, 1)
         layout.addLayout(bottom)
 
-        self.warning_timer = QTimer(self)
-        self.warning_timer.setSingleShot(True)
-        self.warning_timer.setInterval(WARNING_DELAY_MS)
-        self.warning_timer.timeout.connect(self.on_check_warnings)
+        # Owned by the card, stopped when it closes and when the workstation shuts down.
+        self.warning_timer = ctx.timer(self, WARNING_DELAY_MS, self.on_check_warnings, single_shot=True)
         self._update_save()
         self.ctx.run(functools.partial(load_card, ctx.db, patron_id), self.on_loaded, self.on_load_failed)
+
+    def _build_methods(self) -> QGroupBox:
+        box = QGroupBox("Notification and delivery")
+        box.setObjectName("methodsSection")
+        form = QFormLayout(box)
+        self.notification_combo = QComboBox()
+        self.notification_combo.setObjectName("notificationMethodCombo")
+        self.notification_combo.setAccessibleName("Notification method")
+        for method in NotificationMethod:
+            self.notification_combo.addItem(method.value, method.value)
+        self.delivery_combo = QComboBox()
+        self.delivery_combo.setObjectName("deliveryMethodCombo")
+        self.delivery_combo.setAccessibleName("Delivery method")
+        for delivery in DeliveryMethod:
+            self.delivery_combo.addItem(delivery.value, delivery.value)
+        notify_label = QLabel("&Notify by:")
+        notify_label.setBuddy(self.notification_combo)
+        delivery_label = QLabel("Deli&very:")
+        delivery_label.setBuddy(self.delivery_combo)
+        form.addRow(notify_label, self.notification_combo)
+        form.addRow(delivery_label, self.delivery_combo)
+        self.methods_message = QLabel()
+        self.methods_message.setObjectName("methodsMessage")
+        self.methods_message.setAccessibleName("Message for the notification and delivery methods")
+        self.methods_message.setWordWrap(True)
+        self.methods_message.hide()
+        form.addRow(self.methods_message)
+        self.history_label = QLabel()
+        self.history_label.setObjectName("methodsHistoryLabel")
+        self.history_label.setAccessibleName("Changes of the notification and delivery methods")
+        self.history_label.setWordWrap(True)
+        self.history_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.history_label.setProperty("state", "ok")
+        form.addRow(self.history_label)
+        self.notification_combo.currentIndexChanged.connect(self.on_edited)
+        self.delivery_combo.currentIndexChanged.connect(self.on_edited)
+        return box
+
+    def methods(self) -> Methods:
+        """The methods chosen on the card."""
+        return Methods(str(self.notification_combo.currentData()), str(self.delivery_combo.currentData()))
+
+    def _show_methods(self, data: CardData, chosen: Methods) -> None:
+        for combo, value in ((self.notification_combo, chosen.notification), (self.delivery_combo, chosen.delivery)):
+            combo.blockSignals(True)
+            if combo.findData(value) < 0:  # a value another system wrote: shown as it is, until staff choose
+                combo.addItem(f"{value} (unknown)", value)
+            combo.setCurrentIndex(combo.findData(value))
+            combo.blockSignals(False)
+        lines = [change.line() for change in data.history[:5]]
+        self.history_label.setText("Changed: " + "; ".join(lines) if lines else "")
+        self.history_label.setVisible(bool(lines))
 
     def _build_address(self) -> QGroupBox:
         box = QGroupBox("Postal address")
@@ -443,6 +504,7 @@ class ContactCard(QDialog):
             self._add_editor(point.kind, point)
         for name, edit in self.address_fields.items():
             edit.setText(getattr(address, name))
+        self._show_methods(data, data.methods)
 
     def on_load_failed(self, error: object) -> None:
         """The patron could not be read: say so; nothing to edit."""
@@ -463,7 +525,11 @@ class ContactCard(QDialog):
         if not shiboken6.isValid(self) or self.data is None:
             return
         merged = merge_card(self.data, self.points(), self.address(), theirs)
+        mine = self.methods()
+        keep_mine = mine != self.data.methods  # changed here: kept over theirs, like every other field
         self._fill(theirs, merged.points, merged.address)
+        if keep_mine:
+            self._show_methods(theirs, mine)
         self.reload_button.setEnabled(True)
         self.reload_button.setDefault(False)
         self.reload_button.hide()
@@ -560,11 +626,22 @@ class ContactCard(QDialog):
             return False
         loaded = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.data.points]
         now = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.points()]
-        return loaded != now or self.address() != self.data.address
+        return loaded != now or self.address() != self.data.address or self.methods() != self.data.methods
 
     def problems(self) -> list[str]:
-        """Messages of the invalid lines, in card order."""
-        return [f"{ContactKind(e.kind).label} {n}: {e.message.text()}" for n, e in self._numbered() if not e.valid]
+        """Messages of the invalid lines, in card order (a refused method first: it is at the top)."""
+        found = [f"{ContactKind(e.kind).label} {n}: {e.message.text()}" for n, e in self._numbered() if not e.valid]
+        return self._method_problems() + found
+
+    def _method_problems(self) -> list[str]:
+        """The methods' problems given the card as typed now, shown under the choices (changed methods only)."""
+        if self.data is None or self.methods() == self.data.methods:
+            _set_state(self.methods_message, "ok", "")
+            return []
+        problems = check_methods(self.methods(), self.points(), self.address())
+        text = " ".join(problems.values())
+        _set_state(self.methods_message, "error" if problems else "ok", text)
+        return [f"Methods: {p}" for p in problems.values()]
 
     def _numbered(self) -> list[tuple[int, PointEditor]]:
         return [(n + 1, e) for kind in ContactKind for n, e in enumerate(self.editors[kind.value])]
@@ -594,7 +671,7 @@ class ContactCard(QDialog):
     @Slot()
     def on_check_warnings(self) -> None:
         """Ask which valid e-mails are held in other households (off the GUI thread)."""
-        if self.data is None:
+        if self.data is None or self.ctx.is_stopped:
             return
         emails = [e.last_check.normalized for e in self.editors["email"] if e.last_check.ok]
         if not emails:
@@ -627,6 +704,8 @@ class ContactCard(QDialog):
             self.data.version_id,
             self.points(),
             self.address(),
+            methods=self.methods(),
+            staff=self.ctx.staff_name,
             region=self.region,
         )
         self.ctx.run(job, self.on_saved, self.on_save_failed)
@@ -635,7 +714,12 @@ class ContactCard(QDialog):
         """Saved: tell every window and close."""
         self._saving = False
         self.ctx.changed.emit("patrons")
+        if result.regrouped:
+            self.ctx.changed.emit("requests")  # the patron's waiting requests changed group / notices
+            self.ctx.changed.emit("notifications")
         if shiboken6.isValid(self):
+            if result.regrouped:
+                self.regrouped.emit(" ".join(result.regrouped))
             self.saved.emit(list(result.warnings))
             self.accept()
 
@@ -651,6 +735,8 @@ class ContactCard(QDialog):
                     editors[int(key)].set_server_problem(problem)
                 elif key.startswith("address."):
                     _set_state(self.address_message, "error", f"{key.split('.', 1)[1]}: {problem}")
+                elif key.startswith("methods."):
+                    _set_state(self.methods_message, "error", problem)
             self._show_banner("error", str(error))
         elif isinstance(error, ConcurrentEditError):
             self._show_banner("error", str(error))
@@ -694,6 +780,9 @@ class ContactCard(QDialog):
             self.reject()
 
     def done(self, result: int) -> None:
-        """Remember where the card was."""
+        """Remember where the card was; stop the card's timer and drop its pending reads (it is closing)."""
         save_geometry(self, "contactCard/geometry")
+        self.warning_timer.stop()
+        if not self._saving:  # a save in flight still reports back (its ``changed`` tells the other windows)
+            self.ctx.release(self)
         super().done(result)

@@ -26,7 +26,6 @@ from PySide6.QtCore import (
     QPoint,
     QSettings,
     Qt,
-    QTimer,
     Signal,
     Slot,
 )
@@ -65,9 +64,11 @@ from desktop.services.contact_customers import (
     print_refusals,
     refusal_message,
 )
-from desktop.services.outbox import retry_notices
+from desktop.services.delivery_health import DeliveryHealth, short_state
+from desktop.services.outbox import PENDING, RETRYING, retry_notices
 from desktop.services.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
+from desktop.ui.delivery_banner import DeliveryBanner
 from desktop.ui.print_notices import NoticePrinter
 from desktop.ui.tables import record_table
 
@@ -95,10 +96,12 @@ class Column:
 
 
 def _calls_text(row: ContactRow) -> str:
+    """``2× no answer, last Nov 28 14:05 — “rang twice”``: the attempts and the newest note typed with one."""
     if not row.call_attempts:
         return ""
     when = row.last_call_at.astimezone().strftime("%b %d %H:%M") if row.last_call_at else ""
-    return f"{row.call_attempts}× no answer, last {when}"
+    note = row.last_call_note
+    return f"{row.call_attempts}× no answer, last {when}" + (f" — “{note}”" if note else "")
 
 
 def _address_text(row: ContactRow) -> str:
@@ -109,12 +112,13 @@ _TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.tra
 _PATRON = Column("Patron", lambda r: r.patron_name, lambda r: r.patron_name.casefold(), 160)
 _TITLE = Column("Title", lambda r: r.title, lambda r: r.title.casefold(), 200)
 _PICKUP = Column("Pickup location", lambda r: r.pickup, lambda r: r.pickup.casefold(), 180)
+_NOTICE = Column("Notice", lambda r: r.notice_text, lambda r: (r.notice_state or "", r.notice_reply), 250, warns=True)
 _DAYS = Column("Days waiting", lambda r: str(r.days_waiting), lambda r: -r.waiting_since.timestamp(), 90, True)
 
 COLUMNS: dict[NotificationMethod, tuple[Column, ...]] = {
     NotificationMethod.EMAIL: (
         _TN, _PATRON, Column("E-Mail", lambda r: r.email, lambda r: r.email.casefold(), 200),
-        Column("Notice", lambda r: r.notice_text, lambda r: (r.notice_state or "", r.notice_reply), 250, warns=True),
+        _NOTICE,
         _TITLE, _PICKUP, _DAYS,
     ),
     NotificationMethod.PHONE: (
@@ -147,6 +151,8 @@ class ContactTableModel(QAbstractTableModel):
         self.method = method
         self.columns = COLUMNS[method]
         self._rows: list[ContactRow] = []
+        #: Why nothing is being sent right now (the banner's few words), added to waiting e-mails' Notice text.
+        self.blocked_reason = ""
         self._sort: tuple[int, Qt.SortOrder] | None = None
 
     # -- Qt model interface
@@ -166,7 +172,10 @@ class ContactTableModel(QAbstractTableModel):
         row = self._rows[index.row()]
         column = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return column.text(row)
+            text = column.text(row)
+            if column is _NOTICE and self.blocked_reason and row.notice_state in (None, PENDING, RETRYING):
+                return f"{text} — not sent: {self.blocked_reason}"
+            return text
         if role == ROW_ROLE:
             return row
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -255,6 +264,15 @@ class ContactTableModel(QAbstractTableModel):
             return not row.has_address
         return row.retryable
 
+    def set_blocked_reason(self, reason: str) -> None:
+        """Say on each waiting e-mail why it is not being sent (``""``: nothing blocks sending)."""
+        if reason == self.blocked_reason:
+            return
+        self.blocked_reason = reason
+        if self._rows and self.method is NotificationMethod.EMAIL:
+            column = self.columns.index(_NOTICE)
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))
+
     @staticmethod
     def _tooltip(row: ContactRow) -> str:
         lines = [f"{row.patron_name} — {row.method.value}"]
@@ -265,6 +283,9 @@ class ContactTableModel(QAbstractTableModel):
         lines.append(f"Address: {row.address}" if row.has_address else "No postal address")
         if row.method is NotificationMethod.EMAIL:
             lines.append(f"Notice: {row.notice_text}")
+        if row.calls:
+            lines.append("Calls in this wait:")
+            lines += [f"  {call.line()}" for call in row.calls]
         lines.append(f"Waiting since {row.waiting_since.astimezone():%Y-%m-%d %H:%M}")
         return "\n".join(lines)
 
@@ -373,10 +394,7 @@ class ContactCustomersDialog(QDialog):
         self._build()
         self._restore_geometry()
 
-        self._timer = QTimer(self)
-        self._timer.setObjectName("contactCustomersRefreshTimer")
-        self._timer.setInterval(REFRESH_SECONDS * 1000)
-        self._timer.timeout.connect(self.on_timer)
+        self._timer = ctx.timer(self, REFRESH_SECONDS * 1000, self.on_timer, name="contactCustomersRefreshTimer")
         ctx.changed.connect(self.on_data_changed)
         ctx.databaseChanged.connect(self.on_database_changed)
         self.reload()
@@ -393,6 +411,10 @@ class ContactCustomersDialog(QDialog):
         self.refresh_button.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         top.addWidget(self.refresh_button)
         layout.addLayout(top)
+
+        self.delivery_banner = DeliveryBanner(self.ctx, self)
+        self.delivery_banner.healthChanged.connect(self.on_health)
+        layout.addWidget(self.delivery_banner)
 
         self.message_label = QLabel()
         self.message_label.setObjectName("messageLabel")
@@ -495,9 +517,9 @@ class ContactCustomersDialog(QDialog):
             self._reload_again = True
             return
         self._loading = True
-        try:
-            self.ctx.run(functools.partial(load_contact_customers, self.ctx.db), self.on_loaded, self.on_load_failed)
-        except RuntimeError:  # the workstation is shutting down: nothing more to refresh
+        job = functools.partial(load_contact_customers, self.ctx.db)
+        handle = self.ctx.run(job, self.on_loaded, self.on_load_failed)
+        if handle.cancelled:  # the workstation is shutting down: nothing more to refresh
             self._loading = False
             self._timer.stop()
 
@@ -518,6 +540,12 @@ class ContactCustomersDialog(QDialog):
         if self._reload_again:
             self._reload_again = False
             self.reload()
+
+    @Slot(object)
+    def on_health(self, health: DeliveryHealth) -> None:
+        """The banner read why notices wait: each waiting e-mail row says it too."""
+        reason = short_state(health) if health.blocked else ""
+        self.models[NotificationMethod.EMAIL].set_blocked_reason(reason)
 
     @Slot(object)
     def on_load_failed(self, error: object) -> None:

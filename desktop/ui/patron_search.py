@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 import shiboken6
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Slot
+from PySide6.QtCore import QModelIndex, Qt, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -104,10 +104,7 @@ class PatronSearch(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.status)
 
-        self.timer = QTimer(self)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(SEARCH_DELAY_MS)
-        self.timer.timeout.connect(self.search)
+        self.timer = ctx.timer(self, SEARCH_DELAY_MS, self.search, single_shot=True)
         self.edit.textChanged.connect(self.on_text_changed)
         self.edit.returnPressed.connect(self.on_return)
         QShortcut(QKeySequence("Ctrl+W"), self, self.close)

@@ -12,6 +12,7 @@ notice, and again only if it changes or comes back after a good cycle.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -20,12 +21,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.config import Settings
 from desktop.domain.clock import utcnow
 from desktop.secrets import SecretStoreError, smtp_password
 from desktop.services.database import Database
+from desktop.services.delivery_health import DeliveryHealth, explain, read_health, short_state
 from desktop.services.dispatch import CycleSummary, run_cycle
 from desktop.services.shared_settings import effective_poll_seconds
 from desktop.services.wakeup import PgListener
@@ -36,6 +39,15 @@ log = logging.getLogger(__name__)
 
 #: Seconds between attempts to reopen a lost PostgreSQL LISTEN connection.
 RELISTEN_SECONDS = 30
+#: The indicator's warning colours: each keeps at least 4.5:1 contrast on its palette's window colour.
+ERROR_TEXT_LIGHT = "#b3261e"
+ERROR_TEXT_DARK = "#ff8a80"
+
+
+def error_text_colour(widget: QWidget) -> str:
+    """The warning red that stays readable on ``widget``'s palette (light or dark)."""
+    dark = widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    return ERROR_TEXT_DARK if dark else ERROR_TEXT_LIGHT
 
 
 class _PollWorker(QObject):
@@ -302,12 +314,13 @@ class PollerController(QObject):
         if not summary.errors:
             self.last_problem = ""
         self.cycleFinished.emit(summary)
-        if summary.routed or summary.sent or summary.created or summary.cancelled:
-            self._own_change = True
-            try:
+        self._own_change = True
+        try:
+            if summary.routed or summary.sent or summary.created or summary.cancelled:
                 self.ctx.changed.emit("requests")
-            finally:
-                self._own_change = False
+            self.ctx.changed.emit("delivery")  # the recorded verdict changed: banners read it again
+        finally:
+            self._own_change = False
 
     @Slot(str)
     def on_problem(self, text: str) -> None:
@@ -325,13 +338,24 @@ class PollerController(QObject):
 
 
 class PollerIndicator(QWidget):
-    """Status-bar summary of this workstation's System Manager: last run, sent, failed, pending, problems."""
+    """Status-bar summary of e-mail delivery: why notices wait (if anything stops them), how many wait and how
+    many failed *now* (read from the database, not the last cycle's figures), and this System Manager's last run.
+
+    Signals:
+        healthLoaded(object): a fresh :class:`desktop.services.delivery_health.DeliveryHealth` is shown.
+    """
+
+    healthLoaded = Signal(object)
 
     def __init__(self, controller: PollerController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("pollerIndicator")
         self.setAccessibleName("E-mail notifications status")
         self.controller = controller
+        self.ctx = controller.ctx
+        self.health: DeliveryHealth | None = None
+        self._loading = False
+        self._again = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         self.label = QLabel("E-mail: starting…")
@@ -344,6 +368,7 @@ class PollerIndicator(QWidget):
         controller.cycleStarted.connect(self.on_cycle_started)
         controller.cycleFinished.connect(self.on_cycle_finished)
         controller.problem.connect(self.on_problem)
+        self.ctx.changed.connect(self.on_changed)
         if controller.last_summary is not None:
             self.on_cycle_finished(controller.last_summary)
 
@@ -359,22 +384,74 @@ class PollerIndicator(QWidget):
 
     @Slot(object)
     def on_cycle_finished(self, summary: CycleSummary) -> None:
-        """Show the last run's figures; red when something failed or a problem is outstanding."""
-        when = summary.started_at.astimezone().strftime("%H:%M:%S")
-        text = f"E-mail: last run {when} · sent {summary.sent} · failed {summary.failed} · pending {summary.pending}"
-        problem = "; ".join(summary.errors)
-        if problem:
+        """A cycle ended: read the current counts and verdict (the cycle's own figures go into the tooltip)."""
+        self._show()
+        self.refresh()
+
+    @Slot(str)
+    def on_changed(self, topic: str) -> None:
+        """Notices were queued, sent or retried elsewhere in this app: the counts may differ."""
+        if topic in {"requests", "notifications"}:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Read the delivery health off the GUI thread (one read at a time; a refresh asked meanwhile follows)."""
+        if self._loading:
+            self._again = True
+            return
+        self._loading = True
+        handle = self.ctx.run(functools.partial(read_health, self.ctx.db), self.on_health, self.on_health_failed)
+        if handle.cancelled:
+            self._loading = False
+
+    def on_health(self, health: DeliveryHealth) -> None:
+        """Show the current figures."""
+        self._loading = False
+        self.health = health
+        self._show()
+        self.healthLoaded.emit(health)
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def on_health_failed(self, error: object) -> None:
+        """The database cannot be read: say so in the tooltip; keep the figures shown."""
+        self._loading = False
+        self._again = False
+        self.label.setToolTip(f"Cannot read the e-mail figures: {error}")
+
+    def _show(self) -> None:
+        summary, health = self.controller.last_summary, self.health
+        parts = ["E-mail:"]
+        problem = "; ".join(summary.errors) if summary is not None else ""
+        warn = bool(problem)
+        if health is not None:
+            state = short_state(health)
+            warn = warn or health.blocked or health.failed > 0
+            if health.blocked:
+                parts.append(state + " ·")
+            parts.append(f"waiting {health.waiting} · failed {health.failed}")
+        if summary is not None:
+            when = summary.started_at.astimezone().strftime("%H:%M:%S")
+            parts.append(f"{'· ' if health is not None else ''}last run {when} · sent {summary.sent}")
+        text = " ".join(parts)
+        if warn:
             text = "⚠ " + text
         self.label.setText(text)
-        tip = [summary.describe()]
+        tip = []
+        message = explain(health) if health is not None else None
+        if message is not None:
+            tip.append(message.text)
+        if summary is not None:
+            tip.append("This workstation's last run: " + summary.describe())
         if problem:
             tip.append("Problem: " + problem)
         self.label.setToolTip("\n".join(tip))
-        self.label.setStyleSheet("color: #b00020;" if problem or summary.failed else "")
+        self.label.setStyleSheet(f"color: {error_text_colour(self)};" if warn else "")
         self.setAccessibleDescription(text + (" — " + problem if problem else ""))
 
     @Slot(str)
     def on_problem(self, text: str) -> None:
         """A problem is shown in the tooltip and the colour until a good cycle clears it."""
         self.label.setToolTip(f"Problem: {text}")
-        self.label.setStyleSheet("color: #b00020;")
+        self.label.setStyleSheet(f"color: {error_text_colour(self)};")

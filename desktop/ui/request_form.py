@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.statuses import Status
+from desktop.services.contact_customers import CallNote
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.queues import QueueQuery, adjacent_request
@@ -56,6 +57,7 @@ from desktop.services.requests import (
 from desktop.services.status import route_request
 from desktop.ui.borrowing_tab import module_available
 from desktop.ui.context import AppContext
+from desktop.ui.delivery_banner import DeliveryBanner
 from desktop.ui.record_table_model import RecordTableModel, local_time
 from desktop.ui.tables import record_table
 
@@ -171,9 +173,13 @@ class RequestForm(QWidget):
         top.addWidget(self._build_patron_group(), 2)
         self.tabs = self._build_tabs()
 
+        self.delivery_banner = DeliveryBanner(ctx, self)
+        self.delivery_banner.set_relevant(False)  # until the request is read
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.banner)
+        layout.addWidget(self.delivery_banner)
         layout.addWidget(self.heading)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
@@ -371,7 +377,7 @@ class RequestForm(QWidget):
                 ("Template", lambda n: n.template_name),
                 ("To", lambda n: n.to_address),
                 ("Subject", lambda n: n.subject),
-                ("State", lambda n: n.state),
+                ("State", lambda n: n.state_text),
                 ("Attempts", lambda n: str(n.attempts)),
                 ("Last reply", lambda n: n.last_reply),
                 ("Sent", lambda n: local_time(n.sent_at)),
@@ -388,8 +394,21 @@ class RequestForm(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.notifications_table)
         split.addWidget(self.notification_text)
+        self.calls_model: RecordTableModel[CallNote] = RecordTableModel(
+            [
+                ("When", lambda c: local_time(c.called_at)),
+                ("Outcome", lambda c: c.outcome),
+                ("By", lambda c: c.staff),
+                ("Note", lambda c: c.note),
+            ],
+            self,
+        )
+        self.calls_table = self._table("callsTable", "Phone calls and their notes", self.calls_model)
+        for column, width in enumerate((130, 120, 110)):
+            self.calls_table.setColumnWidth(column, width)
         tabs.addTab(self.tracking_table, "&Tracking")
         tabs.addTab(split, "Noti&fications")
+        self.calls_tab_index = tabs.addTab(self.calls_table, "&Calls")
         return tabs
 
     def _table(self, name: str, accessible: str, model: QAbstractItemModel) -> QTableView:
@@ -478,6 +497,10 @@ class RequestForm(QWidget):
             self.notifications_model.set_records(details.notifications)
             if not details.notifications:
                 self.notification_text.clear()
+            self.calls_model.set_records(details.calls)
+            self.tabs.setTabText(self.calls_tab_index, f"&Calls ({len(details.calls)})" if details.calls else "&Calls")
+            # Why this request's e-mail waits is said on the form only when it has one waiting or failed.
+            self.delivery_banner.set_relevant(any(n.waiting_or_failed for n in details.notifications))
             self._rebuild_route_menu(details)
         finally:
             self._filling = False
@@ -828,7 +851,7 @@ class RequestForm(QWidget):
         if notice is None:
             self.notification_text.clear()
             return
-        header = [f"To: {notice.to_address}", f"Subject: {notice.subject}", f"State: {notice.state}"]
+        header = [f"To: {notice.to_address}", f"Subject: {notice.subject}", f"State: {notice.state_text}"]
         if notice.last_reply:
             header.append(f"Server reply: {notice.last_reply}")
         self.notification_text.setPlainText("\n".join(header) + "\n\n" + notice.body_text)

@@ -15,7 +15,7 @@ import ssl
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -143,10 +143,7 @@ class TemplateEditor(QDialog):
         self.editors: dict[str, QLineEdit | QPlainTextEdit] = {}
         self._build()
         self._load(record.fields)
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
-        self._preview_timer.timeout.connect(self.refresh_preview)
+        self._preview_timer = self.ctx.timer(self, PREVIEW_DELAY_MS, self.refresh_preview, single_shot=True)
         for editor in self.editors.values():
             editor.textChanged.connect(self._on_text_changed)
         self.descriptionEdit.textChanged.connect(self._on_text_changed)
