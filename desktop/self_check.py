@@ -225,7 +225,7 @@ def _check_icons() -> str:
 
 def _check_templates() -> str:
     """Each default notification template is valid and renders on sample data."""
-    from desktop.services.templates import default_templates, render, sample_context, validate
+    from desktop.services.notices.templates import default_templates, render, sample_context, validate
 
     defaults = default_templates()
     if not defaults:

@@ -17,7 +17,7 @@ from desktop.db.engine import Database
 from desktop.db.models import ContactPoint, Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
-from desktop.services.outbox import arrival_dedupe_key, arrival_template
+from desktop.services.notices.outbox import arrival_dedupe_key, arrival_template
 from desktop.services.status import change_status
 from tests.smtp_sink import SmtpSink
 

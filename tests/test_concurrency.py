@@ -18,8 +18,8 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, NotificationAttempt, Request
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
-from desktop.services import outbox
-from desktop.services.dispatch import default_lease_seconds, run_cycle
+from desktop.services.notices import outbox
+from desktop.services.notices.dispatch import default_lease_seconds, run_cycle
 from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, sink_settings, start_manager
 from tests.smtp_sink import SmtpSink, smtp_sink
 

@@ -21,8 +21,8 @@ from desktop.services.contact_customers import (
     mark_printed,
 )
 from desktop.services.database import Database
-from desktop.services.dispatch import run_cycle
 from desktop.services.errors import ValidationError
+from desktop.services.notices.dispatch import run_cycle
 from desktop.services.status import route_request
 from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext

@@ -14,10 +14,16 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
 from desktop.db.models import NoticeTemplate, Notification, Request
-from desktop.services import template_admin
 from desktop.services.database import Database
-from desktop.services.dispatch import run_cycle
-from desktop.services.templates import CONTEXT_NAMES, LOAN_PICKUP, PASSWORD_RESET, PRINT_NOTICE, default_template
+from desktop.services.notices import template_admin
+from desktop.services.notices.dispatch import run_cycle
+from desktop.services.notices.templates import (
+    CONTEXT_NAMES,
+    LOAN_PICKUP,
+    PASSWORD_RESET,
+    PRINT_NOTICE,
+    default_template,
+)
 from desktop.ui.context import AppContext
 from desktop.ui.customization_manager import CustomizationManager, open_customization_manager
 from desktop.ui.template_editor import TemplateEditor

@@ -9,7 +9,7 @@ import pytest
 from desktop.services import shared_settings as ss
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, ValidationError
-from desktop.services.notice_context import system_settings
+from desktop.services.notices.notice_context import system_settings
 
 
 def test_defaults_load(sqlite_db: Database) -> None:

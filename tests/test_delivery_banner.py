@@ -18,8 +18,8 @@ from desktop.db.engine import Database
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services import smtp_backoff
-from desktop.services.delivery_health import (
+from desktop.services.notices import smtp_backoff
+from desktop.services.notices.delivery_health import (
     FRESH_FOR,
     DeliveryHealth,
     Remedy,
@@ -28,8 +28,8 @@ from desktop.services.delivery_health import (
     read_health,
     record_cycle,
 )
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.dispatch import run_cycle
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.dispatch import run_cycle
 from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner

@@ -17,9 +17,9 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.manager import main as manager_main
-from desktop.services import outbox, smtp_backoff
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.dispatch import CycleSummary, run_cycle
+from desktop.services.notices import outbox, smtp_backoff
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.dispatch import CycleSummary, run_cycle
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 

@@ -13,9 +13,9 @@ from desktop.db.text_match import MAX_SEARCH_TEXT
 from desktop.domain.contacts import MAX_PHONE_INPUT, ContactError, normalize_phone, phone_search_key
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
+from desktop.services.notices.templates import LOAN_PICKUP
 from desktop.services.patrons import search_patrons
 from desktop.services.queues import QueueQuery, load_window, queue_total
-from desktop.services.templates import LOAN_PICKUP
 from desktop.ui.customization_manager import CustomizationManager
 from tests.cm_helpers import ctx, manager, open_editor  # noqa: F401
 from tests.outbox_support import add_request

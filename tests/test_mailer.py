@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.services.mailer import (
+from desktop.services.notices.mailer import (
     Outcome,
     SmtpConnectionError,
     SmtpTransport,
@@ -22,7 +22,7 @@ from desktop.services.mailer import (
     message_id_for,
     send_test_message,
 )
-from desktop.services.templates import RenderedNotice
+from desktop.services.notices.templates import RenderedNotice
 from tests.outbox_support import FROM, sink_settings
 from tests.smtp_sink import SmtpSink, free_port, smtp_sink
 

@@ -24,11 +24,11 @@ from sqlalchemy import update
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Request, SystemSetting
 from desktop.domain.statuses import Status
-from desktop.services.dispatch import run_cycle
-from desktop.services.mail_addresses import mailbox, parse_address_list
-from desktop.services.mailer import SmtpTransport, build_message, message_id_for
-from desktop.services.notice_context import system_settings
-from desktop.services.templates import RenderedNotice, TemplateFields, default_template, render, sample_context
+from desktop.services.notices.dispatch import run_cycle
+from desktop.services.notices.mail_addresses import mailbox, parse_address_list
+from desktop.services.notices.mailer import SmtpTransport, build_message, message_id_for
+from desktop.services.notices.notice_context import system_settings
+from desktop.services.notices.templates import RenderedNotice, TemplateFields, default_template, render, sample_context
 from tests.outbox_support import FROM, add_patron, add_request, move, notices, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -156,7 +156,7 @@ def test_a_non_ascii_local_part_goes_out_with_smtputf8(smtp_sink: SmtpSink) -> N
     ],
 )
 def test_a_recipient_that_is_not_an_address_fails_the_render(to: str, message: str) -> None:
-    from desktop.services.templates import TemplateError
+    from desktop.services.notices.templates import TemplateError
 
     with pytest.raises(TemplateError, match=message):
         render(loan(to_address=to), context_for("Olivia", "O'Brien"))
@@ -206,7 +206,7 @@ def test_any_patron_name_round_trips_through_the_parsed_to_header(first: str, la
 @pytest.mark.parametrize("character", ["\n", "\r", "\v", "\f", "\x00", "\x1b", "\u2028", "\x85"])
 @pytest.mark.parametrize("part", ["to_address", "cc", "from_name", "subject"])
 def test_control_characters_in_headers_are_save_time_problems_with_their_line(part: str, character: str) -> None:
-    from desktop.services.templates import validate
+    from desktop.services.notices.templates import validate
 
     value = {"to_address": "{{ patron.email }}", "cc": "desk@example.org", "from_name": "ILL",
              "subject": "Arrived"}[part]  # fmt: skip
@@ -217,7 +217,7 @@ def test_control_characters_in_headers_are_save_time_problems_with_their_line(pa
 
 
 def test_a_library_name_with_a_line_break_is_named_at_save_and_fails_at_send() -> None:
-    from desktop.services.templates import TemplateError, validate
+    from desktop.services.notices.templates import TemplateError, validate
 
     context = sample_context()
     context["library"] = dict(context["library"], name="Riverside\nLibrary")

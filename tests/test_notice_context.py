@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from desktop.db.models import ContactPoint, Patron, PickupLocation, Request
 from desktop.services.database import Database
-from desktop.services.notice_context import (
+from desktop.services.notices.notice_context import (
     load_request_rows,
     patron_context,
     pickup_context,

@@ -13,8 +13,8 @@ from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
-from desktop.services import outbox
-from desktop.services.result_writer import ResultWriter
+from desktop.services.notices import outbox
+from desktop.services.notices.result_writer import ResultWriter
 from desktop.services.status import route_request
 from tests.outbox_support import add_patron, add_request, move, notices, request_status
 

@@ -24,7 +24,7 @@ import desktop
 from bench._common import isolated_environment
 from desktop import paths
 from desktop.db.migrate import MIGRATIONS_DIR, head_revision
-from desktop.services.templates import default_templates
+from desktop.services.notices.templates import default_templates
 from tests.smtp_sink import SmtpSink, smtp_sink
 
 __all__ = ["smtp_sink"]  # the fixture, used by the build test

@@ -91,7 +91,7 @@ def test_reset_sends_a_working_single_use_link(
     sqlite_db: Database,
     smtp_sink: SmtpSink,  # noqa: F811
 ) -> None:
-    from desktop.services.dispatch import run_cycle
+    from desktop.services.notices.dispatch import run_cycle
 
     ada = make_patron(sqlite_db, "ada", emails=[("Home", "ada@example.org"), ("Work", "ada@work.example.edu")])
     pr.set_web_password(sqlite_db, ada, "old-password-1")

@@ -16,8 +16,8 @@ from desktop.config import SMTP_KEYRING_SERVICE
 from desktop.db.engine import Database
 from desktop.domain.statuses import Status
 from desktop.secrets import smtp_account
-from desktop.services import smtp_backoff
-from desktop.services.dispatch import CycleSummary
+from desktop.services.notices import smtp_backoff
+from desktop.services.notices.dispatch import CycleSummary
 from desktop.ui.context import AppContext
 from desktop.ui.poller import PollerController, PollerIndicator
 from desktop.ui.threads import running_threads

@@ -23,9 +23,9 @@ from sqlalchemy import update
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Patron
 from desktop.domain.statuses import Status
-from desktop.services import smtp_backoff
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.dispatch import run_cycle
+from desktop.services.notices import smtp_backoff
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.dispatch import run_cycle
 from tests.outbox_support import ROOT, add_patron, add_request, bulk_arrivals, move, notices
 from tests.postfix_support import (
     BUSY_SENDER,

@@ -22,9 +22,9 @@ from desktop.domain.statuses import Status
 from desktop.services.contact_customers import load_contact_customers
 from desktop.services.database import Database
 from desktop.services.errors import ServiceError
+from desktop.services.notices.templates import PRINT_NOTICE
 from desktop.services.printing import build_notices, split_blocks
 from desktop.services.status import route_request
-from desktop.services.templates import PRINT_NOTICE
 from desktop.ui.contact_customers import ContactCustomersDialog
 from desktop.ui.print_notices import NoticePrinter, render_page_image
 from tests.contact_customers_helpers import ctx, dialog

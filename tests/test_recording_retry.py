@@ -19,8 +19,8 @@ from sqlalchemy import event, text
 
 from desktop.db.engine import Database, make_engine, sqlite_url
 from desktop.domain.clock import utcnow
-from desktop.services import outbox
-from desktop.services.dispatch import run_cycle
+from desktop.services.notices import outbox
+from desktop.services.notices.dispatch import run_cycle
 from tests.outbox_support import bulk_arrivals, notices, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 

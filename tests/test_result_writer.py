@@ -11,8 +11,8 @@ from desktop.db.engine import Database
 from desktop.db.models import NotificationAttempt, Request, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError
-from desktop.services import outbox
-from desktop.services.result_writer import Advance, ResultWriter
+from desktop.services.notices import outbox
+from desktop.services.notices.result_writer import Advance, ResultWriter
 from tests.outbox_support import add_patron, add_request, move, notices, request_status
 
 

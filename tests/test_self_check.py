@@ -18,7 +18,7 @@ from desktop.db.models import Notification, Request
 from desktop.paths import app_root
 from desktop.self_check import collect, format_report, run_self_check
 from desktop.services.database import Database
-from desktop.services.templates import default_templates
+from desktop.services.notices.templates import default_templates
 
 CHECKS = ("installation", "libraries", "icons", "templates", "settings", "database", "main window")
 

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from desktop.db.engine import Database
 from desktop.db.models import Notification, SystemSetting
 from desktop.domain.clock import utcnow
-from desktop.services import smtp_backoff
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.dispatch import run_cycle
+from desktop.services.notices import smtp_backoff
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.dispatch import run_cycle
 from tests.outbox_support import bulk_arrivals, notices, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 

@@ -11,10 +11,16 @@ from sqlalchemy import func, select
 
 from desktop.config import Settings
 from desktop.db.models import NoticeTemplate, Request, TemplateRevision
-from desktop.services import template_admin as ta
 from desktop.services.database import Database
 from desktop.services.errors import NotFoundError
-from desktop.services.templates import ARTICLE_PICKUP, LOAN_PICKUP, PASSWORD_RESET, PRINT_NOTICE, default_template
+from desktop.services.notices import template_admin as ta
+from desktop.services.notices.templates import (
+    ARTICLE_PICKUP,
+    LOAN_PICKUP,
+    PASSWORD_RESET,
+    PRINT_NOTICE,
+    default_template,
+)
 
 
 def _loan(db: Database) -> ta.TemplateRecord:

@@ -17,10 +17,10 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Patron
 from desktop.domain.statuses import Status
-from desktop.services import template_admin as ta
-from desktop.services.dispatch import run_cycle
-from desktop.services.template_limits import MAX_NESTING
-from desktop.services.templates import TemplateError, default_template, render, sample_context, validate
+from desktop.services.notices import template_admin as ta
+from desktop.services.notices.dispatch import run_cycle
+from desktop.services.notices.template_limits import MAX_NESTING
+from desktop.services.notices.templates import TemplateError, default_template, render, sample_context, validate
 from tests.outbox_support import add_patron, add_request, move, notices, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from desktop.services import templates
-from desktop.services.templates import (
+from desktop.services.notices import templates
+from desktop.services.notices.templates import (
     ADDRESS_PARTS,
     TEMPLATED_PARTS,
     TemplateError,

@@ -2,7 +2,7 @@
 
 Run: ``QT_QPA_PLATFORM=offscreen python -m tools.screenshot_delivery_banner``. Uses a throw-away SQLite
 database with seed-demo data; each state is recorded the way a System Manager records it
-(:func:`desktop.services.delivery_health.record_cycle`), then the form's top (banner and E-Mail group) is saved
+(:func:`desktop.services.notices.delivery_health.record_cycle`), then the form's top (banner and E-Mail group) is saved
 as ``docs/screenshots/banner_<state>_<light|dark>.png``. The scale factor is set before Qt starts.
 """
 
@@ -65,10 +65,10 @@ def main() -> int:
     from desktop.db.engine import sqlite_url
     from desktop.domain.clock import utcnow
     from desktop.services.database import open_database
-    from desktop.services.delivery_health import record_cycle
-    from desktop.services.delivery_problems import DeliveryProblem
     from desktop.services.demo import seed_demo
-    from desktop.services.routing import scan_arrivals
+    from desktop.services.notices.delivery_health import record_cycle
+    from desktop.services.notices.delivery_problems import DeliveryProblem
+    from desktop.services.notices.routing import scan_arrivals
     from desktop.ui.contact_customers import ContactCustomersDialog
     from desktop.ui.context import AppContext
 

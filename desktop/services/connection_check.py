@@ -269,10 +269,10 @@ class SmtpCheck:
 def check_smtp(settings: Settings, password: str | None, *, ssl_context: ssl.SSLContext | None = None) -> SmtpCheck:
     """Connect to the SMTP server, secure the session and log in, then QUIT: nothing is sent.
 
-    Uses the System Manager's own client (:func:`desktop.services.mailer.check_connection`), so a test that
+    Uses the System Manager's own client (:func:`desktop.services.notices.mailer.check_connection`), so a test that
     passes here means the poller can connect too. Never raises; the message never holds the password.
     """
-    from desktop.services import mailer
+    from desktop.services.notices import mailer
 
     if not settings.smtp_host.strip():
         return SmtpCheck(False, "Type the SMTP server's host name first.")

@@ -32,7 +32,15 @@ from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.duplicates import PatronRef, other_household_holders
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
-from desktop.services.outbox import CANCELLED, EMAIL, FAILED, NO_TEMPLATE, PENDING, RETRYING, create_arrival_notice
+from desktop.services.notices.outbox import (
+    CANCELLED,
+    EMAIL,
+    FAILED,
+    NO_TEMPLATE,
+    PENDING,
+    RETRYING,
+    create_arrival_notice,
+)
 
 ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20}
 _PHONE_KINDS = {ContactKind.PHONE, ContactKind.FAX}

@@ -27,7 +27,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
-from desktop.services.outbox import CANCELLED, FAILED, NO_TEMPLATE, PENDING, RETRYABLE_STATES, RETRYING, SENT
+from desktop.services.notices.outbox import CANCELLED, FAILED, NO_TEMPLATE, PENDING, RETRYABLE_STATES, RETRYING, SENT
 from desktop.services.status import StatusChange, change_status
 
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.

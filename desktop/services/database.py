@@ -12,7 +12,7 @@ from desktop.db import migrate
 from desktop.db.engine import Database
 from desktop.db.models import Location, NoticeTemplate, PickupLocation, SystemSetting
 from desktop.domain.contacts import ADDRESS_PERMISSION, ContactKind
-from desktop.services.templates import default_templates
+from desktop.services.notices.templates import default_templates
 
 __all__ = ["Database", "OpenResult", "ensure_reference_data", "open_database"]
 

@@ -20,7 +20,7 @@ from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key, format_phone, phone_search_key
 from desktop.services.database import Database
 from desktop.services.errors import NotFoundError
-from desktop.services.notice_context import address_lines
+from desktop.services.notices.notice_context import address_lines
 
 DEFAULT_LIMIT = 200
 MAX_REQUESTS = 1000

@@ -16,14 +16,14 @@ from datetime import date
 from desktop.db.engine import Database
 from desktop.domain.statuses import Status
 from desktop.services.errors import NotFoundError, ServiceError
-from desktop.services.notice_context import (
+from desktop.services.notices.notice_context import (
     has_postal_address,
     load_request_rows,
     request_row_context,
     system_settings,
 )
-from desktop.services.template_admin import load_template_by_name
-from desktop.services.templates import PRINT_NOTICE, TemplateFields, render
+from desktop.services.notices.template_admin import load_template_by_name
+from desktop.services.notices.templates import PRINT_NOTICE, TemplateFields, render
 
 #: The blocks the default template marks for placement on the page (``<div class="return">`` …).
 _BLOCK = re.compile(r'<div\s+class="(return|window)"\s*>(.*?)</div>', re.IGNORECASE | re.DOTALL)
@@ -118,7 +118,7 @@ def build_notices(
 
     Raises:
         ServiceError: the template is deleted.
-        desktop.services.templates.TemplateError: the template cannot be rendered (its message names the part).
+        desktop.services.notices.templates.TemplateError: the template cannot be rendered (its message names the part).
     """
     template = print_template(db)
     pages: list[NoticePage] = []

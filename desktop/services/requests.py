@@ -21,8 +21,8 @@ from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status, allowed_transitions
 from desktop.services.contact_customers import CallNote, notice_state_text
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
-from desktop.services.notice_context import primary_contact
-from desktop.services.outbox import EMAIL, FAILED, PENDING, RETRYING
+from desktop.services.notices.notice_context import primary_contact
+from desktop.services.notices.outbox import EMAIL, FAILED, PENDING, RETRYING
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from desktop.db.models import PickupLocation, SystemSetting
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import ContactError, normalize_email
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
-from desktop.services.mail_addresses import control_characters
-from desktop.services.notice_context import system_settings
+from desktop.services.notices.mail_addresses import control_characters
+from desktop.services.notices.notice_context import system_settings
 
 #: Limits staff may set (a week of delay is already far more than any library uses).
 MAX_DELAY_MINUTES = 7 * 24 * 60

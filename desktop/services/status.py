@@ -15,7 +15,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import DeliveryMethod
 from desktop.domain.statuses import Status, check_transition
 from desktop.services.errors import ConcurrentEditError, NotFoundError
-from desktop.services.outbox import create_arrival_notice
+from desktop.services.notices.outbox import create_arrival_notice
 
 SYSTEM_USER = "System"
 
@@ -47,7 +47,7 @@ def change_status(
 
     Two rules of the pickup path live here so every caller gets them: a Mail to Address patron's request sent
     to In Transit goes straight to Awaiting Customer Contact, and arriving at Awaiting Customer Contact creates
-    the e-mail notice (:func:`desktop.services.outbox.create_arrival_notice`) in the same transaction.
+    the e-mail notice (:func:`desktop.services.notices.outbox.create_arrival_notice`) in the same transaction.
 
     Args:
         check: refuse transitions the workflow does not allow; only imports of another system's data pass

@@ -64,8 +64,8 @@ from desktop.services.contact_customers import (
     print_refusals,
     refusal_message,
 )
-from desktop.services.delivery_health import DeliveryHealth, short_state
-from desktop.services.outbox import PENDING, RETRYING, retry_notices
+from desktop.services.notices.delivery_health import DeliveryHealth, short_state
+from desktop.services.notices.outbox import PENDING, RETRYING, retry_notices
 from desktop.services.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner

@@ -1,7 +1,7 @@
 """The delivery banner (``deliveryBanner``): why e-mail notices wait, with the action that fixes it.
 
 Shown wherever waiting notices are (Contact Customers, the request form). It reads
-:func:`desktop.services.delivery_health.read_health` — the verdict every System Manager records in the database,
+:func:`desktop.services.notices.delivery_health.read_health` — the verdict every System Manager records in the database,
 including a headless one on a server, with the current counts — off the GUI thread: when it is shown, when any
 window reports a change, after each cycle of this workstation's System Manager, and every
 :data:`REFRESH_SECONDS` while visible. The buttons: Open Settings (server, password, security, From address) and
@@ -16,7 +16,14 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStyle, QWidget
 
-from desktop.services.delivery_health import DeliveryHealth, HealthMessage, Remedy, explain, make_due_now, read_health
+from desktop.services.notices.delivery_health import (
+    DeliveryHealth,
+    HealthMessage,
+    Remedy,
+    explain,
+    make_due_now,
+    read_health,
+)
 from desktop.ui.context import AppContext
 from desktop.ui.settings_dialog import open_settings_dialog
 

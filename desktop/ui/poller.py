@@ -5,7 +5,7 @@ retry timer) are created and started in that thread, in :meth:`_PollWorker.setup
 at once when a window reports a request change (``ctx.changed("requests")``), when staff choose "Send
 notifications now" (``ctx.sendNowRequested``) and, on PostgreSQL, when another client's change makes the
 database NOTIFY. Results reach the GUI as signals carrying plain data
-(:class:`desktop.services.dispatch.CycleSummary`) delivered to ``@Slot`` methods of GUI-thread objects.
+(:class:`desktop.services.notices.dispatch.CycleSummary`) delivered to ``@Slot`` methods of GUI-thread objects.
 A failing cycle never stops the poller; a problem (no keyring, SMTP server down) is reported once, not per
 notice, and again only if it changes or comes back after a good cycle.
 """
@@ -28,10 +28,10 @@ from desktop.config import Settings
 from desktop.domain.clock import utcnow
 from desktop.secrets import SecretStoreError, smtp_password
 from desktop.services.database import Database
-from desktop.services.delivery_health import DeliveryHealth, explain, read_health, short_state
-from desktop.services.dispatch import CycleSummary, run_cycle
+from desktop.services.notices.delivery_health import DeliveryHealth, explain, read_health, short_state
+from desktop.services.notices.dispatch import CycleSummary, run_cycle
+from desktop.services.notices.wakeup import PgListener
 from desktop.services.shared_settings import effective_poll_seconds
-from desktop.services.wakeup import PgListener
 from desktop.ui.context import AppContext
 from desktop.ui.threads import register_thread, stop_thread
 
@@ -224,7 +224,7 @@ class PollerController(QObject):
 
     Signals:
         cycleStarted(): a cycle began (the indicator shows it is working).
-        cycleFinished(object): a :class:`desktop.services.dispatch.CycleSummary`.
+        cycleFinished(object): a :class:`desktop.services.notices.dispatch.CycleSummary`.
         problem(str): something stops e-mails from going out; emitted once per distinct problem.
         intervalChanged(int): the poll interval in use now (this workstation's, or the library's shared one).
     """
@@ -342,7 +342,7 @@ class PollerIndicator(QWidget):
     many failed *now* (read from the database, not the last cycle's figures), and this System Manager's last run.
 
     Signals:
-        healthLoaded(object): a fresh :class:`desktop.services.delivery_health.DeliveryHealth` is shown.
+        healthLoaded(object): a fresh :class:`desktop.services.notices.delivery_health.DeliveryHealth` is shown.
     """
 
     healthLoaded = Signal(object)

@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
 
 from desktop.config import Settings
 from desktop.secrets import smtp_password
-from desktop.services import template_admin
 from desktop.services.database import Database
-from desktop.services.template_admin import (
+from desktop.services.notices import template_admin
+from desktop.services.notices.template_admin import (
     PART_LABELS,
     Preview,
     TemplateConflictError,
@@ -52,7 +52,7 @@ from desktop.services.template_admin import (
     TemplateValidationError,
     TestSendResult,
 )
-from desktop.services.templates import CONTEXT_NAMES, TemplateFields
+from desktop.services.notices.templates import CONTEXT_NAMES, TemplateFields
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from desktop.db.engine import Database
 from desktop.db.models import SystemSetting
 from desktop.domain.clock import as_utc
-from desktop.services.delivery_problems import DeliveryProblem
+from desktop.services.notices.delivery_problems import DeliveryProblem
 
 #: The ``system_settings`` key holding the back-off.
 KEY = "smtp_backoff"

@@ -8,7 +8,7 @@ The outbox is what makes "one correct e-mail per arrival" hold with several Syst
   PostgreSQL the claim skips rows another transaction has locked (``FOR UPDATE SKIP LOCKED``); on SQLite the
   claim runs in ``BEGIN IMMEDIATE``, which serialises it with every other writer (SQLAlchemy drops
   ``FOR UPDATE`` there, so the write lock is what protects us).
-* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>`` (:mod:`desktop.services.result_writer`):
+* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>`` (:mod:`desktop.services.notices.result_writer`):
   a sender whose lease was taken over cannot mark the notice sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
 
 States (``Notification.state``): ``pending`` (due at ``next_attempt_at``), ``retrying`` (a temporary failure,
@@ -34,8 +34,8 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod, RequestType
 from desktop.domain.statuses import Status
-from desktop.services.notice_context import primary_contact
-from desktop.services.templates import ARTICLE_PICKUP, LOAN_PICKUP
+from desktop.services.notices.notice_context import primary_contact
+from desktop.services.notices.templates import ARTICLE_PICKUP, LOAN_PICKUP
 
 PENDING = "pending"
 RETRYING = "retrying"

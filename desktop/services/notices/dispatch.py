@@ -35,10 +35,10 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services import outbox, smtp_backoff
-from desktop.services.delivery_health import record_cycle
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.mailer import (
+from desktop.services.notices import outbox, smtp_backoff
+from desktop.services.notices.delivery_health import record_cycle
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.mailer import (
     Outcome,
     OutgoingMessage,
     SendResult,
@@ -47,7 +47,7 @@ from desktop.services.mailer import (
     build_message,
     message_id_for,
 )
-from desktop.services.notice_context import (
+from desktop.services.notices.notice_context import (
     RequestRow,
     load_request_rows,
     patron_notice_context,
@@ -55,12 +55,10 @@ from desktop.services.notice_context import (
     request_row_context,
     system_settings,
 )
-from desktop.services.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
-from desktop.services.result_writer import Advance, ResultWriter
-from desktop.services.routing import route_due_requests, scan_arrivals
-from desktop.services.sender_identity import no_from_address, resolve_from
-from desktop.services.status import SYSTEM_USER
-from desktop.services.templates import (
+from desktop.services.notices.result_writer import Advance, ResultWriter
+from desktop.services.notices.routing import route_due_requests, scan_arrivals
+from desktop.services.notices.sender_identity import no_from_address, resolve_from
+from desktop.services.notices.templates import (
     MAX_SUBJECT,
     PASSWORD_RESET,
     RenderedNotice,
@@ -68,6 +66,8 @@ from desktop.services.templates import (
     TemplateFields,
     render,
 )
+from desktop.services.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
+from desktop.services.status import SYSTEM_USER
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from types import TracebackType
 
 from desktop.config import Settings, SmtpSecurity
 from desktop.domain.clock import utcnow
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.mail_addresses import (
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.mail_addresses import (
     AddressError,
     a_label,
     check_header_text,
@@ -40,7 +40,7 @@ from desktop.services.mail_addresses import (
     parse_address_list,
     parse_one,
 )
-from desktop.services.templates import RenderedNotice
+from desktop.services.notices.templates import RenderedNotice
 
 #: Domain used in Message-IDs when no From address gives one (RFC 2606 reserves ``.invalid``).
 FALLBACK_DOMAIN = "callslip.invalid"

@@ -3,7 +3,7 @@
 The From address of a notice is, in this order: what the template's From renders to, else the library's e-mail
 (Customization Manager → Library, or ``init-db --library-email``), else ``CALLSLIP_SMTP_FROM`` / Settings' SMTP From.
 There is no invented fallback: with none of the three, nothing is sent and the System Manager says so (notices
-wait with :attr:`~desktop.services.delivery_problems.DeliveryProblem.NO_FROM_ADDRESS`), because a notice signed by
+wait with :attr:`~desktop.services.notices.delivery_problems.DeliveryProblem.NO_FROM_ADDRESS`), because a notice signed by
 a made-up library is worse than a notice a day late.
 """
 
@@ -16,9 +16,9 @@ from sqlalchemy import select
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification
-from desktop.services import outbox
-from desktop.services.notice_context import library_context, system_settings
-from desktop.services.templates import TemplateError, render_part, sample_context
+from desktop.services.notices import outbox
+from desktop.services.notices.notice_context import library_context, system_settings
+from desktop.services.notices.templates import TemplateError, render_part, sample_context
 
 #: What staff or an administrator does to give notices a From address.
 NO_FROM_FIX = (

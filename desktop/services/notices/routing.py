@@ -18,7 +18,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.outbox import create_arrival_notice
+from desktop.services.notices.outbox import create_arrival_notice
 from desktop.services.status import SYSTEM_USER, change_status
 
 CHUNK = 500

@@ -1,7 +1,7 @@
 """Administering notification templates (Customization Manager → Notification Templates).
 
 Templates live in the database so every workstation shares them. Every change here is validated first
-(:func:`desktop.services.templates.validate`: nothing broken is ever stored), checked against the version the
+(:func:`desktop.services.notices.templates.validate`: nothing broken is ever stored), checked against the version the
 editor loaded (two administrators cannot overwrite each other silently) and recorded as a
 :class:`~desktop.db.models.TemplateRevision` (who, when, the full text). Deleting a template keeps its row but
 means that notice is no longer sent, as in ILLiad; Restore default brings back the file shipped in ``templates/``.
@@ -28,10 +28,10 @@ from desktop.db.models import ContactPoint, NoticeTemplate, Patron, Request, Tem
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import ContactError, normalize_email
 from desktop.domain.statuses import Status
-from desktop.services import templates
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ServiceError, ValidationError
-from desktop.services.notice_context import patron_notice_context, request_notice_context, system_settings
-from desktop.services.templates import RenderedNotice, TemplateError, TemplateFields
+from desktop.services.notices import templates
+from desktop.services.notices.notice_context import patron_notice_context, request_notice_context, system_settings
+from desktop.services.notices.templates import RenderedNotice, TemplateError, TemplateFields
 
 #: The editable columns of :class:`NoticeTemplate` (they match :class:`TemplateFields` one to one).
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(TemplateFields))
@@ -597,7 +597,7 @@ def send_test_email(
         ValidationError: ``to`` is not an e-mail address, SMTP is not configured, or the template has problems.
         ServiceError: the server could not be reached or did not accept the message (with its reply).
     """
-    from desktop.services import mailer  # the System Manager's SMTP client (one client for the whole program)
+    from desktop.services.notices import mailer  # the System Manager's SMTP client (one client for the whole program)
 
     try:
         address = normalize_email(to).display

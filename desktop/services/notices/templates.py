@@ -20,10 +20,10 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedErro
 from jinja2.exceptions import SecurityError
 
 from desktop.paths import template_path
-from desktop.services import template_limits
 from desktop.services.errors import ServiceError
-from desktop.services.mail_addresses import AddressError, control_characters, formatted, parse_address_list
-from desktop.services.template_limits import BoundedEnvironment, RenderLimitError
+from desktop.services.notices import template_limits
+from desktop.services.notices.mail_addresses import AddressError, control_characters, formatted, parse_address_list
+from desktop.services.notices.template_limits import BoundedEnvironment, RenderLimitError
 
 PASSWORD_RESET = "Password Reset"
 LOAN_PICKUP = "Loan Pickup"

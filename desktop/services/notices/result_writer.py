@@ -11,7 +11,7 @@ Here the SQL for each shape of outcome is written once and run on the driver's o
   SMTP server while the database works, and collects the answer afterwards; waiting for a thread to do the
   same cost more on two cores (docs/DELIVERY.md).
 
-The statements are the rules of :mod:`desktop.services.outbox` (a result counts only while its claim still
+The statements are the rules of :mod:`desktop.services.notices.outbox` (a result counts only while its claim still
 holds the lease) and of :mod:`desktop.services.status` (a request moves on only from the status it was
 expected at, with a Tracking line and ``version_id`` bumped like an ORM save).
 """
@@ -36,7 +36,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, NotificationAttempt, Request, Tracking
 from desktop.db.types import UTCDateTime
 from desktop.domain.statuses import Status, check_transition
-from desktop.services.outbox import WAITING_STATES
+from desktop.services.notices.outbox import WAITING_STATES
 
 _NOTICES = cast(Table, Notification.__table__)
 _ATTEMPTS = cast(Table, NotificationAttempt.__table__)

@@ -29,9 +29,9 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, Request, SystemSetting
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
-from desktop.services import smtp_backoff
-from desktop.services.delivery_problems import DeliveryProblem
-from desktop.services.outbox import EMAIL, FAILED, NO_TEMPLATE, PENDING, RETRYING, WAITING_STATES
+from desktop.services.notices import smtp_backoff
+from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.outbox import EMAIL, FAILED, NO_TEMPLATE, PENDING, RETRYING, WAITING_STATES
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.contacts import format_phone, person_name
 from desktop.domain.methods import request_title
 from desktop.services.database import DEFAULT_SYSTEM_SETTINGS
-from desktop.services.mail_addresses import mailbox
+from desktop.services.notices.mail_addresses import mailbox
 
 #: Control characters (C0, DEL, C1) and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
