@@ -46,7 +46,7 @@ def main() -> None:
     from desktop.domain.contacts import format_phone, normalize_phone
     from desktop.services.database import open_database
     from desktop.services.demo import seed_demo
-    from desktop.services.patrons import search_patrons
+    from desktop.services.patrons.lookup import search_patrons
 
     with scratch_dir() as folder:
         path = folder / "search.sqlite3"

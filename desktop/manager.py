@@ -326,7 +326,7 @@ def _read_new_password(args: argparse.Namespace) -> str:
 
 
 def cmd_redeem_reset(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from desktop.services.password_reset import redeem_reset
+    from desktop.services.patrons.password_reset import redeem_reset
 
     password = _read_new_password(args)
     db = _open(args, settings)

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desktop.db.engine import Database
-from desktop.services import contact_card as cc
-from desktop.services.contact_card import CardData, CardPoint, PostalAddress, merge_card
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.patrons import contact_card as cc
+from desktop.services.patrons.contact_card import CardData, CardPoint, PostalAddress, merge_card
 from tests.patron_helpers import location_id, make_patron, points_of, primary_count
 
 
@@ -197,7 +197,7 @@ def test_email_held_in_another_household_is_a_warning_naming_the_patron(sqlite_d
 
 
 def test_deactivated_location_kept_on_old_points_but_not_for_new(sqlite_db: Database, patron: int) -> None:
-    from desktop.services import locations
+    from desktop.services.patrons import locations
 
     other = location_id(sqlite_db, "Other")
     card = cc.load_card(sqlite_db, patron)

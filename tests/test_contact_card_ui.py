@@ -308,7 +308,7 @@ def test_removing_a_line_on_the_card_and_the_address(
         card.save_button.click()
     emails = points_of(sqlite_db, ada, "email")
     assert [(e.normalized, e.is_primary) for e in emails] == [("ada@work.example.edu", True)]
-    from desktop.services.contact_card import load_card
+    from desktop.services.patrons.contact_card import load_card
 
     assert load_card(sqlite_db, ada).address.address1 == "2 Elm St"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from desktop.db.engine import Database
-from desktop.services.duplicates import find_shared_emails, is_cross_household, patrons_with_email
+from desktop.services.patrons.duplicates import find_shared_emails, is_cross_household, patrons_with_email
 from tests.patron_helpers import make_patron
 
 

@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.services.contact_card import remove_contact
+from desktop.services.patrons.contact_card import remove_contact
 from desktop.ui.context import AppContext
 from desktop.ui.duplicates_view import open_duplicates_view
 from desktop.ui.patron_record import PatronRecordWindow

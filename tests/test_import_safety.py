@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.statuses import Status
-from desktop.services.contact_card import PostalAddress, load_card, save_card
 from desktop.services.csv_export import export_patrons, export_requests, neutralise
 from desktop.services.csv_import import (
     CsvFileError,
@@ -26,6 +25,7 @@ from desktop.services.csv_import import (
     unneutralise,
 )
 from desktop.services.errors import ConcurrentEditError
+from desktop.services.patrons.contact_card import PostalAddress, load_card, save_card
 from desktop.services.status import route_request
 
 PATRONS = (
@@ -309,7 +309,7 @@ def test_a_write_between_planning_and_writing_is_planned_again(
     from dataclasses import replace
 
     from desktop.services import csv_import
-    from desktop.services.contact_card import CardPoint
+    from desktop.services.patrons.contact_card import CardPoint
 
     assert import_patrons(sqlite_db, b"UserName,EMailAddress\nada,ada@example.org\n").ok
     with sqlite_db.read() as session:

@@ -14,7 +14,7 @@ from desktop.domain.contacts import MAX_PHONE_INPUT, ContactError, normalize_pho
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.notices.templates import LOAN_PICKUP
-from desktop.services.patrons import search_patrons
+from desktop.services.patrons.lookup import search_patrons
 from desktop.services.queues import QueueQuery, load_window, queue_total
 from desktop.ui.customization_manager import CustomizationManager
 from tests.cm_helpers import ctx, manager, open_editor  # noqa: F401

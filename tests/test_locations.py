@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from desktop.db.engine import Database
-from desktop.services import locations as svc
-from desktop.services.contact_card import default_location, load_card
 from desktop.services.errors import ValidationError
+from desktop.services.patrons import locations as svc
+from desktop.services.patrons.contact_card import default_location, load_card
 from tests.patron_helpers import location_id, make_patron
 
 

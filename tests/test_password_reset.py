@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, PasswordResetToken, Patron
-from desktop.services import password_reset as pr
 from desktop.services.errors import ValidationError
-from desktop.services.patrons import get_patron_record
+from desktop.services.patrons import password_reset as pr
+from desktop.services.patrons.lookup import get_patron_record
 from tests.patron_helpers import make_patron, points_of
 
 BASE = "https://library.example.org/reset?token="

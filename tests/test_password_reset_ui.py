@@ -16,7 +16,7 @@ from desktop import manager
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import Notification, PasswordResetToken, Patron
-from desktop.services import password_reset as pr
+from desktop.services.patrons import password_reset as pr
 from desktop.ui.context import AppContext
 from desktop.ui.duplicates_view import DuplicatesView
 from desktop.ui.patron_record import PatronRecordWindow, open_patron_record

@@ -15,9 +15,9 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.contact_card import Methods, load_card, save_card
 from desktop.services.contact_customers import load_contact_customers
 from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.patrons.contact_card import Methods, load_card, save_card
 from desktop.ui.contact_card import ContactCard, open_contact_card
 from desktop.ui.context import AppContext
 from tests.outbox_support import add_request, move, notices
@@ -122,7 +122,7 @@ def test_other_bad_methods_are_refused_with_a_message(sqlite_db: Database, metho
 def test_mail_to_address_needs_a_postal_address(sqlite_db: Database) -> None:
     ada = make_patron(sqlite_db, "ada", emails=[("Home", "ada@example.org")])
     card = load_card(sqlite_db, ada)
-    from desktop.services.contact_card import PostalAddress
+    from desktop.services.patrons.contact_card import PostalAddress
 
     with pytest.raises(ValidationError) as refused:
         save_card(sqlite_db, ada, card.version_id, card.points, PostalAddress(),

@@ -6,7 +6,7 @@ import pytest
 
 from desktop.db.engine import Database
 from desktop.services.errors import NotFoundError
-from desktop.services.patrons import get_patron_record, search_patrons
+from desktop.services.patrons.lookup import get_patron_record, search_patrons
 from tests.patron_helpers import make_patron
 
 

@@ -39,7 +39,7 @@ def main() -> int:
     from desktop.db.models import Patron
     from desktop.services.database import open_database
     from desktop.services.demo import seed_demo
-    from desktop.services.password_reset import reset_password
+    from desktop.services.patrons.password_reset import reset_password
     from desktop.ui.contact_card import open_contact_card
     from desktop.ui.context import AppContext
     from desktop.ui.patron_record import open_patron_record

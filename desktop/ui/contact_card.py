@@ -40,7 +40,8 @@ from PySide6.QtWidgets import (
 
 from desktop.domain.contacts import ContactKind, email_key, format_phone
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
-from desktop.services.contact_card import (
+from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.patrons.contact_card import (
     ADDRESS_LIMITS,
     CardData,
     CardPoint,
@@ -58,8 +59,7 @@ from desktop.services.contact_card import (
     save_card,
     warning_text,
 )
-from desktop.services.duplicates import PatronRef
-from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.patrons.duplicates import PatronRef
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.template_editor import restore_geometry, save_geometry

@@ -25,11 +25,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.contacts import ContactKind
-from desktop.services.contact_card import make_primary, remove_contact
-from desktop.services.locations import LocationRow
-from desktop.services.password_reset import ResetPreview, ResetRefusedError, ResetResult, format_utc, preview_reset
-from desktop.services.password_reset import reset_password as do_reset
-from desktop.services.patrons import ContactRow, PatronRecord
+from desktop.services.patrons.contact_card import make_primary, remove_contact
+from desktop.services.patrons.locations import LocationRow
+from desktop.services.patrons.lookup import ContactRow, PatronRecord
+from desktop.services.patrons.password_reset import (
+    ResetPreview,
+    ResetRefusedError,
+    ResetResult,
+    format_utc,
+    preview_reset,
+)
+from desktop.services.patrons.password_reset import reset_password as do_reset
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.tables import record_table

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.services.duplicates import SharedEmail, find_shared_emails
+from desktop.services.patrons.duplicates import SharedEmail, find_shared_emails
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 

@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.contacts import ALL_PERMISSIONS
-from desktop.services import locations as svc
-from desktop.services.locations import KIND_LABELS, LocationRow
+from desktop.services.patrons import locations as svc
+from desktop.services.patrons.locations import KIND_LABELS, LocationRow
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 

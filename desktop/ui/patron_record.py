@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 
 from desktop.config import Settings
 from desktop.services.database import Database
-from desktop.services.locations import LocationRow, list_locations
-from desktop.services.patrons import PatronRecord, PatronRequest, get_patron_record
+from desktop.services.patrons.locations import LocationRow, list_locations
+from desktop.services.patrons.lookup import PatronRecord, PatronRequest, get_patron_record
 from desktop.ui.contact_info_tab import ContactInfoTab
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.services.patrons import DEFAULT_LIMIT, PatronHit, search_patrons
+from desktop.services.patrons.lookup import DEFAULT_LIMIT, PatronHit, search_patrons
 from desktop.ui.context import AppContext
 from desktop.ui.icons import icon
 from desktop.ui.record_table_model import RecordTableModel

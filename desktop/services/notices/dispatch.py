@@ -66,7 +66,7 @@ from desktop.services.notices.templates import (
     TemplateFields,
     render,
 )
-from desktop.services.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
+from desktop.services.patrons.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
 from desktop.services.status import SYSTEM_USER
 
 log = logging.getLogger(__name__)

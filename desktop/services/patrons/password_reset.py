@@ -7,7 +7,7 @@ locked out at once), earlier reset tokens are revoked, a new single-use token va
 ``secret``, which the System Manager clears once it has sent the e-mail.
 
 It is refused, with nothing changed, when the address belongs to patrons in different households: the link
-would let one household set the other's password (de-dup first, see :mod:`desktop.services.duplicates`).
+would let one household set the other's password (de-dup first, see :mod:`desktop.services.patrons.duplicates`).
 
 Redeeming answers every bad token (unknown, used, revoked, expired) with one generic refusal, so the web site
 cannot be used to probe which tokens exist.
@@ -32,11 +32,11 @@ from desktop.db.models import ContactPoint, NoticeTemplate, Notification, Passwo
 from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key
 from desktop.services.database import Database
-from desktop.services.duplicates import PatronRef, is_cross_household, patrons_with_email
 from desktop.services.errors import NotFoundError, ServiceError, ValidationError
 from desktop.services.notices import outbox
 from desktop.services.notices.sender_identity import NO_FROM_FIX, templates_without_from
 from desktop.services.notices.templates import PASSWORD_RESET
+from desktop.services.patrons.duplicates import PatronRef, is_cross_household, patrons_with_email
 from desktop.services.shared_settings import reset_link_base
 
 TOKEN_BYTES = 32

@@ -235,7 +235,7 @@ def get_patron_record(db: Database, patron_id: int, *, region: str = "US", clock
     Raises:
         NotFoundError: the patron no longer exists (deleted on another workstation).
     """
-    from desktop.services.password_reset import reset_notes
+    from desktop.services.patrons.password_reset import reset_notes
 
     with db.read() as session:
         patron = session.get(Patron, patron_id)

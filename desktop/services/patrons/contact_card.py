@@ -30,7 +30,6 @@ from desktop.domain.contacts import ContactError, ContactKind, email_key, format
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
-from desktop.services.duplicates import PatronRef, other_household_holders
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
 from desktop.services.notices.outbox import (
     CANCELLED,
@@ -41,6 +40,7 @@ from desktop.services.notices.outbox import (
     RETRYING,
     create_arrival_notice,
 )
+from desktop.services.patrons.duplicates import PatronRef, other_household_holders
 
 ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20}
 _PHONE_KINDS = {ContactKind.PHONE, ContactKind.FAX}
