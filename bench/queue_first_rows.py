@@ -86,7 +86,7 @@ def measure(path: Path, queue_size: int) -> dict[str, float | int]:
     from desktop.config import Settings
     from desktop.db.engine import sqlite_url
     from desktop.services.database import open_database
-    from desktop.services.queues import QueueQuery, rows_statement, total_statement
+    from desktop.services.requests.queues import QueueQuery, rows_statement, total_statement
     from desktop.ui.context import AppContext
     from desktop.ui.main_window import MainWindow
     from desktop.ui.request_table_model import PAGE

@@ -23,7 +23,7 @@ from desktop.self_check import run_self_check
 from desktop.services.database_problems import DatabaseMissingError, describe, open_checked
 from desktop.services.demo import check_may_seed, seed_demo
 from desktop.services.errors import ServiceError
-from desktop.services.queues_count import has_requests
+from desktop.services.requests.queues_count import has_requests
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
 from desktop.ui.qt_platform import check_platform

@@ -37,8 +37,8 @@ from desktop.services.database_problems import (
 from desktop.services.errors import ServiceError
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.wakeup import Waiter
+from desktop.services.requests.status import route_request
 from desktop.services.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
-from desktop.services.status import route_request
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -13,7 +13,7 @@ from desktop.config import Settings
 from desktop.db.models import Request
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
-from desktop.services.status import change_status
+from desktop.services.requests.status import change_status
 from desktop.ui.context import AppContext
 from desktop.ui.customization_manager import CustomizationManager
 from desktop.ui.template_editor import TemplateEditor

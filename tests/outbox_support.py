@@ -18,7 +18,7 @@ from desktop.db.models import ContactPoint, Notification, Patron, PickupLocation
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services.notices.outbox import arrival_dedupe_key, arrival_template
-from desktop.services.status import change_status
+from desktop.services.requests.status import change_status
 from tests.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,17 +13,17 @@ from desktop.config import Settings
 from desktop.db.models import CallLogEntry, Notification, Patron, Request, Tracking
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.contact_customers import (
+from desktop.services.database import Database
+from desktop.services.errors import ValidationError
+from desktop.services.notices.dispatch import run_cycle
+from desktop.services.requests.contact_customers import (
     CallOutcome,
     ContactRow,
     load_contact_customers,
     log_calls,
     mark_printed,
 )
-from desktop.services.database import Database
-from desktop.services.errors import ValidationError
-from desktop.services.notices.dispatch import run_cycle
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
 from tests.contact_customers_helpers import ctx, dialog

@@ -26,7 +26,7 @@ from desktop.services.csv_import import (
 )
 from desktop.services.errors import ConcurrentEditError
 from desktop.services.patrons.contact_card import PostalAddress, load_card, save_card
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 
 PATRONS = (
     "UserName,FirstName,LastName,EMailAddress,Phone,NotificationMethod,DeliveryMethod,Address,City,State,Zip,Site\n"

@@ -23,7 +23,7 @@ from desktop.db.engine import sqlite_url
 from desktop.db.models import Request
 from desktop.domain.statuses import QUEUE_ORDER, Status
 from desktop.services.database import Database, open_database
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
 from desktop.ui.queue_model import COUNT_ROLE

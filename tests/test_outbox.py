@@ -15,7 +15,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services.notices import outbox
 from desktop.services.notices.result_writer import ResultWriter
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 from tests.outbox_support import add_patron, add_request, move, notices, request_status
 
 
@@ -43,7 +43,7 @@ def test_a_failed_status_change_leaves_no_notice(any_db: Database) -> None:
     request_id = add_request(any_db, add_patron(any_db))
     with pytest.raises(RuntimeError), any_db.write() as session:
         from desktop.db.models import Request
-        from desktop.services.status import change_status
+        from desktop.services.requests.status import change_status
 
         request = session.get(Request, request_id)
         assert request is not None

@@ -15,9 +15,9 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.contact_customers import load_contact_customers
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.patrons.contact_card import Methods, load_card, save_card
+from desktop.services.requests.contact_customers import load_contact_customers
 from desktop.ui.contact_card import ContactCard, open_contact_card
 from desktop.ui.context import AppContext
 from tests.outbox_support import add_request, move, notices

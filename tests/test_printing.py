@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from desktop.db.models import NoticeTemplate, Request, Tracking
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.contact_customers import load_contact_customers
 from desktop.services.database import Database
 from desktop.services.errors import ServiceError
 from desktop.services.notices.templates import PRINT_NOTICE
-from desktop.services.printing import build_notices, split_blocks
-from desktop.services.status import route_request
+from desktop.services.requests.contact_customers import load_contact_customers
+from desktop.services.requests.printing import build_notices, split_blocks
+from desktop.services.requests.status import route_request
 from desktop.ui.contact_customers import ContactCustomersDialog
 from desktop.ui.print_notices import NoticePrinter, render_page_image
 from tests.contact_customers_helpers import ctx, dialog
@@ -257,8 +257,8 @@ def test_a_page_renders_to_an_image(seeded_db: Database, qtbot: QtBot) -> None:
 
 @pytest.mark.postgres
 def test_notices_render_and_print_on_postgresql(pg_db: Database, qtbot: QtBot, tmp_path: Path) -> None:
-    from desktop.services.contact_customers import mark_printed
     from desktop.services.demo import seed_demo
+    from desktop.services.requests.contact_customers import mark_printed
 
     seed_demo(pg_db, patrons=30, requests=200)
     rows = [r for r in load_contact_customers(pg_db).mail if r.has_address][:2]

@@ -15,7 +15,7 @@ from desktop.domain.statuses import QUEUE_ORDER, Status
 from desktop.services.database import Database
 from desktop.services.demo import seed_demo
 from desktop.services.errors import NotFoundError
-from desktop.services.queues import (
+from desktop.services.requests.queues import (
     MAX_WINDOW,
     QueueQuery,
     SortKey,
@@ -24,8 +24,8 @@ from desktop.services.queues import (
     queue_total,
     refresh_windows,
 )
-from desktop.services.queues_count import has_requests, queue_counts, queue_snapshot
-from desktop.services.status import route_request
+from desktop.services.requests.queues_count import has_requests, queue_counts, queue_snapshot
+from desktop.services.requests.status import route_request
 from tests.outbox_support import add_request
 from tests.patron_helpers import make_patron
 

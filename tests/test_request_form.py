@@ -13,9 +13,9 @@ from desktop.db.models import Notification, Request
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, allowed_transitions
 from desktop.services.database import Database
-from desktop.services.queues import QueueQuery
-from desktop.services.requests import get_request, save_request
-from desktop.services.status import route_request
+from desktop.services.requests.queues import QueueQuery
+from desktop.services.requests.record import get_request, save_request
+from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.request_form import RequestForm, open_request_form
 from tests.main_window_helpers import main_window, second_db, sql, wait_idle

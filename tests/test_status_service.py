@@ -9,7 +9,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Request, Tracking
 from desktop.domain.statuses import Status, TransitionError
 from desktop.services.errors import ConcurrentEditError, NotFoundError
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 
 
 def _request_at(db: Database, status: Status) -> tuple[int, int]:

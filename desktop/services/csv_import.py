@@ -45,7 +45,7 @@ from desktop.domain.methods import (
     parse_request_type,
 )
 from desktop.domain.statuses import CANCELLED_STATUSES, NOTIFIED_STATUSES, Status, parse_status
-from desktop.services.status import change_status
+from desktop.services.requests.status import change_status
 
 PATRON_COLUMNS = (
     "UserName", "FirstName", "LastName", "EMailAddress", "Phone", "MobilePhone", "Fax", "NotificationMethod",

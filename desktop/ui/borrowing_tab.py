@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.services.demo import seed_demo
-from desktop.services.queues import QueueQuery
-from desktop.services.queues_count import QueueSnapshot, queue_snapshot
+from desktop.services.requests.queues import QueueQuery
+from desktop.services.requests.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext
 from desktop.ui.queue_model import ALL_REQUESTS, QueueModel
 from desktop.ui.request_table_model import COLUMNS, RequestTableModel

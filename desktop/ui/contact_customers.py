@@ -52,7 +52,9 @@ from PySide6.QtWidgets import (
 
 from desktop.config import APP_NAME
 from desktop.domain.methods import NotificationMethod
-from desktop.services.contact_customers import (
+from desktop.services.notices.delivery_health import DeliveryHealth, short_state
+from desktop.services.notices.outbox import PENDING, RETRYING, retry_notices
+from desktop.services.requests.contact_customers import (
     ActionResult,
     CallOutcome,
     ContactGroups,
@@ -64,9 +66,7 @@ from desktop.services.contact_customers import (
     print_refusals,
     refusal_message,
 )
-from desktop.services.notices.delivery_health import DeliveryHealth, short_state
-from desktop.services.notices.outbox import PENDING, RETRYING, retry_notices
-from desktop.services.printing import PrintBatch, build_notices
+from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner
 from desktop.ui.print_notices import NoticePrinter

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from desktop.config import config_path, default_database_path
 from desktop.paths import resource_path
-from desktop.services.queues_count import QueueSnapshot
+from desktop.services.requests.queues_count import QueueSnapshot
 from desktop.ui import icons
 from desktop.ui.borrowing_tab import BorrowingWorkspace, module_available
 from desktop.ui.context import AppContext

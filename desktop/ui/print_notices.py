@@ -22,7 +22,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPainter, QPen, QT
 from PySide6.QtPrintSupport import QPrinter, QPrintPreviewDialog
 from PySide6.QtWidgets import QDialog, QWidget
 
-from desktop.services.printing import NoticePage
+from desktop.services.requests.printing import NoticePage
 
 #: Layout units per inch (documents are laid out at this resolution, then scaled to the printer's).
 DOC_DPI = 96

@@ -1,6 +1,6 @@
 """The queue tree (``queueTree``): "All borrowing requests" with every borrowing status beneath it, and counts.
 
-Counts arrive as :class:`desktop.services.queues_count.QueueSnapshot` from a background poll; applying one only
+Counts arrive as :class:`desktop.services.requests.queues_count.QueueSnapshot` from a background poll; applying one only
 emits ``dataChanged`` for the counts that moved (and inserts a row for a status never seen before), so the
 view keeps its selection and scroll position while other workstations work.
 """
@@ -11,7 +11,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QFont
 
 from desktop.domain.statuses import QUEUE_ORDER
-from desktop.services.queues_count import QueueSnapshot
+from desktop.services.requests.queues_count import QueueSnapshot
 
 #: Item data role holding the queue's status name (``None`` for "All borrowing requests").
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -40,11 +40,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.statuses import Status
-from desktop.services.contact_customers import CallNote
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, ValidationError
-from desktop.services.queues import QueueQuery, adjacent_request
-from desktop.services.requests import (
+from desktop.services.requests.contact_customers import CallNote
+from desktop.services.requests.queues import QueueQuery, adjacent_request
+from desktop.services.requests.record import (
     NotificationEntry,
     PickupChoice,
     RequestDetails,
@@ -54,7 +54,7 @@ from desktop.services.requests import (
     pickup_choices,
     save_request,
 )
-from desktop.services.status import route_request
+from desktop.services.requests.status import route_request
 from desktop.ui.borrowing_tab import module_available
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner

@@ -5,7 +5,7 @@ the list's length (one COUNT) and fetches pages of :data:`PAGE` rows on a worker
 them, keeping at most :data:`MAX_PAGES` pages. A refresh re-reads the length and the cached pages, inserts or
 removes rows at the end, and moves persistent indexes (the selection, the current row) to where their
 requests now are, so another workstation's change never throws away what staff had selected or scrolled to.
-Sorting and filtering change the :class:`~desktop.services.queues.QueueQuery` and are done by the database.
+Sorting and filtering change the :class:`~desktop.services.requests.queues.QueueQuery` and are done by the database.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shiboken6
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 
 from desktop.services.database import Database
-from desktop.services.queues import (
+from desktop.services.requests.queues import (
     QueueQuery,
     QueueRefresh,
     QueueWindow,

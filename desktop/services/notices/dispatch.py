@@ -67,7 +67,7 @@ from desktop.services.notices.templates import (
     render,
 )
 from desktop.services.patrons.password_reset import EXPIRED_BEFORE_SENDING, reset_link_expired
-from desktop.services.status import SYSTEM_USER
+from desktop.services.requests.status import SYSTEM_USER
 
 log = logging.getLogger(__name__)
 

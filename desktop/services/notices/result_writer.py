@@ -12,7 +12,7 @@ Here the SQL for each shape of outcome is written once and run on the driver's o
   same cost more on two cores (docs/DELIVERY.md).
 
 The statements are the rules of :mod:`desktop.services.notices.outbox` (a result counts only while its claim still
-holds the lease) and of :mod:`desktop.services.status` (a request moves on only from the status it was
+holds the lease) and of :mod:`desktop.services.requests.status` (a request moves on only from the status it was
 expected at, with a Tracking line and ``version_id`` bumped like an ORM save).
 """
 

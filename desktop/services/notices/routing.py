@@ -19,7 +19,7 @@ from desktop.db.models import Notification, Patron, PickupLocation, Request, Tra
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.notices.outbox import create_arrival_notice
-from desktop.services.status import SYSTEM_USER, change_status
+from desktop.services.requests.status import SYSTEM_USER, change_status
 
 CHUNK = 500
 OUTSIDE_NOTE = "status set outside Callslip (no Tracking); recorded by the System Manager"
@@ -45,7 +45,7 @@ def _due_condition(session: Session, now: datetime) -> ColumnElement[bool]:
 def route_due_requests(db: Database, *, now: datetime, chunk: int = CHUNK) -> list[int]:
     """Move every due In Transit request to Awaiting Customer Contact (Tracking by "System"); return their ids.
 
-    The arrival e-mail notice is created by :func:`desktop.services.status.change_status` in the same
+    The arrival e-mail notice is created by :func:`desktop.services.requests.status.change_status` in the same
     transaction as each move.
     """
     routed: list[int] = []

@@ -28,7 +28,7 @@ from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
 from desktop.services.notices.outbox import CANCELLED, FAILED, NO_TEMPLATE, PENDING, RETRYABLE_STATES, RETRYING, SENT
-from desktop.services.status import StatusChange, change_status
+from desktop.services.requests.status import StatusChange, change_status
 
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.
 GIVEN_UP_STATES: frozenset[str] = frozenset({FAILED, NO_TEMPLATE})
@@ -456,7 +456,7 @@ def log_calls(
     """Record a phone call for each selected request, in one transaction.
 
     Reached and Left voicemail move the request to Customer Notified via Phone (Tracking written through
-    :func:`desktop.services.status.change_status`); No answer only logs the attempt, so the request keeps
+    :func:`desktop.services.requests.status.change_status`); No answer only logs the attempt, so the request keeps
     waiting and the form shows how often it was tried.
 
     Requests no longer waiting, or whose patron may no longer be phoned (the method changed to Mail, or the

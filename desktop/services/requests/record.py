@@ -3,7 +3,7 @@
 Saving is optimistic: the form sends the version it showed, and a newer version in the database (another
 workstation saved or routed meanwhile) refuses the save with :class:`ConcurrentEditError`, so nobody silently
 overwrites somebody else's change. Status changes do not go through here: they are routes
-(:func:`desktop.services.status.route_request`), which write Tracking.
+(:func:`desktop.services.requests.status.route_request`), which write Tracking.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from desktop.db.engine import Database
 from desktop.db.models import CallLogEntry, Notification, Patron, PickupLocation, Request
 from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status, allowed_transitions
-from desktop.services.contact_customers import CallNote, notice_state_text
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
 from desktop.services.notices.notice_context import primary_contact
 from desktop.services.notices.outbox import EMAIL, FAILED, PENDING, RETRYING
+from desktop.services.requests.contact_customers import CallNote, notice_state_text
 
 
 @dataclass(frozen=True)
