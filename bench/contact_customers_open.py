@@ -34,8 +34,8 @@ from desktop.config import Settings
 from desktop.db.engine import sqlite_url
 from desktop.db.models import Request
 from desktop.domain.statuses import Status
+from desktop.services.admin.demo import DEFAULT_STATUS_WEIGHTS, seed_demo
 from desktop.services.database import Database, open_database
-from desktop.services.demo import DEFAULT_STATUS_WEIGHTS, seed_demo
 from desktop.services.requests.contact_customers import contact_customers_query
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -25,7 +25,7 @@ from sqlalchemy import Table, create_engine, make_url, select, text
 from bench._common import emit, scratch_dir, timed
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import ContactPoint, Patron
-from desktop.services.csv_import import import_patrons
+from desktop.services.admin.csv_import import import_patrons
 from desktop.services.database import open_database
 
 COLUMNS = ("UserName", "FirstName", "LastName", "EMailAddress", "Phone", "NotificationMethod", "Address", "City",

@@ -44,8 +44,8 @@ def main() -> None:
     from desktop.db.engine import sqlite_url
     from desktop.db.models import ContactPoint, Patron
     from desktop.domain.contacts import format_phone, normalize_phone
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
-    from desktop.services.demo import seed_demo
     from desktop.services.patrons.lookup import search_patrons
 
     with scratch_dir() as folder:

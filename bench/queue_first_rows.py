@@ -44,7 +44,7 @@ import sys
 from desktop.db.engine import sqlite_url
 from desktop.domain.statuses import Status
 from desktop.services.database import open_database
-from desktop.services.demo import DEFAULT_STATUS_WEIGHTS, seed_demo
+from desktop.services.admin.demo import DEFAULT_STATUS_WEIGHTS, seed_demo
 
 path, total, queue = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 db, _ = open_database(sqlite_url(path))

@@ -25,8 +25,8 @@ TABLES = ("households", "patrons", "contact_points", "requests", "tracking")
 def seed(path: Path, patrons: int, requests: int) -> tuple[int, float]:
     """Seed ``path`` with seed-demo; return the rows it wrote and the seconds seeding took."""
     from desktop.db.engine import sqlite_url
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
-    from desktop.services.demo import seed_demo
 
     db, _ = open_database(sqlite_url(path))
     try:

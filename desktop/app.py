@@ -20,8 +20,8 @@ from desktop.db.engine import Database, sqlite_url
 from desktop.db.migrate import SchemaError
 from desktop.secrets import SecretStoreError, url_with_password
 from desktop.self_check import run_self_check
-from desktop.services.database_problems import DatabaseMissingError, describe, open_checked
-from desktop.services.demo import check_may_seed, seed_demo
+from desktop.services.admin.database_problems import DatabaseMissingError, describe, open_checked
+from desktop.services.admin.demo import check_may_seed, seed_demo
 from desktop.services.errors import ServiceError
 from desktop.services.requests.queues_count import has_requests
 from desktop.ui.context import AppContext

@@ -26,19 +26,19 @@ from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
 from desktop.secrets import SecretStoreError, smtp_password, url_with_password
-from desktop.services import csv_export, csv_import, demo
-from desktop.services.database_problems import (
+from desktop.services.admin import csv_export, csv_import, demo
+from desktop.services.admin.database_problems import (
     DatabaseLockedError,
     check_exists,
     describe,
     open_checked,
     probe_sqlite_lock,
 )
+from desktop.services.admin.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
 from desktop.services.errors import ServiceError
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.wakeup import Waiter
 from desktop.services.requests.status import route_request
-from desktop.services.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -198,7 +198,7 @@ def sqlite_db(db_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def seeded_db(sqlite_db: Database) -> Database:
     """The SQLite database with demo patrons and requests (seed-demo's data)."""
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     seed_demo(sqlite_db, patrons=40, requests=300)
     return sqlite_db

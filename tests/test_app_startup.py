@@ -21,9 +21,9 @@ from desktop.config import Settings, default_database_path, load_settings
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import Patron
 from desktop.domain.statuses import Status
+from desktop.services.admin.database_problems import DatabaseMissingError
+from desktop.services.admin.demo import DemoRefusedError
 from desktop.services.database import open_database
-from desktop.services.database_problems import DatabaseMissingError
-from desktop.services.demo import DemoRefusedError
 from desktop.ui.main_window import MainWindow
 from desktop.ui.settings_dialog import SettingsDialog
 from desktop.ui.startup_problem import StartupProblemDialog

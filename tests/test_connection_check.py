@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from desktop.db import migrate
 from desktop.db.engine import sqlite_url
-from desktop.services.connection_check import (
+from desktop.services.admin.connection_check import (
     DatabaseOutcome,
     check_database,
     postgres_database_url,

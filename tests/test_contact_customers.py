@@ -377,7 +377,7 @@ def test_service_skips_rows_whose_patron_method_changed(seeded_db: Database) -> 
 
 @pytest.mark.postgres
 def test_groups_and_actions_on_postgresql(pg_db: Database) -> None:
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     seed_demo(pg_db, patrons=30, requests=200)
     groups = load_contact_customers(pg_db)

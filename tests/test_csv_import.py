@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from desktop.db.engine import Database
 from desktop.db.models import ContactPoint, Household, Patron, PickupLocation, Request, Tracking
-from desktop.services.csv_import import CsvFileError, import_patrons, import_requests
+from desktop.services.admin.csv_import import CsvFileError, import_patrons, import_requests
 
 PATRON_HEADER = (
     "UserName,FirstName,LastName,EMailAddress,Phone,MobilePhone,Fax,NotificationMethod,DeliveryMethod,"
@@ -184,7 +184,7 @@ def test_sites_are_created_once(sqlite_db: Database) -> None:
 
 def test_import_then_seed_on_both_backends(any_db: Database) -> None:
     """Imports and demo seeding work on SQLite and PostgreSQL alike, and ids keep counting after bulk seeding."""
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     assert import_patrons(any_db, _patrons(ADA, ZOE), create_sites=True).ok
     seed_demo(any_db, patrons=5, requests=20)

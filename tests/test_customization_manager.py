@@ -284,7 +284,7 @@ def test_print_template_editor_has_only_the_page(qtbot: QtBot, manager: Customiz
 def test_routing_tab_saves_delays_and_poll_interval(
     qtbot: QtBot, manager: CustomizationManager, ctx: AppContext
 ) -> None:
-    from desktop.services.shared_settings import load_shared_settings
+    from desktop.services.admin.shared_settings import load_shared_settings
 
     model = manager.routingModel
     assert model.setData(model.index(0, 2), 45)
@@ -313,7 +313,7 @@ def test_library_tab_refuses_a_bad_email_and_keeps_it(
     manager.saveLibraryButton.click()
     wait_idle(qtbot, ctx)
     assert "saved" in manager.statusLabel.text()
-    from desktop.services.shared_settings import load_shared_settings
+    from desktop.services.admin.shared_settings import load_shared_settings
 
     assert load_shared_settings(ctx.db).library.name == "Riverside Library"
 

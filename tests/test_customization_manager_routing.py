@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from desktop.services import shared_settings as ss
+from desktop.services.admin import shared_settings as ss
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.notices.notice_context import system_settings

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import Patron, Request, Tracking
 from desktop.domain.statuses import Status
-from desktop.services.csv_export import export_patrons, neutralise
-from desktop.services.csv_import import PATRON_DATA_COLUMNS, import_patrons, import_requests
+from desktop.services.admin.csv_export import export_patrons, neutralise
+from desktop.services.admin.csv_import import PATRON_DATA_COLUMNS, import_patrons, import_requests
 from desktop.services.database import open_database
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

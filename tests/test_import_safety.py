@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.statuses import Status
-from desktop.services.csv_export import export_patrons, export_requests, neutralise
-from desktop.services.csv_import import (
+from desktop.services.admin.csv_export import export_patrons, export_requests, neutralise
+from desktop.services.admin.csv_import import (
     CsvFileError,
     StatusBack,
     import_patrons,
@@ -289,7 +289,7 @@ def test_formula_cells_are_neutralised_in_every_export_and_read_back(loaded: Dat
 
 
 def test_export_patrons_round_trips_demo_data(any_db: Database) -> None:
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     seed_demo(any_db, patrons=40, requests=60)
     out = io.StringIO()
@@ -308,7 +308,7 @@ def test_a_write_between_planning_and_writing_is_planned_again(
     """
     from dataclasses import replace
 
-    from desktop.services import csv_import
+    from desktop.services.admin import csv_import
     from desktop.services.patrons.contact_card import CardPoint
 
     assert import_patrons(sqlite_db, b"UserName,EMailAddress\nada,ada@example.org\n").ok

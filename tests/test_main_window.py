@@ -207,7 +207,7 @@ def test_filter_and_sort_are_done_by_the_database(qtbot: QtBot, main_window: Mai
 
 
 def test_large_queue_is_read_in_pages(qtbot: QtBot, sqlite_db: Database, settings: Settings) -> None:
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     seed_demo(sqlite_db, patrons=20, requests=6_500, status_weights={Status.REQUEST_SENT: 1})
     window = open_window(qtbot, sqlite_db, settings)
@@ -385,7 +385,7 @@ def test_closing_stops_background_threads(qtbot: QtBot, seeded_db: Database, set
 def test_switching_database_reloads_everything(qtbot: QtBot, main_window: MainWindow, tmp_path: object) -> None:
     from pathlib import Path
 
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
 
     other, _ = open_database(sqlite_url(Path(str(tmp_path)) / "other.sqlite3"))
     seed_demo(other, patrons=5, requests=17)

@@ -349,7 +349,7 @@ def test_message_ids_are_deterministic_per_notice_and_unique_per_installation(
 
 
 def test_a_library_name_on_two_lines_is_refused_on_the_library_tab(sqlite_db: Database) -> None:
-    from desktop.services.shared_settings import load_shared_settings, validate_shared
+    from desktop.services.admin.shared_settings import load_shared_settings, validate_shared
 
     shared = load_shared_settings(sqlite_db)
     two_lines = replace(shared, library=replace(shared.library, name="Riverside\nLibrary"))

@@ -171,7 +171,7 @@ def test_the_shared_interval_applies_unless_the_workstation_sets_its_own(
     sqlite_db: Database, smtp_sink: SmtpSink, qtbot: QtBot
 ) -> None:
     """The Routing tab's poll interval reaches every workstation's poller without a restart."""
-    from desktop.services import shared_settings
+    from desktop.services.admin import shared_settings
 
     before = shared_settings.load_shared_settings(sqlite_db)
     shared_settings.save_shared_settings(sqlite_db, before, replace(before, poll_seconds=77), changed_by="admin")

@@ -257,7 +257,7 @@ def test_a_page_renders_to_an_image(seeded_db: Database, qtbot: QtBot) -> None:
 
 @pytest.mark.postgres
 def test_notices_render_and_print_on_postgresql(pg_db: Database, qtbot: QtBot, tmp_path: Path) -> None:
-    from desktop.services.demo import seed_demo
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.requests.contact_customers import mark_printed
 
     seed_demo(pg_db, patrons=30, requests=200)

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 
 from desktop.db.models import Patron, Request
 from desktop.domain.statuses import QUEUE_ORDER, Status
+from desktop.services.admin.demo import seed_demo
 from desktop.services.database import Database
-from desktop.services.demo import seed_demo
 from desktop.services.errors import NotFoundError
 from desktop.services.requests.queues import (
     MAX_WINDOW,

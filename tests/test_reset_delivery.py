@@ -14,10 +14,10 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, PasswordResetToken
 from desktop.domain.clock import utcnow
+from desktop.services.admin.shared_settings import set_library_identity
 from desktop.services.notices import outbox
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.patrons import password_reset as pr
-from desktop.services.shared_settings import set_library_identity
 from desktop.ui.context import AppContext
 from tests.patron_helpers import make_patron, points_of
 from tests.smtp_sink import SmtpSink, smtp_sink

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from desktop.config import Settings
 from desktop.db.engine import sqlite_url
 from desktop.db.models import Notification
+from desktop.services.admin.database_problems import describe
 from desktop.services.database import open_database
-from desktop.services.database_problems import describe
 from desktop.services.patrons import password_reset as pr
 from tests.patron_helpers import make_patron, points_of
 from tests.test_setup_identity import ROOT, manager

@@ -184,7 +184,7 @@ def test_database_test_postgres_unreachable(qtbot: QtBot, dialog: SettingsDialog
 
 
 def _fill_postgres(dialog: SettingsDialog, url: str) -> None:
-    from desktop.services.connection_check import split_database_url
+    from desktop.services.admin.connection_check import split_database_url
 
     form = split_database_url(url)
     dialog.postgresRadio.setChecked(True)

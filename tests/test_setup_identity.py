@@ -18,14 +18,14 @@ from sqlalchemy import select, update
 from desktop.config import Settings
 from desktop.db.engine import Database, sqlite_url
 from desktop.db.models import NoticeTemplate, Patron, PickupLocation, Request, SystemSetting
-from desktop.services import demo
+from desktop.services.admin import demo
+from desktop.services.admin.shared_settings import load_shared_settings, set_library_identity
 from desktop.services.database import open_database
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.notice_context import system_settings
 from desktop.services.notices.sender_identity import resolve_from
 from desktop.services.notices.templates import default_templates, render, sample_context
-from desktop.services.shared_settings import load_shared_settings, set_library_identity
 from tests.outbox_support import add_patron, add_request, notices
 from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.test_dispatch import arrived

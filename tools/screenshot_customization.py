@@ -27,8 +27,8 @@ def main(out: Path = OUT) -> int:
 
     from desktop.config import Settings
     from desktop.db.engine import sqlite_url
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
-    from desktop.services.demo import seed_demo
     from desktop.services.notices import template_admin
     from desktop.ui.context import AppContext
     from desktop.ui.customization_manager import CustomizationManager

@@ -64,8 +64,8 @@ def main() -> int:
     from desktop.config import Settings
     from desktop.db.engine import sqlite_url
     from desktop.domain.clock import utcnow
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
-    from desktop.services.demo import seed_demo
     from desktop.services.notices.delivery_health import record_cycle
     from desktop.services.notices.delivery_problems import DeliveryProblem
     from desktop.services.notices.routing import scan_arrivals

@@ -37,8 +37,8 @@ def main() -> int:
     from desktop.config import Settings
     from desktop.db.engine import sqlite_url
     from desktop.db.models import Patron
+    from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
-    from desktop.services.demo import seed_demo
     from desktop.services.patrons.password_reset import reset_password
     from desktop.ui.contact_card import open_contact_card
     from desktop.ui.context import AppContext

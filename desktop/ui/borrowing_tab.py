@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.services.demo import seed_demo
+from desktop.services.admin.demo import seed_demo
 from desktop.services.requests.queues import QueueQuery
 from desktop.services.requests.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext

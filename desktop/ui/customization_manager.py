@@ -9,7 +9,7 @@ Tabs:
     Library: the name, address, e-mail and phone notices are signed with.
 
 Everything here is stored in the database, so every workstation sees the same values; the widgets only call
-:mod:`desktop.services.notices.template_admin` and :mod:`desktop.services.shared_settings` through ``ctx.run``.
+:mod:`desktop.services.notices.template_admin` and :mod:`desktop.services.admin.shared_settings` through ``ctx.run``.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from desktop.services import shared_settings
+from desktop.services.admin import shared_settings
+from desktop.services.admin.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
-from desktop.services.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.ui.context import AppContext
 from desktop.ui.tables import record_table
 from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry

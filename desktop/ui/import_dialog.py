@@ -1,6 +1,6 @@
 """Import patrons or requests from a CSV file (``importDialog``): ILLiad's column names, see first, then write.
 
-**Preview** reads the file and runs the importer (:mod:`desktop.services.csv_import`) as a dry run: every bad
+**Preview** reads the file and runs the importer (:mod:`desktop.services.admin.csv_import`) as a dry run: every bad
 row is listed with its line number (staff fix the file in one go), or every record it would create or change,
 field by field (old → new). Only then is **Import** enabled, and it writes exactly the bytes that were
 previewed: a file edited meanwhile must be previewed again. Re-importing the same file changes nothing.
@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from desktop.services import csv_import
-from desktop.services.csv_import import (
+from desktop.services.admin import csv_import
+from desktop.services.admin.csv_import import (
     PATRON_COLUMNS,
     REQUEST_COLUMNS,
     CsvFileError,

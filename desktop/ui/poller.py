@@ -27,11 +27,11 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 from desktop.config import Settings
 from desktop.domain.clock import utcnow
 from desktop.secrets import SecretStoreError, smtp_password
+from desktop.services.admin.shared_settings import effective_poll_seconds
 from desktop.services.database import Database
 from desktop.services.notices.delivery_health import DeliveryHealth, explain, read_health, short_state
 from desktop.services.notices.dispatch import CycleSummary, run_cycle
 from desktop.services.notices.wakeup import PgListener
-from desktop.services.shared_settings import effective_poll_seconds
 from desktop.ui.context import AppContext
 from desktop.ui.threads import register_thread, stop_thread
 

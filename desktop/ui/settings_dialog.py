@@ -46,7 +46,7 @@ from desktop.config import (
     save_settings,
 )
 from desktop.secrets import SecretStoreError, database_account, get_secret, set_secret, smtp_account
-from desktop.services.connection_check import (
+from desktop.services.admin.connection_check import (
     DEFAULT_PG_PORT,
     DatabaseCheck,
     SmtpCheck,
@@ -59,8 +59,8 @@ from desktop.services.connection_check import (
     sqlite_database_url,
     url_for_opening,
 )
+from desktop.services.admin.database_problems import missing_sqlite_file, open_checked
 from desktop.services.database import Database
-from desktop.services.database_problems import missing_sqlite_file, open_checked
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
 

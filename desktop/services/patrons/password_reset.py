@@ -31,13 +31,13 @@ from desktop.config import Settings
 from desktop.db.models import ContactPoint, NoticeTemplate, Notification, PasswordResetToken, Patron
 from desktop.domain.clock import Clock, as_utc, utcnow
 from desktop.domain.contacts import ContactKind, email_key
+from desktop.services.admin.shared_settings import reset_link_base
 from desktop.services.database import Database
 from desktop.services.errors import NotFoundError, ServiceError, ValidationError
 from desktop.services.notices import outbox
 from desktop.services.notices.sender_identity import NO_FROM_FIX, templates_without_from
 from desktop.services.notices.templates import PASSWORD_RESET
 from desktop.services.patrons.duplicates import PatronRef, is_cross_household, patrons_with_email
-from desktop.services.shared_settings import reset_link_base
 
 TOKEN_BYTES = 32
 TOKEN_HOURS = 48

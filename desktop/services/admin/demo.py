@@ -35,8 +35,8 @@ from desktop.db.models import (
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import format_phone
 from desktop.domain.statuses import Status
+from desktop.services.admin.shared_settings import set_library_identity
 from desktop.services.errors import ServiceError
-from desktop.services.shared_settings import set_library_identity
 
 FIRST = ["Ada", "Grace", "Alan", "Zoë", "José", "Søren", "Ólafur", "Amara", "Chidi", "Mei", "Hiroshi", "Priya",
          "Fatima", "Liam", "Noah", "Olivia", "Emma", "Mateo", "Aisha", "Yusuf", "Ingrid", "Tomás", "Nadia",

@@ -3,7 +3,7 @@
 Every cell that a spreadsheet would read as a formula (one starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return) is written with a leading apostrophe, the spreadsheet convention for "this is text", so a
 patron who names themselves ``=HYPERLINK(…)`` cannot run anything on the desk's computer. An apostrophe
-already in front of such a character gets one more, so the importer (:func:`desktop.services.csv_import.unneutralise`)
+already in front of such a character gets one more, so the importer (:func:`desktop.services.admin.csv_import.unneutralise`)
 can always drop exactly one and an export imports back unchanged.
 """
 
@@ -21,7 +21,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Household, Location, Patron, PickupLocation, Request
 from desktop.domain.contacts import ContactKind, format_phone
 from desktop.domain.statuses import Status
-from desktop.services.csv_import import PATRON_COLUMNS
+from desktop.services.admin.csv_import import PATRON_COLUMNS
 
 EXPORT_COLUMNS = (
     "TransactionNumber", "UserName", "TransactionStatus", "RequestType", "LoanTitle", "LoanAuthor",
@@ -110,7 +110,7 @@ def _phone(normalized: str, extension: str) -> str:
 
 
 def iter_patron_rows(db: Database, batch: int = 2000) -> Iterator[tuple[str, ...]]:
-    """Rows of :data:`~desktop.services.csv_import.PATRON_COLUMNS`, by user name.
+    """Rows of :data:`~desktop.services.admin.csv_import.PATRON_COLUMNS`, by user name.
 
     EMailAddress, Phone and Fax are the primary ones; MobilePhone is the first other phone at the Cell location
     (what ``import-patrons`` files under Cell). Other contact points stay in the database only.
