@@ -16,8 +16,8 @@ from desktop.services.database import open_database
 from desktop.ui.contact_card import ContactCard, PointEditor
 from desktop.ui.contact_info_tab import LOCATION, PRIMARY, TYPE, VALUE, PrimaryRole
 from desktop.ui.context import AppContext
-from desktop.ui.icons import icon
 from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
+from desktop.ui.widgets.icons import icon
 from tests.patron_helpers import make_patron, points_of, primary_count
 
 

@@ -171,7 +171,7 @@ def test_paths_when_frozen_point_into_the_bundle(fake_meipass: Path) -> None:
 
 
 def test_icon_loader_reads_from_the_bundle(fake_meipass: Path, qtbot: QtBot) -> None:
-    from desktop.ui import icons
+    from desktop.ui.widgets import icons
 
     icons.icon.cache_clear()
     try:

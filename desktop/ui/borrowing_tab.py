@@ -37,7 +37,7 @@ from desktop.services.requests.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext
 from desktop.ui.queue_model import ALL_REQUESTS, QueueModel
 from desktop.ui.request_table_model import COLUMNS, RequestTableModel
-from desktop.ui.tables import record_table
+from desktop.ui.widgets.tables import record_table
 
 #: How often counts are re-read so other workstations' changes show up.
 POLL_MS = 10_000

@@ -70,7 +70,7 @@ from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner
 from desktop.ui.print_notices import NoticePrinter
-from desktop.ui.tables import record_table
+from desktop.ui.widgets.tables import record_table
 
 GEOMETRY_KEY = "contactCustomers/geometry"
 #: Seconds between refreshes that pick up other workstations' changes (this workstation's arrive at once).

@@ -37,8 +37,8 @@ from desktop.services.patrons.password_reset import (
 )
 from desktop.services.patrons.password_reset import reset_password as do_reset
 from desktop.ui.context import AppContext
-from desktop.ui.icons import icon
-from desktop.ui.tables import record_table
+from desktop.ui.widgets.icons import icon
+from desktop.ui.widgets.tables import record_table
 
 Index = QModelIndex | QPersistentModelIndex
 

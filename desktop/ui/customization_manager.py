@@ -47,8 +47,8 @@ from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
-from desktop.ui.tables import record_table
 from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry
+from desktop.ui.widgets.tables import record_table
 
 _Index = QModelIndex | QPersistentModelIndex
 _NO_INDEX = QModelIndex()

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from desktop.services.patrons.duplicates import SharedEmail, find_shared_emails
 from desktop.ui.context import AppContext
-from desktop.ui.icons import icon
+from desktop.ui.widgets.icons import icon
 
 PATRON_ROLE = Qt.ItemDataRole.UserRole + 1
 

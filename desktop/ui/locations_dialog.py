@@ -36,7 +36,7 @@ from desktop.domain.contacts import ALL_PERMISSIONS
 from desktop.services.patrons import locations as svc
 from desktop.services.patrons.locations import KIND_LABELS, LocationRow
 from desktop.ui.context import AppContext
-from desktop.ui.icons import icon
+from desktop.ui.widgets.icons import icon
 
 NAME_COLUMN = 0
 KIND_COLUMNS = {kind: n + 1 for n, kind in enumerate(ALL_PERMISSIONS)}

@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
 from desktop.config import config_path, default_database_path
 from desktop.paths import resource_path
 from desktop.services.requests.queues_count import QueueSnapshot
-from desktop.ui import icons
 from desktop.ui.borrowing_tab import BorrowingWorkspace, module_available
 from desktop.ui.context import AppContext
 from desktop.ui.request_form import RequestForm, open_request_form
-from desktop.ui.ribbon import Ribbon, RibbonPage, ribbon_button
+from desktop.ui.widgets import icons
+from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
 
 #: Busy indicator appears only for work that takes longer than this (no flicker on quick reads).
 BUSY_DELAY_MS = 250

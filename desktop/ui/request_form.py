@@ -58,8 +58,8 @@ from desktop.services.requests.status import route_request
 from desktop.ui.borrowing_tab import module_available
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner
-from desktop.ui.record_table_model import RecordTableModel, local_time
-from desktop.ui.tables import record_table
+from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
+from desktop.ui.widgets.tables import record_table
 
 #: Field name → label, in form order; articles show the journal rows, loans the title rows.
 _TEXT_FIELDS = {
