@@ -108,8 +108,8 @@ def time_form(db: Database, expected_rows: int) -> tuple[float, dict[str, int]]:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop.ui.contact_customers import open_contact_customers
     from desktop.ui.context import AppContext
+    from desktop.ui.requests.contact_customers import open_contact_customers
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     ctx = AppContext(db, Settings(staff_name="bench"))

@@ -31,7 +31,7 @@ from bench._common import ROOT, emit, isolated_environment
 QUEUE = "Request Sent"
 OTHER_QUEUE = "Cancelled by Customer"
 RUNS = 11
-PAGE_SIZE = 200  # desktop.ui.request_table_model.PAGE, checked in measure()
+PAGE_SIZE = 200  # desktop.ui.requests.request_table_model.PAGE, checked in measure()
 
 
 def cache_path(total: int, queue: int) -> Path:
@@ -89,7 +89,7 @@ def measure(path: Path, queue_size: int) -> dict[str, float | int]:
     from desktop.services.requests.queues import QueueQuery, rows_statement, total_statement
     from desktop.ui.context import AppContext
     from desktop.ui.main_window import MainWindow
-    from desktop.ui.request_table_model import PAGE
+    from desktop.ui.requests.request_table_model import PAGE
 
     assert PAGE == PAGE_SIZE, "keep PAGE_SIZE in step with the model"
     app = ensure_application()

@@ -9,8 +9,8 @@ from pytestqt.qtbot import QtBot
 
 from desktop.config import Settings
 from desktop.services.database import Database
-from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
+from desktop.ui.requests.contact_customers import ContactCustomersDialog, open_contact_customers
 
 
 @pytest.fixture

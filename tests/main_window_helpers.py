@@ -41,7 +41,7 @@ def open_window(qtbot: QtBot, db: Database, settings: Settings) -> MainWindow:
 
 def close_window(window: MainWindow) -> None:
     """Close without questions (forms with edits are reverted first)."""
-    from desktop.ui.request_form import RequestForm
+    from desktop.ui.requests.request_form import RequestForm
 
     for form in window.findChildren(RequestForm):
         form.revert()

@@ -9,8 +9,8 @@ from pytestqt.qtbot import QtBot
 from desktop.domain.methods import NotificationMethod
 from desktop.services.database import Database
 from desktop.services.requests.contact_customers import CallOutcome, log_calls
-from desktop.ui.contact_customers import ContactCustomersDialog
-from desktop.ui.request_form import open_request_form
+from desktop.ui.requests.contact_customers import ContactCustomersDialog
+from desktop.ui.requests.request_form import open_request_form
 from tests.contact_customers_helpers import ctx, dialog
 
 __all__ = ["ctx", "dialog"]  # fixtures

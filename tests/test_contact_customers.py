@@ -24,8 +24,8 @@ from desktop.services.requests.contact_customers import (
     mark_printed,
 )
 from desktop.services.requests.status import route_request
-from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
+from desktop.ui.requests.contact_customers import ContactCustomersDialog, open_contact_customers
 from tests.contact_customers_helpers import ctx, dialog
 from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401 - the fixture
 
@@ -320,7 +320,7 @@ def test_model_passes_the_model_tester(dialog: ContactCustomersDialog, qtmodelte
 
 
 def test_double_click_opens_the_request_form(dialog: ContactCustomersDialog, qtbot: QtBot) -> None:
-    pytest.importorskip("desktop.ui.request_form")
+    pytest.importorskip("desktop.ui.requests.request_form")
     view = dialog.tables[NotificationMethod.MAIL]
     row = dialog.models[NotificationMethod.MAIL].row_at(0)
     rect = view.visualRect(view.model().index(0, 1))
@@ -393,7 +393,7 @@ def test_groups_and_actions_on_postgresql(pg_db: Database) -> None:
 
 
 def test_enter_opens_the_request_form(dialog: ContactCustomersDialog, qtbot: QtBot) -> None:
-    pytest.importorskip("desktop.ui.request_form")
+    pytest.importorskip("desktop.ui.requests.request_form")
     view = dialog.tables[NotificationMethod.PHONE]
     row = dialog.models[NotificationMethod.PHONE].row_at(2)
     view.setCurrentIndex(view.model().index(2, 0))

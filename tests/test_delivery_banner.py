@@ -30,10 +30,10 @@ from desktop.services.notices.delivery_health import (
 )
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
-from desktop.ui.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner
-from desktop.ui.request_form import RequestForm
+from desktop.ui.requests.contact_customers import ContactCustomersDialog, open_contact_customers
+from desktop.ui.requests.request_form import RequestForm
 from tests.outbox_support import FROM, add_patron, add_request, move, notices, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -249,7 +249,7 @@ def test_retry_now_wakes_the_system_manager(ctx: AppContext, sqlite_db: Database
 def test_request_form_shows_the_banner_only_for_a_waiting_email(
     ctx: AppContext, sqlite_db: Database, qtbot: QtBot
 ) -> None:
-    from desktop.ui.request_form import open_request_form
+    from desktop.ui.requests.request_form import open_request_form
 
     waiting = arrived(sqlite_db)
     phoned = arrived(sqlite_db, method="Phone")

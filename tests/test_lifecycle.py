@@ -141,7 +141,7 @@ def test_contact_card_timer_after_the_workstation_stopped(
 
 def test_every_window_timer_stops_with_the_workstation(qtbot: QtBot, window: MainWindow) -> None:
     """Every timer a window made through ``ctx.timer`` is inactive once the main window closed."""
-    from desktop.ui.contact_customers import open_contact_customers
+    from desktop.ui.requests.contact_customers import open_contact_customers
 
     dialog = open_contact_customers(window.ctx, window)
     qtbot.waitUntil(lambda: not window.ctx.runner.busy)

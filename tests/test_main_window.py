@@ -26,9 +26,9 @@ from desktop.services.database import Database, open_database
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
-from desktop.ui.queue_model import COUNT_ROLE
-from desktop.ui.request_form import RequestForm
-from desktop.ui.request_table_model import MAX_PAGES, PAGE
+from desktop.ui.requests.queue_model import COUNT_ROLE
+from desktop.ui.requests.request_form import RequestForm
+from desktop.ui.requests.request_table_model import MAX_PAGES, PAGE
 from tests.main_window_helpers import close_window, main_window, open_window, second_db, sql, wait_idle
 
 __all__ = ["main_window", "second_db"]  # fixtures used below
@@ -403,7 +403,7 @@ def test_window_runs_and_stops_this_workstations_system_manager(
 ) -> None:
     from PySide6.QtWidgets import QWidget
 
-    from desktop.ui.borrowing_tab import module_available
+    from desktop.ui.requests.borrowing_tab import module_available
     from desktop.ui.threads import running_threads
 
     if not module_available("desktop.ui.poller"):

@@ -25,8 +25,8 @@ from desktop.services.notices.templates import PRINT_NOTICE
 from desktop.services.requests.contact_customers import load_contact_customers
 from desktop.services.requests.printing import build_notices, split_blocks
 from desktop.services.requests.status import route_request
-from desktop.ui.contact_customers import ContactCustomersDialog
-from desktop.ui.print_notices import NoticePrinter, render_page_image
+from desktop.ui.requests.contact_customers import ContactCustomersDialog
+from desktop.ui.requests.print_notices import NoticePrinter, render_page_image
 from tests.contact_customers_helpers import ctx, dialog
 
 __all__ = ["ctx", "dialog"]  # fixtures

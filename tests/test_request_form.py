@@ -17,7 +17,7 @@ from desktop.services.requests.queues import QueueQuery
 from desktop.services.requests.record import get_request, save_request
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
-from desktop.ui.request_form import RequestForm, open_request_form
+from desktop.ui.requests.request_form import RequestForm, open_request_form
 from tests.main_window_helpers import main_window, second_db, sql, wait_idle
 
 __all__ = ["main_window", "second_db"]  # fixtures used below
@@ -265,7 +265,7 @@ def test_form_follows_changes_made_elsewhere_when_not_editing(
 
 
 def test_patron_button_opens_the_record_or_says_why_not(qtbot: QtBot, ctx: AppContext, seeded_db: Database) -> None:
-    from desktop.ui.borrowing_tab import module_available
+    from desktop.ui.requests.borrowing_tab import module_available
 
     form = opened(qtbot, ctx, first_at(seeded_db, ACC))
     if not module_available("desktop.ui.patron_record"):

@@ -69,8 +69,8 @@ def main() -> int:
     from desktop.services.notices.delivery_health import record_cycle
     from desktop.services.notices.delivery_problems import DeliveryProblem
     from desktop.services.notices.routing import scan_arrivals
-    from desktop.ui.contact_customers import ContactCustomersDialog
     from desktop.ui.context import AppContext
+    from desktop.ui.requests.contact_customers import ContactCustomersDialog
 
     folder = Path(tempfile.mkdtemp(prefix="callslip-shots-"))
     db, _ = open_database(sqlite_url(folder / "demo.sqlite3"))

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
 from desktop.config import config_path, default_database_path
 from desktop.paths import resource_path
 from desktop.services.requests.queues_count import QueueSnapshot
-from desktop.ui.borrowing_tab import BorrowingWorkspace, module_available
 from desktop.ui.context import AppContext
-from desktop.ui.request_form import RequestForm, open_request_form
+from desktop.ui.requests.borrowing_tab import BorrowingWorkspace, module_available
+from desktop.ui.requests.request_form import RequestForm, open_request_form
 from desktop.ui.widgets import icons
 from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
 
@@ -41,7 +41,11 @@ BUSY_DELAY_MS = 250
 
 #: (action attribute, module, function, what it opens) of windows built in other issues.
 EXTERNAL = {
-    "contact_customers": ("desktop.ui.contact_customers", "open_contact_customers", "The Contact Customers form"),
+    "contact_customers": (
+        "desktop.ui.requests.contact_customers",
+        "open_contact_customers",
+        "The Contact Customers form",
+    ),
     "patron_search": ("desktop.ui.patron_search", "open_patron_search", "Patron search"),
     "duplicates": ("desktop.ui.duplicates_view", "open_duplicates_view", "The duplicates view"),
     "import_csv": ("desktop.ui.import_dialog", "open_import_dialog", "CSV import"),

@@ -248,7 +248,7 @@ class PatronRecordWindow(QWidget):
         request = self.requests_model.record(index.row())
         if request is None:
             return
-        from desktop.ui.request_form import open_request_form
+        from desktop.ui.requests.request_form import open_request_form
 
         open_request_form(self.ctx, request.transaction_number, self)
 

@@ -1,6 +1,6 @@
 """Printed notices for patrons notified by Mail: the "Print Notice" template rendered once per request.
 
-The service only renders HTML (no Qt): ``desktop.ui.print_notices`` lays each page out on paper. The rendered
+The service only renders HTML (no Qt): ``desktop.ui.requests.print_notices`` lays each page out on paper. The rendered
 body is split into its return-address block, its window-envelope address block and the letter, so the page
 layout can put the patron's address exactly behind an envelope window whatever the template says around it.
 A patron without a postal address gets no blank page: the request comes back as a warning for staff.

@@ -1,7 +1,7 @@
 """A small read-only table model over a tuple of plain dataclasses (Tracking, Notifications of one request).
 
 These lists are short (a request's history), so a new request simply resets the model; the big lists use
-:mod:`desktop.ui.request_table_model` instead.
+:mod:`desktop.ui.requests.request_table_model` instead.
 """
 
 from __future__ import annotations

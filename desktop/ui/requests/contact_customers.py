@@ -69,7 +69,7 @@ from desktop.services.requests.contact_customers import (
 from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.delivery_banner import DeliveryBanner
-from desktop.ui.print_notices import NoticePrinter
+from desktop.ui.requests.print_notices import NoticePrinter
 from desktop.ui.widgets.tables import record_table
 
 GEOMETRY_KEY = "contactCustomers/geometry"
@@ -677,7 +677,7 @@ class ContactCustomersDialog(QDialog):
     def open_request(self, transaction_number: int) -> None:
         """Open the request form for ``transaction_number`` (imported lazily: it may be built later)."""
         try:
-            from desktop.ui.request_form import open_request_form
+            from desktop.ui.requests.request_form import open_request_form
         except ImportError:
             self.show_message("The request form is not available in this build.", error=True)
             return

@@ -35,8 +35,8 @@ from desktop.services.admin.demo import seed_demo
 from desktop.services.requests.queues import QueueQuery
 from desktop.services.requests.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext
-from desktop.ui.queue_model import ALL_REQUESTS, QueueModel
-from desktop.ui.request_table_model import COLUMNS, RequestTableModel
+from desktop.ui.requests.queue_model import ALL_REQUESTS, QueueModel
+from desktop.ui.requests.request_table_model import COLUMNS, RequestTableModel
 from desktop.ui.widgets.tables import record_table
 
 #: How often counts are re-read so other workstations' changes show up.
