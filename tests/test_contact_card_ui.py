@@ -13,10 +13,10 @@ from pytestqt.qtbot import QtBot
 from desktop.config import Settings
 from desktop.db.engine import Database, sqlite_url
 from desktop.services.database import open_database
-from desktop.ui.contact_card import ContactCard, PointEditor
-from desktop.ui.contact_info_tab import LOCATION, PRIMARY, TYPE, VALUE, PrimaryRole
 from desktop.ui.context import AppContext
-from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
+from desktop.ui.patrons.contact_card import ContactCard, PointEditor
+from desktop.ui.patrons.contact_info_tab import LOCATION, PRIMARY, TYPE, VALUE, PrimaryRole
+from desktop.ui.patrons.patron_record import PatronRecordWindow, open_patron_record
 from desktop.ui.widgets.icons import icon
 from tests.patron_helpers import make_patron, points_of, primary_count
 
@@ -217,7 +217,7 @@ def test_every_kind_shows_its_own_message(
     ctx: AppContext, qtbot: QtBot, ada: int, kind: str, text: str, message: str
 ) -> None:
     open_record(ctx, qtbot, ada)
-    from desktop.ui.contact_card import open_contact_card
+    from desktop.ui.patrons.contact_card import open_contact_card
 
     open_contact_card(ctx, ada, add=(kind, None))
     card = the_card(qtbot)
@@ -234,7 +234,7 @@ def test_second_workstation_saving_an_old_version_is_refused_and_keeps_its_text(
     other_db, _ = open_database(sqlite_url(db_path))
     first, second = AppContext(sqlite_db, settings), AppContext(other_db, settings.with_changes(staff_name="other"))
     try:
-        from desktop.ui.contact_card import open_contact_card
+        from desktop.ui.patrons.contact_card import open_contact_card
 
         card1 = open_contact_card(first, ada)
         card2 = open_contact_card(second, ada)
@@ -277,7 +277,7 @@ def test_email_of_another_household_is_warned_about_by_name(
     ctx: AppContext, qtbot: QtBot, ada: int, sqlite_db: Database
 ) -> None:
     make_patron(sqlite_db, "grace", "Grace", "Hopper", household_code="H2", emails=[("Home", "grace@example.org")])
-    from desktop.ui.contact_card import open_contact_card
+    from desktop.ui.patrons.contact_card import open_contact_card
 
     open_contact_card(ctx, ada, add=("email", None))
     card = the_card(qtbot)
@@ -295,7 +295,7 @@ def test_email_of_another_household_is_warned_about_by_name(
 def test_removing_a_line_on_the_card_and_the_address(
     ctx: AppContext, qtbot: QtBot, ada: int, sqlite_db: Database
 ) -> None:
-    from desktop.ui.contact_card import open_contact_card
+    from desktop.ui.patrons.contact_card import open_contact_card
 
     card = open_contact_card(ctx, ada)
     qtbot.waitUntil(lambda: card.data is not None)
@@ -314,7 +314,7 @@ def test_removing_a_line_on_the_card_and_the_address(
 
 
 def test_closing_with_unsaved_changes_asks_first(ctx: AppContext, qtbot: QtBot, ada: int, sqlite_db: Database) -> None:
-    from desktop.ui.contact_card import open_contact_card
+    from desktop.ui.patrons.contact_card import open_contact_card
 
     card = open_contact_card(ctx, ada)
     qtbot.waitUntil(lambda: card.data is not None)

@@ -12,8 +12,8 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.services.patrons.contact_card import remove_contact
 from desktop.ui.context import AppContext
-from desktop.ui.duplicates_view import open_duplicates_view
-from desktop.ui.patron_record import PatronRecordWindow
+from desktop.ui.patrons.duplicates_view import open_duplicates_view
+from desktop.ui.patrons.patron_record import PatronRecordWindow
 from tests.patron_helpers import make_patron, points_of
 
 

@@ -19,9 +19,9 @@ from pytestqt.qtbot import QtBot
 
 from desktop.config import Settings
 from desktop.services.database import Database
-from desktop.ui.contact_card import ContactCard, open_contact_card
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
+from desktop.ui.patrons.contact_card import ContactCard, open_contact_card
 from desktop.ui.threads import TaskRunner
 from tests.main_window_helpers import close_window, open_window
 from tests.patron_helpers import make_patron

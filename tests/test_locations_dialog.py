@@ -13,7 +13,7 @@ from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.services.patrons.locations import list_locations
 from desktop.ui.context import AppContext
-from desktop.ui.locations_dialog import ACTIVE_COLUMN, KIND_COLUMNS, LocationsDialog, open_locations_dialog
+from desktop.ui.patrons.locations_dialog import ACTIVE_COLUMN, KIND_COLUMNS, LocationsDialog, open_locations_dialog
 from tests.patron_helpers import make_patron
 
 

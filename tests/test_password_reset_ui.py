@@ -18,8 +18,8 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, PasswordResetToken, Patron
 from desktop.services.patrons import password_reset as pr
 from desktop.ui.context import AppContext
-from desktop.ui.duplicates_view import DuplicatesView
-from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
+from desktop.ui.patrons.duplicates_view import DuplicatesView
+from desktop.ui.patrons.patron_record import PatronRecordWindow, open_patron_record
 from tests.patron_helpers import make_patron
 from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401 - fixture
 

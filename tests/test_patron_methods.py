@@ -18,8 +18,8 @@ from desktop.domain.statuses import Status
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.patrons.contact_card import Methods, load_card, save_card
 from desktop.services.requests.contact_customers import load_contact_customers
-from desktop.ui.contact_card import ContactCard, open_contact_card
 from desktop.ui.context import AppContext
+from desktop.ui.patrons.contact_card import ContactCard, open_contact_card
 from tests.outbox_support import add_request, move, notices
 from tests.patron_helpers import make_patron
 

@@ -12,8 +12,8 @@ from pytestqt.qtbot import QtBot
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.ui.context import AppContext
-from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
-from desktop.ui.patron_search import open_patron_search
+from desktop.ui.patrons.patron_record import PatronRecordWindow, open_patron_record
+from desktop.ui.patrons.patron_search import open_patron_search
 from tests.patron_helpers import make_patron
 
 

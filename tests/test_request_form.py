@@ -268,7 +268,7 @@ def test_patron_button_opens_the_record_or_says_why_not(qtbot: QtBot, ctx: AppCo
     from desktop.ui.requests.borrowing_tab import module_available
 
     form = opened(qtbot, ctx, first_at(seeded_db, ACC))
-    if not module_available("desktop.ui.patron_record"):
+    if not module_available("desktop.ui.patrons.patron_record"):
         assert not form.patron_button.isEnabled()
         assert "not available yet" in form.patron_button.toolTip()
         return

@@ -40,9 +40,9 @@ def main() -> int:
     from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
     from desktop.services.patrons.password_reset import reset_password
-    from desktop.ui.contact_card import open_contact_card
     from desktop.ui.context import AppContext
-    from desktop.ui.patron_record import open_patron_record
+    from desktop.ui.patrons.contact_card import open_contact_card
+    from desktop.ui.patrons.patron_record import open_patron_record
 
     folder = Path(tempfile.mkdtemp(prefix="callslip-shots-"))
     db, _ = open_database(sqlite_url(folder / "demo.sqlite3"))

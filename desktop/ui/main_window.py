@@ -46,8 +46,8 @@ EXTERNAL = {
         "open_contact_customers",
         "The Contact Customers form",
     ),
-    "patron_search": ("desktop.ui.patron_search", "open_patron_search", "Patron search"),
-    "duplicates": ("desktop.ui.duplicates_view", "open_duplicates_view", "The duplicates view"),
+    "patron_search": ("desktop.ui.patrons.patron_search", "open_patron_search", "Patron search"),
+    "duplicates": ("desktop.ui.patrons.duplicates_view", "open_duplicates_view", "The duplicates view"),
     "import_csv": ("desktop.ui.import_dialog", "open_import_dialog", "CSV import"),
     "customization": (
         "desktop.ui.customization_manager",
@@ -55,7 +55,7 @@ EXTERNAL = {
         "The Customization Manager",
     ),
     "settings": ("desktop.ui.settings_dialog", "open_settings_dialog", "The Settings dialog"),
-    "locations": ("desktop.ui.locations_dialog", "open_locations_dialog", "The Locations code table"),
+    "locations": ("desktop.ui.patrons.locations_dialog", "open_locations_dialog", "The Locations code table"),
 }
 
 

@@ -668,7 +668,7 @@ class ContactCustomersDialog(QDialog):
         if len(rows) != 1:
             return
         try:
-            from desktop.ui.patron_record import open_patron_record
+            from desktop.ui.patrons.patron_record import open_patron_record
         except ImportError:
             self.show_message("The patron record is not available in this build.", error=True)
             return

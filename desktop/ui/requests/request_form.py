@@ -346,7 +346,7 @@ class RequestForm(QWidget):
         self.patron_button.setAccessibleName("Open the patron record")
         self.patron_button.clicked.connect(self.open_patron)
         form.addRow(self.patron_button)
-        if not module_available("desktop.ui.patron_record"):
+        if not module_available("desktop.ui.patrons.patron_record"):
             for widget in (self.patron_button,):
                 widget.setEnabled(False)
                 widget.setToolTip("The patron record is not available yet.")
@@ -777,9 +777,9 @@ class RequestForm(QWidget):
     @Slot()
     def open_patron(self) -> None:
         """Open the patron record (built in its own issue)."""
-        if self.details is None or not module_available("desktop.ui.patron_record"):
+        if self.details is None or not module_available("desktop.ui.patrons.patron_record"):
             return
-        module = importlib.import_module("desktop.ui.patron_record")
+        module = importlib.import_module("desktop.ui.patrons.patron_record")
         module.open_patron_record(self.ctx, self.details.patron_id, self)
 
     @Slot(str)
@@ -815,7 +815,7 @@ class RequestForm(QWidget):
             action.setEnabled(on)
         self.route_button.setEnabled(on and bool(self.details and self.details.allowed_routes))
         self.route_action.setEnabled(self.route_button.isEnabled())
-        patron = on and module_available("desktop.ui.patron_record")
+        patron = on and module_available("desktop.ui.patrons.patron_record")
         self.patron_button.setEnabled(patron)
         self.patron_action.setEnabled(patron)
         self.overwrite_button.setEnabled(on)

@@ -325,7 +325,7 @@ class ContactInfoTab(QWidget):
         self._open_card(add=(kind, location_id))
 
     def _open_card(self, *, focus_id: int | None = None, add: tuple[str, int | None] | None = None) -> None:
-        from desktop.ui.contact_card import open_contact_card
+        from desktop.ui.patrons.contact_card import open_contact_card
 
         card = open_contact_card(self.ctx, self.patron_id, self.window(), focus_contact_id=focus_id, add=add)
         card.saved.connect(self.on_card_saved)
@@ -475,7 +475,7 @@ class ContactInfoTab(QWidget):
     @Slot()
     def on_open_duplicates(self) -> None:
         """The de-dup list, to fix the shared address."""
-        from desktop.ui.duplicates_view import open_duplicates_view
+        from desktop.ui.patrons.duplicates_view import open_duplicates_view
 
         open_duplicates_view(self.ctx, self.window())
 

@@ -170,7 +170,7 @@ class PatronSearch(QWidget):
     def _open_row(self, row: int) -> None:
         hit = self.model.record(row)
         if hit is not None:
-            from desktop.ui.patron_record import open_patron_record
+            from desktop.ui.patrons.patron_record import open_patron_record
 
             open_patron_record(self.ctx, hit.id, self.parentWidget())
 

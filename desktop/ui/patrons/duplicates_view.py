@@ -168,6 +168,6 @@ class DuplicatesView(QWidget):
         patron_id = item.data(0, PATRON_ROLE)
         if patron_id is None:
             return
-        from desktop.ui.patron_record import open_patron_record
+        from desktop.ui.patrons.patron_record import open_patron_record
 
         open_patron_record(self.ctx, int(patron_id), self.parentWidget())
