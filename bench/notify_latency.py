@@ -118,7 +118,7 @@ def gui_latency(db: Database, sink: SmtpSink, runs: int) -> list[float]:
     from PySide6.QtWidgets import QApplication
 
     from desktop.ui.context import AppContext
-    from desktop.ui.poller import PollerController
+    from desktop.ui.notices.poller import PollerController
 
     app = QApplication.instance() or QApplication([])
     ctx = AppContext(db, sink_settings(sink, poll_seconds=300))

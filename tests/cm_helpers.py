@@ -16,7 +16,7 @@ from desktop.services.database import Database
 from desktop.services.requests.status import change_status
 from desktop.ui.context import AppContext
 from desktop.ui.customization_manager import CustomizationManager
-from desktop.ui.template_editor import TemplateEditor
+from desktop.ui.notices.template_editor import TemplateEditor
 from tests.patron_helpers import make_patron
 
 

@@ -31,7 +31,7 @@ from desktop.services.notices.delivery_health import (
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
 from desktop.ui.context import AppContext
-from desktop.ui.delivery_banner import DeliveryBanner
+from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.contact_customers import ContactCustomersDialog, open_contact_customers
 from desktop.ui.requests.request_form import RequestForm
 from tests.outbox_support import FROM, add_patron, add_request, move, notices, sink_settings

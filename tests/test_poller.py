@@ -19,7 +19,7 @@ from desktop.secrets import smtp_account
 from desktop.services.notices import smtp_backoff
 from desktop.services.notices.dispatch import CycleSummary
 from desktop.ui.context import AppContext
-from desktop.ui.poller import PollerController, PollerIndicator
+from desktop.ui.notices.poller import PollerController, PollerIndicator
 from desktop.ui.threads import running_threads
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink

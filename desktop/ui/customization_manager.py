@@ -2,7 +2,7 @@
 
 Tabs:
     Notification Templates (``notificationTemplatesTab``): the templates with who changed each last and when;
-        Edit (the :class:`~desktop.ui.template_editor.TemplateEditor`), Delete (that notice is then not sent —
+        Edit (the :class:`~desktop.ui.notices.template_editor.TemplateEditor`), Delete (that notice is then not sent —
         ILLiad's way to switch an e-mail off), Undelete, Restore default.
     Routing: per pickup location, the delay before `In Transit to Pickup Location` moves on to
         `Awaiting Customer Contact` and the days items are held; the System Manager's poll interval.
@@ -47,7 +47,7 @@ from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
-from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry
+from desktop.ui.notices.template_editor import TemplateEditor, restore_geometry, save_geometry
 from desktop.ui.widgets.tables import record_table
 
 _Index = QModelIndex | QPersistentModelIndex

@@ -252,8 +252,8 @@ class MainWindow(QMainWindow):
     def _start_poller(self) -> None:
         """This workstation's System Manager: only when configured to run it and once it is built."""
         self.poller_indicator: QWidget | None = None
-        if self.ctx.settings.run_poller and module_available("desktop.ui.poller"):
-            poller = importlib.import_module("desktop.ui.poller")
+        if self.ctx.settings.run_poller and module_available("desktop.ui.notices.poller"):
+            poller = importlib.import_module("desktop.ui.notices.poller")
             self.poller = poller.PollerController(self.ctx, self)
             self.poller.start()
             self.poller_indicator = poller.PollerIndicator(self.poller)

@@ -61,7 +61,7 @@ from desktop.services.patrons.contact_card import (
 )
 from desktop.services.patrons.duplicates import PatronRef
 from desktop.ui.context import AppContext
-from desktop.ui.template_editor import restore_geometry, save_geometry
+from desktop.ui.notices.template_editor import restore_geometry, save_geometry
 from desktop.ui.widgets.icons import icon
 
 _PHONE_KINDS = {ContactKind.PHONE.value, ContactKind.FAX.value}

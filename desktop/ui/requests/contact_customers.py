@@ -68,7 +68,7 @@ from desktop.services.requests.contact_customers import (
 )
 from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
-from desktop.ui.delivery_banner import DeliveryBanner
+from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.print_notices import NoticePrinter
 from desktop.ui.widgets.tables import record_table
 

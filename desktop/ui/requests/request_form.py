@@ -56,7 +56,7 @@ from desktop.services.requests.record import (
 )
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
-from desktop.ui.delivery_banner import DeliveryBanner
+from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.borrowing_tab import module_available
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
