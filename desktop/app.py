@@ -24,11 +24,11 @@ from desktop.services.admin.database_problems import DatabaseMissingError, descr
 from desktop.services.admin.demo import check_may_seed, seed_demo
 from desktop.services.errors import ServiceError
 from desktop.services.requests.queues_count import has_requests
+from desktop.ui.admin.settings_dialog import SettingsDialog
+from desktop.ui.admin.startup_problem import StartupChoice, StartupProblemDialog
 from desktop.ui.context import AppContext
 from desktop.ui.main_window import MainWindow
 from desktop.ui.qt_platform import check_platform
-from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.startup_problem import StartupChoice, StartupProblemDialog
 from desktop.ui.threads import stop_all_threads
 
 #: What can keep the main window from opening, each told as one sentence on the start-up page.

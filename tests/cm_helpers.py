@@ -14,8 +14,8 @@ from desktop.db.models import Request
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.requests.status import change_status
+from desktop.ui.admin.customization_manager import CustomizationManager
 from desktop.ui.context import AppContext
-from desktop.ui.customization_manager import CustomizationManager
 from desktop.ui.notices.template_editor import TemplateEditor
 from tests.patron_helpers import make_patron
 

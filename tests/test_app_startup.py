@@ -24,9 +24,9 @@ from desktop.domain.statuses import Status
 from desktop.services.admin.database_problems import DatabaseMissingError
 from desktop.services.admin.demo import DemoRefusedError
 from desktop.services.database import open_database
+from desktop.ui.admin.settings_dialog import SettingsDialog
+from desktop.ui.admin.startup_problem import StartupProblemDialog
 from desktop.ui.main_window import MainWindow
-from desktop.ui.settings_dialog import SettingsDialog
-from desktop.ui.startup_problem import StartupProblemDialog
 from tests.outbox_support import add_patron, add_request
 from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.test_setup_identity import ROOT

@@ -24,8 +24,8 @@ from desktop.services.notices.templates import (
     PRINT_NOTICE,
     default_template,
 )
+from desktop.ui.admin.customization_manager import CustomizationManager, open_customization_manager
 from desktop.ui.context import AppContext
-from desktop.ui.customization_manager import CustomizationManager, open_customization_manager
 from desktop.ui.notices.template_editor import TemplateEditor
 from tests.cm_helpers import close_manager, ctx, manager, open_editor, wait_idle, wait_preview, waiting_request  # noqa: F401
 from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401

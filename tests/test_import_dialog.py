@@ -15,8 +15,8 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
 
 from desktop.db.models import Patron, Request
+from desktop.ui.admin.import_dialog import ImportDialog, open_import_dialog
 from desktop.ui.context import AppContext
-from desktop.ui.import_dialog import ImportDialog, open_import_dialog
 from tests.cm_helpers import ctx  # noqa: F401
 
 PATRONS_OK = (

@@ -16,7 +16,7 @@ from desktop.services.database import Database
 from desktop.services.notices.templates import LOAN_PICKUP
 from desktop.services.patrons.lookup import search_patrons
 from desktop.services.requests.queues import QueueQuery, load_window, queue_total
-from desktop.ui.customization_manager import CustomizationManager
+from desktop.ui.admin.customization_manager import CustomizationManager
 from tests.cm_helpers import ctx, manager, open_editor  # noqa: F401
 from tests.outbox_support import add_request
 from tests.patron_helpers import make_patron

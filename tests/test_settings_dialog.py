@@ -22,8 +22,8 @@ from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, confi
 from desktop.db.engine import sqlite_url
 from desktop.secrets import smtp_account
 from desktop.services.database import Database, open_database
+from desktop.ui.admin.settings_dialog import STORED_PLACEHOLDER, SettingsDialog, open_settings_dialog
 from desktop.ui.context import AppContext
-from desktop.ui.settings_dialog import STORED_PLACEHOLDER, SettingsDialog, open_settings_dialog
 from tests.cm_helpers import ctx  # noqa: F401
 from tests.conftest import MemoryKeyring
 from tests.smtp_sink import SmtpSink, free_port

@@ -13,8 +13,8 @@ from pytestqt.qtbot import QtBot
 from desktop.config import Settings, config_path, load_settings, save_settings
 from desktop.db.engine import sqlite_url
 from desktop.services.database import Database, open_database
+from desktop.ui.admin.settings_dialog import SettingsDialog
 from desktop.ui.context import AppContext
-from desktop.ui.settings_dialog import SettingsDialog
 from tests.test_settings_dialog import _confirm_switch
 
 

@@ -10,8 +10,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from desktop.config import load_settings
+from desktop.ui.admin.settings_dialog import SettingsDialog
 from desktop.ui.context import AppContext
-from desktop.ui.settings_dialog import SettingsDialog
 from tests.cm_helpers import ctx
 from tests.smtp_sink import SmtpSink
 

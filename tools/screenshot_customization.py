@@ -30,9 +30,9 @@ def main(out: Path = OUT) -> int:
     from desktop.services.admin.demo import seed_demo
     from desktop.services.database import open_database
     from desktop.services.notices import template_admin
+    from desktop.ui.admin.customization_manager import CustomizationManager
+    from desktop.ui.admin.settings_dialog import SettingsDialog
     from desktop.ui.context import AppContext
-    from desktop.ui.customization_manager import CustomizationManager
-    from desktop.ui.settings_dialog import SettingsDialog
     from tests.conftest import MemoryKeyring
     from tests.smtp_sink import SmtpSink
 

@@ -48,13 +48,13 @@ EXTERNAL = {
     ),
     "patron_search": ("desktop.ui.patrons.patron_search", "open_patron_search", "Patron search"),
     "duplicates": ("desktop.ui.patrons.duplicates_view", "open_duplicates_view", "The duplicates view"),
-    "import_csv": ("desktop.ui.import_dialog", "open_import_dialog", "CSV import"),
+    "import_csv": ("desktop.ui.admin.import_dialog", "open_import_dialog", "CSV import"),
     "customization": (
-        "desktop.ui.customization_manager",
+        "desktop.ui.admin.customization_manager",
         "open_customization_manager",
         "The Customization Manager",
     ),
-    "settings": ("desktop.ui.settings_dialog", "open_settings_dialog", "The Settings dialog"),
+    "settings": ("desktop.ui.admin.settings_dialog", "open_settings_dialog", "The Settings dialog"),
     "locations": ("desktop.ui.patrons.locations_dialog", "open_locations_dialog", "The Locations code table"),
 }
 

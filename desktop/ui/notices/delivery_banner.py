@@ -24,8 +24,8 @@ from desktop.services.notices.delivery_health import (
     make_due_now,
     read_health,
 )
+from desktop.ui.admin.settings_dialog import open_settings_dialog
 from desktop.ui.context import AppContext
-from desktop.ui.settings_dialog import open_settings_dialog
 
 #: Seconds between re-reads while the banner's window is shown (other workstations' System Managers).
 REFRESH_SECONDS = 15

@@ -209,7 +209,7 @@ class BorrowingWorkspace(QWidget):
         self.import_button.setObjectName("importCsvButton")
         self.import_button.setAccessibleName("Import patrons and requests from CSV")
         self.import_button.clicked.connect(self.open_import)
-        if not module_available("desktop.ui.import_dialog"):
+        if not module_available("desktop.ui.admin.import_dialog"):
             self.import_button.setEnabled(False)
             self.import_button.setToolTip(
                 "The CSV import window is not available yet; use callslip-manager import-patrons / import-requests."
@@ -414,9 +414,9 @@ class BorrowingWorkspace(QWidget):
     @Slot()
     def open_import(self) -> None:
         """First-run page: the CSV import window (built in its own issue)."""
-        if not module_available("desktop.ui.import_dialog"):
+        if not module_available("desktop.ui.admin.import_dialog"):
             return
-        from desktop.ui.import_dialog import open_import_dialog  # type: ignore[import-not-found,unused-ignore]
+        from desktop.ui.admin.import_dialog import open_import_dialog  # type: ignore[import-not-found,unused-ignore]
 
         open_import_dialog(self.ctx, self.window())
 
