@@ -13,7 +13,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.config import config_path, default_database_path
+from desktop.config import default_database_path
 from desktop.paths import resource_path
 from desktop.services.requests.queues_count import QueueSnapshot
 from desktop.ui.context import AppContext
@@ -35,6 +35,7 @@ from desktop.ui.requests.borrowing_tab import BorrowingWorkspace, module_availab
 from desktop.ui.requests.request_form import RequestForm, open_request_form
 from desktop.ui.widgets import icons
 from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
+from desktop.ui.window_state import window_state_settings
 
 #: Busy indicator appears only for work that takes longer than this (no flicker on quick reads).
 BUSY_DELAY_MS = 250
@@ -57,11 +58,6 @@ EXTERNAL = {
     "settings": ("desktop.ui.admin.settings_dialog", "open_settings_dialog", "The Settings dialog"),
     "locations": ("desktop.ui.patrons.locations_dialog", "open_locations_dialog", "The Locations code table"),
 }
-
-
-def window_state_settings() -> QSettings:
-    """Where window geometry is remembered: beside the user's settings file (per user, per test)."""
-    return QSettings(str(config_path().with_name("window-state.ini")), QSettings.Format.IniFormat)
 
 
 def _icon(name: str, fallback: QStyle.StandardPixmap) -> QIcon:

@@ -47,8 +47,9 @@ from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
-from desktop.ui.notices.template_editor import TemplateEditor, restore_geometry, save_geometry
+from desktop.ui.notices.template_editor import TemplateEditor
 from desktop.ui.widgets.tables import record_table
+from desktop.ui.window_state import restore_geometry, save_geometry
 
 _Index = QModelIndex | QPersistentModelIndex
 _NO_INDEX = QModelIndex()

@@ -15,7 +15,7 @@ import ssl
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QPoint, QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -55,6 +55,7 @@ from desktop.services.notices.template_admin import (
 from desktop.services.notices.templates import CONTEXT_NAMES, TemplateFields
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
+from desktop.ui.window_state import restore_geometry, save_geometry
 
 PREVIEW_DELAY_MS = 400
 SAVING = "Saving…"
@@ -70,24 +71,6 @@ def insertion_text(name: str) -> str:
     if name.endswith("_lines"):
         return f"{{% for line in {name} %}}{{{{ line }}}}\n{{% endfor %}}"
     return f"{{{{ {name} }}}}"
-
-
-def _window_state() -> QSettings:
-    from desktop.ui.main_window import window_state_settings  # lazy: the main window opens these dialogs by name
-
-    return window_state_settings()
-
-
-def restore_geometry(widget: QWidget, key: str) -> None:
-    """Put ``widget`` where it was last time (dialogs remember their geometry, per user)."""
-    geometry = _window_state().value(key)
-    if isinstance(geometry, QByteArray):
-        widget.restoreGeometry(geometry)
-
-
-def save_geometry(widget: QWidget, key: str) -> None:
-    """Remember where ``widget`` is, for :func:`restore_geometry`."""
-    _window_state().setValue(key, widget.saveGeometry())
 
 
 def _send_test(

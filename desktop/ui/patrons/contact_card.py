@@ -61,8 +61,8 @@ from desktop.services.patrons.contact_card import (
 )
 from desktop.services.patrons.duplicates import PatronRef
 from desktop.ui.context import AppContext
-from desktop.ui.notices.template_editor import restore_geometry, save_geometry
 from desktop.ui.widgets.icons import icon
+from desktop.ui.window_state import restore_geometry, save_geometry
 
 _PHONE_KINDS = {ContactKind.PHONE.value, ContactKind.FAX.value}
 _SECTION_TITLES = {"email": "E-mail addresses", "phone": "Phones", "fax": "Faxes", "web": "Web sites"}

@@ -29,11 +29,11 @@ from desktop.services.database import Database
 from desktop.services.patrons.locations import LocationRow, list_locations
 from desktop.services.patrons.lookup import PatronRecord, PatronRequest, get_patron_record
 from desktop.ui.context import AppContext
-from desktop.ui.notices.template_editor import restore_geometry, save_geometry
 from desktop.ui.patrons.contact_info_tab import ContactInfoTab
 from desktop.ui.widgets.icons import icon
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
+from desktop.ui.window_state import restore_geometry, save_geometry
 
 _open_records: list[PatronRecordWindow] = []
 

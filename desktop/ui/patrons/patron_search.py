@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 
 from desktop.services.patrons.lookup import DEFAULT_LIMIT, PatronHit, search_patrons
 from desktop.ui.context import AppContext
-from desktop.ui.notices.template_editor import restore_geometry, save_geometry
 from desktop.ui.widgets.icons import icon
 from desktop.ui.widgets.record_table_model import RecordTableModel
 from desktop.ui.widgets.tables import record_table
+from desktop.ui.window_state import restore_geometry, save_geometry
 
 SEARCH_DELAY_MS = 300
 
