@@ -49,6 +49,10 @@ def _at_least(wait: Any, minimum: int) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     from pytestqt.qtbot import QtBot
 
+    from desktop.ui.windows import register_all
+
+    register_all()  # windows open each other by id (desktop.ui.navigation), also when a test opens one alone
+
     for name in ("waitUntil", "waitSignal", "waitSignals", "waitCallback", "waitExposed", "waitActive"):
         setattr(QtBot, name, _at_least(getattr(QtBot, name), QT_WAIT_MIN_MS))
 

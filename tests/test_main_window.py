@@ -403,11 +403,8 @@ def test_window_runs_and_stops_this_workstations_system_manager(
 ) -> None:
     from PySide6.QtWidgets import QWidget
 
-    from desktop.ui.requests.borrowing_tab import module_available
     from desktop.ui.threads import running_threads
 
-    if not module_available("desktop.ui.notices.poller"):
-        return
     window = MainWindow(AppContext(seeded_db, settings))  # run_poller is on by default; no SMTP server set up
     qtbot.addWidget(window, before_close_func=close_window)
     try:

@@ -264,16 +264,10 @@ def test_form_follows_changes_made_elsewhere_when_not_editing(
     assert form.tracking_model.rowCount() == 2
 
 
-def test_patron_button_opens_the_record_or_says_why_not(qtbot: QtBot, ctx: AppContext, seeded_db: Database) -> None:
-    from desktop.ui.requests.borrowing_tab import module_available
-
-    form = opened(qtbot, ctx, first_at(seeded_db, ACC))
-    if not module_available("desktop.ui.patrons.patron_record"):
-        assert not form.patron_button.isEnabled()
-        assert "not available yet" in form.patron_button.toolTip()
-        return
+def test_patron_button_opens_the_record(qtbot: QtBot, ctx: AppContext, seeded_db: Database) -> None:
     from PySide6.QtWidgets import QWidget
 
+    form = opened(qtbot, ctx, first_at(seeded_db, ACC))
     form.patron_button.click()
     qtbot.waitUntil(lambda: form.findChild(QWidget, "patronRecord") is not None)
 

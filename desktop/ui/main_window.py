@@ -9,7 +9,7 @@ imported only when their button is pressed; a button whose window does not exist
 
 from __future__ import annotations
 
-import importlib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,33 +31,17 @@ from desktop.config import default_database_path
 from desktop.paths import resource_path
 from desktop.services.requests.queues_count import QueueSnapshot
 from desktop.ui.context import AppContext
-from desktop.ui.requests.borrowing_tab import BorrowingWorkspace, module_available
+from desktop.ui.navigation import Window, open_window
+from desktop.ui.notices.poller import PollerController, PollerIndicator
+from desktop.ui.requests.borrowing_tab import BorrowingWorkspace
 from desktop.ui.requests.request_form import RequestForm, open_request_form
 from desktop.ui.widgets import icons
 from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
 from desktop.ui.window_state import window_state_settings
+from desktop.ui.windows import register_all
 
 #: Busy indicator appears only for work that takes longer than this (no flicker on quick reads).
 BUSY_DELAY_MS = 250
-
-#: (action attribute, module, function, what it opens) of windows built in other issues.
-EXTERNAL = {
-    "contact_customers": (
-        "desktop.ui.requests.contact_customers",
-        "open_contact_customers",
-        "The Contact Customers form",
-    ),
-    "patron_search": ("desktop.ui.patrons.patron_search", "open_patron_search", "Patron search"),
-    "duplicates": ("desktop.ui.patrons.duplicates_view", "open_duplicates_view", "The duplicates view"),
-    "import_csv": ("desktop.ui.admin.import_dialog", "open_import_dialog", "CSV import"),
-    "customization": (
-        "desktop.ui.admin.customization_manager",
-        "open_customization_manager",
-        "The Customization Manager",
-    ),
-    "settings": ("desktop.ui.admin.settings_dialog", "open_settings_dialog", "The Settings dialog"),
-    "locations": ("desktop.ui.patrons.locations_dialog", "open_locations_dialog", "The Locations code table"),
-}
 
 
 def _icon(name: str, fallback: QStyle.StandardPixmap) -> QIcon:
@@ -79,7 +63,8 @@ class MainWindow(QMainWindow):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.poller: Any = None
+        register_all()  # the windows this one (and every window it opens) may open by id
+        self.poller: PollerController | None = None
         self._closed = False
         self._splitter_restored = False
         self.setObjectName("mainWindow")
@@ -125,23 +110,10 @@ class MainWindow(QMainWindow):
         self.addAction(action)
         return action
 
-    def _external(self, key: str, action: QAction) -> QAction:
-        """Wire ``action`` to another issue's window, or disable it with a reason while that window is missing."""
-        module, function, what = EXTERNAL[key]
-        if module_available(module):
-            action.triggered.connect(self._opener(module, function))
-        else:
-            action.setEnabled(False)
-            action.setToolTip(f"{what} is not available yet.")
-            action.setStatusTip(f"{what} is not available yet.")
+    def _opens(self, window: Window, action: QAction) -> QAction:
+        """Wire ``action`` to open ``window`` (through :mod:`desktop.ui.navigation`, so this module imports none)."""
+        action.triggered.connect(functools.partial(self.open, window))
         return action
-
-    def _opener(self, module: str, function: str) -> Any:
-        @Slot()
-        def open_window() -> None:
-            self.open_external(module, function)
-
-        return open_window
 
     def _build_actions(self) -> None:
         sp = QStyle.StandardPixmap
@@ -156,29 +128,29 @@ class MainWindow(QMainWindow):
         self.refresh_action.triggered.connect(self.workspace.refresh)
         self.contact_action = self._action("&Contact Customers", "contactCustomersAction", "Ctrl+Shift+C",
                                            _icon("contact-customers", sp.SP_DialogYesButton))  # fmt: skip
-        self._external("contact_customers", self.contact_action)
+        self._opens(Window.CONTACT_CUSTOMERS, self.contact_action)
         self.manually_notify_action = self._action("&Manually Notify", "manuallyNotifyAction", None)
-        self._external("contact_customers", self.manually_notify_action)
+        self._opens(Window.CONTACT_CUSTOMERS, self.manually_notify_action)
         self.send_now_action = self._action("&Send E-mail Notifications Now", "sendNowAction", "Ctrl+Shift+E")
         self.send_now_action.triggered.connect(self.send_now)
         self.patron_search_action = self._action("&Patron Search", "patronSearchAction", "Ctrl+Shift+F",
                                                  _icon("patron-search", sp.SP_DirHomeIcon))  # fmt: skip
-        self._external("patron_search", self.patron_search_action)
+        self._opens(Window.PATRON_SEARCH, self.patron_search_action)
         self.duplicates_action = self._action("&Duplicates", "duplicatesAction", None,
                                               _icon("duplicates", sp.SP_FileDialogListView))  # fmt: skip
-        self._external("duplicates", self.duplicates_action)
+        self._opens(Window.DUPLICATES, self.duplicates_action)
         self.import_action = self._action("&Import CSV…", "importCsvAction", None,
                                           _icon("import", sp.SP_DialogOpenButton))  # fmt: skip
-        self._external("import_csv", self.import_action)
+        self._opens(Window.IMPORT_CSV, self.import_action)
         self.customization_action = self._action("C&ustomization Manager", "customizationManagerAction", None,
                                                  _icon("customization", sp.SP_FileDialogInfoView))  # fmt: skip
-        self._external("customization", self.customization_action)
+        self._opens(Window.CUSTOMIZATION, self.customization_action)
         self.settings_action = self._action("Se&ttings", "settingsAction", QKeySequence.StandardKey.Preferences,
                                             _icon("settings", sp.SP_ComputerIcon))  # fmt: skip
-        self._external("settings", self.settings_action)
+        self._opens(Window.SETTINGS, self.settings_action)
         self.locations_action = self._action("&Locations", "locationsAction", None,
                                              _icon("locations", sp.SP_DirIcon))  # fmt: skip
-        self._external("locations", self.locations_action)
+        self._opens(Window.LOCATIONS, self.locations_action)
         self.quit_action = self._action("&Quit", "quitAction", "Ctrl+Q")
         self.quit_action.triggered.connect(self.close)
 
@@ -248,18 +220,13 @@ class MainWindow(QMainWindow):
     def _start_poller(self) -> None:
         """This workstation's System Manager: only when configured to run it and once it is built."""
         self.poller_indicator: QWidget | None = None
-        if self.ctx.settings.run_poller and module_available("desktop.ui.notices.poller"):
-            poller = importlib.import_module("desktop.ui.notices.poller")
-            self.poller = poller.PollerController(self.ctx, self)
+        if self.ctx.settings.run_poller:
+            self.poller = PollerController(self.ctx, self)
             self.poller.start()
-            self.poller_indicator = poller.PollerIndicator(self.poller)
+            self.poller_indicator = PollerIndicator(self.poller)
             self.statusBar().addPermanentWidget(self.poller_indicator)
         if self.poller is None:
-            reason = (
-                "The System Manager does not run on this workstation (see Settings)."
-                if not self.ctx.settings.run_poller
-                else "The System Manager is not available yet."
-            )
+            reason = "The System Manager does not run on this workstation (see Settings)."
             self.send_now_action.setEnabled(False)
             self.send_now_action.setToolTip(reason)
             self.send_now_action.setStatusTip(reason)
@@ -301,10 +268,9 @@ class MainWindow(QMainWindow):
         form.transactionChanged.connect(self.workspace.select_transaction)
         return form
 
-    def open_external(self, module: str, function: str) -> Any:
-        """Open a window from another issue (imported now, not at start-up)."""
-        opener = getattr(importlib.import_module(module), function)
-        return opener(self.ctx, self)
+    def open(self, window: Window, _checked: bool = False) -> Any:
+        """Open ``window`` (Contact Customers, Settings, …) over this one and return it."""
+        return open_window(window, self.ctx, self)
 
     @Slot()
     def search_requests(self) -> None:

@@ -37,6 +37,7 @@ from desktop.services.patrons.password_reset import (
 )
 from desktop.services.patrons.password_reset import reset_password as do_reset
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.widgets.icons import icon
 from desktop.ui.widgets.tables import record_table
 
@@ -325,9 +326,9 @@ class ContactInfoTab(QWidget):
         self._open_card(add=(kind, location_id))
 
     def _open_card(self, *, focus_id: int | None = None, add: tuple[str, int | None] | None = None) -> None:
-        from desktop.ui.patrons.contact_card import open_contact_card
-
-        card = open_contact_card(self.ctx, self.patron_id, self.window(), focus_contact_id=focus_id, add=add)
+        card = open_window(
+            Window.CONTACT_CARD, self.ctx, self.window(), self.patron_id, focus_contact_id=focus_id, add=add
+        )
         card.saved.connect(self.on_card_saved)
 
     @Slot(object)
@@ -475,9 +476,7 @@ class ContactInfoTab(QWidget):
     @Slot()
     def on_open_duplicates(self) -> None:
         """The de-dup list, to fix the shared address."""
-        from desktop.ui.patrons.duplicates_view import open_duplicates_view
-
-        open_duplicates_view(self.ctx, self.window())
+        open_window(Window.DUPLICATES, self.ctx, self.window())
 
     def _patron_name(self) -> str:
         return self.record.full_name if self.record is not None else "the patron"

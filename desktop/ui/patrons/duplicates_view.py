@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from desktop.services.patrons.duplicates import SharedEmail, find_shared_emails
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.widgets.icons import icon
 
 PATRON_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -168,6 +169,4 @@ class DuplicatesView(QWidget):
         patron_id = item.data(0, PATRON_ROLE)
         if patron_id is None:
             return
-        from desktop.ui.patrons.patron_record import open_patron_record
-
-        open_patron_record(self.ctx, int(patron_id), self.parentWidget())
+        open_window(Window.PATRON, self.ctx, self.parentWidget(), int(patron_id))

@@ -29,6 +29,7 @@ from desktop.services.database import Database
 from desktop.services.patrons.locations import LocationRow, list_locations
 from desktop.services.patrons.lookup import PatronRecord, PatronRequest, get_patron_record
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.patrons.contact_info_tab import ContactInfoTab
 from desktop.ui.widgets.icons import icon
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
@@ -244,13 +245,11 @@ class PatronRecordWindow(QWidget):
 
     @Slot(QModelIndex)
     def on_request_double_clicked(self, index: QModelIndex) -> None:
-        """Open the request form of the request double-clicked (main-window helper, imported when needed)."""
+        """Open the request form of the request double-clicked."""
         request = self.requests_model.record(index.row())
         if request is None:
             return
-        from desktop.ui.requests.request_form import open_request_form
-
-        open_request_form(self.ctx, request.transaction_number, self)
+        open_window(Window.REQUEST, self.ctx, self, request.transaction_number)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Remember where the window was."""

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.services.patrons.lookup import DEFAULT_LIMIT, PatronHit, search_patrons
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.widgets.icons import icon
 from desktop.ui.widgets.record_table_model import RecordTableModel
 from desktop.ui.widgets.tables import record_table
@@ -170,9 +171,7 @@ class PatronSearch(QWidget):
     def _open_row(self, row: int) -> None:
         hit = self.model.record(row)
         if hit is not None:
-            from desktop.ui.patrons.patron_record import open_patron_record
-
-            open_patron_record(self.ctx, hit.id, self.parentWidget())
+            open_window(Window.PATRON, self.ctx, self.parentWidget(), hit.id)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Remember where the window was."""

@@ -9,7 +9,6 @@ requests or patrons moved, everything when the database is switched. An empty da
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import replace
 
 import shiboken6
@@ -35,6 +34,7 @@ from desktop.services.admin.demo import seed_demo
 from desktop.services.requests.queues import QueueQuery
 from desktop.services.requests.queues_count import QueueSnapshot, queue_snapshot
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, is_registered, open_window
 from desktop.ui.requests.queue_model import ALL_REQUESTS, QueueModel
 from desktop.ui.requests.request_table_model import COLUMNS, RequestTableModel
 from desktop.ui.widgets.tables import record_table
@@ -44,14 +44,6 @@ POLL_MS = 10_000
 #: Filter typing pause before the database is asked.
 FILTER_DELAY_MS = 300
 _COLUMN_WIDTHS = (100, 190, 150, 80, 60, 260, 150, 90, 170, 125)
-
-
-def module_available(name: str) -> bool:
-    """True when another part of the app (built in its own issue) is installed, without importing it."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 class BorrowingWorkspace(QWidget):
@@ -209,7 +201,7 @@ class BorrowingWorkspace(QWidget):
         self.import_button.setObjectName("importCsvButton")
         self.import_button.setAccessibleName("Import patrons and requests from CSV")
         self.import_button.clicked.connect(self.open_import)
-        if not module_available("desktop.ui.admin.import_dialog"):
+        if not is_registered(Window.IMPORT_CSV):
             self.import_button.setEnabled(False)
             self.import_button.setToolTip(
                 "The CSV import window is not available yet; use callslip-manager import-patrons / import-requests."
@@ -413,12 +405,8 @@ class BorrowingWorkspace(QWidget):
 
     @Slot()
     def open_import(self) -> None:
-        """First-run page: the CSV import window (built in its own issue)."""
-        if not module_available("desktop.ui.admin.import_dialog"):
-            return
-        from desktop.ui.admin.import_dialog import open_import_dialog  # type: ignore[import-not-found,unused-ignore]
-
-        open_import_dialog(self.ctx, self.window())
+        """First-run page: the CSV import window."""
+        open_window(Window.IMPORT_CSV, self.ctx, self.window())
 
     # --- helpers ----------------------------------------------------------------------------------------------
     def _show_error(self, message: str) -> None:

@@ -68,6 +68,7 @@ from desktop.services.requests.contact_customers import (
 )
 from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.print_notices import NoticePrinter
 from desktop.ui.widgets.tables import record_table
@@ -667,21 +668,11 @@ class ContactCustomersDialog(QDialog):
         rows = self.selected_rows()
         if len(rows) != 1:
             return
-        try:
-            from desktop.ui.patrons.patron_record import open_patron_record
-        except ImportError:
-            self.show_message("The patron record is not available in this build.", error=True)
-            return
-        open_patron_record(self.ctx, rows[0].patron_id, self)
+        open_window(Window.PATRON, self.ctx, self, rows[0].patron_id)
 
     def open_request(self, transaction_number: int) -> None:
-        """Open the request form for ``transaction_number`` (imported lazily: it may be built later)."""
-        try:
-            from desktop.ui.requests.request_form import open_request_form
-        except ImportError:
-            self.show_message("The request form is not available in this build.", error=True)
-            return
-        open_request_form(self.ctx, transaction_number, self)
+        """Open the request form for ``transaction_number``."""
+        open_window(Window.REQUEST, self.ctx, self, transaction_number)
 
     @Slot(QPoint)
     def on_context_menu(self, position: QPoint) -> None:

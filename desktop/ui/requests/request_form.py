@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 from dataclasses import fields
 from datetime import date
 
@@ -56,8 +55,8 @@ from desktop.services.requests.record import (
 )
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
+from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
-from desktop.ui.requests.borrowing_tab import module_available
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
 
@@ -346,11 +345,6 @@ class RequestForm(QWidget):
         self.patron_button.setAccessibleName("Open the patron record")
         self.patron_button.clicked.connect(self.open_patron)
         form.addRow(self.patron_button)
-        if not module_available("desktop.ui.patrons.patron_record"):
-            for widget in (self.patron_button,):
-                widget.setEnabled(False)
-                widget.setToolTip("The patron record is not available yet.")
-            self.patron_action.setEnabled(False)
         return group
 
     def _build_tabs(self) -> QTabWidget:
@@ -776,11 +770,10 @@ class RequestForm(QWidget):
     # --- patron and refresh -----------------------------------------------------------------------------------
     @Slot()
     def open_patron(self) -> None:
-        """Open the patron record (built in its own issue)."""
-        if self.details is None or not module_available("desktop.ui.patrons.patron_record"):
+        """Open the patron record."""
+        if self.details is None:
             return
-        module = importlib.import_module("desktop.ui.patrons.patron_record")
-        module.open_patron_record(self.ctx, self.details.patron_id, self)
+        open_window(Window.PATRON, self.ctx, self, self.details.patron_id)
 
     @Slot(str)
     def on_data_changed(self, topic: str) -> None:
@@ -815,7 +808,7 @@ class RequestForm(QWidget):
             action.setEnabled(on)
         self.route_button.setEnabled(on and bool(self.details and self.details.allowed_routes))
         self.route_action.setEnabled(self.route_button.isEnabled())
-        patron = on and module_available("desktop.ui.patrons.patron_record")
+        patron = on
         self.patron_button.setEnabled(patron)
         self.patron_action.setEnabled(patron)
         self.overwrite_button.setEnabled(on)
