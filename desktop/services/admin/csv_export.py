@@ -3,8 +3,9 @@
 Every cell that a spreadsheet would read as a formula (one starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return) is written with a leading apostrophe, the spreadsheet convention for "this is text", so a
 patron who names themselves ``=HYPERLINK(…)`` cannot run anything on the desk's computer. An apostrophe
-already in front of such a character gets one more, so the importer (:func:`desktop.services.admin.csv_import.unneutralise`)
-can always drop exactly one and an export imports back unchanged.
+already in front of such a character gets one more, so the importer
+(:func:`desktop.services.admin.csv_import.unneutralise`) can always drop exactly one and an export imports back
+unchanged.
 """
 
 from __future__ import annotations

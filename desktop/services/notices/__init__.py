@@ -1,1 +1,27 @@
-"""TODO package docstring."""
+"""Notices: everything between "a request reached a status" and "the patron was told".
+
+The outbox and its claims, the System Manager cycle, the SMTP transport and its back-off, recording each result
+before the next message is accepted, templates and their administration, wake-ups, routing, and why notices wait.
+New channels (SMS), reminders and shelf expiry, and bounces belong here.
+
+Offers (``__all__``): ``outbox`` (notices, claims, retries), ``dispatch`` (one System Manager cycle),
+``mailer`` (SMTP transport, message building), ``templates`` (rendering), ``template_admin`` (editing,
+checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeup`` (LISTEN/NOTIFY),
+``delivery_problems`` and ``delivery_health`` (why notices wait, for the desk's banner), ``mail_addresses``
+(RFC 5322 address lists), ``sender_identity`` (who a notice is from). Inside only: ``result_writer``,
+``routing``, ``smtp_backoff``, ``template_limits``.
+"""
+
+__all__ = [
+    "delivery_health",
+    "delivery_problems",
+    "dispatch",
+    "mail_addresses",
+    "mailer",
+    "notice_context",
+    "outbox",
+    "sender_identity",
+    "template_admin",
+    "templates",
+    "wakeup",
+]

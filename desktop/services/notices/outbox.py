@@ -8,8 +8,9 @@ The outbox is what makes "one correct e-mail per arrival" hold with several Syst
   PostgreSQL the claim skips rows another transaction has locked (``FOR UPDATE SKIP LOCKED``); on SQLite the
   claim runs in ``BEGIN IMMEDIATE``, which serialises it with every other writer (SQLAlchemy drops
   ``FOR UPDATE`` there, so the write lock is what protects us).
-* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>`` (:mod:`desktop.services.notices.result_writer`):
-  a sender whose lease was taken over cannot mark the notice sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
+* Every result is recorded by an ``UPDATE … WHERE lease_owner = <token>``
+  (:mod:`desktop.services.notices.result_writer`): a sender whose lease was taken over cannot mark the notice
+  sent. See ``docs/DELIVERY.md`` for the resulting guarantee.
 
 States (``Notification.state``): ``pending`` (due at ``next_attempt_at``), ``retrying`` (a temporary failure,
 due again later), ``sent``, ``failed`` (permanent; staff must act), ``no_template`` (its template is deleted:

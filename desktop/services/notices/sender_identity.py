@@ -3,8 +3,8 @@
 The From address of a notice is, in this order: what the template's From renders to, else the library's e-mail
 (Customization Manager → Library, or ``init-db --library-email``), else ``CALLSLIP_SMTP_FROM`` / Settings' SMTP From.
 There is no invented fallback: with none of the three, nothing is sent and the System Manager says so (notices
-wait with :attr:`~desktop.services.notices.delivery_problems.DeliveryProblem.NO_FROM_ADDRESS`), because a notice signed by
-a made-up library is worse than a notice a day late.
+wait with :attr:`~desktop.services.notices.delivery_problems.DeliveryProblem.NO_FROM_ADDRESS`), because a
+notice signed by a made-up library is worse than a notice a day late.
 """
 
 from __future__ import annotations

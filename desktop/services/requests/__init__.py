@@ -1,1 +1,10 @@
-"""TODO package docstring."""
+"""Requests: the Borrowing tab's queues and what staff do to a request.
+
+Offers (``__all__``): ``queues`` (a queue read in windows of rows), ``queues_count`` (the counts beside the
+queues), ``record`` (one request with Tracking and Notifications, and saving staff's edits), ``status`` (the one
+place that changes a status and writes Tracking), ``contact_customers`` (Awaiting Customer Contact grouped by
+method, Notified via Phone, Print Notifications), ``printing`` (printed notices as HTML). The hold shelf belongs
+here.
+"""
+
+__all__ = ["contact_customers", "printing", "queues", "queues_count", "record", "status"]

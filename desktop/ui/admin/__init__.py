@@ -1,1 +1,6 @@
-"""TODO package docstring."""
+"""Administrators' windows: Settings, the Customization Manager, CSV import, and the start-up problem page.
+
+Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``.
+"""
+
+__all__ = ["customization_manager", "import_dialog", "settings_dialog", "startup_problem"]

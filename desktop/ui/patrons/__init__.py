@@ -1,1 +1,9 @@
-"""TODO package docstring."""
+"""Windows about patrons: search, the patron record with its Contact Info tab, the Contact Card, duplicates,
+the Locations code table.
+
+Offers (``__all__``): ``patron_search``, ``patron_record``, ``contact_card``, ``duplicates_view``,
+``locations_dialog``. Inside only: ``contact_info_tab`` (a tab of the patron record). Other windows open these
+through :mod:`desktop.ui.navigation`.
+"""
+
+__all__ = ["contact_card", "duplicates_view", "locations_dialog", "patron_record", "patron_search"]
