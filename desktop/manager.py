@@ -26,7 +26,7 @@ from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
 from desktop.secrets import SecretStoreError, smtp_password, url_with_password
-from desktop.services import csv_export, csv_import, demo
+from desktop.services import csv_export, csv_import, demo, illiad_import
 from desktop.services.database_problems import (
     DatabaseLockedError,
     check_exists,
@@ -178,6 +178,28 @@ def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextI
     if args.allow_status_back and args.keep_newer_status:
         raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
     return _import(args, settings, out, "requests")
+
+
+def cmd_import_illiad(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Import an ILLiad export folder; ``--dry-run`` shows the report and the status map in use, writes nothing."""
+    try:
+        table = illiad_import.load_status_map(Path(args.status_map)) if args.status_map else None
+        db = _open(args, settings)
+        try:
+            report = illiad_import.import_illiad(
+                db, Path(args.folder), dry_run=args.dry_run, status_map=table, region=settings.phone_region
+            )
+        finally:
+            db.dispose()
+    except csv_import.CsvFileError as exc:
+        raise CommandError(str(exc)) from None
+    for line in report.lines():
+        print(line, file=out)
+    if args.dry_run:
+        print("", file=out)
+        print("Status map in use (save it, edit it, pass it back with --status-map FILE):", file=out)
+        print(illiad_import.status_map_toml(report.status_map), end="", file=out)
+    return EXIT_OK
 
 
 def cmd_export_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -424,6 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the stored status is ahead of the file's, keep it and import the rest of the row",
     )
     p.set_defaults(handler=cmd_import_requests)
+
+    p = sub.add_parser(
+        "import-illiad",
+        help="import an ILLiad export folder: Users, Transactions, Tracking, Notes, EMailCopies (dry run first)",
+    )
+    p.add_argument("folder", help="folder of ILLiad table exports (Users.csv or UsersALL.csv, Transactions.csv, …)")
+    p.add_argument("--dry-run", action="store_true", help="show the migration report and status map; write nothing")
+    p.add_argument(
+        "--status-map", metavar="FILE", help='TOML lines "ILLiad status" = "Callslip status" overriding the default'
+    )
+    p.set_defaults(handler=cmd_import_illiad)
 
     p = sub.add_parser("export-requests", help="write requests as CSV to standard output")
     p.add_argument("--status", help='only requests at this status, e.g. "Awaiting Customer Contact"')
