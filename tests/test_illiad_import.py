@@ -4,6 +4,8 @@ that stops a second notice, notes, a dry run that writes nothing, refused rows b
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ from sqlalchemy import func, select
 from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, Request, RequestNote, Tracking
 from desktop.domain.statuses import Status
-from desktop.services import illiad_import
+from desktop.services import csv_export, illiad_import
 from desktop.services.csv_import import CsvFileError
 from desktop.services.illiad_import import DEFAULT_STATUS_MAP, detect_encoding, import_illiad, status_key
 from desktop.services.routing import scan_arrivals
@@ -199,3 +201,39 @@ def test_command_line_dry_run_then_import(tmp_path: Path, export: Path) -> None:
     assert "1004,cy,Checked Out to Customer,Loan,Middlemarch,,,,2020-05-01 08:00:00,2020-07-15," in exported.stdout
     bad = subprocess.run([*run, "import-illiad", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and bad.stderr.strip() == f"callslip-manager: {tmp_path / 'nowhere'} is not a folder"
+
+
+def _read_export(path: Path) -> list[dict[str, str]]:
+    """An ILLiad export read back with the standard library alone (the test's own view of the fixture)."""
+    codec = illiad_import.detect_encoding(path.read_bytes())[0]
+    with path.open(encoding=codec, newline="") as handle:
+        return [{k: ("" if v == "NULL" else v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def test_round_trip_exports_show_the_same_facts(sqlite_db: Database, export: Path) -> None:
+    report = import_illiad(sqlite_db, export)
+    refused_users = {r.line for r in report.refused if r.file == "Users.csv"}
+    patrons_out, requests_out = io.StringIO(), io.StringIO()
+    csv_export.export_patrons(sqlite_db, patrons_out)
+    csv_export.export_requests(sqlite_db, requests_out)
+    patrons = {row["UserName"]: row for row in csv.DictReader(io.StringIO(patrons_out.getvalue()))}
+    users = [u for line, u in enumerate(_read_export(export / "Users.csv"), start=2) if line not in refused_users]
+    assert sorted(patrons) == sorted(u["UserName"] for u in users)
+    for user in users:
+        row = patrons[user["UserName"]]
+        for column in ("FirstName", "LastName", "EMailAddress", "Status", "City", "Address", "Zip", "Department"):
+            assert row[column] == user[column], (user["UserName"], column)
+        assert row["Phone"].lstrip("'").replace("+1 ", "").replace("-", "") == user["Phone"].replace("-", "")
+    requests = {row["TransactionNumber"]: row for row in csv.DictReader(io.StringIO(requests_out.getvalue()))}
+    lookup = {status_key(k): v.value for k, v in DEFAULT_STATUS_MAP.items()}
+    imported = [t for t in _read_export(export / "Transactions.csv") if t["TransactionNumber"] in requests]
+    assert len(imported) == 10
+    for txn in imported:
+        row = requests[txn["TransactionNumber"]]
+        assert row["UserName"] == txn["Username"]
+        assert row["TransactionStatus"] == lookup.get(
+            status_key(txn["TransactionStatus"]), "Awaiting Request Processing"
+        )
+        assert row["LoanTitle"] == txn["LoanTitle"] and row["PhotoArticleTitle"] == txn["PhotoArticleTitle"]
+        assert row["TransactionDate"] == txn["TransactionDate"].replace("T", " ")[:19]
+        assert row["DueDate"] == txn["DueDate"][:10]
