@@ -31,6 +31,7 @@ import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,7 @@ def read_table(name: str, path: Path) -> tuple[ExportTable, list[tuple[str, int,
 # ------------------------------------------------------------------------------------------------ vocabularies
 
 
+@lru_cache(maxsize=4096)
 def status_key(text: str) -> str:
     """ILLiad status text compared without case, spacing, ``E-Mail``/``Email`` spelling or a renewal's date."""
     key = " ".join(text.split()).casefold()
@@ -444,7 +446,7 @@ def _import_patrons(db: Database, table: ExportTable, report: MigrationReport, r
     return {values.get("UserName", "").casefold() for i, (_l, values) in enumerate(table.rows) if i not in bad}
 
 
-def _parse_transaction(line: int, v: dict[str, str], table: dict[str, Status]) -> _Txn:
+def _parse_transaction(line: int, v: dict[str, str], lookup: dict[str, Status]) -> _Txn:
     number = parse_transaction_number(v.get("TransactionNumber", ""))
     username = v.get("Username", "")
     if not username:
@@ -469,7 +471,6 @@ def _parse_transaction(line: int, v: dict[str, str], table: dict[str, Status]) -
             values["due_date"] = parse_illiad_datetime(v["DueDate"]).date()
         except (ValueError, OverflowError) as exc:
             raise ValueError(f"DueDate: {exc}") from None
-    lookup = {status_key(k): s for k, s in table.items()}
     status = lookup.get(status_key(raw_status))
     return _Txn(line, number, username, raw_status, status or UNMAPPED_STATUS, values)
 
@@ -503,6 +504,7 @@ def import_illiad(
         usernames = _import_patrons(db, tables["Users"], report, region)
 
     # Transactions: Borrowing only, checked, one per number.
+    lookup = {status_key(k): s for k, s in table_map.items()}
     txns: dict[int, _Txn] = {}
     other: set[int] = set()
     refused_numbers: set[int] = set()
@@ -519,7 +521,7 @@ def import_illiad(
                 other.add(int(raw))
             continue
         try:
-            txn = _parse_transaction(line, v, table_map)
+            txn = _parse_transaction(line, v, lookup)
         except ValueError as exc:
             report.refused.append(Refused(file, line, str(exc)))
             raw = v.get("TransactionNumber", "")
@@ -598,7 +600,7 @@ def import_illiad(
             steps[-1] = (last[0], last[1], last[2], f"ILLiad status; in Callslip: {txn.status.value}")
         plan.tracking[number] = steps
         report.tables["Tracking"].imported += len(rows) if "Tracking" in report.tables else 0
-        defaulted = status_key(txn.illiad_status) not in {status_key(k) for k in table_map}
+        defaulted = status_key(txn.illiad_status) not in lookup
         report.status_mappings[(tracking_status(txn.illiad_status), txn.status.value, defaulted)] += 1
         plan.requests.append(txn)
     if "Transactions" in report.tables:
