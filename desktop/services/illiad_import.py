@@ -427,7 +427,8 @@ def _import_patrons(db: Database, table: ExportTable, report: MigrationReport, r
     """Users through the patron import (its rules); refused rows are reported and left out. Returns the user names."""
     data, lines = _patron_csv(table, report)
     bad: set[int] = set()
-    for _attempt in range(3):
+    # Each round leaves out at least one refused row, so this ends; usually after one or two rounds.
+    for _attempt in range(len(lines) + 1):
         kept = [row for i, row in enumerate(data.decode().split("\n")[1:-1]) if i not in bad]
         body = (data.decode().split("\n", 1)[0] + "\n" + "\n".join(kept) + ("\n" if kept else "")).encode()
         index = [i for i in range(len(lines)) if i not in bad]
@@ -688,6 +689,10 @@ def _write(db: Database, plan: _Plan, report: MigrationReport) -> None:
         rows = []
         for txn in plan.requests:
             if txn.number in taken:
+                continue
+            if txn.username.casefold() not in patron_ids:  # its patron was not written after all
+                report.refused.append(Refused(report.tables["Transactions"].file, txn.line,
+                                              f"Username {txn.username!r} was not imported"))  # fmt: skip
                 continue
             steps = plan.tracking[txn.number]
             rows.append({
