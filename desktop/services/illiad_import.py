@@ -23,6 +23,7 @@ and named in the report), ``NULL`` as text, dates as ``2020-06-15 18:34:44.980``
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
@@ -182,28 +183,66 @@ def find_tables(folder: Path) -> dict[str, Path]:
     return found
 
 
+def file_encoding(path: Path) -> tuple[str, str]:
+    """:func:`detect_encoding` for a file, read in chunks (an export of millions of rows is never held whole)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+            return detect_encoding(head)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        handle.seek(0)
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252", "Windows-1252"
+    return "utf-8", "UTF-8"
+
+
+def _open_reader(name: str, path: Path, handle: TextIO) -> tuple[Any, list[str]]:
+    first = handle.readline()
+    handle.seek(0)
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.reader(handle, delimiter=delimiter)
+    try:
+        header = [h.strip().lstrip("\ufeff") for h in next(reader)]
+    except StopIteration:
+        raise CsvFileError(f"{path.name}: the file is empty: expected a header row") from None
+    except csv.Error as exc:
+        raise CsvFileError(f"{path.name}: line 1: the header is not valid CSV: {exc}") from None
+    folded = {h.casefold() for h in header}
+    missing = [c for c in _REQUIRED[name] if c.casefold() not in folded]
+    if missing:
+        raise CsvFileError(f"{path.name}: the {name} export lacks column(s): {', '.join(missing)}")
+    return reader, header
+
+
+def check_table(name: str, path: Path) -> None:
+    """Refuse a file whose header lacks a required column, before anything is read or written.
+
+    Raises:
+        CsvFileError: no header, or a required column missing (one line naming the file).
+    """
+    codec = detect_encoding(path.read_bytes()[:4])[0] if path.stat().st_size else "utf-8"
+    with path.open(encoding="utf-8" if codec == "utf-8" else codec, errors="replace", newline="") as handle:
+        _open_reader(name, path, handle)
+
+
 def read_table(name: str, path: Path) -> tuple[ExportTable, list[tuple[str, int, str]]]:
     """Read one export; return it and its refused rows (file, line, reason). ``NULL`` cells are empty.
 
     Raises:
         CsvFileError: the file cannot be read at all (no header, a required column missing).
     """
-    data = path.read_bytes()
-    codec, encoding = detect_encoding(data)
-    text = data.decode(codec, errors="replace")
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise CsvFileError(f"{path.name}: the file is empty: expected a header row") from None
-    except csv.Error as exc:
-        raise CsvFileError(f"{path.name}: line 1: the header is not valid CSV: {exc}") from None
+    codec, encoding = file_encoding(path)
+    with path.open(encoding=codec, errors="replace", newline="") as handle:
+        return _read_rows(name, path, encoding, handle)
+
+
+def _read_rows(name: str, path: Path, encoding: str, handle: TextIO) -> tuple[ExportTable, list[tuple[str, int, str]]]:
+    reader, header = _open_reader(name, path, handle)
     folded = {h.casefold(): i for i, h in enumerate(header)}
-    missing = [c for c in _REQUIRED[name] if c.casefold() not in folded]
-    if missing:
-        raise CsvFileError(f"{path.name}: the {name} export lacks column(s): {', '.join(missing)}")
     used = {c: folded[c.casefold()] for c in _USED[name] if c.casefold() in folded}
     ignored = [h for h in header if h and h.casefold() not in {c.casefold() for c in used}]
     rows: list[tuple[int, dict[str, str]]] = []
@@ -493,23 +532,34 @@ def import_illiad(
     report = MigrationReport(dry_run=dry_run, status_map=table_map)
     tables: dict[str, ExportTable] = {}
     found = find_tables(folder)
-    for name, path in ((n, found[n]) for n in TABLES if n in found):
-        table, refused = read_table(name, path)
+    for name in TABLES:
+        if name in found:
+            check_table(name, found[name])
+            report.tables[name] = TableCount(found[name].name)
+
+    def load(name: str) -> list[tuple[int, dict[str, str]]]:
+        """Read one table when its turn comes (one table's rows in memory at a time)."""
+        if name not in found:
+            return []
+        table, refused = read_table(name, found[name])
         tables[name] = table
-        report.refused += [Refused(*r) for r in refused]
-        report.tables[name] = TableCount(
-            path.name, table.encoding, len(table.rows) + len(refused), ignored_columns=len(table.ignored_columns)
-        )
+        report.refused.extend(Refused(*r) for r in refused)
+        count = report.tables[name]
+        count.encoding, count.read = table.encoding, len(table.rows) + len(refused)
+        count.ignored_columns = len(table.ignored_columns)
+        return table.rows
+
     usernames: set[str] = set()
-    if "Users" in tables:
+    if load("Users"):
         usernames = _import_patrons(db, tables["Users"], report, region)
+        tables["Users"].rows = []
 
     # Transactions: Borrowing only, checked, one per number.
     lookup = {status_key(k): s for k, s in table_map.items()}
     txns: dict[int, _Txn] = {}
     other: set[int] = set()
     refused_numbers: set[int] = set()
-    for line, v in tables["Transactions"].rows if "Transactions" in tables else []:
+    for line, v in load("Transactions"):
         process = " ".join(v.get("ProcessType", "").split())
         file = tables["Transactions"].file
         if process.casefold() != "borrowing":
@@ -577,7 +627,9 @@ def import_illiad(
 
     plan = _Plan()
     history: dict[int, list[tuple[datetime, int, str, str]]] = defaultdict(list)
-    for line, v in tables["Tracking"].rows if "Tracking" in tables else []:
+    if "Transactions" in tables:
+        tables["Transactions"].rows = []
+    for line, v in load("Tracking"):
         hit = belongs("Tracking", line, v.get("TransactionNumber", ""))
         if hit is None:
             continue
@@ -607,7 +659,9 @@ def import_illiad(
     if "Transactions" in report.tables:
         report.tables["Transactions"].imported = len(plan.requests)
 
-    for line, v in tables["Notes"].rows if "Notes" in tables else []:
+    if "Tracking" in tables:
+        tables["Tracking"].rows = []
+    for line, v in load("Notes"):
         hit = belongs("Notes", line, v.get("TransactionNumber", ""))
         if hit is None:
             continue
@@ -626,7 +680,7 @@ def import_illiad(
         report.tables["Notes"].imported += 1
 
     notified: set[int] = set()
-    for line, v in tables["EMailCopies"].rows if "EMailCopies" in tables else []:
+    for line, v in load("EMailCopies"):
         hit = belongs("EMailCopies", line, v.get("TransactionNumber", ""))
         if hit is None:
             continue
