@@ -127,6 +127,8 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 IMPORTED_BY = "ILLiad import"
 _RENEWED = re.compile(r"^(renewed by (?:customer|ill staff)) to .*$")
 _TRACKING_LIMIT = 60
+#: Tracking rows built and written at a time.
+_WRITE_BATCH = 50_000
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -643,7 +645,7 @@ def import_illiad(
             continue
         history[hit].append((when, line, v["ChangedTo"], v.get("ChangedBy", "System")[:100]))
     for number, txn in txns.items():
-        rows = sorted(history.get(number, []))
+        rows = sorted(history.pop(number, []))
         steps = [(when, tracking_status(status), by, "") for when, _l, status, by in rows]
         if not steps or status_key(rows[-1][2]) != status_key(txn.illiad_status):
             when = max([txn.values.get("transaction_date") or datetime.now(UTC), *(s[0] for s in steps)])
@@ -768,6 +770,9 @@ def _write(db: Database, plan: _Plan, report: MigrationReport) -> None:
                 tracking_rows.append({"request_id": request_id, "from_status": previous, "to_status": status,
                                       "changed_by": by, "changed_at": when, "note": note[:500]})  # fmt: skip
                 previous = status
+            if len(tracking_rows) >= _WRITE_BATCH:  # bounded memory: millions of Tracking rows go in batches
+                csv_import._executemany(session, tracking_t, tracking_rows)
+                tracking_rows = []
         csv_import._executemany(session, tracking_t, tracking_rows)
         csv_import._executemany(
             session, notes_t, [{"request_id": ids[n], **values} for n, values in plan.notes if n in ids]
