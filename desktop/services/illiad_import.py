@@ -259,7 +259,7 @@ def _read_rows(name: str, path: Path, encoding: str, handle: TextIO) -> tuple[Ex
             refused.append((path.name, start, f"not valid CSV: {exc}; the rest of the file was not read"))
             break
         line, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in record):
+        if not "".join(record).strip():
             continue
         if len(record) != len(header):
             refused.append((path.name, line, f"has {len(record)} field(s) but the header has {len(header)}"))
@@ -378,6 +378,7 @@ class MigrationReport:
     refused: list[Refused] = field(default_factory=list)
     patrons: ImportResult | None = None
     will_notify: int = 0
+    #: Seconds the write transactions (patrons, then requests with their history) held the write lock.
     lock_seconds: float = 0.0
     status_map: dict[str, Status] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
 
@@ -468,21 +469,22 @@ def _import_patrons(db: Database, table: ExportTable, report: MigrationReport, r
     """Users through the patron import (its rules); refused rows are reported and left out. Returns the user names."""
     data, lines = _patron_csv(table, report)
     bad: set[int] = set()
-    # Each round leaves out at least one refused row, so this ends; usually after one or two rounds.
+    # The patron import is all or nothing: a round with refused rows writes nothing, and the next leaves them out.
+    # Each round leaves out at least one row, so this ends; usually after one or two rounds.
+    lines_of = data.decode().split("\n")
     for _attempt in range(len(lines) + 1):
-        kept = [row for i, row in enumerate(data.decode().split("\n")[1:-1]) if i not in bad]
-        body = (data.decode().split("\n", 1)[0] + "\n" + "\n".join(kept) + ("\n" if kept else "")).encode()
+        kept = [row for i, row in enumerate(lines_of[1:-1]) if i not in bad]
+        body = (lines_of[0] + "\n" + "\n".join(kept) + ("\n" if kept else "")).encode()
         index = [i for i in range(len(lines)) if i not in bad]
-        result = csv_import.import_patrons(db, body, region=region, dry_run=True, create_sites=True)
+        result = csv_import.import_patrons(db, body, region=region, dry_run=report.dry_run, create_sites=True)
         if not result.errors:
             break
         for error in result.errors:
             row = index[error.line - 2]
             bad.add(row)
             report.refused.append(Refused(table.file, lines[row], error.reason))
-    if not report.dry_run:
-        result = csv_import.import_patrons(db, body, region=region, dry_run=False, create_sites=True)
     report.patrons = result
+    report.lock_seconds += result.lock_seconds
     count = report.tables["Users"]
     count.imported = result.created + result.updated + result.unchanged
     return {values.get("UserName", "").casefold() for i, (_l, values) in enumerate(table.rows) if i not in bad}
@@ -795,7 +797,7 @@ def _write(db: Database, plan: _Plan, report: MigrationReport) -> None:
                 notice_rows.append({**values, "request_id": request_id, "patron_id": owner[n],
                                     "tracking_id": before[-1]})  # fmt: skip
             csv_import._executemany(session, notices_t, notice_rows)
-    report.lock_seconds = time.perf_counter() - started
+    report.lock_seconds += time.perf_counter() - started
 
 
 def _patron_ids(session: Session, usernames: set[str]) -> dict[str, int]:
