@@ -237,3 +237,22 @@ def test_round_trip_exports_show_the_same_facts(sqlite_db: Database, export: Pat
         assert row["LoanTitle"] == txn["LoanTitle"] and row["PhotoArticleTitle"] == txn["PhotoArticleTitle"]
         assert row["TransactionDate"] == txn["TransactionDate"].replace("T", " ")[:19]
         assert row["DueDate"] == txn["DueDate"][:10]
+
+
+def test_a_bad_later_file_stops_the_import_before_anything_is_written(sqlite_db: Database, export: Path) -> None:
+    (export / "EMailCopies.csv").write_text("ID,Subject\n1,x\n", encoding="utf-16")
+    with pytest.raises(
+        CsvFileError, match=r"EMailCopies\.csv: the EMailCopies export lacks column\(s\): TransactionNumber"
+    ):
+        import_illiad(sqlite_db, export)
+    assert _count(sqlite_db, Patron) == _count(sqlite_db, Request) == 0
+
+
+def test_tab_separated_exports_are_read(sqlite_db: Database, export: Path) -> None:
+    tracking = export / "Tracking.csv"
+    rows = list(csv.reader(tracking.read_text(encoding="cp1252").splitlines()))
+    tracking.unlink()
+    (export / "Tracking.txt").write_text("\n".join("\t".join(r) for r in rows) + "\n", encoding="utf-16")
+    report = import_illiad(sqlite_db, export, dry_run=True)
+    assert report.tables["Tracking"].file == "Tracking.txt" and report.tables["Tracking"].imported == 13
+    assert report.tables["Tracking"].encoding == "UTF-16 LE with BOM"
