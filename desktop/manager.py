@@ -26,7 +26,7 @@ from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
 from desktop.secrets import SecretStoreError, smtp_password, url_with_password
-from desktop.services.admin import csv_export, csv_import, demo
+from desktop.services.admin import csv_export, csv_import, demo, illiad_import
 from desktop.services.admin.database_problems import (
     DatabaseLockedError,
     check_exists,
@@ -36,6 +36,7 @@ from desktop.services.admin.database_problems import (
 )
 from desktop.services.admin.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
 from desktop.services.errors import ServiceError
+from desktop.services.notices import template_files
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.wakeup import Waiter
 from desktop.services.requests.status import route_request
@@ -178,6 +179,67 @@ def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextI
     if args.allow_status_back and args.keep_newer_status:
         raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
     return _import(args, settings, out, "requests")
+
+
+def cmd_import_illiad(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Import an ILLiad export folder; ``--dry-run`` shows the report and the status map in use, writes nothing."""
+    try:
+        table = illiad_import.load_status_map(Path(args.status_map)) if args.status_map else None
+        db = _open(args, settings)
+        try:
+            report = illiad_import.import_illiad(
+                db, Path(args.folder), dry_run=args.dry_run, status_map=table, region=settings.phone_region
+            )
+        finally:
+            db.dispose()
+    except csv_import.CsvFileError as exc:
+        raise CommandError(str(exc)) from None
+    for line in report.lines():
+        print(line, file=out)
+    if args.dry_run:
+        print("", file=out)
+        print("Status map in use (save it, edit it, pass it back with --status-map FILE):", file=out)
+        print(illiad_import.status_map_toml(report.status_map), end="", file=out)
+    return EXIT_OK
+
+
+def cmd_import_illiad_templates(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Convert ILLiad templates into Callslip's; every problem is listed; exit 1 when any template has one."""
+    db = _open(args, settings)
+    try:
+        outcomes = template_files.import_illiad_templates(
+            db, Path(args.source), settings.effective_staff_name, dry_run=args.dry_run
+        )
+    except (OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        db.dispose()
+    for outcome in outcomes:
+        for line in outcome.lines():
+            print(line, file=out)
+    return EXIT_FAILURE if any(o.problems for o in outcomes) else EXIT_OK
+
+
+def cmd_templates_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Write one template as TOML (the format of ``templates/``) to standard output."""
+    db = _open(args, settings)
+    try:
+        out.write(template_files.export_template(db, args.name))
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
+def cmd_templates_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Store a TOML template over the template of the same name, checked as the editor checks it."""
+    fields_ = template_files.read_template_file(Path(args.file))
+    db = _open(args, settings)
+    try:
+        record = template_files.import_template(db, fields_, settings.effective_staff_name)
+    finally:
+        db.dispose()
+    print(f"template {record.fields.name!r} saved (version {record.version})", file=out)
+    return EXIT_OK
 
 
 def cmd_export_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -424,6 +486,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the stored status is ahead of the file's, keep it and import the rest of the row",
     )
     p.set_defaults(handler=cmd_import_requests)
+
+    p = sub.add_parser(
+        "import-illiad",
+        help="import an ILLiad export folder: Users, Transactions, Tracking, Notes, EMailCopies (dry run first)",
+    )
+    p.add_argument("folder", help="folder of ILLiad table exports (Users.csv or UsersALL.csv, Transactions.csv, …)")
+    p.add_argument("--dry-run", action="store_true", help="show the migration report and status map; write nothing")
+    p.add_argument(
+        "--status-map", metavar="FILE", help='TOML lines "ILLiad status" = "Callslip status" overriding the default'
+    )
+    p.set_defaults(handler=cmd_import_illiad)
+
+    p = sub.add_parser(
+        "import-illiad-templates",
+        help="convert ILLiad notification templates (CSV export of the table, or text files) into Callslip's",
+    )
+    p.add_argument("source", help="a CSV export of ILLiad's templates (Name, Subject, Email Text, …) or a folder")
+    p.add_argument("--dry-run", action="store_true", help="convert and check, list every problem; save nothing")
+    p.set_defaults(handler=cmd_import_illiad_templates)
+
+    p = sub.add_parser("templates", help="export or import one template as TOML (for version control)")
+    tsub = p.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    tp = tsub.add_parser("export", help="write a template as TOML to standard output")
+    tp.add_argument("name", help='template name, e.g. "Loan Pickup"')
+    tp.set_defaults(handler=cmd_templates_export)
+    tp = tsub.add_parser("import", help="store a TOML template over the template of the same name")
+    tp.add_argument("file", help="a TOML file written by `templates export`")
+    tp.set_defaults(handler=cmd_templates_import)
 
     p = sub.add_parser("export-requests", help="write requests as CSV to standard output")
     p.add_argument("--status", help='only requests at this status, e.g. "Awaiting Customer Contact"')

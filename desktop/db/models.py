@@ -217,6 +217,27 @@ class Tracking(Base):
     __table_args__ = (Index("ix_tracking_request", "request_id", "id"),)
 
 
+class RequestNote(Base):
+    """A note on a request (ILLiad's Notes): staff or patron text, who added it and when.
+
+    Attributes:
+        source_key: where an imported note came from (``illiad:<Id>``), so importing the same export again adds
+            nothing; empty for notes written in Callslip.
+    """
+
+    __tablename__ = "request_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    noted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(100))
+    note_type: Mapped[str] = mapped_column(String(20), default="Staff")
+    source_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+    __table_args__ = (Index("ix_request_notes_request", "request_id", "id"),)
+
+
 class NoticeTemplate(Base):
     """A notification template (Customization Manager); staff edits live here, defaults in ``templates/``.
 
@@ -392,6 +413,7 @@ __all__ = [
     "PatronHistory",
     "PickupLocation",
     "Request",
+    "RequestNote",
     "SystemSetting",
     "TemplateRevision",
     "Tracking",

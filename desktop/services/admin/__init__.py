@@ -3,7 +3,17 @@
 Offers (``__all__``): ``csv_import`` and ``csv_export`` (ILLiad field names, dry run, forward-only statuses),
 ``demo`` (demo data that stays demo), ``shared_settings`` (Customization Manager → Routing and Library),
 ``connection_check`` (Settings → Test connection), ``database_problems`` (a database error as one sentence).
-The ILLiad migration belongs here. (Opening a database is ``desktop.services.database``: every package uses it.)
+``illiad_import`` (ILLiad's table exports with their history), ``illiad_templates``
+(ILLiad notification templates converted). (Opening a database is ``desktop.services.database``: every package uses it.)
 """
 
-__all__ = ["connection_check", "csv_export", "csv_import", "database_problems", "demo", "shared_settings"]
+__all__ = [
+    "connection_check",
+    "csv_export",
+    "csv_import",
+    "database_problems",
+    "demo",
+    "illiad_import",
+    "illiad_templates",
+    "shared_settings",
+]

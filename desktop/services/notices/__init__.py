@@ -8,7 +8,8 @@ Offers (``__all__``): ``outbox`` (notices, claims, retries), ``dispatch`` (one S
 ``mailer`` (SMTP transport, message building), ``templates`` (rendering), ``template_admin`` (editing,
 checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeup`` (LISTEN/NOTIFY),
 ``delivery_problems`` and ``delivery_health`` (why notices wait, for the desk's banner), ``mail_addresses``
-(RFC 5322 address lists), ``sender_identity`` (who a notice is from). Inside only: ``result_writer``,
+(RFC 5322 address lists), ``sender_identity`` (who a notice is from), ``template_files`` (templates as TOML files).
+Inside only: ``result_writer``,
 ``routing``, ``smtp_backoff``, ``template_limits``.
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "outbox",
     "sender_identity",
     "template_admin",
+    "template_files",
     "templates",
     "wakeup",
 ]

@@ -1,6 +1,13 @@
 """Administrators' windows: Settings, the Customization Manager, CSV import, and the start-up problem page.
 
-Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``.
+Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``,
+``illiad_import_wizard`` (Moving from ILLiad).
 """
 
-__all__ = ["customization_manager", "import_dialog", "settings_dialog", "startup_problem"]
+__all__ = [
+    "customization_manager",
+    "illiad_import_wizard",
+    "import_dialog",
+    "settings_dialog",
+    "startup_problem",
+]

@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Slot
@@ -25,6 +26,7 @@ from PySide6.QtGui import QCloseEvent, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -44,7 +46,7 @@ from shiboken6 import isValid
 from desktop.services.admin import shared_settings
 from desktop.services.admin.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.services.errors import ServiceError
-from desktop.services.notices import template_admin
+from desktop.services.notices import template_admin, template_files
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
 from desktop.ui.notices.template_editor import TemplateEditor
@@ -253,14 +255,54 @@ class CustomizationManager(QDialog):
         self.restoreButton.setObjectName("restoreDefaultButton")
         self.restoreButton.setAccessibleName("Restore default template")
         self.restoreButton.clicked.connect(self.restore_selected)
-        for button in (self.editButton, self.deleteButton, self.restoreButton):
+        self.illiadTemplatesButton = QPushButton("Convert from &ILLiad…", tab)
+        self.illiadTemplatesButton.setObjectName("convertIlliadTemplatesButton")
+        self.illiadTemplatesButton.setAccessibleName("Convert ILLiad notification templates")
+        self.illiadTemplatesButton.clicked.connect(self.choose_illiad_templates)
+        for button in (self.editButton, self.deleteButton, self.restoreButton, self.illiadTemplatesButton):
             button.setAutoDefault(False)
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        self.illiadResult = QPlainTextEdit(tab)
+        self.illiadResult.setObjectName("illiadTemplatesResult")
+        self.illiadResult.setAccessibleName("ILLiad template conversion: what was imported and what to fix")
+        self.illiadResult.setReadOnly(True)
+        self.illiadResult.setMaximumHeight(140)
+        self.illiadResult.setVisible(False)
+        layout.addWidget(self.illiadResult)
         self.templateTable.selectionModel().selectionChanged.connect(self._update_template_buttons)
         self._update_template_buttons()
         return tab
+
+    @Slot()
+    def choose_illiad_templates(self) -> None:
+        """Pick an ILLiad template export (CSV of the table, or a text file) and convert it."""
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Choose ILLiad templates", "", "ILLiad templates (*.csv *.txt);;All files (*)"
+        )
+        if path:
+            self.convert_illiad_templates(Path(path))
+
+    def convert_illiad_templates(self, path: Path) -> None:
+        """Convert on the task thread; the result lists what was imported and every problem to fix."""
+        job = partial(template_files.import_illiad_templates, self.ctx.db, path, self.ctx.staff_name)
+        self.ctx.run(job, self._on_illiad_converted, self._on_illiad_failed)
+
+    def _on_illiad_converted(self, outcomes: object) -> None:
+        if not isValid(self):
+            return
+        assert isinstance(outcomes, list)
+        lines = [line for outcome in outcomes for line in outcome.lines()]
+        self.illiadResult.setPlainText("\n".join(lines))
+        self.illiadResult.setVisible(True)
+        self.reload_templates()
+
+    def _on_illiad_failed(self, error: object) -> None:
+        if not isValid(self):
+            return
+        self.illiadResult.setPlainText(f"Nothing was converted: {error}")
+        self.illiadResult.setVisible(True)
 
     def _build_routing_tab(self) -> QWidget:
         tab = QWidget(self)

@@ -39,6 +39,7 @@ from desktop.services.admin.csv_import import (
     StatusBack,
 )
 from desktop.services.database import Database
+from desktop.ui.admin.illiad_import_wizard import open_illiad_import
 from desktop.ui.context import AppContext
 
 PATRONS = "patrons"
@@ -170,6 +171,12 @@ class ImportDialog(QDialog):
         root.addWidget(self.previewList, 2)
 
         buttons = QHBoxLayout()
+        self.illiadButton = QPushButton("From I&LLiad…", self)
+        self.illiadButton.setObjectName("illiadImportOpenButton")
+        self.illiadButton.setAccessibleName("Import an ILLiad export folder")
+        self.illiadButton.setAutoDefault(False)
+        self.illiadButton.clicked.connect(self.open_illiad)
+        buttons.addWidget(self.illiadButton)
         buttons.addStretch(1)
         self.previewButton = QPushButton("Pre&view", self)
         self.previewButton.setObjectName("previewImportButton")
@@ -227,6 +234,11 @@ class ImportDialog(QDialog):
         """Anything changed after a preview: it no longer describes what Import would do."""
         self._previewed = None
         self.importButton.setEnabled(False)
+
+    @Slot()
+    def open_illiad(self) -> None:
+        """Moving from ILLiad: its whole export folder, with history, is another dialog."""
+        open_illiad_import(self.ctx, self.parentWidget() or self)
 
     @Slot()
     def browse(self) -> None:

@@ -1,0 +1,122 @@
+"""Benchmark: ``import-illiad`` of a generated ILLiad export folder, against a raw bulk insert of the same rows.
+
+The folder is written by ``tests/illiad_fixtures.py`` (the realistic exports the tests use: every column, ``NULL``
+as text, UTF-16/UTF-8/Windows-1252, vocabulary variants, a few dirty rows) with N random users, 10·N transactions
+and about 2.7·N tracking rows per user (the issue's full size: 100,000 users, 1,000,000 transactions, ~3,000,000
+tracking rows). The baseline is the same rows the import wrote (patrons, contact points, requests, tracking,
+notes, notices), read back, deleted and inserted again with the driver's own ``executemany`` in one transaction —
+the fastest a Python program can put them in. The ratio is the import's whole time (reading every file, checking,
+planning, writing) ÷ that baseline (target ≤ 3). Peak memory is the process's peak resident size (target ≤ 500 MB).
+
+Run: ``python -m bench.import_illiad [--quick] [--users N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+from typing import Any
+
+from sqlalchemy import Table, select, text
+
+from bench._common import emit, scratch_dir, timed
+from desktop.db.engine import Database, sqlite_url
+from desktop.db.models import ContactPoint, Notification, Patron, Request, RequestNote, Tracking
+from desktop.services.admin.illiad_import import import_illiad
+from desktop.services.database import open_database
+from tests import illiad_fixtures
+
+#: Child tables first (deleted first, inserted last).
+TABLES: list[Table] = [
+    model.__table__  # type: ignore[misc]
+    for model in (Notification, RequestNote, Tracking, Request, ContactPoint, Patron)
+]
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def measure(users: int) -> dict[str, Any]:
+    """Generate the folder, import it into a new SQLite database, then time the raw insert of the same rows."""
+    with scratch_dir() as folder:
+        illiad_fixtures.generate(folder / "export", extra=users)
+        before = peak_mb()
+        db, _ = open_database(sqlite_url(folder / "illiad.sqlite3"))
+        try:
+            report, import_seconds = timed(lambda: import_illiad(db, folder / "export"))
+            after = peak_mb()
+            raw_seconds, rows = raw_insert(db)
+        finally:
+            db.dispose()
+    return {
+        "users": users,
+        "transactions_read": report.tables["Transactions"].read,
+        "tracking_read": report.tables["Tracking"].read,
+        "requests_imported": report.tables["Transactions"].imported,
+        "rows_written": rows,
+        "import_seconds": round(import_seconds, 3),
+        "lock_seconds": round(report.lock_seconds, 3),
+        "raw_executemany_seconds": round(raw_seconds, 3),
+        "ratio": round(import_seconds / raw_seconds, 3),
+        "peak_mb_before_import": before,
+        "peak_mb": after,
+    }
+
+
+def raw_insert(db: Database) -> tuple[float, int]:
+    """Read back what the import wrote, delete it, and insert it again with the driver's executemany."""
+    data = []
+    with db.read() as session:
+        for table in reversed(TABLES):
+            result = session.execute(select(table))
+            data.append((table.name, list(result.keys()), [tuple(r) for r in result]))
+    with db.write() as session:
+        for table in TABLES:
+            session.execute(text(f"DELETE FROM {table.name}"))
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+
+        def write() -> int:
+            cursor.execute("BEGIN IMMEDIATE")
+            total = 0
+            for name, columns, rows in data:
+                sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+                cursor.executemany(sql, rows)
+                total += len(rows)
+            cursor.execute("COMMIT")
+            return total
+
+        rows, seconds = timed(write)
+    finally:
+        raw.close()
+    return seconds, rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 users instead of 100,000")
+    parser.add_argument("--users", type=int, help="random users (10× transactions); default 100,000")
+    args = parser.parse_args(argv)
+    users = args.users or (2_000 if args.quick else 100_000)
+    figures = measure(users)
+    emit(
+        "import_illiad",
+        figures,
+        baseline="the same rows inserted with sqlite3's executemany in one transaction",
+        ratio=float(figures["ratio"]),
+        ratio_meaning="import-illiad's whole time ÷ raw executemany seconds; target ≤ 3 (peak memory ≤ 500 MB)",
+        description=f"import-illiad of a generated export: {users:,} users, {10 * users:,} transactions",
+        units={k: "s" for k in figures if k.endswith("seconds")} | {k: "MB" for k in figures if "mb" in k},
+        parameters={"users": users},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
