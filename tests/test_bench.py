@@ -116,3 +116,21 @@ def test_emit_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 1
     assert json.loads(lines[0]) == record
     assert record["ratio"] == 1.2346
+
+
+@pytest.mark.slow
+def test_startup_benchmark_measures_both_windows_and_the_imports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The start-up benchmark at one round on a small real database: both windows painted, imports profiled."""
+    from bench import startup
+    from desktop.db.engine import sqlite_url
+    from desktop.services.database import open_database
+
+    path = tmp_path / "small.sqlite3"
+    db, _ = open_database(sqlite_url(path))
+    db.dispose()
+    assert startup.main(["--rounds", "1", "--database", str(path)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["figures"]
+    assert figures["shown_s"] > figures["bare_window_s"] > 0
+    assert "sqlalchemy" in figures["top_imports"] or "desktop" in figures["top_imports"]
