@@ -87,3 +87,30 @@ def test_the_light_url_reader_agrees_with_sqlalchemy(
 def test_a_bare_path_is_a_sqlite_file(tmp_path: Path) -> None:
     parts = parse_url(str(tmp_path / "x.sqlite3"))
     assert (parts.backend, parts.password, parts.database) == ("sqlite", None, str(tmp_path / "x.sqlite3"))
+
+
+def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """Alembic, Mako and Pygments are loaded only when a migration has to run, not on every start-up."""
+    from desktop.db.engine import sqlite_url
+    from desktop.services.database import open_database
+
+    url = sqlite_url(tmp_path / "current.sqlite3")
+    db, _ = open_database(url)  # created and migrated here, in this process
+    db.dispose()
+    loaded = _modules_after(
+        f"from desktop.services.database import open_database\ndb, result = open_database({url!r})\n"
+        "assert result.upgraded_from is None, result\ndb.dispose()",
+        tmp_path,
+    )
+    assert "sqlalchemy" in loaded
+    assert not loaded & {"alembic", "mako", "pygments"}
+
+
+def test_the_schema_head_read_as_text_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from desktop.db import migrate
+
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    assert migrate.head_revision() == script.get_current_head()
+    assert migrate._known_revisions() == {rev.revision for rev in script.walk_revisions()}
