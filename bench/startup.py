@@ -51,31 +51,39 @@ window.show()
 app.exec()
 """
 
-#: Callslip's own start, as ``callslip --database PATH`` does it, stopping at the first paint and when ready.
+#: Callslip's own interactive start, ``callslip --database PATH`` (desktop.app.main), watched from the outside:
+#: "shown" at the first paint of any top-level window (the "Opening database …" window), "ready" when the main
+#: window shows its counts and first rows.
 OURS = """
 import sys, time
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
 
-from desktop.app import create_main_window, ensure_application, wait_until_loaded
-from desktop.config import Settings
+from desktop.app import ensure_application, main
 
 class FirstPaint(QObject):
     shown = False
     def eventFilter(self, watched, event):
-        if event.type() == QEvent.Type.Paint and not self.shown:
+        if not self.shown and event.type() == QEvent.Type.Paint and watched.isWidgetType() and watched.isWindow():
             self.shown = True
             print("shown", time.time(), flush=True)
         return False
 
+def check_ready():
+    for widget in QApplication.topLevelWidgets():
+        if type(widget).__name__ == "MainWindow" and widget.isVisible():
+            w = widget.workspace
+            if not widget.ctx.runner.busy and w.snapshot is not None and not w.table_model.loading:
+                print("ready", time.time(), flush=True)
+                QApplication.exit(0)
+                return
+    QTimer.singleShot(20, check_ready)
+
 app = ensure_application()
-window = create_main_window(sys.argv[1], Settings(run_poller=False, staff_name="bench"))
-window.resize(1280, 780)
 spy = FirstPaint()
-window.installEventFilter(spy)
-window.show()
-loaded = wait_until_loaded(window, timeout=300)
-print("ready" if loaded else "not-ready", time.time(), flush=True)
-window.close()
+app.installEventFilter(spy)
+QTimer.singleShot(0, check_ready)
+main(["--database", sys.argv[1]])
 """
 
 
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ready: list[float] = []
     ratios: list[float] = []
     with scratch_dir() as folder:
-        env = isolated_environment(folder)
+        env = isolated_environment(folder) | {"CALLSLIP_RUN_POLLER": "0", "CALLSLIP_STAFF_NAME": "bench"}
         run_child(OURS, [str(database)], env)  # warm-up: the file and the modules in the page cache
         run_child(BARE, [], env)
         for _ in range(rounds):

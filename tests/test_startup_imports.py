@@ -114,3 +114,13 @@ def test_the_schema_head_read_as_text_is_alembics() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config())
     assert migrate.head_revision() == script.get_current_head()
     assert migrate._known_revisions() == {rev.revision for rev in script.walk_revisions()}
+
+
+def test_the_start_up_window_needs_neither_sqlalchemy_nor_the_main_window(tmp_path: Path) -> None:
+    """What runs before the first paint: the app module, the configuration and the opening window."""
+    loaded = _modules_after(
+        "import desktop.app, desktop.ui.opening_window\nimport sys\n"
+        "assert 'desktop.ui.main_window' not in sys.modules and 'desktop.services.database' not in sys.modules",
+        tmp_path,
+    )
+    assert not loaded & {"sqlalchemy", "alembic", "jinja2"}
