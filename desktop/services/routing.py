@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, String, and_, case, cast, exists, false, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from desktop.db.engine import Database
@@ -124,8 +124,11 @@ def bulk_arrival_notices(db: Database, *, now: datetime) -> int:
     """
     awaiting = Status.AWAITING_CUSTOMER_CONTACT.value
     latest = select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
-    primary_email = (
-        select(ContactPoint.value)
+    # The primary address is joined (its id chosen once per row), not selected as a scalar subquery: the outer
+    # SELECT uses it four times, and SQLite would run a scalar subquery for each use.
+    email_point = aliased(ContactPoint)
+    primary_email_id = (
+        select(ContactPoint.id)
         .where(ContactPoint.patron_id == Request.patron_id, ContactPoint.kind == EMAIL)
         .order_by(case((ContactPoint.is_primary, 0), else_=1), ContactPoint.position, ContactPoint.id)
         .limit(1)
@@ -139,10 +142,11 @@ def bulk_arrival_notices(db: Database, *, now: datetime) -> int:
             Request.patron_id.label("patron_id"),
             Tracking.id.label("tracking_id"),
             template.label("template_name"),
-            primary_email.label("email"),
+            email_point.value.label("email"),
         )
         .join(Patron, Patron.id == Request.patron_id)
         .join(Tracking, Tracking.id == latest)
+        .outerjoin(email_point, email_point.id == primary_email_id)
         .where(
             Request.status == awaiting,
             Patron.notification_method == NotificationMethod.EMAIL.value,
