@@ -255,9 +255,14 @@ class InteractiveStart:
     Owns its worker thread and stops it once the database is open (or on quit, through ``stop_all_threads``).
     """
 
-    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+    def __init__(
+        self, args: argparse.Namespace, settings: Settings, *, exit_app: Callable[[int], None] = QApplication.exit
+    ) -> None:
+        """``exit_app`` ends the event loop with an exit code (tests pass their own: the real one would also end
+        the next test's dialogs)."""
         from desktop.ui.opening_window import OpeningWindow
 
+        self._exit_app = exit_app
         self.args = args
         self.settings = settings
         self.database: str | None = args.database
@@ -356,7 +361,7 @@ class InteractiveStart:
         self.exit_code = code
         self._stop_runner()
         self.opening.close()
-        QApplication.exit(code)
+        self._exit_app(code)
 
 
 def _open_window(args: argparse.Namespace, settings: Settings, *, interactive: bool) -> MainWindow | int:

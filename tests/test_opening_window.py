@@ -18,8 +18,9 @@ from desktop.ui.threads import running_threads
 from tests.test_app_startup import _answer
 
 
-def _start(database: Path) -> InteractiveStart:
-    return InteractiveStart(build_parser().parse_args(["--database", str(database)]), Settings(run_poller=False))
+def _start(database: Path, exits: list[int] | None = None) -> InteractiveStart:
+    args = build_parser().parse_args(["--database", str(database)])
+    return InteractiveStart(args, Settings(run_poller=False), exit_app=(exits if exits is not None else []).append)
 
 
 def _finish(start: InteractiveStart) -> None:
@@ -71,12 +72,13 @@ def test_a_missing_file_gets_the_start_up_page_then_opens(qtbot: QtBot, tmp_path
 def test_quit_on_the_start_up_page_ends_with_exit_code_1(qtbot: QtBot, tmp_path: Path) -> None:
     not_a_db = tmp_path / "notes.sqlite3"
     not_a_db.write_text("not a database\n" * 500, encoding="utf-8")
-    start = _start(not_a_db)
+    exits: list[int] = []
+    start = _start(not_a_db, exits)
     _answer.shown.clear()  # type: ignore[attr-defined]
     _answer("quitButton")
     start.begin()
     qtbot.waitUntil(lambda: start.exit_code is not None, timeout=60_000)
-    assert start.exit_code == 1 and start.window is None
+    assert start.exit_code == 1 and exits == [1] and start.window is None
     [shown] = _answer.shown  # type: ignore[attr-defined]
     assert shown.startswith(f"The file {not_a_db} is not a Callslip database")
     assert "callslip-start-up" not in running_threads()
