@@ -107,6 +107,39 @@ def run_one(
 
 # ------------------------------------------------------------------------------------------------ report
 
+#: The goals the report checks (issue 22): benchmark, figure (``ratio`` or a key of ``figures``), the most it may
+#: be, and what it means. A figure missing from a result is shown as not measured, never as met.
+GOALS: tuple[tuple[str, str, float, str], ...] = (
+    ("startup", "ratio", 2.0, "process start → window painted ≤ 2 × a bare PySide6 window"),
+    ("queue_first_rows", "ratio", 3.0, "first rows of the queue ≤ 3 × the raw sqlite3 query"),
+    ("queue_first_rows", "peak_rss_mb", 300.0, "app process peak RSS ≤ 300 MB (MiB here)"),
+    ("contact_customers_open", "ratio", 3.0, "Contact Customers open ≤ 3 × the raw sqlite3 statement"),
+    ("contact_customers_open", "peak_rss_mib", 300.0, "Contact Customers peak RSS ≤ 300 MB (MiB here)"),
+    ("first_cycle", "ratio", 3.0, "arrival scan after an import ≤ 3 × the raw INSERT … SELECT"),
+    ("notify_throughput", "sqlite_ratio", 1.5, "SQLite send cycle ≤ 1.5 × the plain smtplib loop"),
+    ("notify_throughput", "sqlite_commit_ratio", 1.2, "SQLite send cycle ≤ 1.2 × plain loop + one commit per message"),
+    ("notify_throughput", "postgres_ratio", 1.5, "PostgreSQL send cycle ≤ 1.5 × the plain smtplib loop"),
+    ("notify_throughput", "postgres_commit_ratio", 1.2, "PostgreSQL cycle ≤ 1.2 × plain loop + one commit per message"),
+    ("import_patrons", "ratio", 3.0, "patron import ≤ 3 × the driver's executemany"),
+)
+
+
+def goal_rows(outcomes: list[Outcome]) -> list[tuple[str, str, str, str]]:
+    """(goal, benchmark, measured, verdict) for every goal whose benchmark ran in this report."""
+    results = {outcome.name: outcome.result for outcome in outcomes}
+    rows = []
+    for name, key, limit, label in GOALS:
+        if name not in results:
+            continue
+        result = results[name] or {}
+        figures = figures_of(result)
+        value = result.get(key) if key == "ratio" else figures.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            rows.append((label, name, "not measured", "—"))
+            continue
+        rows.append((label, name, _fmt(value), "met" if value <= limit else f"**MISSED** (goal ≤ {_fmt(limit)})"))
+    return rows
+
 
 def figures_of(result: dict[str, Any]) -> dict[str, Any]:
     """The figures of a result: its ``figures`` mapping, else every top-level number that is not a ratio."""
@@ -190,6 +223,12 @@ def render_report(outcomes: list[Outcome], info: dict[str, str], *, quick: bool,
         baseline = str(result.get("baseline", ""))
         status = "" if not outcome.error else f" **({_cell(outcome.error)})**"
         lines.append(f"| `{outcome.name}`{status} | {_cell(headline)} | {_cell(baseline)} | {_cell(ratios) or '—'} |")
+    goals = goal_rows(outcomes)
+    if goals:
+        lines += ["", "## Goals", "", "| Goal | Benchmark | Measured | Verdict |", "|---|---|---|---|"]
+        lines += [
+            f"| {_cell(label)} | `{name}` | {_cell(value)} | {verdict} |" for label, name, value, verdict in goals
+        ]
     for outcome in outcomes:
         lines += ["", f"## {outcome.name}", ""]
         if outcome.result is not None:

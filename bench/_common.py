@@ -20,11 +20,12 @@ import json
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +58,18 @@ def emit(
     }
     print(json.dumps(record, ensure_ascii=False), flush=True)
     return record
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """Median, min and max of alternated rounds: on a loaded shared machine one round tells little, the spread
+    tells how far to trust the median."""
+    return statistics.median(values), min(values), max(values)
+
+
+def spread_text(values: Sequence[float], digits: int = 3) -> str:
+    """``"median (min–max)"`` of ``values``, for the report."""
+    middle, low, high = spread(values)
+    return f"{middle:.{digits}g} ({low:.{digits}g}–{high:.{digits}g})"
 
 
 def timed(fn: Callable[[], T]) -> tuple[T, float]:

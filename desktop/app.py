@@ -3,36 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEventLoop
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
-from sqlalchemy.exc import SQLAlchemyError
 
 from desktop import __version__
 from desktop.config import ConfigError, Settings, check_database_argument, default_database_path, load_settings
-from desktop.db.engine import Database, sqlite_url
-from desktop.db.migrate import SchemaError
-from desktop.secrets import SecretStoreError, url_with_password
-from desktop.self_check import run_self_check
-from desktop.services.admin.database_problems import DatabaseMissingError, describe, open_checked
-from desktop.services.admin.demo import check_may_seed, seed_demo
-from desktop.services.errors import ServiceError
-from desktop.services.requests.queues_count import has_requests
-from desktop.ui.admin.settings_dialog import SettingsDialog
-from desktop.ui.admin.startup_problem import StartupChoice, StartupProblemDialog
-from desktop.ui.context import AppContext
-from desktop.ui.main_window import MainWindow
 from desktop.ui.qt_platform import check_platform
-from desktop.ui.threads import stop_all_threads
+from desktop.ui.threads import TaskRunner, stop_all_threads
 
-#: What can keep the main window from opening, each told as one sentence on the start-up page.
-STARTUP_PROBLEMS = (ServiceError, SchemaError, SecretStoreError, ConfigError, SQLAlchemyError, OSError)
+# Everything else (SQLAlchemy, the services, the main window and its modules) is imported where it is used: an
+# interactive start paints its "Opening database …" window first, then opens the database on a worker thread, and
+# only then builds the main window (docs/PERFORMANCE.md, start-up).
+if TYPE_CHECKING:
+    from desktop.db.engine import Database
+    from desktop.ui.main_window import MainWindow
+
+
+def startup_problems() -> tuple[type[BaseException], ...]:
+    """What can keep the main window from opening, each told as one sentence on the start-up page."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from desktop.db.migrate import SchemaError
+    from desktop.secrets import SecretStoreError
+    from desktop.services.errors import ServiceError
+
+    return (ServiceError, SchemaError, SecretStoreError, ConfigError, SQLAlchemyError, OSError)
+
+
+def _problem_message(exc: BaseException, failing_url: str) -> str:
+    """The one sentence the start-up page shows for ``exc``."""
+    from desktop.db.migrate import SchemaError
+    from desktop.secrets import SecretStoreError
+    from desktop.services.admin.database_problems import describe
+    from desktop.services.errors import ServiceError
+
+    if isinstance(exc, ServiceError | SchemaError | SecretStoreError | ConfigError):
+        return str(exc)
+    return describe(exc, failing_url)
 
 
 def ensure_application() -> QApplication:
@@ -60,6 +77,70 @@ def demo_database_path() -> Path:
     return default_database_path().with_name("callslip-demo.sqlite3")
 
 
+@dataclass(frozen=True)
+class OpenedWorkstation:
+    """A database opened for this workstation, and the settings to run it with (a demo never has SMTP)."""
+
+    db: Database
+    settings: Settings
+    demo: bool
+
+
+def open_workstation(
+    database_url: str | None,
+    settings: Settings,
+    *,
+    demo: bool = False,
+    screenshot: bool = False,
+    create: bool | None = None,
+) -> OpenedWorkstation:
+    """Open the database (upgrading its schema, seeding a demo) without any Qt: runs on a worker thread at an
+    interactive start. Arguments and errors as :func:`create_main_window`."""
+    from desktop.secrets import url_with_password
+    from desktop.services.admin.database_problems import open_checked
+    from desktop.services.admin.demo import check_may_seed, seed_demo
+    from desktop.services.requests.queues_count import has_requests
+
+    demo_like = demo or screenshot
+    if database_url:
+        url = check_database_argument(database_url)
+    elif screenshot:
+        url = _sqlite_url(Path(tempfile.mkdtemp(prefix="callslip-screenshot-")) / "demo.sqlite3")
+    elif demo:
+        url = _sqlite_url(demo_database_path())
+    else:
+        url = settings.resolved_database_url()
+    if create is None:
+        create = demo_like or (not database_url and not settings.database_url)
+    if demo_like:  # never the configured server: a demo must not e-mail anyone
+        settings = settings.with_changes(smtp_host="", smtp_username="")
+    db, _result = open_checked(url_with_password(url), create=create)
+    try:
+        if demo_like and not has_requests(db):
+            check_may_seed(db)
+            seed_demo(db)
+        elif demo:
+            check_may_seed(db)  # an existing demo database: fine; a real one: refused, never shown as a demo
+    except BaseException:
+        db.dispose()
+        raise
+    return OpenedWorkstation(db, settings, demo_like)
+
+
+def _sqlite_url(path: Path) -> str:
+    from desktop.db.url_text import sqlite_url
+
+    return sqlite_url(path)
+
+
+def _main_window_for(opened: OpenedWorkstation) -> MainWindow:
+    """The main window on an opened database (on the GUI thread)."""
+    from desktop.ui.context import AppContext
+    from desktop.ui.main_window import MainWindow
+
+    return MainWindow(AppContext(opened.db, opened.settings, demo=opened.demo))
+
+
 def create_main_window(
     database_url: str | None = None,
     settings: Settings | None = None,
@@ -84,32 +165,10 @@ def create_main_window(
         DemoRefusedError: ``demo`` on a database holding real patrons or requests.
     """
     ensure_application()
-    settings = settings or load_settings()
-    demo_like = demo or screenshot
-    if database_url:
-        url = check_database_argument(database_url)
-    elif screenshot:
-        url = sqlite_url(Path(tempfile.mkdtemp(prefix="callslip-screenshot-")) / "demo.sqlite3")
-    elif demo:
-        url = sqlite_url(demo_database_path())
-    else:
-        url = settings.resolved_database_url()
-    if create is None:
-        create = demo_like or (not database_url and not settings.database_url)
-    if demo_like:  # never the configured server: a demo must not e-mail anyone
-        settings = settings.with_changes(smtp_host="", smtp_username="")
-    db, _result = open_checked(url_with_password(url), create=create)
-    try:
-        if demo_like and not has_requests(db):
-            check_may_seed(db)
-            seed_demo(db)
-        elif demo:
-            check_may_seed(db)  # an existing demo database: fine; a real one: refused, never shown as a demo
-    except BaseException:
-        db.dispose()
-        raise
-    ctx = AppContext(db, settings, demo=demo_like)
-    return MainWindow(ctx)
+    opened = open_workstation(
+        database_url, settings or load_settings(), demo=demo, screenshot=screenshot, create=create
+    )
+    return _main_window_for(opened)
 
 
 def wait_until_loaded(window: MainWindow, timeout: float = 20.0) -> bool:
@@ -153,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the GUI (or a screenshot / self-check) and return the exit code."""
     args = build_parser().parse_args(argv)
     if args.self_check:  # first: its platform check looks at the platform this environment would really use
+        from desktop.self_check import run_self_check  # the packaging check: schema, templates, icons, window
+
         return int(run_self_check(args.database))
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -167,34 +228,154 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_database_argument(args.database)
     except ConfigError as exc:
         return _fail(f"Callslip cannot start: {exc}", interactive=interactive)
-    opened = _open_window(args, settings, interactive=interactive)
+    if interactive:
+        start = InteractiveStart(args, settings)
+        start.begin()
+        code = app.exec()
+        return start.exit_code if start.exit_code is not None else code
+    opened = _open_window(args, settings, interactive=False)
     if isinstance(opened, int):
         return opened
     window = opened
-    if args.screenshot:
-        window.resize(1280, 780)  # the same picture every time, whatever size was remembered
-        window.show()
-        wait_until_loaded(window)
-        ok = window.grab().save(str(args.screenshot))
-        window.close()
-        return 0 if ok else _fail(f"could not write {args.screenshot}", interactive=False)
+    window.resize(1280, 780)  # a screenshot: the same picture every time, whatever size was remembered
     window.show()
-    return app.exec()
+    wait_until_loaded(window)
+    ok = window.grab().save(str(args.screenshot))
+    window.close()
+    return 0 if ok else _fail(f"could not write {args.screenshot}", interactive=False)
+
+
+class InteractiveStart:
+    """An interactive start: the "Opening database …" window is painted first, the database is opened on a worker
+    thread, then the main window replaces it. A database that cannot be opened shows the start-up page (create
+    the missing file, Settings, try again, quit), as :func:`_open_window` does for a synchronous start.
+
+    Owns its worker thread and stops it once the database is open (or on quit, through ``stop_all_threads``).
+    """
+
+    def __init__(
+        self, args: argparse.Namespace, settings: Settings, *, exit_app: Callable[[int], None] = QApplication.exit
+    ) -> None:
+        """``exit_app`` ends the event loop with an exit code (tests pass their own: the real one would also end
+        the next test's dialogs)."""
+        from desktop.ui.admin.opening_window import OpeningWindow
+
+        self._exit_app = exit_app
+        self.args = args
+        self.settings = settings
+        self.database: str | None = args.database
+        self.create: bool | None = None
+        self.window: MainWindow | None = None
+        self.exit_code: int | None = None
+        self.opening = OpeningWindow(self._shown_database())
+        self._runner: TaskRunner | None = None
+        self._kicked = False  # the first attempt has started (after the first paint, or the fallback delay)
+
+    def _shown_database(self) -> str:
+        """The database being opened, as staff may see it (a URL here never holds a password: checked before)."""
+        return self.database or self.settings.resolved_database_url()
+
+    def begin(self) -> None:
+        """Show the opening window; the database is opened once it has been painted."""
+        self.opening.firstPainted.connect(self._first_attempt, Qt.ConnectionType.QueuedConnection)
+        # A window that is never painted (minimised at start, some remote desktops) must not keep the database
+        # closed: the first attempt starts after a short delay at the latest.
+        QTimer.singleShot(500, self.opening, self._first_attempt)
+        self.opening.show()
+
+    def _first_attempt(self) -> None:
+        if not self._kicked:
+            self._kicked = True
+            self._attempt()
+
+    def _attempt(self) -> None:
+        self.opening.set_status("Opening database …")
+        self.opening.database.setText(self._shown_database())
+        if self._runner is None:
+            self._runner = TaskRunner("callslip-start-up")
+        job: Callable[[], OpenedWorkstation] = functools.partial(
+            open_workstation,
+            self.database,
+            self.settings,
+            demo=self.args.demo,
+            screenshot=self.args.screenshot is not None,
+            create=self.create,
+        )
+        self._runner.run(job, self._opened, self._failed)
+
+    def _opened(self, result: object) -> None:
+        assert isinstance(result, OpenedWorkstation)
+        self.opening.set_status("Loading the desk …")
+        self._stop_runner()
+        try:
+            self.window = _main_window_for(result)
+        except Exception as exc:  # nothing may raise inside the event loop: said, then quit
+            result.db.dispose()
+            self._quit_with(_fail(f"Callslip cannot start: {exc}", interactive=True))
+            return
+        self._show_main_window(self.window)
+
+    def _show_main_window(self, window: MainWindow) -> None:
+        self.window = window
+        window.show()
+        self.opening.close()
+        self.opening.deleteLater()
+
+    def _failed(self, error: object) -> None:
+        from desktop.services.admin.database_problems import DatabaseMissingError
+        from desktop.ui.admin.startup_problem import StartupChoice, StartupProblemDialog
+
+        if not isinstance(error, startup_problems()):
+            self._quit_with(_fail(f"Callslip cannot start: {error}", interactive=True))
+            return
+        assert isinstance(error, BaseException)
+        self.opening.set_status("The database could not be opened")
+        page = StartupProblemDialog(
+            _problem_message(error, self._shown_database()), can_create=isinstance(error, DatabaseMissingError)
+        )
+        page.exec()
+        choice = page.choice
+        page.deleteLater()
+        if choice is StartupChoice.QUIT:
+            self._quit_with(1)
+            return
+        if choice is StartupChoice.CREATE:
+            self.create = True
+        elif choice is StartupChoice.SETTINGS:
+            chosen = _settings_at_start_up(self.settings, self._shown_database())
+            if not isinstance(chosen, Settings):
+                self._stop_runner()
+                self._show_main_window(chosen)
+                return
+            self.settings = chosen
+        self._attempt()
+
+    def _stop_runner(self) -> None:
+        if self._runner is not None:
+            self._runner.shutdown()
+            self._runner = None
+
+    def _quit_with(self, code: int) -> None:
+        self.exit_code = code
+        self._stop_runner()
+        self.opening.close()
+        self._exit_app(code)
 
 
 def _open_window(args: argparse.Namespace, settings: Settings, *, interactive: bool) -> MainWindow | int:
     """The main window, or an exit code. When the database cannot be opened, an interactive start shows the
     start-up page (create the missing file, Settings, try again, quit) instead of exiting."""
+    from desktop.services.admin.database_problems import DatabaseMissingError
+    from desktop.ui.admin.startup_problem import StartupChoice, StartupProblemDialog
+
     database, create = args.database, None
     while True:
         try:
             return create_main_window(
                 database, settings, demo=args.demo, screenshot=args.screenshot is not None, create=create
             )
-        except STARTUP_PROBLEMS as exc:
-            message = str(exc)
-            if not isinstance(exc, ServiceError | SchemaError | SecretStoreError | ConfigError):
-                message = describe(exc, database or settings.resolved_database_url())
+        except startup_problems() as exc:
+            message = _problem_message(exc, database or settings.resolved_database_url())
             if not interactive:
                 return _fail(f"Callslip cannot start: {message}", interactive=False)
             page = StartupProblemDialog(message, can_create=isinstance(exc, DatabaseMissingError))
@@ -207,7 +388,7 @@ def _open_window(args: argparse.Namespace, settings: Settings, *, interactive: b
             create = True
         elif choice is StartupChoice.SETTINGS:
             chosen = _settings_at_start_up(settings, database or settings.resolved_database_url())
-            if isinstance(chosen, MainWindow):
+            if not isinstance(chosen, Settings):
                 return chosen
             settings = chosen
 
@@ -215,6 +396,11 @@ def _open_window(args: argparse.Namespace, settings: Settings, *, interactive: b
 def _settings_at_start_up(settings: Settings, failing_url: str) -> MainWindow | Settings:
     """The Settings dialog before any database is open: it shows the failing database; Save opens the chosen one
     (asking before creating a file) and that opens the main window. Closed without saving: the same settings."""
+    from desktop.db.engine import Database
+    from desktop.ui.admin.settings_dialog import SettingsDialog
+    from desktop.ui.context import AppContext
+    from desktop.ui.main_window import MainWindow
+
     placeholder = Database("sqlite://")  # nothing is stored in it; the dialog switches away from it on Save
     ctx = AppContext(placeholder, settings)
     dialog = SettingsDialog(ctx, shown_database_url=failing_url)

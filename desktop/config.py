@@ -21,7 +21,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
-from desktop.db.engine import normalize_url, sqlite_url
+from desktop.db.url_text import parse_url, sqlite_url
 
 APP_NAME = "Callslip"
 DATABASE_KEYRING_SERVICE = "Callslip database"
@@ -122,7 +122,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"phone_region must be a two-letter country code, not {settings.phone_region!r}")
     if settings.database_url:
         try:
-            url = normalize_url(settings.database_url)
+            url = parse_url(settings.database_url)
         except Exception as exc:
             raise ConfigError(f"database_url is not a database URL: {exc}") from None
         if url.password:
@@ -137,13 +137,13 @@ def check_database_argument(url: str) -> str:
         ConfigError: the URL holds a password, or is not a database URL.
     """
     try:
-        parsed = normalize_url(url)
+        parsed = parse_url(url)
     except Exception as exc:
         raise ConfigError(f"--database is not a database URL or SQLite file: {exc}") from None
     if parsed.password:
         port = f":{parsed.port}" if parsed.port else ""
         where = f"{parsed.username or ''}@{parsed.host or 'localhost'}{port}/{parsed.database or ''}"
-        safe = f"{parsed.get_backend_name()}://{where}"
+        safe = f"{parsed.backend}://{where}"
         raise ConfigError(
             f"--database must not contain a password (the command line is visible to other users): give {safe} "
             "and keep the password in the OS keyring (Settings → Database, or: "

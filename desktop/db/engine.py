@@ -20,14 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from desktop.db.text_match import register_sqlite_functions
+from desktop.db.url_text import sqlite_url as sqlite_url  # re-exported: most callers take it from here
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _WRITE_OPTION = "callslip_write"
-
-
-def sqlite_url(path: Path | str) -> str:
-    """SQLAlchemy URL of a SQLite file."""
-    return f"sqlite:///{Path(path).expanduser().resolve()}"
 
 
 def normalize_url(url: str | URL) -> URL:

@@ -7,20 +7,25 @@ A database whose schema is newer than this program knows is never touched: the p
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
 from desktop.db.engine import sqlite_path
 from desktop.domain.clock import utcnow
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic (with Mako and Pygments) is imported only when a migration must run: checking that the schema is current,
+# on every start-up, reads the revision files as text and the version table with one SELECT.
+_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)""", re.M)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Key of the PostgreSQL advisory lock held while upgrading ("CALLSLIP" in ASCII, as a bigint).
@@ -67,25 +72,54 @@ class SchemaInfo:
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the migrations shipped inside the package (works when frozen)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
+def _revision_graph() -> dict[str, str | None]:
+    """Each revision shipped in ``migrations/versions`` and the one it follows, read from the files as text."""
+    graph: dict[str, str | None] = {}
+    for script in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found = dict((name, value or None) for name, value in _REVISION_LINE.findall(script.read_text("utf-8")))
+        if found.get("revision"):
+            graph[str(found["revision"])] = found.get("down_revision")
+    return graph
+
+
 def head_revision() -> str:
     """The newest revision this program knows."""
+    graph = _revision_graph()
+    heads = set(graph) - {down for down in graph.values() if down}
+    if len(heads) == 1:
+        return heads.pop()
+    # Not one plain chain (a branch, or a file written another way): Alembic's own reading decides, or says why not.
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
 def _known_revisions() -> set[str]:
-    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    return set(_revision_graph())
+
+
+def _current_revision(connection: Connection) -> str | None:
+    """The revision stamped in the database's ``alembic_version`` table (None when there is none)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(versions) > 1:
+        raise SchemaError(f"the database is stamped with several schema versions ({', '.join(versions)})")
+    return versions[0] if versions else None
 
 
 def schema_info(connection: Connection) -> SchemaInfo:
     """Compare the database's revision with this program's head."""
-    current = MigrationContext.configure(connection).get_current_revision()
+    current = _current_revision(connection)
     head = head_revision()
     if current is None:
         has_tables = bool(set(inspect(connection).get_table_names()) - {"alembic_version"})
@@ -136,6 +170,8 @@ def _upgrade_on(connection: Connection, engine: Engine, revision: str, *, backup
         return info
     if backup and info.state is SchemaState.OLDER:
         backup_sqlite(engine, info.database_revision or "none")
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

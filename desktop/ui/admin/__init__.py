@@ -1,13 +1,14 @@
 """Administrators' windows: Settings, the Customization Manager, CSV import, and the start-up problem page.
 
 Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``,
-``illiad_import_wizard`` (Moving from ILLiad).
+``illiad_import_wizard`` (Moving from ILLiad), ``opening_window`` (what staff see while the database opens).
 """
 
 __all__ = [
     "customization_manager",
     "illiad_import_wizard",
     "import_dialog",
+    "opening_window",
     "settings_dialog",
     "startup_problem",
 ]
