@@ -62,6 +62,10 @@ class Settings:
         staff_name: name written into Tracking rows; the OS user by default.
         smtp_ca_file: a PEM file of certificate authorities trusted for the SMTP server besides the system's
             (a library's internal CA); empty: the system's only.
+        bounce_verp: send each notice with its own return address (``ill+n-<token>@library…``, VERP) so any
+            bounce, however non-standard, names its notice. Off by default: it needs a mailbox that takes
+            sub-addressed mail (``+``) for the From address; without it bounces are matched by the returned
+            Message-ID and recipient (every RFC 3464 report, see docs/USER_GUIDE.md "Bounces").
     """
 
     database_url: str = field(default="", metadata=_env("CALLSLIP_DATABASE_URL"))
@@ -72,6 +76,7 @@ class Settings:
     smtp_from: str = field(default="", metadata=_env("CALLSLIP_SMTP_FROM"))
     smtp_timeout: float = field(default=30.0, metadata=_env("CALLSLIP_SMTP_TIMEOUT"))
     smtp_ca_file: str = field(default="", metadata=_env("CALLSLIP_SMTP_CA_FILE"))
+    bounce_verp: bool = field(default=False, metadata=_env("CALLSLIP_BOUNCE_VERP"))
     poll_seconds: int = field(default=0, metadata=_env("CALLSLIP_POLL_SECONDS"))
     run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
     web_base_url: str = field(default="", metadata=_env("CALLSLIP_WEB_BASE_URL"))

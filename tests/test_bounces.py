@@ -250,3 +250,47 @@ def test_bounced_addresses_list_and_clearing_the_flag(any_db: Database, smtp_sin
     point = email_point(any_db)
     assert (point.bounced_at, point.bounce_reason, point.soft_bounces) == (None, "", 0)
     assert clear_flag(any_db, [listed.contact_id, 10**9]) == 0, "nothing flagged any more; a missing id is skipped"
+
+
+QMAIL = """\
+From: MAILER-DAEMON@old-mx.example.org
+To: {to}
+Delivered-To: {to}
+Subject: failure notice
+Message-ID: <qmail.{n}@old-mx.example.org>
+
+Hi. This is the qmail-send program at old-mx.example.org.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<patron@example.org>:
+550 5.1.1 Sorry, no mailbox here by that name.
+
+--- Below this line is a copy of the message.
+
+Subject: (the copy is cut off by this server)
+"""
+
+
+def test_with_verp_a_bounce_that_returns_nothing_still_finds_its_notice(any_db: Database, smtp_sink: SmtpSink) -> None:
+    patron_id = add_patron(any_db)
+    request_id = add_request(any_db, patron_id)
+    move(any_db, request_id, Status.AWAITING_CUSTOMER_CONTACT)
+    assert run_cycle(any_db, sink_settings(smtp_sink, bounce_verp=True), worker="test").sent == 1
+    [received] = smtp_sink.messages
+    [notice] = notices(any_db)
+    assert received.mail_from.startswith(f"ill+n-{notice.id}-") and received.mail_from.endswith("@library.example.org")
+    assert received.message["From"].endswith("<ill@library.example.org>"), "only the envelope sender changes"
+    report = QMAIL.format(to=received.mail_from, n=1).replace("\n", "\r\n").encode()
+    result = handle_bounce(any_db, report)
+    assert result.outcome is Outcome.FLAGGED and result.notice_id == notice.id
+    assert request_status(any_db, request_id) == Status.AWAITING_CUSTOMER_CONTACT.value
+
+
+def test_without_verp_the_envelope_sender_is_the_from_address(any_db: Database, smtp_sink: SmtpSink) -> None:
+    sent_notice(any_db, smtp_sink)
+    [received] = smtp_sink.messages
+    assert received.mail_from == "ill@library.example.org"
+    report = QMAIL.format(to=received.mail_from, n=2).replace("\n", "\r\n").encode()
+    unmatched = handle_bounce(any_db, report)
+    assert unmatched.outcome is Outcome.UNMATCHED, "nothing in it names the notice: left for a person"

@@ -354,6 +354,13 @@ class SettingsDialog(QDialog):
             ("CA certificate f&ile:", self.smtpCaFileEdit),
         ):
             form.addRow(label, widget)
+        self.bounceVerpCheck = QCheckBox("Per-notice return &address (ill+n-…@; the mailbox must take + addresses)")
+        self._name(self.bounceVerpCheck, "bounceVerpCheck", "Per-notice return address for bounces (VERP)")
+        self.bounceVerpCheck.setToolTip(
+            "Each notice's envelope sender becomes local+n-<token>@domain, so every bounce names its notice. "
+            "Leave off if the library's mailbox refuses sub-addressed mail; bounces are then matched by Message-ID."
+        )
+        form.addRow(self.bounceVerpCheck)
         layout.addLayout(form)
         test_row = QHBoxLayout()
         self.testSmtpButton = QPushButton("Test &Connection", box)
@@ -422,6 +429,7 @@ class SettingsDialog(QDialog):
         self.smtpUserEdit.setText(settings.smtp_username)
         self.smtpFromEdit.setText(settings.smtp_from)
         self.smtpCaFileEdit.setText(settings.smtp_ca_file)
+        self.bounceVerpCheck.setChecked(settings.bounce_verp)
         self.runPollerCheck.setChecked(settings.run_poller)
         self.staffNameEdit.setText(settings.staff_name)
         self.staffNameEdit.setPlaceholderText(settings.effective_staff_name)
@@ -509,6 +517,7 @@ class SettingsDialog(QDialog):
             smtp_username=self.smtpUserEdit.text().strip(),
             smtp_from=self.smtpFromEdit.text().strip(),
             smtp_ca_file=self.smtpCaFileEdit.text().strip(),
+            bounce_verp=self.bounceVerpCheck.isChecked(),
         )
 
     def settings_from_form(self) -> Settings:
