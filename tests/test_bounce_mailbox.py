@@ -4,13 +4,15 @@ shape in tests/bounces/, handled once, even by two System Managers at once; bad 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 
 from desktop.db.engine import Database
 from desktop.services.bounce_mailbox import MailboxCycle, read_bounce_mailbox
 from desktop.services.delivery_problems import DeliveryProblem
 from tests.imap_support import DONE_FOLDER, ImapBox, imap_box
-from tests.outbox_support import notices
+from tests.outbox_support import manager_env, notices
 from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.test_bounce_parsing import BOUNCES
 from tests.test_bounces import dsn, email_point, sent_notice
@@ -113,3 +115,39 @@ def test_no_password_untrusted_certificate_and_unreachable_server(sqlite_db: Dat
     assert read_bounce_mailbox(sqlite_db, settings.with_changes(bounce_imap_host=""), "x").message == (
         "no bounce mailbox in Settings"
     )
+
+
+def _cli(url: str, box: ImapBox, sink: SmtpSink, password: str) -> subprocess.CompletedProcess[str]:
+    env = manager_env(sink, CALLSLIP_BOUNCE_IMAP_HOST=box.host, CALLSLIP_BOUNCE_IMAP_PORT=str(box.port),
+                      CALLSLIP_BOUNCE_IMAP_USER=box.user, CALLSLIP_SMTP_CA_FILE=str(box.cafile),
+                      CALLSLIP_BOUNCE_IMAP_PASSWORD=password)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.manager", "--database", url, "read-bounces"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_read_bounces_as_an_administrator_runs_it(sqlite_db: Database, smtp_sink: SmtpSink, imap_box: ImapBox) -> None:
+    sent_notice(sqlite_db, smtp_sink)
+    [notice] = notices(sqlite_db)
+    imap_box.append(dsn(notice.message_id, "patron@example.org"), BOUNCES.joinpath("exchange.eml").read_bytes())
+    url = str(sqlite_db.engine.url)
+    wrong = _cli(url, imap_box, smtp_sink, "wrong")
+    assert wrong.returncode != 0 and wrong.stdout == ""
+    assert wrong.stderr.strip().splitlines() == [
+        f"callslip-manager: the bounce mailbox {imap_box.user}@127.0.0.1:{imap_box.port}: the server refused the "
+        "user name or password ([AUTHENTICATIONFAILED] Authentication failed.); check them in Settings → Bounces"
+    ]
+    assert imap_box.unhandled() == 2, "nothing touched"
+    done = _cli(url, imap_box, smtp_sink, imap_box.password)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        lines[0] == "bounce mailbox read: 1 flagged, 0 counted, 0 not a failure, 1 unmatched, 0 duplicate, 0 malformed"
+    )
+    assert lines[1].endswith("left: a bounce for j.smith@campus.example.edu matches no notice of this database")
+    assert email_point(sqlite_db).bounced_at is not None
