@@ -33,6 +33,16 @@ if [ ! -x /usr/lib/dovecot/imap ]; then
   apt-get install -y -q --no-install-recommends dovecot-imapd >/dev/null
 fi
 
+# The end-to-end bounce test: mail to any user of unknown-users.callslip.test is accepted (250, as a remote
+# server's front end would) and then fails delivery with 5.1.1, so Postfix itself bounces it to the envelope
+# sender (an RFC 3464 report), which is delivered to that sender's Maildir, i.e. its IMAP INBOX here.
+printf '%s\n' '/@unknown-users\.callslip\.test$/ error:5.1.1 User unknown in virtual mailbox table' \
+  >"$CONF_DIR/transport.regexp"
+# smtpd would refuse such a recipient at RCPT (an error: transport is an unknown user); a remote server often
+# accepts first and bounces later, which is the case the bounce loop exists for.
+postconf -e "transport_maps = regexp:$CONF_DIR/transport.regexp" "smtpd_reject_unlisted_recipient = no"
+postfix reload >/dev/null 2>&1 || true
+
 MAIL_UID=$(id -u "$MAIL_USER")
 MAIL_GID=$(id -g "$MAIL_USER")
 mkdir -p "$CONF_DIR" "$SPOOL"

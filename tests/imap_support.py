@@ -10,7 +10,6 @@ from __future__ import annotations
 import imaplib
 import os
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +101,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return values
 
 
-@pytest.fixture
-def imap_box() -> Iterator[ImapBox]:
-    """The loopback IMAPS mailbox, emptied before the test."""
+def _box(user_key: str) -> ImapBox:
     if not ENABLED:
         pytest.skip(f"the IMAP tier needs {ENABLE_ENV}=1 and .ci/dovecot_imap.sh run as root (.ci/run does both)")
     if not ENV_FILE.is_file():
@@ -114,8 +111,21 @@ def imap_box() -> Iterator[ImapBox]:
         host=env["CALLSLIP_IMAP_HOST"],
         port=int(env["CALLSLIP_IMAP_PORT"]),
         cafile=Path(env["CALLSLIP_IMAP_CA_FILE"]),
-        user=env["CALLSLIP_IMAP_USER"],
+        user=env[user_key],
         password=env["CALLSLIP_IMAP_PASSWORD"],
     )
     box.empty()
-    yield box
+    return box
+
+
+@pytest.fixture
+def imap_box() -> ImapBox:
+    """The loopback IMAPS mailbox the fixture fills, emptied before the test."""
+    return _box("CALLSLIP_IMAP_USER")
+
+
+@pytest.fixture
+def return_box() -> ImapBox:
+    """The mailbox of the end-to-end test's From address (ill@library.callslip.test), where Postfix delivers the
+    bounces of what it sent; emptied before the test."""
+    return _box("CALLSLIP_IMAP_E2E_USER")
