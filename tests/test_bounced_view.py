@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from desktop.config import Settings
+from desktop.config import Settings, config_path, load_settings
 from desktop.db.engine import Database
 from desktop.db.models import ContactPoint
+from desktop.secrets import BOUNCE_IMAP_KEYRING_SERVICE, bounce_imap_password
 from desktop.ui.bounced_view import open_bounced_view
 from desktop.ui.contact_info_tab import NOTES
 from desktop.ui.context import AppContext
 from desktop.ui.patron_record import PatronRecordWindow, open_patron_record
+from desktop.ui.settings_dialog import SettingsDialog
+from tests.conftest import MemoryKeyring
 from tests.patron_helpers import make_patron, points_of
 
 WHEN = datetime(2026, 11, 30, 7, 50, tzinfo=UTC)
@@ -86,3 +90,33 @@ def test_contact_info_tab_shows_the_flag_and_clears_it(ctx: AppContext, qtbot: Q
     qtbot.waitUntil(lambda: not tab.model.index(email_row, NOTES).data(), timeout=5000)
     assert not tab.clear_bounce_button.isEnabled()
     assert points_of(sqlite_db, ada, "email")[0].bounced_at is None
+
+
+def test_settings_store_the_bounce_mailbox_and_its_password_in_the_keyring_only(
+    qtbot: QtBot, ctx: AppContext, db_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.busy)
+    assert not dialog.bounceVerpCheck.isChecked(), "off by default"
+    dialog.sqlitePathEdit.setText(str(db_path))
+    dialog.bounceHostEdit.setText(" imap.library.example.org ")
+    dialog.bounceUserEdit.setText("ill@library.example.org")
+    dialog.bouncePasswordEdit.setText("bounce-secret-1")
+    dialog.bounceFolderEdit.setText("")
+    dialog.bounceDoneFolderEdit.setText("Handled")
+    dialog.bounceVerpCheck.setChecked(True)
+    dialog.saveButton.click()
+    qtbot.waitUntil(lambda: dialog.saved_settings is not None, timeout=10_000)
+    saved = load_settings()
+    assert (saved.bounce_imap_host, saved.bounce_imap_port, saved.bounce_imap_user) == (
+        "imap.library.example.org",
+        993,
+        "ill@library.example.org",
+    )
+    assert (saved.bounce_imap_folder, saved.bounce_imap_done_folder, saved.bounce_verp) == ("INBOX", "Handled", True)
+    key = (BOUNCE_IMAP_KEYRING_SERVICE, "ill@library.example.org@imap.library.example.org")
+    assert memory_keyring.store[key] == "bounce-secret-1"
+    assert bounce_imap_password(saved, allow_env=False) == "bounce-secret-1"
+    assert b"bounce-secret-1" not in config_path().read_bytes()
+    dialog.done(0)
