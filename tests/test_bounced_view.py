@@ -31,8 +31,9 @@ def ctx(sqlite_db: Database, settings: Settings, qtbot: QtBot) -> Iterator[AppCo
     context = AppContext(sqlite_db, settings)
     yield context
     for widget in QApplication.topLevelWidgets():
-        if widget.objectName() in {"patronRecord", "bouncedView"}:
+        if widget.objectName() in {"patronRecord", "bouncedView", "contactCard"}:
             widget.close()
+            widget.deleteLater()
     context.shutdown()
 
 
@@ -58,7 +59,6 @@ def test_bounced_list_shows_opens_and_clears(ctx: AppContext, qtbot: QtBot, sqli
         "bounced on 2026-11-30: 550 5.1.1 user unknown",
     ]
     assert view.status.text() == "1 bounced address(es)."
-    assert not view.clear_button.isEnabled()
     view.tree.setCurrentItem(item)
     assert view.clear_button.isEnabled() and view.open_button.isEnabled()
     view.open_button.click()
@@ -120,3 +120,21 @@ def test_settings_store_the_bounce_mailbox_and_its_password_in_the_keyring_only(
     assert bounce_imap_password(saved, allow_env=False) == "bounce-secret-1"
     assert b"bounce-secret-1" not in config_path().read_bytes()
     dialog.done(0)
+
+
+def test_contact_card_shows_the_flag_and_clears_it(ctx: AppContext, qtbot: QtBot, sqlite_db: Database) -> None:
+    from desktop.ui.contact_card import open_contact_card
+
+    ada = make_patron(sqlite_db, "ada", "Ada", "Lovelace", emails=[("Home", "ada@example.org"), ("Work", "a@w.org")])
+    flag(sqlite_db, points_of(sqlite_db, ada, "email")[0].id)
+    card = open_contact_card(ctx, ada)
+    qtbot.waitUntil(lambda: len(card.editors["email"]) == 2, timeout=5000)
+    flagged, clean = card.editors["email"]
+    assert flagged.bounce.text() == "⚠ bounced on 2026-11-30: 550 5.1.1 user unknown"
+    assert not flagged.clear_bounce.isHidden() and clean.clear_bounce.isHidden() and clean.bounce.isHidden()
+    flagged.clear_bounce.click()
+    qtbot.waitUntil(lambda: flagged.clear_bounce.isHidden(), timeout=5000)
+    assert flagged.bounce.isHidden()
+    assert points_of(sqlite_db, ada, "email")[0].bounced_at is None
+    # Clearing told every window (this card too) that patrons changed: let its reload and checks finish.
+    qtbot.waitUntil(lambda: not card.warning_timer.isActive() and not ctx.runner.busy, timeout=5000)

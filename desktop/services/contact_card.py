@@ -23,6 +23,7 @@ from desktop.domain.contacts import ContactError, ContactKind, email_key, format
 from desktop.services.database import Database
 from desktop.services.duplicates import PatronRef, other_household_holders
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.outbox import flag_text
 
 ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20}
 _PHONE_KINDS = {ContactKind.PHONE, ContactKind.FAX}
@@ -54,6 +55,8 @@ class CardPoint:
     extension: str = ""
     is_primary: bool = False
     id: int | None = None
+    #: "bounced on <date>: <reason>" when a bounce flagged this e-mail (shown only; never part of a save or merge).
+    bounce_flag: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,7 @@ def load_card(db: Database, patron_id: int) -> CardData:
                     location_id=c.location_id,
                     extension=c.extension,
                     is_primary=c.is_primary,
+                    bounce_flag=flag_text(c.bounced_at, c.bounce_reason) if c.bounced_at is not None else "",
                 )
                 for c in points
             ),
