@@ -62,6 +62,14 @@ class Settings:
         staff_name: name written into Tracking rows; the OS user by default.
         smtp_ca_file: a PEM file of certificate authorities trusted for the SMTP server besides the system's
             (a library's internal CA); empty: the system's only.
+        bounce_verp: send each notice with its own return address (``ill+n-<token>@library…``, VERP) so any
+            bounce, however non-standard, names its notice. Off by default: it needs a mailbox that takes
+            sub-addressed mail (``+``) for the From address; without it bounces are matched by the returned
+            Message-ID and recipient (every RFC 3464 report, see docs/USER_GUIDE.md "Bounces").
+        bounce_imap_host: the mailbox bounces arrive in (IMAP over TLS); empty: bounces are not read.
+        bounce_imap_folder: the folder read; bounce_imap_done_folder: where handled reports are moved (empty:
+            they stay, marked ``\\Seen`` and ``$CallslipHandled``). The password is in the keyring.
+        bounce_poll_seconds: how often the System Manager reads the bounce mailbox (its own schedule).
     """
 
     database_url: str = field(default="", metadata=_env("CALLSLIP_DATABASE_URL"))
@@ -72,6 +80,13 @@ class Settings:
     smtp_from: str = field(default="", metadata=_env("CALLSLIP_SMTP_FROM"))
     smtp_timeout: float = field(default=30.0, metadata=_env("CALLSLIP_SMTP_TIMEOUT"))
     smtp_ca_file: str = field(default="", metadata=_env("CALLSLIP_SMTP_CA_FILE"))
+    bounce_verp: bool = field(default=False, metadata=_env("CALLSLIP_BOUNCE_VERP"))
+    bounce_imap_host: str = field(default="", metadata=_env("CALLSLIP_BOUNCE_IMAP_HOST"))
+    bounce_imap_port: int = field(default=993, metadata=_env("CALLSLIP_BOUNCE_IMAP_PORT"))
+    bounce_imap_user: str = field(default="", metadata=_env("CALLSLIP_BOUNCE_IMAP_USER"))
+    bounce_imap_folder: str = field(default="INBOX", metadata=_env("CALLSLIP_BOUNCE_IMAP_FOLDER"))
+    bounce_imap_done_folder: str = field(default="", metadata=_env("CALLSLIP_BOUNCE_IMAP_DONE_FOLDER"))
+    bounce_poll_seconds: int = field(default=600, metadata=_env("CALLSLIP_BOUNCE_POLL_SECONDS"))
     poll_seconds: int = field(default=0, metadata=_env("CALLSLIP_POLL_SECONDS"))
     run_poller: bool = field(default=True, metadata=_env("CALLSLIP_RUN_POLLER"))
     web_base_url: str = field(default="", metadata=_env("CALLSLIP_WEB_BASE_URL"))
@@ -116,6 +131,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"smtp_port must be from 0 to 65535, not {settings.smtp_port}")
     if settings.poll_seconds < 0:
         raise ConfigError(f"poll_seconds must be 0 (the shared interval) or more, not {settings.poll_seconds}")
+    if not 0 < settings.bounce_imap_port <= 65535:
+        raise ConfigError(f"bounce_imap_port must be from 1 to 65535, not {settings.bounce_imap_port}")
+    if settings.bounce_poll_seconds < 10:
+        raise ConfigError(f"bounce_poll_seconds must be at least 10, not {settings.bounce_poll_seconds}")
     if settings.smtp_timeout <= 0:
         raise ConfigError("smtp_timeout must be more than 0 seconds")
     if len(settings.phone_region) != 2 or not settings.phone_region.isalpha():

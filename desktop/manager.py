@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -25,7 +25,7 @@ from desktop.db.engine import Database
 from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError, parse_status
-from desktop.secrets import SecretStoreError, smtp_password, url_with_password
+from desktop.secrets import SecretStoreError, bounce_imap_password, smtp_password, url_with_password
 from desktop.services.admin import csv_export, csv_import, demo, illiad_import
 from desktop.services.admin.database_problems import (
     DatabaseLockedError,
@@ -37,6 +37,8 @@ from desktop.services.admin.database_problems import (
 from desktop.services.admin.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
 from desktop.services.errors import ServiceError
 from desktop.services.notices import template_files
+from desktop.services.notices.bounce_mailbox import MailboxCycle, read_bounce_mailbox
+from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.wakeup import Waiter
 from desktop.services.requests.status import route_request
@@ -316,6 +318,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         db.dispose()
 
 
+def _read_bounces_once(db: Database, settings: Settings) -> MailboxCycle:
+    """One read of the bounce mailbox; a keyring or database failure becomes the cycle's one-line problem."""
+    try:
+        return read_bounce_mailbox(db, settings, bounce_imap_password(settings, allow_env=True))
+    except Exception as exc:  # the loop must go on; the message stays unflagged and is read again next time
+        return MailboxCycle(problem=DeliveryProblem.SESSION_REFUSED, message=f"bounce mailbox: {_first_line(exc)}")
+
+
+def cmd_read_bounces(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Read the bounce mailbox once (for a timer of the administrator's own; ``run`` also reads it)."""
+    db = _open(args, settings)
+    try:
+        cycle = _read_bounces_once(db, settings)
+    finally:
+        db.dispose()
+    if not cycle.ok:
+        print(f"callslip-manager: {cycle.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(cycle.describe(), file=out)
+    for line in cycle.left:
+        print(f"  {line}", file=out)
+    return EXIT_OK
+
+
 def _run_loop(db: Database, settings: Settings, password: str | None, out: TextIO) -> int:
     stop = threading.Event()
 
@@ -329,8 +355,18 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
           f"{effective_poll_seconds(db, settings.poll_seconds)} s "
           "(Ctrl-C stops)", file=out, flush=True)  # fmt: skip
     last_problem = ""
+    last_bounce_problem = ""
+    next_bounces = utcnow()
     try:
         while not stop.is_set():
+            if settings.bounce_imap_host and utcnow() >= next_bounces:  # the bounce mailbox's own schedule
+                cycle = _read_bounces_once(db, settings)
+                changed = any(cycle.counts.get(k) for k in ("flagged", "counted"))
+                if changed or (cycle.message and cycle.message != last_bounce_problem):
+                    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+                    print(f"{stamp} {cycle.describe()}", file=out, flush=True)
+                last_bounce_problem = cycle.message
+                next_bounces = utcnow() + timedelta(seconds=settings.bounce_poll_seconds)
             summary = run_cycle(db, settings, password=password, should_stop=stop.is_set)
             busy = summary.routed or summary.sent or summary.failed or summary.retrying or summary.created
             problem = "; ".join(summary.errors)
@@ -341,6 +377,8 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
             wait = float(effective_poll_seconds(db, settings.poll_seconds))  # the Routing tab may change it
             if summary.next_due_at is not None:
                 wait = min(wait, max((summary.next_due_at - utcnow()).total_seconds(), 0.05))
+            if settings.bounce_imap_host:
+                wait = min(wait, max((next_bounces - utcnow()).total_seconds(), 0.05))
             waiter.wait(wait)
     finally:
         waiter.close()
@@ -531,6 +569,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the System Manager: route requests and send e-mail notices")
     p.add_argument("--once", action="store_true", help="one cycle (route, scan, send), print a summary and exit")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "read-bounces",
+        help="read the bounce mailbox once: flag bounced addresses, count what is left (Settings → Bounces)",
+    )
+    p.set_defaults(handler=cmd_read_bounces)
 
     p = sub.add_parser("redeem-reset", help="set a patron's web password with a reset token (as the web site would)")
     p.add_argument("token", help="the token at the end of the reset link")

@@ -18,6 +18,9 @@ from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, Setti
 from desktop.db.engine import normalize_url
 
 SMTP_PASSWORD_ENV = "CALLSLIP_SMTP_PASSWORD"
+#: The bounce mailbox's password (issue 19): keyring service, and the variable a headless server may use.
+BOUNCE_IMAP_KEYRING_SERVICE = "callslip-bounce-imap"
+BOUNCE_IMAP_PASSWORD_ENV = "CALLSLIP_BOUNCE_IMAP_PASSWORD"
 log = logging.getLogger(__name__)
 
 
@@ -86,3 +89,15 @@ def smtp_password(settings: Settings, *, allow_env: bool) -> str | None:
     if allow_env and os.environ.get(SMTP_PASSWORD_ENV):
         return os.environ[SMTP_PASSWORD_ENV]
     return get_secret(SMTP_KEYRING_SERVICE, smtp_account(settings))
+
+
+def bounce_imap_account(settings: Settings) -> str:
+    """Keyring account name of the bounce mailbox login: ``user@host``."""
+    return f"{settings.bounce_imap_user}@{settings.bounce_imap_host}"
+
+
+def bounce_imap_password(settings: Settings, *, allow_env: bool) -> str | None:
+    """The bounce mailbox password: the service environment (headless only) or the keyring; ``None`` if none."""
+    if allow_env and os.environ.get(BOUNCE_IMAP_PASSWORD_ENV):
+        return os.environ[BOUNCE_IMAP_PASSWORD_ENV]
+    return get_secret(BOUNCE_IMAP_KEYRING_SERVICE, bounce_imap_account(settings))

@@ -140,6 +140,12 @@ class ContactPoint(Base):
     is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
     position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When mail to this e-mail address bounced (a hard bounce, or a repeated soft one); ``None``: not flagged.
+    bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The report's status and diagnostic ("550 5.1.1 user unknown"), shown with the flag (migration 0011).
+    bounce_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    #: Soft bounces (4.x.x) since the flag was last cleared; the second one flags the address.
+    soft_bounces: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     patron: Mapped[Patron] = relationship(back_populates="contact_points")
     location: Mapped[Location | None] = relationship()
@@ -326,6 +332,7 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_due", "state", "next_attempt_at"),
         Index("ix_notifications_request", "request_id"),
+        Index("ix_notifications_message_id", "message_id"),  # a bounce is matched by it (migration 0011)
     )
 
 
@@ -342,6 +349,26 @@ class NotificationAttempt(Base):
     reply: Mapped[str] = mapped_column(Text, default="")
 
     notification: Mapped[Notification] = relationship(back_populates="attempts_log")
+
+
+class BounceReport(Base):
+    """A bounce report the System Manager handled (any kind), so that no report is ever counted twice.
+
+    ``report_key`` is the report's own Message-ID (or a hash of its bytes when it has none): two System
+    Managers reading the same mailbox both try to insert it, and only one succeeds.
+    """
+
+    __tablename__ = "bounce_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_key: Mapped[str] = mapped_column(String(300), unique=True)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    diagnostic: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class PasswordResetToken(Base):
@@ -401,6 +428,7 @@ class SystemSetting(Base):
 
 __all__ = [
     "Base",
+    "BounceReport",
     "CallLogEntry",
     "ContactPoint",
     "Household",

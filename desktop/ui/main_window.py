@@ -139,6 +139,9 @@ class MainWindow(QMainWindow):
         self.duplicates_action = self._action("&Duplicates", "duplicatesAction", None,
                                               _icon("duplicates", sp.SP_FileDialogListView))  # fmt: skip
         self._opens(Window.DUPLICATES, self.duplicates_action)
+        self.bounced_action = self._action("&Bounced Addresses", "bouncedAction", None,
+                                           _icon("email", sp.SP_MessageBoxWarning))  # fmt: skip
+        self._opens(Window.BOUNCED, self.bounced_action)
         self.import_action = self._action("&Import CSV…", "importCsvAction", None,
                                           _icon("import", sp.SP_DialogOpenButton))  # fmt: skip
         self._opens(Window.IMPORT_CSV, self.import_action)
@@ -172,6 +175,7 @@ class MainWindow(QMainWindow):
         self.contact_button.setMinimumWidth(110)
         customers.add(ribbon_button(self.patron_search_action, "patronSearchButton"))
         customers.add(ribbon_button(self.duplicates_action, "duplicatesButton"))
+        customers.add(ribbon_button(self.bounced_action, "bouncedButton"))
         data = page.add_group("Data")
         data.add(ribbon_button(self.import_action, "importCsvRibbonButton"))
 

@@ -29,6 +29,7 @@ class Window(StrEnum):
     CONTACT_CUSTOMERS = "contact_customers"
     PATRON_SEARCH = "patron_search"
     DUPLICATES = "duplicates"
+    BOUNCED = "bounced"  # the Bounced addresses list
     IMPORT_CSV = "import_csv"  # (*, kind="patrons")
     CUSTOMIZATION = "customization"
     SETTINGS = "settings"

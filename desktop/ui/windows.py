@@ -10,6 +10,7 @@ from desktop.ui.admin.customization_manager import open_customization_manager
 from desktop.ui.admin.import_dialog import open_import_dialog
 from desktop.ui.admin.settings_dialog import open_settings_dialog
 from desktop.ui.navigation import Window, register
+from desktop.ui.patrons.bounced_view import open_bounced_view
 from desktop.ui.patrons.contact_card import open_contact_card
 from desktop.ui.patrons.duplicates_view import open_duplicates_view
 from desktop.ui.patrons.locations_dialog import open_locations_dialog
@@ -27,6 +28,7 @@ def register_all() -> None:
     register(Window.CONTACT_CUSTOMERS, open_contact_customers)
     register(Window.PATRON_SEARCH, open_patron_search)
     register(Window.DUPLICATES, open_duplicates_view)
+    register(Window.BOUNCED, open_bounced_view)
     register(Window.IMPORT_CSV, open_import_dialog)
     register(Window.CUSTOMIZATION, open_customization_manager)
     register(Window.SETTINGS, open_settings_dialog)

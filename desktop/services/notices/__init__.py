@@ -8,12 +8,17 @@ Offers (``__all__``): ``outbox`` (notices, claims, retries), ``dispatch`` (one S
 ``mailer`` (SMTP transport, message building), ``templates`` (rendering), ``template_admin`` (editing,
 checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeup`` (LISTEN/NOTIFY),
 ``delivery_problems`` and ``delivery_health`` (why notices wait, for the desk's banner), ``mail_addresses``
-(RFC 5322 address lists), ``sender_identity`` (who a notice is from), ``template_files`` (templates as TOML files).
+(RFC 5322 address lists), ``sender_identity`` (who a notice is from), ``template_files`` (templates as TOML files),
+``bounces`` (matching a bounce to its notice, flags), ``bounce_parsing`` (RFC 3464 reports and others),
+``bounce_mailbox`` (reading the bounce mailbox over IMAP).
 Inside only: ``result_writer``,
 ``routing``, ``smtp_backoff``, ``template_limits``.
 """
 
 __all__ = [
+    "bounce_mailbox",
+    "bounce_parsing",
+    "bounces",
     "delivery_health",
     "delivery_problems",
     "dispatch",

@@ -36,6 +36,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.notices import outbox, smtp_backoff
+from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.mailer import (
@@ -382,6 +383,9 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
         outgoing = build_message(rendered, notice_id=job.notice_id, message_id=message_id, settings=settings, to=to)
     except ValueError as exc:
         return _Done(job.notice_id, outbox.FAILED, str(exc), {"secret": None})
+    if settings.bounce_verp:  # its own return address, so a bounce names the notice (issue 19)
+        token = verp_token(job.notice_id, job.dedupe_key, job.installation_id)
+        outgoing = replace(outgoing, sender=verp_address(outgoing.sender, token))
     return _Ready(
         job.notice_id, job.request_id, job.attempts, job.claim, outgoing, _stored_copy(rendered, to, message_id, link)
     )

@@ -44,7 +44,9 @@ SENT = "sent"
 FAILED = "failed"
 NO_TEMPLATE = "no_template"
 CANCELLED = "cancelled"
-ALL_STATES = (PENDING, RETRYING, SENT, FAILED, NO_TEMPLATE, CANCELLED)
+#: Sent, then a bounce report said it never arrived (desktop/services/notices/bounces.py).
+BOUNCED = "bounced"
+ALL_STATES = (PENDING, RETRYING, SENT, FAILED, NO_TEMPLATE, CANCELLED, BOUNCED)
 #: States a sender picks up (when due and not leased).
 WAITING_STATES = (PENDING, RETRYING)
 #: States staff may send again ("Retry failed" / "Send now" on Contact Customers).
@@ -58,7 +60,22 @@ MAX_ATTEMPTS = 12
 BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 
+#: How the reason of a notice held back by a bounced address starts (Contact Customers regroups those rows).
+BOUNCED_PREFIX = "e-mail bounced"
 NO_EMAIL_REASON = "no e-mail address on file for this patron: add one on the Contact Info tab, then Retry"
+
+
+def flag_text(bounced_at: datetime, reason: str) -> str:
+    """``bounced on 2026-11-30: 550 5.1.1 user unknown``: an address's bounce flag as staff read it everywhere."""
+    return f"bounced on {bounced_at:%Y-%m-%d}: {reason}" if reason else f"bounced on {bounced_at:%Y-%m-%d}"
+
+
+def bounced_reason(address: str, bounced_at: datetime, reason: str) -> str:
+    """Why an arrival notice is not e-mailed to an address flagged by a bounce (Contact Customers shows it)."""
+    return (
+        f"{BOUNCED_PREFIX}: {address} {flag_text(bounced_at, reason)}; phone or write to the patron, and clear "
+        "the flag on the Contact Card once the address is fixed"
+    )
 
 
 def no_template_reason(template_name: str) -> str:
@@ -134,6 +151,8 @@ def create_arrival_notice(
         state, reason = NO_TEMPLATE, no_template_reason(template_name)
     elif email is None or not email.value.strip():
         state, reason = FAILED, NO_EMAIL_REASON
+    elif email.bounced_at is not None:  # mail to it bounced: the desk phones or writes instead (issue 19)
+        state, reason = FAILED, bounced_reason(email.value, email.bounced_at, email.bounce_reason)
     return _insert_ignoring_duplicate(
         session,
         {

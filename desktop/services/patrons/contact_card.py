@@ -39,6 +39,7 @@ from desktop.services.notices.outbox import (
     PENDING,
     RETRYING,
     create_arrival_notice,
+    flag_text,
 )
 from desktop.services.patrons.duplicates import PatronRef, other_household_holders
 
@@ -72,6 +73,8 @@ class CardPoint:
     extension: str = ""
     is_primary: bool = False
     id: int | None = None
+    #: "bounced on <date>: <reason>" when a bounce flagged this e-mail (shown only; never part of a save or merge).
+    bounce_flag: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ def load_card(db: Database, patron_id: int) -> CardData:
                     location_id=c.location_id,
                     extension=c.extension,
                     is_primary=c.is_primary,
+                    bounce_flag=flag_text(c.bounced_at, c.bounce_reason) if c.bounced_at is not None else "",
                 )
                 for c in points
             ),

@@ -48,6 +48,7 @@ class ContactRow:
     Attributes:
         display: the value for people (phones formatted for ``region``, with the extension).
         reset_note: "reset sent at …, expires …" for an e-mail with a live reset token, else empty.
+        bounce_flag: "bounced on <date>: 550 5.1.1 user unknown" for an e-mail a bounce flagged, else empty.
     """
 
     id: int
@@ -61,6 +62,7 @@ class ContactRow:
     is_primary: bool
     position: int
     reset_note: str = ""
+    bounce_flag: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,7 @@ def get_patron_record(db: Database, patron_id: int, *, region: str = "US", clock
     Raises:
         NotFoundError: the patron no longer exists (deleted on another workstation).
     """
+    from desktop.services.notices.outbox import flag_text
     from desktop.services.patrons.password_reset import reset_notes
 
     with db.read() as session:
@@ -256,6 +259,7 @@ def get_patron_record(db: Database, patron_id: int, *, region: str = "US", clock
                 is_primary=c.is_primary,
                 position=c.position,
                 reset_note=notes.get(c.normalized, "") if c.kind == ContactKind.EMAIL.value else "",
+                bounce_flag=flag_text(c.bounced_at, c.bounce_reason) if c.bounced_at is not None else "",
             )
             for c in sorted(patron.contact_points, key=_contact_order)
         )

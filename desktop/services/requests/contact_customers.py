@@ -27,7 +27,16 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
-from desktop.services.notices.outbox import CANCELLED, FAILED, NO_TEMPLATE, PENDING, RETRYABLE_STATES, RETRYING, SENT
+from desktop.services.notices.outbox import (
+    BOUNCED_PREFIX,
+    CANCELLED,
+    FAILED,
+    NO_TEMPLATE,
+    PENDING,
+    RETRYABLE_STATES,
+    RETRYING,
+    SENT,
+)
 from desktop.services.requests.status import StatusChange, change_status
 
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.
@@ -123,6 +132,11 @@ class ContactRow:
     def retryable(self) -> bool:
         """An e-mail row whose notice staff may send again (Retry failed)."""
         return self.method is NotificationMethod.EMAIL and self.notice_state in RETRYABLE_STATES
+
+    @property
+    def email_bounced(self) -> bool:
+        """The patron's e-mail address bounced: the row is in the Phone or Mail group, ``notice_reply`` says why."""
+        return self.notice_state == FAILED and self.notice_reply.startswith(BOUNCED_PREFIX)
 
     @property
     def email_given_up(self) -> bool:
@@ -306,6 +320,9 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
          a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
          last_call) in result:  # fmt: skip
         group = _method(method)
+        if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
+            # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason shows.
+            group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
         groups[group].append(
             ContactRow(
                 request_id=rid,

@@ -45,7 +45,15 @@ from desktop.config import (
     default_database_path,
     save_settings,
 )
-from desktop.secrets import SecretStoreError, database_account, get_secret, set_secret, smtp_account
+from desktop.secrets import (
+    BOUNCE_IMAP_KEYRING_SERVICE,
+    SecretStoreError,
+    bounce_imap_account,
+    database_account,
+    get_secret,
+    set_secret,
+    smtp_account,
+)
 from desktop.services.admin.connection_check import (
     DEFAULT_PG_PORT,
     DatabaseCheck,
@@ -106,6 +114,7 @@ class _Save:
     reopen: bool  # the database differs from the one in use
     db_password: str
     smtp_password: str
+    bounce_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,8 @@ def _save_job(save: _Save, cancelled: threading.Event) -> _Saved:
             set_secret(DATABASE_KEYRING_SERVICE, database_account(save.url), save.db_password)
         if save.smtp_password and save.settings.smtp_username:
             set_secret(SMTP_KEYRING_SERVICE, smtp_account(save.settings), save.smtp_password)
+        if save.bounce_password and save.settings.bounce_imap_host:
+            set_secret(BOUNCE_IMAP_KEYRING_SERVICE, bounce_imap_account(save.settings), save.bounce_password)
         save_settings(save.settings)
     except BaseException:
         if db is not None:
@@ -204,6 +215,7 @@ class SettingsDialog(QDialog):
         columns.addLayout(left, 1)
         right = QVBoxLayout()
         right.addWidget(self._build_smtp())
+        right.addWidget(self._build_bounces())
         right.addStretch(1)
         columns.addLayout(right, 1)
         root.addLayout(columns)
@@ -354,6 +366,13 @@ class SettingsDialog(QDialog):
             ("CA certificate f&ile:", self.smtpCaFileEdit),
         ):
             form.addRow(label, widget)
+        self.bounceVerpCheck = QCheckBox("Per-notice return &address (ill+n-…@; the mailbox must take + addresses)")
+        self._name(self.bounceVerpCheck, "bounceVerpCheck", "Per-notice return address for bounces (VERP)")
+        self.bounceVerpCheck.setToolTip(
+            "Each notice's envelope sender becomes local+n-<token>@domain, so every bounce names its notice. "
+            "Leave off if the library's mailbox refuses sub-addressed mail; bounces are then matched by Message-ID."
+        )
+        form.addRow(self.bounceVerpCheck)
         layout.addLayout(form)
         test_row = QHBoxLayout()
         self.testSmtpButton = QPushButton("Test &Connection", box)
@@ -369,6 +388,39 @@ class SettingsDialog(QDialog):
         self.smtpResultLabel.setWordWrap(True)
         self.smtpResultLabel.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
         layout.addWidget(self.smtpResultLabel)
+        return box
+
+    def _build_bounces(self) -> QGroupBox:
+        """The bounce mailbox (issue 19): read over IMAPS by the System Manager; the password goes to the keyring."""
+        box = QGroupBox("Bounces (IMAP mailbox of the From address)", self)
+        box.setObjectName("bouncesGroup")
+        form = QFormLayout(box)
+        self.bounceHostEdit = QLineEdit(box)
+        self._name(self.bounceHostEdit, "bounceHostEdit", "Bounce mailbox IMAP server")
+        self.bounceHostEdit.setPlaceholderText("imap.library.example.org (empty: bounces are not read)")
+        self.bouncePortSpin = QSpinBox(box)
+        self._name(self.bouncePortSpin, "bouncePortSpin", "Bounce mailbox IMAPS port")
+        self.bouncePortSpin.setRange(1, 65535)
+        self.bounceUserEdit = QLineEdit(box)
+        self._name(self.bounceUserEdit, "bounceUserEdit", "Bounce mailbox user name")
+        self.bouncePasswordEdit = QLineEdit(box)
+        self._name(self.bouncePasswordEdit, "bouncePasswordEdit", "Bounce mailbox password")
+        self.bouncePasswordEdit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.bouncePasswordEdit.setPlaceholderText("empty: keep the stored one")
+        self.bounceFolderEdit = QLineEdit(box)
+        self._name(self.bounceFolderEdit, "bounceFolderEdit", "Bounce mailbox folder")
+        self.bounceDoneFolderEdit = QLineEdit(box)
+        self._name(self.bounceDoneFolderEdit, "bounceDoneFolderEdit", "Folder for handled bounces")
+        self.bounceDoneFolderEdit.setPlaceholderText("empty: handled bounces stay, marked read")
+        for label, widget in (
+            ("IMAP ser&ver:", self.bounceHostEdit),
+            ("IMAPS port:", self.bouncePortSpin),
+            ("User name:", self.bounceUserEdit),
+            ("Password:", self.bouncePasswordEdit),
+            ("Folder:", self.bounceFolderEdit),
+            ("Move handled to:", self.bounceDoneFolderEdit),
+        ):
+            form.addRow(label, widget)
         return box
 
     def _build_workstation(self) -> QGroupBox:
@@ -422,6 +474,12 @@ class SettingsDialog(QDialog):
         self.smtpUserEdit.setText(settings.smtp_username)
         self.smtpFromEdit.setText(settings.smtp_from)
         self.smtpCaFileEdit.setText(settings.smtp_ca_file)
+        self.bounceVerpCheck.setChecked(settings.bounce_verp)
+        self.bounceHostEdit.setText(settings.bounce_imap_host)
+        self.bouncePortSpin.setValue(settings.bounce_imap_port)
+        self.bounceUserEdit.setText(settings.bounce_imap_user)
+        self.bounceFolderEdit.setText(settings.bounce_imap_folder)
+        self.bounceDoneFolderEdit.setText(settings.bounce_imap_done_folder)
         self.runPollerCheck.setChecked(settings.run_poller)
         self.staffNameEdit.setText(settings.staff_name)
         self.staffNameEdit.setPlaceholderText(settings.effective_staff_name)
@@ -509,6 +567,12 @@ class SettingsDialog(QDialog):
             smtp_username=self.smtpUserEdit.text().strip(),
             smtp_from=self.smtpFromEdit.text().strip(),
             smtp_ca_file=self.smtpCaFileEdit.text().strip(),
+            bounce_verp=self.bounceVerpCheck.isChecked(),
+            bounce_imap_host=self.bounceHostEdit.text().strip(),
+            bounce_imap_port=self.bouncePortSpin.value(),
+            bounce_imap_user=self.bounceUserEdit.text().strip(),
+            bounce_imap_folder=self.bounceFolderEdit.text().strip() or "INBOX",
+            bounce_imap_done_folder=self.bounceDoneFolderEdit.text().strip(),
         )
 
     def settings_from_form(self) -> Settings:
@@ -612,7 +676,8 @@ class SettingsDialog(QDialog):
             return
         url = self.database_url()
         reopen = not same_database(url, self.ctx.db.url)
-        save = _Save(new, url, reopen, self.pgPasswordEdit.text(), self.smtpPasswordEdit.text())
+        save = _Save(new, url, reopen, self.pgPasswordEdit.text(), self.smtpPasswordEdit.text(),
+                     self.bouncePasswordEdit.text())  # fmt: skip
         missing = missing_sqlite_file(url) if reopen else None
         if self.database_changed() or missing is not None:
             self._ask_before_switching(save, missing=missing is not None, changed=self.database_changed())
@@ -666,6 +731,7 @@ class SettingsDialog(QDialog):
             return
         self.pgPasswordEdit.clear()
         self.smtpPasswordEdit.clear()
+        self.bouncePasswordEdit.clear()
         self.errorLabel.setText("")
         self.saved_settings = new
         self.ctx.apply_settings(new)
@@ -678,6 +744,7 @@ class SettingsDialog(QDialog):
         self.saveButton.setEnabled(True)
         self.errorLabel.setStyleSheet(BAD_STYLE)
         message = scrub(scrub(str(error), self.pgPasswordEdit.text()), self.smtpPasswordEdit.text())
+        message = scrub(message, self.bouncePasswordEdit.text())
         self.errorLabel.setText(f"Nothing was saved: {message}")
 
     def done(self, result: int) -> None:

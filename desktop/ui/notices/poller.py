@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QPalette
@@ -26,9 +26,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.config import Settings
 from desktop.domain.clock import utcnow
-from desktop.secrets import SecretStoreError, smtp_password
+from desktop.secrets import SecretStoreError, bounce_imap_password, smtp_password
 from desktop.services.admin.shared_settings import effective_poll_seconds
 from desktop.services.database import Database
+from desktop.services.notices.bounce_mailbox import read_bounce_mailbox
 from desktop.services.notices.delivery_health import DeliveryHealth, explain, read_health, short_state
 from desktop.services.notices.dispatch import CycleSummary, run_cycle
 from desktop.services.notices.wakeup import PgListener
@@ -66,6 +67,7 @@ class _PollWorker(QObject):
         self._stop = stop
         self._worker_name = f"{socket.gethostname()}:{os.getpid()}:gui"
         self._last_problem = ""
+        self._next_bounces = utcnow()  # the bounce mailbox is read at the first cycle, then every bounce_poll_seconds
         self._interval: QTimer | None = None
         self._kick: QTimer | None = None
         self._retry: QTimer | None = None
@@ -139,6 +141,7 @@ class _PollWorker(QObject):
         self._settings = self._ctx.settings
         self._restart_interval()
         self._last_problem = ""
+        self._next_bounces = utcnow()  # a new bounce mailbox is tried at once
         self.wake()
 
     @Slot()
@@ -171,12 +174,28 @@ class _PollWorker(QObject):
             log.exception("System Manager cycle failed")
             problems.append(f"the System Manager cycle failed: {type(exc).__name__}: {exc}")
             summary = None
+        problems.extend(self._read_bounces(settings))
         if summary is not None:
             problems.extend(summary.errors)
             self.cycleFinished.emit(summary)
             self._restart_interval(only_if_changed=True)  # the Routing tab may have changed the shared interval
             self._schedule_retry(summary.next_due_at)
         self._report("; ".join(problems))
+
+    def _read_bounces(self, settings: Settings) -> list[str]:
+        """Read the bounce mailbox when its own schedule says so; its problem (one line) joins the banner."""
+        if not settings.bounce_imap_host or utcnow() < self._next_bounces or self._stop.is_set():
+            return []
+        self._next_bounces = utcnow() + timedelta(seconds=settings.bounce_poll_seconds)
+        try:
+            cycle = read_bounce_mailbox(self._db, settings, bounce_imap_password(settings, allow_env=False),
+                                        worker=self._worker_name)  # fmt: skip
+        except Exception as exc:  # keyring, database: report, keep polling; the mailbox keeps the message
+            log.exception("reading the bounce mailbox failed")
+            return [f"reading the bounce mailbox failed: {type(exc).__name__}: {exc}"]
+        if cycle.counts.get("flagged") or cycle.counts.get("counted"):
+            log.info("%s", cycle.describe())
+        return [] if cycle.ok else [cycle.message]
 
     def _restart_interval(self, *, only_if_changed: bool = False) -> None:
         """(Re)start the poll timer with this workstation's interval, or the library's shared one."""

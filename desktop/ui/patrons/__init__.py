@@ -2,8 +2,16 @@
 the Locations code table.
 
 Offers (``__all__``): ``patron_search``, ``patron_record``, ``contact_card``, ``duplicates_view``,
-``locations_dialog``. Inside only: ``contact_info_tab`` (a tab of the patron record). Other windows open these
-through :mod:`desktop.ui.navigation`.
+``locations_dialog``,
+``bounced_view`` (the Bounced addresses list). Inside only: ``contact_info_tab`` (a tab of the patron
+record). Other windows open these through :mod:`desktop.ui.navigation`.
 """
 
-__all__ = ["contact_card", "duplicates_view", "locations_dialog", "patron_record", "patron_search"]
+__all__ = [
+    "bounced_view",
+    "contact_card",
+    "duplicates_view",
+    "locations_dialog",
+    "patron_record",
+    "patron_search",
+]

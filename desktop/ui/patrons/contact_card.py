@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from desktop.domain.contacts import ContactKind, email_key, format_phone
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.notices.bounces import clear_flag
 from desktop.services.patrons.contact_card import (
     ADDRESS_LIMITS,
     CardData,
@@ -126,10 +127,12 @@ class PointEditor(QWidget):
     Signals:
         edited(): any field changed.
         removeRequested(object): the remove button was pressed (the editor itself).
+        clearBounceRequested(object): "Clear flag" was pressed on a bounced e-mail (the editor itself).
     """
 
     edited = Signal()
     removeRequested = Signal(object)
+    clearBounceRequested = Signal(object)
 
     def __init__(
         self,
@@ -197,6 +200,20 @@ class PointEditor(QWidget):
         grid.addWidget(self.remove, 0, 4)
         grid.addWidget(self.message, 1, 1, 1, 4)
         grid.setColumnStretch(2, 1)
+        # A bounce flagged this address (issue 19): say so, with the button staff press once it is fixed.
+        self.bounce = QLabel(f"⚠ {point.bounce_flag}" if point and point.bounce_flag else "")
+        self.bounce.setObjectName(f"{kind}BounceFlag")
+        self.bounce.setAccessibleName(f"Bounce flag of {label.lower()} {number}")
+        self.bounce.setWordWrap(True)
+        _set_state(self.bounce, "warning", self.bounce.text())
+        self.clear_bounce = QToolButton()
+        self.clear_bounce.setText("Clear flag")
+        self.clear_bounce.setObjectName(f"{kind}ClearBounceButton")
+        self.clear_bounce.setAccessibleName(f"Clear the bounce flag of {label.lower()} {number}")
+        self.clear_bounce.setVisible(bool(point and point.bounce_flag))
+        self.clear_bounce.clicked.connect(lambda: self.clearBounceRequested.emit(self))
+        grid.addWidget(self.bounce, 2, 1, 1, 3)
+        grid.addWidget(self.clear_bounce, 2, 4)
 
         self.value.textChanged.connect(self.on_edited)
         self.extension.textChanged.connect(self.on_edited)
@@ -566,7 +583,28 @@ class ContactCard(QDialog):
         self.sections[kind].addWidget(editor)
         editor.edited.connect(self.on_edited)
         editor.removeRequested.connect(self.on_remove_editor)
+        editor.clearBounceRequested.connect(self.on_clear_bounce)
         return editor
+
+    @Slot(object)
+    def on_clear_bounce(self, editor: PointEditor) -> None:
+        """Clear a bounced e-mail's flag now (its own transaction; the card's other edits stay as typed)."""
+        if editor.contact_id is None:
+            return
+        editor.clear_bounce.setEnabled(False)
+        done = functools.partial(self._bounce_cleared, editor)
+        self.ctx.run(functools.partial(clear_flag, self.ctx.db, [editor.contact_id]), done, self._clear_failed)
+
+    def _clear_failed(self, error: object) -> None:
+        if shiboken6.isValid(self):
+            self._show_banner("error", f"The bounce flag was not cleared: {error}")
+
+    def _bounce_cleared(self, editor: PointEditor, _count: object) -> None:
+        if not shiboken6.isValid(editor):
+            return
+        _set_state(editor.bounce, "ok", "")
+        editor.clear_bounce.setVisible(False)
+        self.ctx.changed.emit("patrons")
 
     @property
     def region(self) -> str:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain.contacts import ContactKind
+from desktop.services.notices.bounces import clear_flag
 from desktop.services.patrons.contact_card import make_primary, remove_contact
 from desktop.services.patrons.locations import LocationRow
 from desktop.services.patrons.lookup import ContactRow, PatronRecord
@@ -125,7 +126,8 @@ class ContactInfoModel(QAbstractTableModel):
             if column == VALUE:
                 return row.display
             if column == NOTES:
-                return row.reset_note
+                flag = f"⚠ {row.bounce_flag}" if row.bounce_flag else ""
+                return "; ".join(n for n in (flag, row.reset_note) if n)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -190,11 +192,16 @@ class ContactInfoTab(QWidget):
             "Reset E-mail Pass&word", "resetPasswordButton", "reset-password", "Reset the patron's web password"
         )
         self.reset_button.clicked.connect(self.on_reset)
+        self.clear_bounce_button = self._button(
+            "Clear &Bounce Flag", "clearBounceButton", "primary", "Clear the bounce flag of the highlighted e-mail"
+        )
+        self.clear_bounce_button.clicked.connect(self.on_clear_bounce)
 
         buttons = QHBoxLayout()
         for button in (self.open_button, self.add_button, self.remove_button, self.primary_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.clear_bounce_button)
         buttons.addWidget(self.reset_button)
         self.status = QLabel()
         self.status.setObjectName("contactInfoStatus")
@@ -290,6 +297,7 @@ class ContactInfoTab(QWidget):
         self.remove_button.setEnabled(idle and row is not None)
         self.primary_button.setEnabled(idle and row is not None and not row.is_primary)
         self.reset_button.setEnabled(idle and row is not None and row.kind == ContactKind.EMAIL.value)
+        self.clear_bounce_button.setEnabled(idle and row is not None and bool(row.bounce_flag))
 
     def _start(self, text: str) -> None:
         self._busy = True
@@ -393,6 +401,16 @@ class ContactInfoTab(QWidget):
         """A change was saved: every window reloads."""
         self._done("Done.")
         self.ctx.changed.emit("patrons")
+
+    # --- bounce flag ------------------------------------------------------------------------------------------
+    @Slot()
+    def on_clear_bounce(self) -> None:
+        """Staff fixed the address with the patron: e-mail it again (the flag and the soft-bounce count go)."""
+        row = self.current_row()
+        if row is None or not row.bounce_flag or self._busy:
+            return
+        self._start(f"Clearing the bounce flag of {row.display}…")
+        self.ctx.run(functools.partial(clear_flag, self.ctx.db, [row.id]), self.on_changed, self.on_failed)
 
     # --- make primary -----------------------------------------------------------------------------------------
     @Slot()

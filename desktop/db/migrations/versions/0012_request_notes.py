@@ -17,7 +17,7 @@ from alembic import op
 from desktop.db.types import UTCDateTime
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
