@@ -16,7 +16,7 @@ from desktop.services.printing import build_notices
 from desktop.ui.contact_customers import open_contact_customers
 from desktop.ui.context import AppContext
 from tests.contact_customers_helpers import ctx
-from tests.outbox_support import notices, request_status
+from tests.outbox_support import move, notices, request_status
 from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.test_shelf_reminders import at, cycle, set_shelf, shelve
 
@@ -89,3 +89,13 @@ def test_the_form_lists_reminder_calls(ctx: AppContext, seeded_db: Database, smt
     assert len(rows) == 1 and rows[0].reminder == 1
     titles = [model.index(n, c).data() for n in range(model.rowCount()) for c in range(model.columnCount())]
     assert any(str(t).startswith("Reminder 1 · ") for t in titles)
+
+
+def test_a_call_not_made_is_withdrawn_when_the_item_is_checked_out(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = shelve(sqlite_db, smtp_sink, method="Phone")
+    set_shelf(sqlite_db)
+    cycle(sqlite_db, smtp_sink, at(9))
+    move(sqlite_db, request_id, Status.CHECKED_OUT, now=at(9, 12))
+    cycle(sqlite_db, smtp_sink, at(9, 13))
+    [reminder] = notices(sqlite_db, request_id=request_id)
+    assert reminder.state == "cancelled" and "left the hold shelf" in reminder.last_reply

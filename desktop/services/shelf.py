@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.engine import Database
@@ -207,6 +207,7 @@ def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
                 .where(Request.status.in_(_NOTIFIED), Notification.dedupe_key.like(REMINDER_PREFIX + "%"))
             )
         )
+    _close_hand_reminders(db, now)
     decisions = [d for row in rows if (d := _decide(row, shelf, existing, now)) is not None]
     for start in range(0, len(decisions), chunk):
         part = decisions[start : start + chunk]
@@ -217,6 +218,26 @@ def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
                 else:
                     _remind(session, decision, shelf, now, run)
     return run
+
+
+def _close_hand_reminders(db: Database, now: datetime) -> None:
+    """Cancel calls and letters still to make whose request left the shelf (or whose stay is over): the e-mail
+    reminders have the same check at sending time, these have no sender."""
+    latest = select(func.max(Tracking.id)).where(Tracking.request_id == Notification.request_id).scalar_subquery()
+    on_shelf = select(Request.id).where(Request.status.in_(_NOTIFIED))
+    with db.write() as session:
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.state == outbox.PENDING,
+                Notification.channel.in_((PHONE, PRINT)),
+                Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
+                or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest),
+            )
+            .values(state=outbox.CANCELLED, updated_at=now,
+                    last_reply="cancelled: the request left the hold shelf before the reminder was made")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
 
 
 def _remind(session: Session, decision: _Decision, shelf: ShelfSettings, now: datetime, run: ShelfRun) -> None:
