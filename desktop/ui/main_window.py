@@ -44,6 +44,7 @@ EXTERNAL = {
     "contact_customers": ("desktop.ui.contact_customers", "open_contact_customers", "The Contact Customers form"),
     "patron_search": ("desktop.ui.patron_search", "open_patron_search", "Patron search"),
     "duplicates": ("desktop.ui.duplicates_view", "open_duplicates_view", "The duplicates view"),
+    "hold_shelf": ("desktop.ui.hold_shelf", "open_hold_shelf", "The Hold Shelf view"),
     "import_csv": ("desktop.ui.import_dialog", "open_import_dialog", "CSV import"),
     "customization": (
         "desktop.ui.customization_manager",
@@ -167,6 +168,9 @@ class MainWindow(QMainWindow):
         self.duplicates_action = self._action("&Duplicates", "duplicatesAction", None,
                                               _icon("duplicates", sp.SP_FileDialogListView))  # fmt: skip
         self._external("duplicates", self.duplicates_action)
+        self.hold_shelf_action = self._action("&Hold Shelf", "holdShelfAction", None,
+                                              _icon("hold-shelf", sp.SP_FileDialogListView))  # fmt: skip
+        self._external("hold_shelf", self.hold_shelf_action)
         self.import_action = self._action("&Import CSV…", "importCsvAction", None,
                                           _icon("import", sp.SP_DialogOpenButton))  # fmt: skip
         self._external("import_csv", self.import_action)
@@ -200,6 +204,7 @@ class MainWindow(QMainWindow):
         self.contact_button.setMinimumWidth(110)
         customers.add(ribbon_button(self.patron_search_action, "patronSearchButton"))
         customers.add(ribbon_button(self.duplicates_action, "duplicatesButton"))
+        customers.add(ribbon_button(self.hold_shelf_action, "holdShelfButton"))
         data = page.add_group("Data")
         data.add(ribbon_button(self.import_action, "importCsvRibbonButton"))
 
