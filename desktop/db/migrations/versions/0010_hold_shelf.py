@@ -13,24 +13,32 @@ requests (status, then when they were notified) without scanning every request.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 
 from desktop.db.types import UTCDateTime
+from desktop.paths import template_path
 
 revision = "0010"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-NAMES = ("Loan Pickup Reminder", "Article Pickup Reminder", "Print Pickup Reminder", "Pickup Expired")
+#: The new default templates, by file under templates/ (read as shipped; the db layer does not import services).
+FILES = {
+    "Loan Pickup Reminder": "loan_pickup_reminder.toml",
+    "Article Pickup Reminder": "article_pickup_reminder.toml",
+    "Print Pickup Reminder": "print_reminder.toml",
+    "Pickup Expired": "pickup_expired.toml",
+}
+FIELDS = ("name", "channel", "description", "from_name", "from_address", "to_address", "cc", "bcc", "subject",
+          "body_text", "body_html")  # fmt: skip
 
 
 def upgrade() -> None:
-    from desktop.services.templates import default_templates  # the shipped text, as database.py installs it
-
     with op.batch_alter_table("requests", schema=None) as batch_op:
         batch_op.create_index("ix_requests_status_changed", ["status", "status_changed_at"], unique=False)
     bind = op.get_bind()
@@ -53,20 +61,24 @@ def upgrade() -> None:
         sa.column("version_id", sa.Integer),
     )
     installed = set(bind.execute(sa.select(templates.c.name)).scalars())
-    defaults = default_templates()
     rows = [
         {
-            **defaults[name].as_dict(),
+            **_default(file_name),
             "deleted": False,
             "updated_by": "System",
             "updated_at": datetime.now(UTC),
             "version_id": 1,
         }
-        for name in NAMES
-        if name in defaults and name not in installed
+        for name, file_name in FILES.items()
+        if name not in installed and template_path(file_name).exists()
     ]
     if rows:
         op.bulk_insert(templates, rows)
+
+
+def _default(file_name: str) -> dict[str, str]:
+    data = tomllib.loads(template_path(file_name).read_text(encoding="utf-8"))
+    return {key: str(data.get(key, "")) for key in FIELDS}
 
 
 def downgrade() -> None:
