@@ -243,3 +243,28 @@ def shelf_hold_until(values: dict[str, Any], notified_at: datetime, hold_days: i
         return hold_end(local_date(notified_at, shelf.tz), hold_days, shelf.closed).isoformat()
     except ShelfError:
         return (local_date(notified_at, shelf.tz) + timedelta(days=hold_days)).isoformat()
+
+
+@dataclass(frozen=True)
+class ShelfEditorData:
+    """What the Routing tab's hold-shelf editor needs: the settings and the pickup locations (id, name)."""
+
+    settings: ShelfSettings
+    pickups: tuple[tuple[int, str], ...]
+
+
+def load_shelf_editor(db: Database) -> ShelfEditorData:
+    """The shelf settings with the active pickup locations, in one read transaction."""
+    from desktop.db.models import PickupLocation
+
+    with db.read() as session:
+        settings = read_shelf_settings(session)
+        pickups = tuple(
+            (int(pid), str(name))
+            for pid, name in session.execute(
+                select(PickupLocation.id, PickupLocation.name)
+                .where(PickupLocation.active.is_(True))
+                .order_by(PickupLocation.name, PickupLocation.id)
+            )
+        )
+    return ShelfEditorData(settings, pickups)

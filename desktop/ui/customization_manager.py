@@ -46,6 +46,7 @@ from desktop.services.errors import ServiceError
 from desktop.services.shared_settings import LibraryInfo, PickupRouting, SharedSettings
 from desktop.services.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.context import AppContext
+from desktop.ui.shelf_policy_editor import ShelfPolicyEditor
 from desktop.ui.tables import record_table
 from desktop.ui.template_editor import TemplateEditor, restore_geometry, save_geometry
 
@@ -294,6 +295,8 @@ class CustomizationManager(QDialog):
         )
         form.addRow("System Manager checks every:", self.pollSecondsSpin)
         layout.addLayout(form)
+        self.shelfEditor = ShelfPolicyEditor(self.ctx, tab)  # the hold shelf (issue 17): saves on its own
+        layout.addWidget(self.shelfEditor)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         self.revertRoutingButton = QPushButton("Re&vert", tab)
