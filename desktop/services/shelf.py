@@ -197,6 +197,24 @@ def _decide(row: ShelvedRow, shelf: ShelfSettings, existing: set[str], now: date
 def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
     """Create due reminders, record missed ones, expire ended holds; safe to run on every workstation at once."""
     run = ShelfRun()
+    _close_hand_reminders(db, now)
+    shelf, decisions = decide_shelf(db, now=now)
+    for start in range(0, len(decisions), chunk):
+        part = decisions[start : start + chunk]
+        with db.write() as session:
+            for decision in part:
+                if decision.expire_end:
+                    _expire(session, decision, shelf, now, run)
+                else:
+                    _remind(session, decision, shelf, now, run)
+    return run
+
+
+def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_Decision]]:
+    """What the shelf needs now (reminders due or missed, holds over), read in one short read transaction.
+
+    Three queries whatever the shelf's size: the settings, the shelved requests, the reminders they have.
+    """
     with db.read() as session:
         shelf = read_shelf_settings(session)
         rows = shelved_rows(session)
@@ -207,17 +225,7 @@ def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
                 .where(Request.status.in_(_NOTIFIED), Notification.dedupe_key.like(REMINDER_PREFIX + "%"))
             )
         )
-    _close_hand_reminders(db, now)
-    decisions = [d for row in rows if (d := _decide(row, shelf, existing, now)) is not None]
-    for start in range(0, len(decisions), chunk):
-        part = decisions[start : start + chunk]
-        with db.write() as session:
-            for decision in part:
-                if decision.expire_end:
-                    _expire(session, decision, shelf, now, run)
-                else:
-                    _remind(session, decision, shelf, now, run)
-    return run
+    return shelf, [d for row in rows if (d := _decide(row, shelf, existing, now)) is not None]
 
 
 def _close_hand_reminders(db: Database, now: datetime) -> None:
