@@ -20,7 +20,7 @@ At sending time the dispatcher asks :func:`stale_reason` whether a reminder or e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select, update
@@ -151,7 +151,7 @@ def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list
         query = query.where(Request.id.in_(request_ids))
     return [
         ShelvedRow(rid, tn, status, as_utc(at), rtype, pid, int(days), patron, method, int(tracking or 0))
-        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.execute(query)
+        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.connection().execute(query)
     ]
 
 
@@ -164,33 +164,57 @@ class _Decision:
     expire_end: str = ""  # the hold's end, when the hold is over
 
 
-def _decide(row: ShelvedRow, shelf: ShelfSettings, existing: set[str], now: datetime) -> _Decision | None:
-    policy = shelf.policy(row.pickup_id)
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One hold's schedule as seen now: shared by every request notified the same day at the same desk."""
+
+    end: date
+    over: bool  # the hold has ended: the request goes back to the lender
+    steps: tuple[tuple[int, str], ...]  # (step, "due" | "skipped: …") for the steps whose window has started
+
+
+def _plan_for(
+    notified_on: date, hold_days: int, pickup_id: int | None, shelf: ShelfSettings, now: datetime
+) -> _Plan | None:
+    policy = shelf.policy(pickup_id)
     tz = shelf.tz
     try:
-        end, planned = plan(local_date(row.notified_at, tz), row.hold_days, policy, shelf.closed)
+        end, planned = plan(notified_on, hold_days, policy, shelf.closed)
     except ShelfError:
         return None  # a calendar closed for a year: nothing can be planned (the Routing tab refuses to save one)
     if now >= expires_at(end, tz):
-        return _Decision(row, [], end.isoformat())
-    create: list[tuple[int, str]] = []
+        return _Plan(end, True, ())
+    steps: list[tuple[int, str]] = []
     for item in planned:
-        if item.day is None or reminder_key(row.request_id, row.tracking_id, item.step) in existing:
+        if item.day is None:
             continue
         start, stop = reminder_window(item.day, policy, tz)
         if now < start:
             continue
         if now < stop:
-            create.append((item.step, "due"))
+            steps.append((item.step, "due"))
         else:
             step = policy.steps[item.step]
-            create.append(
+            steps.append(
                 (
                     item.step,
                     f"skipped: the reminder of {item.day.isoformat()} ({step.describe()}) was not sent that day "
                     "(no System Manager ran); it is not sent late",
                 )
             )
+    return _Plan(end, False, tuple(steps))
+
+
+def _decide(row: ShelvedRow, the_plan: _Plan | None, existing: set[str]) -> _Decision | None:
+    if the_plan is None:
+        return None
+    if the_plan.over:
+        return _Decision(row, [], the_plan.end.isoformat())
+    create = [
+        (step, verdict)
+        for step, verdict in the_plan.steps
+        if reminder_key(row.request_id, row.tracking_id, step) not in existing
+    ]
     return _Decision(row, create) if create else None
 
 
@@ -225,7 +249,17 @@ def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_D
                 .where(Request.status.in_(_NOTIFIED), Notification.dedupe_key.like(REMINDER_PREFIX + "%"))
             )
         )
-    return shelf, [d for row in rows if (d := _decide(row, shelf, existing, now)) is not None]
+    tz = shelf.tz
+    plans: dict[tuple[date, int, int | None], _Plan | None] = {}  # one plan per notification day and desk
+    decisions: list[_Decision] = []
+    for row in rows:
+        key = (local_date(row.notified_at, tz), row.hold_days, row.pickup_id)
+        if key not in plans:
+            plans[key] = _plan_for(*key, shelf, now)
+        decision = _decide(row, plans[key], existing)
+        if decision is not None:
+            decisions.append(decision)
+    return shelf, decisions
 
 
 def _close_hand_reminders(db: Database, now: datetime) -> None:
