@@ -184,6 +184,13 @@ def test_outage_sends_arrivals_and_lists_skipped_reminders(any_db: Database, smt
     assert cycle(any_db, smtp_sink, at(10, 9)) == []  # listed once
 
 
+def test_the_cycle_line_lists_skipped_reminders(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
+    shelve(sqlite_db, smtp_sink)
+    set_shelf(sqlite_db)
+    summary = run_cycle(sqlite_db, sink_settings(smtp_sink), worker="test", now=at(10, 8))
+    assert "skipped reminders: TN " in summary.describe() and "reminders 0, expired 0, skipped 1" in summary.describe()
+
+
 @pytest.mark.parametrize(("method", "channel"), [("Phone", "phone"), ("Mail", "print")])
 def test_phone_and_mail_patrons_get_reminders_to_make_not_emails(
     any_db: Database, smtp_sink: SmtpSink, method: str, channel: str

@@ -149,6 +149,9 @@ class CycleSummary:
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
+        if self.skipped:  # hold-shelf reminders missed during an outage: listed, never sent late
+            more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            line += " — skipped reminders: " + "; ".join(self.skipped[:5]) + more
         return line
 
 
