@@ -85,3 +85,25 @@ def test_typed_closed_days_name_the_bad_entry() -> None:
         parse_closed_days("2026-12-24\n2026-13-01", "")
     with pytest.raises(ShelfError, match=r"not '25\.12'"):
         parse_closed_days("", "25.12")
+
+
+def test_migration_0010_adds_the_hold_shelf_templates_and_the_index(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from sqlalchemy import inspect, text
+
+    from desktop.db import migrate
+    from desktop.db.engine import make_engine, sqlite_url
+    from desktop.services.templates import HOLD_SHELF_TEMPLATES, default_templates
+
+    engine = make_engine(sqlite_url(Path(str(tmp_path)) / "old.sqlite3"))
+    try:
+        migrate.upgrade(engine, revision="0007")
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(text("SELECT name, subject FROM notice_templates")).all())
+        for name in HOLD_SHELF_TEMPLATES:
+            assert rows[name] == default_templates()[name].subject
+        assert "ix_requests_status_changed" in {i["name"] for i in inspect(engine).get_indexes("requests")}
+    finally:
+        engine.dispose()
