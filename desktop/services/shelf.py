@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, String, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.engine import Database
@@ -126,6 +126,11 @@ def _latest_tracking() -> Any:
     return select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
 
 
+def _utc(value: str | datetime) -> datetime:
+    """A stored timestamp as aware UTC: SQLite hands back its text, PostgreSQL a datetime."""
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
 def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list[ShelvedRow]:
     """Every request on the shelf (or those of ``request_ids`` that are), with its pickup's hold days."""
     pickup_id = func.coalesce(Request.pickup_location_id, Patron.pickup_location_id)
@@ -134,7 +139,7 @@ def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list
             Request.id,
             Request.transaction_number,
             Request.status,
-            Request.status_changed_at,
+            type_coerce(Request.status_changed_at, String),  # parsed below: 50,000 rows without a type hook
             Request.request_type,
             pickup_id,
             func.coalesce(PickupLocation.hold_days, 10),
@@ -150,8 +155,8 @@ def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list
     if request_ids is not None:
         query = query.where(Request.id.in_(request_ids))
     return [
-        ShelvedRow(rid, tn, status, as_utc(at), rtype, pid, int(days), patron, method, int(tracking or 0))
-        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.connection().execute(query)
+        ShelvedRow(rid, tn, status, _utc(at), rtype, pid, int(days), patron, method, int(tracking or 0))
+        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.connection().execute(query).all()
     ]
 
 
@@ -251,9 +256,15 @@ def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_D
         )
     tz = shelf.tz
     plans: dict[tuple[date, int, int | None], _Plan | None] = {}  # one plan per notification day and desk
+    days: dict[tuple[date, int, int], date] = {}  # local day per UTC quarter-hour (every zone's offset is one)
     decisions: list[_Decision] = []
     for row in rows:
-        key = (local_date(row.notified_at, tz), row.hold_days, row.pickup_id)
+        at = row.notified_at
+        slot = (at.date(), at.hour, at.minute // 15)
+        day = days.get(slot)
+        if day is None:
+            day = days[slot] = local_date(at, tz)
+        key = (day, row.hold_days, row.pickup_id)
         if key not in plans:
             plans[key] = _plan_for(*key, shelf, now)
         decision = _decide(row, plans[key], existing)
