@@ -13,6 +13,7 @@ from desktop.config import Settings
 from desktop.db.models import Request
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
+from desktop.services.notices.templates import default_templates
 from desktop.services.requests.status import change_status
 from desktop.ui.admin.customization_manager import CustomizationManager
 from desktop.ui.context import AppContext
@@ -69,7 +70,9 @@ def manager(qtbot: QtBot, ctx: AppContext) -> Iterator[CustomizationManager]:
     window = CustomizationManager(ctx)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.templateModel.rowCount() == 4 and window._routing_base is not None)
+    qtbot.waitUntil(
+        lambda: window.templateModel.rowCount() == len(default_templates()) and window._routing_base is not None
+    )
     yield window
     close_manager(window)
 

@@ -19,10 +19,12 @@ from desktop.services.notices import template_admin
 from desktop.services.notices.dispatch import run_cycle
 from desktop.services.notices.templates import (
     CONTEXT_NAMES,
+    HOLD_SHELF_TEMPLATES,
     LOAN_PICKUP,
     PASSWORD_RESET,
     PRINT_NOTICE,
     default_template,
+    default_templates,
 )
 from desktop.ui.admin.customization_manager import CustomizationManager, open_customization_manager
 from desktop.ui.context import AppContext
@@ -49,7 +51,7 @@ def test_list_and_object_names(manager: CustomizationManager) -> None:
     assert manager.objectName() == "customizationManager"
     assert manager.findChild(object, "notificationTemplatesTab") is not None
     names = [row.name for row in manager.templateModel.rows]
-    assert sorted(names) == sorted([LOAN_PICKUP, "Article Pickup", PASSWORD_RESET, PRINT_NOTICE])
+    assert sorted(names) == sorted([LOAN_PICKUP, "Article Pickup", PASSWORD_RESET, PRINT_NOTICE, *HOLD_SHELF_TEMPLATES])
     index = manager.templateModel.index(names.index(LOAN_PICKUP), 3)
     assert manager.templateModel.data(index) == "System"
     assert manager.templateModel.data(index.siblingAtColumn(5)) == "Enabled"
@@ -347,7 +349,7 @@ def test_open_customization_manager_reuses_the_open_window(qtbot: QtBot, ctx: Ap
     qtbot.addWidget(parent)
     first = open_customization_manager(ctx, parent)
     assert open_customization_manager(ctx, parent) is first
-    qtbot.waitUntil(lambda: first.templateModel.rowCount() == 4)
+    qtbot.waitUntil(lambda: first.templateModel.rowCount() == len(default_templates()))
     wait_idle(qtbot, ctx)
     close_manager(first)
 
@@ -368,7 +370,7 @@ def test_closing_while_a_change_runs_loses_nothing(qtbot: QtBot, ctx: AppContext
     window = CustomizationManager(ctx)
     window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     window.show()
-    qtbot.waitUntil(lambda: window.templateModel.rowCount() == 4)
+    qtbot.waitUntil(lambda: window.templateModel.rowCount() == len(default_templates()))
     topics: list[str] = []
     ctx.changed.connect(topics.append)
     assert window.select_template(PRINT_NOTICE)

@@ -16,6 +16,7 @@ from desktop.services.errors import NotFoundError
 from desktop.services.notices import template_admin as ta
 from desktop.services.notices.templates import (
     ARTICLE_PICKUP,
+    HOLD_SHELF_TEMPLATES,
     LOAN_PICKUP,
     PASSWORD_RESET,
     PRINT_NOTICE,
@@ -34,7 +35,8 @@ def _revisions(db: Database) -> int:
 
 def test_list_shows_every_default_with_who_and_when(sqlite_db: Database) -> None:
     rows = ta.list_templates(sqlite_db)
-    assert {r.name for r in rows} == {LOAN_PICKUP, ARTICLE_PICKUP, PASSWORD_RESET, PRINT_NOTICE}
+    assert {r.name for r in rows} == {LOAN_PICKUP, ARTICLE_PICKUP, PASSWORD_RESET, PRINT_NOTICE,
+                                      *HOLD_SHELF_TEMPLATES}  # fmt: skip
     assert all(r.updated_by == "System" and not r.deleted and r.has_default for r in rows)
     assert {r.channel for r in rows if r.name == PRINT_NOTICE} == {"print"}
 

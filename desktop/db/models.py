@@ -197,6 +197,7 @@ class Request(Base):
         Index("ix_requests_status_tn", "status", "transaction_number"),
         Index("ix_requests_patron", "patron_id"),
         Index("ix_requests_updated_at", "updated_at"),  # the main window's change marker (migration 0004)
+        Index("ix_requests_status_changed", "status", "status_changed_at"),  # the hold shelf's scan (0010)
     )
 
     @property

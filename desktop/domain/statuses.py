@@ -19,6 +19,8 @@ class Status(StrEnum):
     NOTIFIED_VIA_PHONE = "Customer Notified via Phone"
     NOTIFIED_VIA_MAIL = "Customer Notified via Mail"
     CHECKED_OUT = "Checked Out to Customer"
+    #: The hold ended without checkout: the item waits to be sent back (issue 17, the hold shelf).
+    AWAITING_RETURN_TO_LENDER = "Awaiting Return to Lender"
     REQUEST_FINISHED = "Request Finished"
     CANCELLED_BY_STAFF = "Cancelled by ILL Staff"
     CANCELLED_BY_CUSTOMER = "Cancelled by Customer"
@@ -42,10 +44,22 @@ _TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.IN_TRANSIT_TO_PICKUP: frozenset({Status.AWAITING_CUSTOMER_CONTACT} | _CANCEL),
     Status.AWAITING_CUSTOMER_CONTACT: frozenset(NOTIFIED_STATUSES | {Status.CHECKED_OUT} | _CANCEL),
     # A notified request may be sent back to be notified again (wrong address, patron asked).
-    Status.NOTIFIED_VIA_EMAIL: frozenset({Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT} | _CANCEL),
-    Status.NOTIFIED_VIA_PHONE: frozenset({Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT} | _CANCEL),
-    Status.NOTIFIED_VIA_MAIL: frozenset({Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT} | _CANCEL),
+    # The System Manager moves a notified request whose hold ended to Awaiting Return to Lender.
+    Status.NOTIFIED_VIA_EMAIL: frozenset(
+        {Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT, Status.AWAITING_RETURN_TO_LENDER} | _CANCEL
+    ),
+    Status.NOTIFIED_VIA_PHONE: frozenset(
+        {Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT, Status.AWAITING_RETURN_TO_LENDER} | _CANCEL
+    ),
+    Status.NOTIFIED_VIA_MAIL: frozenset(
+        {Status.CHECKED_OUT, Status.AWAITING_CUSTOMER_CONTACT, Status.AWAITING_RETURN_TO_LENDER} | _CANCEL
+    ),
     Status.CHECKED_OUT: frozenset({Status.REQUEST_FINISHED}),
+    # Staff may put an expired item back on the shelf (a new hold period starts), check it out to a patron who
+    # came late, or finish the request once it went back to the lender.
+    Status.AWAITING_RETURN_TO_LENDER: frozenset(
+        NOTIFIED_STATUSES | {Status.CHECKED_OUT, Status.REQUEST_FINISHED} | _CANCEL
+    ),
     Status.REQUEST_FINISHED: frozenset(),
     # Staff may reopen a cancelled request.
     Status.CANCELLED_BY_STAFF: frozenset({Status.AWAITING_REQUEST_PROCESSING}),

@@ -142,6 +142,9 @@ class MainWindow(QMainWindow):
         self.bounced_action = self._action("&Bounced Addresses", "bouncedAction", None,
                                            _icon("email", sp.SP_MessageBoxWarning))  # fmt: skip
         self._opens(Window.BOUNCED, self.bounced_action)
+        self.hold_shelf_action = self._action("&Hold Shelf", "holdShelfAction", None,
+                                              _icon("hold-shelf", sp.SP_FileDialogListView))  # fmt: skip
+        self._opens(Window.HOLD_SHELF, self.hold_shelf_action)
         self.import_action = self._action("&Import CSV…", "importCsvAction", None,
                                           _icon("import", sp.SP_DialogOpenButton))  # fmt: skip
         self._opens(Window.IMPORT_CSV, self.import_action)
@@ -176,6 +179,7 @@ class MainWindow(QMainWindow):
         customers.add(ribbon_button(self.patron_search_action, "patronSearchButton"))
         customers.add(ribbon_button(self.duplicates_action, "duplicatesButton"))
         customers.add(ribbon_button(self.bounced_action, "bouncedButton"))
+        customers.add(ribbon_button(self.hold_shelf_action, "holdShelfButton"))
         data = page.add_group("Data")
         data.add(ribbon_button(self.import_action, "importCsvRibbonButton"))
 

@@ -30,6 +30,7 @@ class Window(StrEnum):
     PATRON_SEARCH = "patron_search"
     DUPLICATES = "duplicates"
     BOUNCED = "bounced"  # the Bounced addresses list
+    HOLD_SHELF = "hold_shelf"  # the Hold Shelf view
     IMPORT_CSV = "import_csv"  # (*, kind="patrons")
     CUSTOMIZATION = "customization"
     SETTINGS = "settings"

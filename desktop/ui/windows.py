@@ -17,6 +17,7 @@ from desktop.ui.patrons.locations_dialog import open_locations_dialog
 from desktop.ui.patrons.patron_record import open_patron_record
 from desktop.ui.patrons.patron_search import open_patron_search
 from desktop.ui.requests.contact_customers import open_contact_customers
+from desktop.ui.requests.hold_shelf import open_hold_shelf
 from desktop.ui.requests.request_form import open_request_form
 
 
@@ -29,6 +30,7 @@ def register_all() -> None:
     register(Window.PATRON_SEARCH, open_patron_search)
     register(Window.DUPLICATES, open_duplicates_view)
     register(Window.BOUNCED, open_bounced_view)
+    register(Window.HOLD_SHELF, open_hold_shelf)
     register(Window.IMPORT_CSV, open_import_dialog)
     register(Window.CUSTOMIZATION, open_customization_manager)
     register(Window.SETTINGS, open_settings_dialog)

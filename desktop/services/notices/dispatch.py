@@ -35,7 +35,7 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
-from desktop.services.notices import outbox, smtp_backoff
+from desktop.services.notices import outbox, shelf, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
@@ -124,6 +124,9 @@ class CycleSummary:
     next_due_at: datetime | None = None
     problem: DeliveryProblem | None = None
     backoff_until: datetime | None = None
+    reminders: int = 0  # hold-shelf reminders created (desktop/services/notices/shelf.py)
+    expired: int = 0  # requests whose hold ended, moved to Awaiting Return to Lender
+    skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
 
     @property
     def ok(self) -> bool:
@@ -143,9 +146,14 @@ class CycleSummary:
             parts.append(f"no template {self.no_template}")
         if self.cancelled:
             parts.append(f"cancelled {self.cancelled}")
+        if self.reminders or self.expired or self.skipped:
+            parts.append(f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}")
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
+        if self.skipped:  # hold-shelf reminders missed during an outage: listed, never sent late
+            more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            line += " — skipped reminders: " + "; ".join(self.skipped[:5]) + more
         return line
 
 
@@ -163,6 +171,9 @@ class _Tally:
     errors: list[str] = field(default_factory=list)
     problem: DeliveryProblem | None = None
     backoff_until: datetime | None = None
+    reminders: int = 0
+    expired: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     def count(self, state: str) -> None:
         name = {
@@ -216,6 +227,7 @@ class _Job:
     message_id: str  # kept from an earlier attempt, else made from the rendered From
     dedupe_key: str
     installation_id: str = ""  # this database's random id (system_settings), part of every Message-ID
+    arrival: bool = True  # an arrival's notice moves its request to Notified via E-Mail when sent
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,7 @@ class _Ready:
     claim: outbox.Claim
     outgoing: OutgoingMessage
     stored: dict[str, Any]  # the copy kept in the notice once done (reset links redacted)
+    arrival: bool = True
 
 
 @dataclass(frozen=True)
@@ -281,6 +294,7 @@ class _Batch:
     shared: dict[str, Any]
     latest_tracking: dict[int, int]
     requests: dict[int, RequestRow]
+    now: datetime | None = None  # the cycle's time, for the hold shelf's "still due" check
 
 
 _NOTICE_COLUMNS = (
@@ -301,9 +315,20 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
     """Decide whether one claimed notice is still to be sent and, if so, read what its e-mail needs."""
     link = ""
     template = batch.templates.get(notice.template_name)
+    arrival = not shelf.is_shelf_notice(notice.dedupe_key)
+    if notice.request_id is not None and not arrival:
+        request = batch.requests.get(notice.request_id)
+        stale = (
+            shelf.stale_reason(session, notice.dedupe_key, notice.tracking_id, request.status,
+                               batch.latest_tracking.get(request.id), batch.now or utcnow())
+            if request is not None
+            else "cancelled: the request was deleted"
+        )  # fmt: skip
+        if stale:
+            return _Done(notice.id, outbox.CANCELLED, stale)
     if notice.request_id is not None:
         request = batch.requests.get(notice.request_id)
-        if request is None or request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
+        if request is None or (arrival and request.status != Status.AWAITING_CUSTOMER_CONTACT.value):
             where = request.status if request else "deleted"
             return _Done(
                 notice.id,
@@ -353,7 +378,8 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         context = patron_notice_context(session, notice.patron_id, region=settings.phone_region, reset=reset)
         to_override = (notice.to_address,) if notice.to_address.strip() else None
     return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, context, to_override, link,
-                notice.message_id, notice.dedupe_key, str(batch.shared.get("installation_id", "")))  # fmt: skip
+                notice.message_id, notice.dedupe_key, str(batch.shared.get("installation_id", "")),
+                not shelf.is_shelf_notice(notice.dedupe_key))  # fmt: skip
 
 
 def _render(job: _Job, settings: Settings) -> _Ready | _Done:
@@ -387,11 +413,19 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
         token = verp_token(job.notice_id, job.dedupe_key, job.installation_id)
         outgoing = replace(outgoing, sender=verp_address(outgoing.sender, token))
     return _Ready(
-        job.notice_id, job.request_id, job.attempts, job.claim, outgoing, _stored_copy(rendered, to, message_id, link)
+        job.notice_id,
+        job.request_id,
+        job.attempts,
+        job.claim,
+        outgoing,
+        _stored_copy(rendered, to, message_id, link),
+        job.arrival,
     )
 
 
-def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_Job], list[_Done]]:
+def _load(
+    db: Database, claim: outbox.Claim, settings: Settings, now: datetime | None = None
+) -> tuple[list[_Job], list[_Done]]:
     """Read the claimed notices and what their e-mails need, in one short read transaction."""
     jobs: list[_Job] = []
     done: list[_Done] = []
@@ -414,6 +448,7 @@ def _load(db: Database, claim: outbox.Claim, settings: Settings) -> tuple[list[_
             shared=system_settings(session),
             latest_tracking={int(r): int(t) for r, t in latest},
             requests=load_request_rows(session, request_ids),  # two queries for the whole batch
+            now=now,
         )
         for notice in notices:
             try:
@@ -749,7 +784,7 @@ class _Sender:
         if result.outcome is Outcome.SENT:
             state = outbox.SENT
             values |= item.stored | {"sent_at": now, "secret": None}
-            if item.request_id is not None:
+            if item.request_id is not None and item.arrival:
                 note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
                 advance = Advance(item.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
                                   SYSTEM_USER, note)  # fmt: skip
@@ -914,7 +949,7 @@ def _send_due(
             sender.leases.only(claim)
             heartbeat.start()  # from the first claim on (a cycle with nothing due starts no thread)
             try:
-                jobs, done = _load(db, claim, settings)
+                jobs, done = _load(db, claim, settings, clock())
             except BaseException:  # give the claim back now rather than after the lease
                 with contextlib.suppress(Exception):
                     outbox.release(db, claim.token, claim.ids, "not sent yet: the System Manager hit an error")
@@ -1035,6 +1070,11 @@ def run_cycle(
         tally.cancelled += upkeep.cancelled
     except Exception as exc:
         tally.errors.append(f"checking for arrivals failed: {_one_line(exc)}")
+    try:
+        shelf_run = shelf.run_shelf(db, now=clock())
+        tally.reminders, tally.expired, tally.skipped = shelf_run.reminders, shelf_run.expired, shelf_run.skipped
+    except Exception as exc:
+        tally.errors.append(f"the hold shelf pass failed: {_one_line(exc)}")
     if not settings.smtp_host:
         waiting = _safe_count(db, tally)
         if waiting:

@@ -340,10 +340,15 @@ def request_row_context(
     request: RequestRow, *, region: str = "US", today: date | None = None, shared: dict[str, Any]
 ) -> dict[str, Any]:
     """The full context for a notice about one request, from its row and the shared settings."""
+    from desktop.services.admin.shelf_settings import shelf_hold_until  # it reads this module's settings helper
+
+    pickup = pickup_context(request.pickup, request.status_changed_at)
+    if request.pickup is not None:  # the hold's end as the shelf counts it: closed days move it
+        pickup["hold_until"] = shelf_hold_until(shared, request.status_changed_at, request.pickup.hold_days)
     return {
         "patron": patron_context(request.patron, region),
         "request": request_context(request),
-        "pickup": pickup_context(request.pickup, request.status_changed_at),
+        "pickup": pickup,
         "library": library_context(shared),
         "reset": empty_reset(),
         "today": (today or utcnow().date()).isoformat(),

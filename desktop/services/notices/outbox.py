@@ -78,6 +78,10 @@ def bounced_reason(address: str, bounced_at: datetime, reason: str) -> str:
     )
 
 
+#: SQL: the notice is not one of the hold shelf's (reminder or expiry; their keys, desktop/services/notices/shelf.py).
+_NOT_SHELF = (Notification.dedupe_key.not_like("reminder:%"), Notification.dedupe_key.not_like("expired:%"))
+
+
 def no_template_reason(template_name: str) -> str:
     """Why a notice is not sent when its template is deleted (shown on Contact Customers)."""
     return f"no template: not sent (the {template_name!r} template is deleted; restore it to send)"
@@ -171,6 +175,38 @@ def create_arrival_notice(
             "attempts": 0,
         },
     )
+
+
+def insert_notice(
+    session: Session,
+    *,
+    dedupe_key: str,
+    channel: str,
+    template_name: str,
+    request_id: int,
+    patron_id: int,
+    tracking_id: int,
+    state: str,
+    to_address: str,
+    reason: str,
+    now: datetime,
+) -> int | None:
+    """Insert a request's notice (a hold-shelf reminder or expiry) unless its dedupe key exists.
+
+    Returns the new id, or ``None`` when another System Manager inserted the same key first.
+    """
+    dialect = session.get_bind().dialect.name
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert_fn(Notification)
+        .values(dedupe_key=dedupe_key, channel=channel, template_name=template_name, request_id=request_id,
+                patron_id=patron_id, tracking_id=tracking_id, state=state, to_address=to_address,
+                last_reply=reason, next_attempt_at=now, created_at=now, updated_at=now, attempts=0)
+        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+        .returning(Notification.id)
+    )  # fmt: skip
+    new_id = session.execute(stmt).scalar()
+    return None if new_id is None else int(new_id)
 
 
 def queue_patron_notice(
@@ -290,6 +326,7 @@ def tidy(db: Database, *, now: datetime) -> Upkeep:
             .where(
                 Notification.state.in_((*WAITING_STATES, NO_TEMPLATE)),
                 not_leased,
+                *_NOT_SHELF,  # the hold shelf's notices are checked when sent (desktop/services/notices/shelf.py)
                 or_(
                     Request.status != Status.AWAITING_CUSTOMER_CONTACT.value,
                     Notification.tracking_id != _latest_tracking_id(),
@@ -496,7 +533,7 @@ def arrival_notices(db: Database, request_ids: Sequence[int]) -> dict[int, Notic
     with db.read() as session:
         rows = session.scalars(
             select(Notification)
-            .where(Notification.request_id.in_(list(request_ids)))
+            .where(Notification.request_id.in_(list(request_ids)), *_NOT_SHELF)
             .order_by(Notification.request_id, Notification.id)
         )
         found: dict[int, NoticeInfo] = {}

@@ -29,6 +29,12 @@ PASSWORD_RESET = "Password Reset"
 LOAN_PICKUP = "Loan Pickup"
 ARTICLE_PICKUP = "Article Pickup"
 PRINT_NOTICE = "Print Notice"
+#: The hold shelf's default templates (issue 17): reminders by request type, the printed reminder, the expiry.
+LOAN_PICKUP_REMINDER = "Loan Pickup Reminder"
+ARTICLE_PICKUP_REMINDER = "Article Pickup Reminder"
+PRINT_PICKUP_REMINDER = "Print Pickup Reminder"
+PICKUP_EXPIRED = "Pickup Expired"
+HOLD_SHELF_TEMPLATES = (LOAN_PICKUP_REMINDER, ARTICLE_PICKUP_REMINDER, PRINT_PICKUP_REMINDER, PICKUP_EXPIRED)
 
 #: Largest rendered part (subject, a body) in characters; a runaway loop must not fill the outbox.
 MAX_RENDERED = 200_000

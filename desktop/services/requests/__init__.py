@@ -3,8 +3,17 @@
 Offers (``__all__``): ``queues`` (a queue read in windows of rows), ``queues_count`` (the counts beside the
 queues), ``record`` (one request with Tracking and Notifications, and saving staff's edits), ``status`` (the one
 place that changes a status and writes Tracking), ``contact_customers`` (Awaiting Customer Contact grouped by
-method, Notified via Phone, Print Notifications), ``printing`` (printed notices as HTML). The hold shelf belongs
-here.
+method, Notified via Phone, Print Notifications), ``printing`` (printed notices as HTML), ``shelf_view``
+(the Hold Shelf list), ``shelf_contacts`` (reminder calls and letters staff make by hand).
 """
 
-__all__ = ["contact_customers", "printing", "queues", "queues_count", "record", "status"]
+__all__ = [
+    "contact_customers",
+    "printing",
+    "queues",
+    "queues_count",
+    "record",
+    "shelf_contacts",
+    "shelf_view",
+    "status",
+]

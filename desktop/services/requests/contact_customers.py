@@ -18,14 +18,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from desktop.db.engine import Database
 from desktop.db.models import CallLogEntry, ContactPoint, Notification, Patron, PickupLocation, Request
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
-from desktop.domain.statuses import Status
+from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.errors import ValidationError
 from desktop.services.notices.outbox import (
     BOUNCED_PREFIX,
@@ -114,6 +114,13 @@ class ContactRow:
         """The newest note typed with a call in this wait (``""``: none)."""
         return next((c.note for c in reversed(self.calls) if c.note), "")
 
+    reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
+
+    @property
+    def display_title(self) -> str:
+        """The title, marked "Reminder N" on a hold-shelf reminder's row."""
+        return f"Reminder {self.reminder} · {self.title}" if self.reminder else self.title
+
     @property
     def contact(self) -> str:
         """The way this row's patron is reached: e-mail, phone or postal address."""
@@ -178,6 +185,7 @@ class ActionResult:
     moved: tuple[StatusChange, ...] = ()
     logged: tuple[int, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    reminded: tuple[int, ...] = ()  # hold-shelf reminders made (the request stays on the shelf)
 
     def summary(self) -> str:
         """One or two sentences for the form's message bar."""
@@ -186,6 +194,8 @@ class ActionResult:
             parts.append(f"{len(self.moved)} moved to {self.moved[0].to_status}.")
         if self.logged:
             parts.append(f"{len(self.logged)} call(s) logged; still waiting.")
+        if self.reminded:
+            parts.append(f"{len(self.reminded)} pickup reminder(s) recorded; still on the hold shelf.")
         if self.skipped:
             details = "; ".join(f"{s.transaction_number}: {s.reason}" if s.transaction_number else s.reason
                                 for s in self.skipped)  # fmt: skip
@@ -239,7 +249,25 @@ def _contact_value(kind: str) -> Any:
 
 
 def contact_customers_query() -> Select[*tuple[Any, ...]]:
-    """The one statement behind the form (also timed alone by ``bench/contact_customers_open.py``)."""
+    """The one statement behind the form (also timed alone by ``bench/contact_customers_open.py``).
+
+    Besides the requests at Awaiting Customer Contact it reads the hold shelf's reminder calls and letters still
+    to make (requests on the shelf with a pending ``phone``/``print`` reminder notice); their calls are counted
+    from that reminder on, so the call log counts per step.
+    """
+    reminder = aliased(Notification)
+    shelf_statuses = tuple(s.value for s in NOTIFIED_STATUSES)
+    open_reminder = and_(
+        Notification.state == "pending",
+        Notification.channel.in_(("phone", "print")),
+        Notification.dedupe_key.like("reminder:%"),
+    )
+    reminder_id = (  # a reminder of a request that left the shelf is not one to make
+        select(func.max(Notification.id))
+        .where(Notification.request_id == Request.id, Request.status.in_(shelf_statuses), open_reminder)
+        .correlate(Request)
+        .scalar_subquery()
+    )
     request_pickup = aliased(PickupLocation)
     patron_pickup = aliased(PickupLocation)
     earlier = aliased(Notification)
@@ -249,9 +277,12 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
         .correlate(Request)
         .scalar_subquery()
     )
-    in_this_wait = and_(CallLogEntry.request_id == Request.id, CallLogEntry.called_at >= Request.status_changed_at)
-    calls = select(func.count(CallLogEntry.id)).where(in_this_wait).correlate(Request).scalar_subquery()
-    last_call = select(func.max(CallLogEntry.called_at)).where(in_this_wait).correlate(Request).scalar_subquery()
+    since = func.coalesce(reminder.created_at, Request.status_changed_at)
+    in_this_wait = and_(CallLogEntry.request_id == Request.id, CallLogEntry.called_at >= since)
+    calls = select(func.count(CallLogEntry.id)).where(in_this_wait).correlate(Request, reminder).scalar_subquery()
+    last_call = (
+        select(func.max(CallLogEntry.called_at)).where(in_this_wait).correlate(Request, reminder).scalar_subquery()
+    )
     return (
         select(
             Request.id,
@@ -281,12 +312,23 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
             Notification.next_attempt_at,
             calls,
             last_call,
+            reminder.dedupe_key,
+            reminder.channel,
         )
         .join(Patron, Patron.id == Request.patron_id)
         .outerjoin(request_pickup, request_pickup.id == Request.pickup_location_id)
         .outerjoin(patron_pickup, patron_pickup.id == Patron.pickup_location_id)
         .outerjoin(Notification, Notification.id == latest_notice)
-        .where(Request.status == Status.AWAITING_CUSTOMER_CONTACT.value)
+        .outerjoin(reminder, reminder.id == reminder_id)
+        .where(
+            or_(
+                Request.status == Status.AWAITING_CUSTOMER_CONTACT.value,
+                and_(
+                    Request.status.in_(shelf_statuses),
+                    Request.id.in_(select(Notification.request_id).where(open_reminder)),
+                ),
+            )
+        )
         .order_by(Request.transaction_number)
     )
 
@@ -316,9 +358,11 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
     groups: dict[NotificationMethod, list[ContactRow]] = {m: [] for m in NotificationMethod}
     with db.read() as session:
         result = session.execute(contact_customers_query()).all()
+    reminder_rows = [values for values in result if values[-2] is not None]
+    result = [values for values in result if values[-2] is None]
     for (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
          a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
-         last_call) in result:  # fmt: skip
+         last_call, _key, _channel) in result:  # fmt: skip
         group = _method(method)
         if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
             # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason shows.
@@ -347,6 +391,13 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
                 last_call_at=last_call,
             )
         )
+    for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
+        group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
+        row = replace(_row_from(values, group, now), reminder=int(values[-2].rsplit(":", 1)[1]) + 1,
+                      call_attempts=values[-4] or 0, last_call_at=values[-3])  # fmt: skip
+        groups[group].append(row)
+    for rows in groups.values():
+        rows.sort(key=lambda r: r.transaction_number)
     called = [row for row in groups[NotificationMethod.PHONE] if row.call_attempts]
     called += [row for row in groups[NotificationMethod.EMAIL] if row.call_attempts]
     if called:
@@ -385,6 +436,17 @@ def call_notes(db: Database, since: dict[int, datetime]) -> dict[int, tuple[Call
 
 
 # ---------------------------------------------------------------------------------------- eligibility rules
+
+
+def _row_from(values: Any, group: NotificationMethod, now: datetime) -> ContactRow:
+    (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, _method_value,
+     a1, a2, city, state, zip_, pickup, email, phone, *_rest) = values  # fmt: skip
+    return ContactRow(request_id=rid, transaction_number=tn, version=version, patron_id=pid,
+                      patron_name=" ".join(p for p in (first, last) if p) or username, method=group,
+                      email=email or "", phone=phone or "", address=postal_line(a1, a2, city, state, zip_),
+                      has_address=bool(a1.strip() and (city.strip() or zip_.strip())),
+                      title=_title(rtype, loan, journal, article), pickup=pickup, waiting_since=since,
+                      days_waiting=max(0, (now - since).days))  # fmt: skip
 
 
 def phone_refusals(rows: Iterable[ContactRow]) -> list[ContactRow]:
@@ -484,14 +546,30 @@ def log_calls(
     note = note.strip()
     if len(note) > 1000:
         raise ValidationError("The call note is longer than 1,000 characters.", {"note": "too long"})
+    from desktop.services.requests.shelf_contacts import complete_reminder, open_reminders
+
     now = now or utcnow()
     moved: list[StatusChange] = []
     logged: list[int] = []
+    reminded: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
         notices = _latest_notice_states(session, [r.id for r in requests])
+        reminders = open_reminders(session, [r.id for r in requests])
         for request in requests:
+            reminder = reminders.get(request.id)
+            if reminder is not None and reminder.channel == "phone":  # a hold-shelf reminder call: no move
+                text = f"Reminder {reminder.step}: {outcome.value}" + (f": {note}" if note else "")
+                session.add(CallLogEntry(request_id=request.id, outcome=outcome.value, note=text[:1000], staff=staff,
+                                         called_at=now))  # fmt: skip
+                if outcome.notifies:
+                    complete_reminder(session, reminder, f"reminder {reminder.step} by phone ({outcome.value})",
+                                      staff, now)  # fmt: skip
+                    reminded.append(request.transaction_number)
+                else:
+                    logged.append(request.transaction_number)
+                continue
             problem = _moved_elsewhere(request)
             method = _method(request.patron.notification_method)
             if problem is None and method is not NotificationMethod.PHONE:
@@ -514,7 +592,7 @@ def log_calls(
                 note=f"{outcome.value}: {note}" if note else outcome.value,
             )  # fmt: skip
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), tuple(logged), tuple(skipped))
+    return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded))
 
 
 def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: datetime | None = None) -> ActionResult:
@@ -524,12 +602,21 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
     """
     if not staff.strip():
         raise ValidationError("A staff name is needed to record printed notices.", {"staff": "required"})
+    from desktop.services.requests.shelf_contacts import complete_reminder, open_reminders
+
     now = now or utcnow()
     moved: list[StatusChange] = []
+    reminded: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
+        reminders = open_reminders(session, [r.id for r in requests])
         for request in requests:
+            reminder = reminders.get(request.id)
+            if reminder is not None and reminder.channel == "print":  # a hold-shelf reminder letter: no move
+                complete_reminder(session, reminder, f"reminder {reminder.step} letter printed", staff, now)
+                reminded.append(request.transaction_number)
+                continue
             problem = _moved_elsewhere(request)
             if problem is not None:
                 skipped.append(problem)
@@ -537,7 +624,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
             previous = request.status
             tracking = change_status(session, request, Status.NOTIFIED_VIA_MAIL, staff, now=now, note="printed notice")
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), (), tuple(skipped))
+    return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded))
 
 
 def _change(request: Request, previous: str, tracking_id: int, staff: str, now: datetime) -> StatusChange:

@@ -23,7 +23,8 @@ from desktop.services.notices.notice_context import (
     system_settings,
 )
 from desktop.services.notices.template_admin import load_template_by_name
-from desktop.services.notices.templates import PRINT_NOTICE, TemplateFields, render
+from desktop.services.notices.templates import PRINT_NOTICE, PRINT_PICKUP_REMINDER, TemplateFields, render
+from desktop.services.requests.shelf_contacts import open_reminders
 
 #: The blocks the default template marks for placement on the page (``<div class="return">`` …).
 _BLOCK = re.compile(r'<div\s+class="(return|window)"\s*>(.*?)</div>', re.IGNORECASE | re.DOTALL)
@@ -90,19 +91,19 @@ def split_blocks(html: str) -> tuple[str, str, str]:
     return found.get("return", ""), found.get("window", ""), letter.strip()
 
 
-def print_template(db: Database) -> TemplateFields:
-    """The Print Notice template as staff last saved it.
+def print_template(db: Database, name: str = PRINT_NOTICE) -> TemplateFields:
+    """The Print Notice template (or ``name``: the Print Pickup Reminder) as staff last saved it.
 
     Raises:
         ServiceError: it was deleted in the Customization Manager (printing needs it restored first).
     """
     try:
-        record = load_template_by_name(db, PRINT_NOTICE)
+        record = load_template_by_name(db, name)
     except NotFoundError:
         record = None
     if record is None or record.deleted:
         raise ServiceError(
-            f"The {PRINT_NOTICE!r} template was deleted; restore it in the Customization Manager "
+            f"The {name!r} template was deleted; restore it in the Customization Manager "
             "(Notification Templates) to print notices."
         )
     return record.fields
@@ -128,9 +129,13 @@ def build_notices(
         # query per page.
         rows = load_request_rows(session, request_ids)
         shared = system_settings(session)
+        letters = {rid for rid, r in open_reminders(session, request_ids).items() if r.channel == "print"}
+    reminder_template = print_template(db, PRINT_PICKUP_REMINDER) if letters else template
     for request in sorted(rows.values(), key=lambda r: r.transaction_number):
         patron = request.patron
-        if request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
+        if request.id in letters:  # a hold-shelf reminder letter: the item is on the shelf, not arriving
+            reason = "" if has_postal_address(patron) else "the patron has no postal address; notify another way"
+        elif request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
             reason = f"changed on another workstation, now at {request.status!r}"
         elif not has_postal_address(patron):
             reason = "the patron has no postal address; add one on the patron record or notify another way"
@@ -139,7 +144,10 @@ def build_notices(
         if reason:
             warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
             continue
-        notice = render(template, request_row_context(request, region=region, today=today, shared=shared))
+        notice = render(
+            reminder_template if request.id in letters else template,
+            request_row_context(request, region=region, today=today, shared=shared),
+        )
         return_html, window_html, letter_html = split_blocks(notice.body_html)
         pages.append(
             NoticePage(

@@ -1,7 +1,8 @@
 """Administrators' windows: Settings, the Customization Manager, CSV import, and the start-up problem page.
 
 Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``,
-``illiad_import_wizard`` (Moving from ILLiad), ``opening_window`` (what staff see while the database opens).
+``illiad_import_wizard`` (Moving from ILLiad), ``opening_window`` (what staff see while the database opens),
+``shelf_policy_editor`` (Routing → Hold shelf).
 """
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "import_dialog",
     "opening_window",
     "settings_dialog",
+    "shelf_policy_editor",
     "startup_problem",
 ]

@@ -48,6 +48,7 @@ from desktop.services.admin.shared_settings import LibraryInfo, PickupRouting, S
 from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin, template_files
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
+from desktop.ui.admin.shelf_policy_editor import ShelfPolicyEditor
 from desktop.ui.context import AppContext
 from desktop.ui.notices.template_editor import TemplateEditor
 from desktop.ui.widgets.tables import record_table
@@ -338,6 +339,8 @@ class CustomizationManager(QDialog):
         )
         form.addRow("System Manager checks every:", self.pollSecondsSpin)
         layout.addLayout(form)
+        self.shelfEditor = ShelfPolicyEditor(self.ctx, tab)  # the hold shelf (issue 17): saves on its own
+        layout.addWidget(self.shelfEditor)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         self.revertRoutingButton = QPushButton("Re&vert", tab)

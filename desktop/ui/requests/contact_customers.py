@@ -112,7 +112,7 @@ def _address_text(row: ContactRow) -> str:
 
 _TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.transaction_number, 100, True)
 _PATRON = Column("Patron", lambda r: r.patron_name, lambda r: r.patron_name.casefold(), 160)
-_TITLE = Column("Title", lambda r: r.title, lambda r: r.title.casefold(), 200)
+_TITLE = Column("Title", lambda r: r.display_title, lambda r: r.display_title.casefold(), 200)
 _PICKUP = Column("Pickup location", lambda r: r.pickup, lambda r: r.pickup.casefold(), 180)
 _NOTICE = Column("Notice", lambda r: r.notice_text, lambda r: (r.notice_state or "", r.notice_reply), 250, warns=True)
 _DAYS = Column("Days waiting", lambda r: str(r.days_waiting), lambda r: -r.waiting_since.timestamp(), 90, True)

@@ -19,7 +19,7 @@ from alembic import op
 from desktop.db.types import UTCDateTime
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

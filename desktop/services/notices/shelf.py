@@ -1,0 +1,417 @@
+"""The hold shelf in the System Manager's cycle: pickup reminders, shelf expiry, and the stale guard.
+
+Every cycle, :func:`run_shelf` looks at the requests on the shelf (``Customer Notified via E-Mail/Phone/Mail``)
+and, by each pickup location's policy (:mod:`desktop.services.admin.shelf_settings`, date rules in
+:mod:`desktop.domain.shelf`):
+
+* creates the reminder notices that are due, one per request, shelf stay and step: the dedupe key is
+  ``reminder:<request>:<tracking id of the move to the shelf>:<step>``, so several System Managers running the
+  same cycle insert each reminder once (``ON CONFLICT DO NOTHING``) and the outbox's claims send it once.
+  E-mail patrons' reminders go through the outbox; Phone and Mail patrons' are ``phone``/``print`` notices that
+  Contact Customers lists as calls and letters to make (the e-mail sender never claims them);
+* records a reminder whose window passed while no System Manager ran (an outage) as ``cancelled`` with the
+  reason ``skipped: …``: it is listed in the cycle's summary and on the notice, never sent late;
+* moves a request whose hold ended without checkout to ``Awaiting Return to Lender`` (Tracking by "System")
+  and, when the policy says so, queues the ``Pickup Expired`` e-mail.
+
+At sending time the dispatcher asks :func:`stale_reason` whether a reminder or expiry notice still applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, func, or_, select, type_coerce, update
+from sqlalchemy.orm import Session, selectinload
+
+from desktop.db.engine import Database
+from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
+from desktop.domain.clock import as_utc
+from desktop.domain.methods import NotificationMethod, RequestType
+from desktop.domain.shelf import ShelfError, expires_at, plan, reminder_window
+from desktop.domain.statuses import NOTIFIED_STATUSES, Status
+from desktop.services.admin.shelf_settings import ShelfSettings, local_date, read_shelf_settings
+from desktop.services.notices import outbox
+from desktop.services.notices.notice_context import primary_contact
+from desktop.services.notices.templates import (
+    ARTICLE_PICKUP_REMINDER,
+    LOAN_PICKUP_REMINDER,
+    PICKUP_EXPIRED,
+    PRINT_PICKUP_REMINDER,
+)
+from desktop.services.requests.status import SYSTEM_USER, change_status
+
+REMINDER_PREFIX = "reminder:"
+EXPIRED_PREFIX = "expired:"
+#: Channels of the reminders staff make by hand (Contact Customers); the e-mail sender claims only "email".
+PHONE = "phone"
+PRINT = "print"
+CHUNK = 500
+EXPIRED_NOTE = "hold ended {end} without checkout; recorded by the System Manager"
+_NOTIFIED = tuple(s.value for s in NOTIFIED_STATUSES)
+
+
+def reminder_key(request_id: int, tracking_id: int, step: int) -> str:
+    """One reminder per request, shelf stay (the Tracking row of the move to the shelf) and step."""
+    return f"{REMINDER_PREFIX}{request_id}:{tracking_id}:{step}"
+
+
+def expired_key(request_id: int, tracking_id: int) -> str:
+    """One expiry notice per expiry (the Tracking row of the move to Awaiting Return to Lender)."""
+    return f"{EXPIRED_PREFIX}{request_id}:{tracking_id}"
+
+
+def is_shelf_notice(dedupe_key: str) -> bool:
+    """Whether a notice is the shelf's (a reminder or an expiry) rather than an arrival's."""
+    return dedupe_key.startswith((REMINDER_PREFIX, EXPIRED_PREFIX))
+
+
+def shelf_key_filter() -> ColumnElement[bool]:
+    """SQL: the notice is a reminder or an expiry notice."""
+    return or_(Notification.dedupe_key.like(REMINDER_PREFIX + "%"), Notification.dedupe_key.like(EXPIRED_PREFIX + "%"))
+
+
+def reminder_template(request_type: str, channel: str, chosen: str) -> str:
+    """The template of a reminder: the step's own, else the default for the channel and request type."""
+    if channel == PRINT:
+        return PRINT_PICKUP_REMINDER
+    if channel == PHONE:
+        return chosen or LOAN_PICKUP_REMINDER  # a call has no text; the name says which step it is
+    if chosen:
+        return chosen
+    return ARTICLE_PICKUP_REMINDER if request_type == RequestType.ARTICLE.value else LOAN_PICKUP_REMINDER
+
+
+def _channel(method: str) -> str:
+    if method == NotificationMethod.PHONE.value:
+        return PHONE
+    if method == NotificationMethod.EMAIL.value:
+        return outbox.EMAIL
+    return PRINT
+
+
+@dataclass
+class ShelfRun:
+    """What one pass over the shelf did."""
+
+    reminders: int = 0  # reminder notices created (e-mail, calls and letters)
+    expired: int = 0  # requests moved to Awaiting Return to Lender
+    expired_notices: int = 0
+    skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
+
+    def describe(self) -> str:
+        """``reminders 3, expired 1, skipped 2``."""
+        return f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShelvedRow:
+    """A request on the shelf, as the scan reads it (plain data, one query for all)."""
+
+    request_id: int
+    transaction_number: int
+    status: str
+    notified_at: datetime
+    request_type: str
+    pickup_id: int | None
+    hold_days: int
+    patron_id: int
+    method: str
+    tracking_id: int
+
+
+def _latest_tracking() -> Any:
+    return select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
+
+
+def _utc(value: str | datetime) -> datetime:
+    """A stored timestamp as aware UTC: SQLite hands back its text, PostgreSQL a datetime."""
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list[ShelvedRow]:
+    """Every request on the shelf (or those of ``request_ids`` that are), with its pickup's hold days."""
+    pickup_id = func.coalesce(Request.pickup_location_id, Patron.pickup_location_id)
+    query = (
+        select(
+            Request.id,
+            Request.transaction_number,
+            Request.status,
+            type_coerce(Request.status_changed_at, String),  # parsed below: 50,000 rows without a type hook
+            Request.request_type,
+            pickup_id,
+            func.coalesce(PickupLocation.hold_days, 10),
+            Patron.id,
+            Patron.notification_method,
+            _latest_tracking(),
+        )
+        .join(Patron, Patron.id == Request.patron_id)
+        .outerjoin(PickupLocation, PickupLocation.id == pickup_id)
+        .where(Request.status.in_(_NOTIFIED))
+        .order_by(Request.id)
+    )
+    if request_ids is not None:
+        query = query.where(Request.id.in_(request_ids))
+    return [
+        ShelvedRow(rid, tn, status, _utc(at), rtype, pid, int(days), patron, method, int(tracking or 0))
+        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.connection().execute(query).all()
+    ]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the scan decided for one request."""
+
+    row: ShelvedRow
+    create: list[tuple[int, str]]  # (step, "due" | "skipped: …")
+    expire_end: str = ""  # the hold's end, when the hold is over
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One hold's schedule as seen now: shared by every request notified the same day at the same desk."""
+
+    end: date
+    over: bool  # the hold has ended: the request goes back to the lender
+    steps: tuple[tuple[int, str], ...]  # (step, "due" | "skipped: …") for the steps whose window has started
+
+
+def _plan_for(
+    notified_on: date, hold_days: int, pickup_id: int | None, shelf: ShelfSettings, now: datetime
+) -> _Plan | None:
+    policy = shelf.policy(pickup_id)
+    tz = shelf.tz
+    try:
+        end, planned = plan(notified_on, hold_days, policy, shelf.closed)
+    except ShelfError:
+        return None  # a calendar closed for a year: nothing can be planned (the Routing tab refuses to save one)
+    if now >= expires_at(end, tz):
+        return _Plan(end, True, ())
+    steps: list[tuple[int, str]] = []
+    for item in planned:
+        if item.day is None:
+            continue
+        start, stop = reminder_window(item.day, policy, tz)
+        if now < start:
+            continue
+        if now < stop:
+            steps.append((item.step, "due"))
+        else:
+            step = policy.steps[item.step]
+            steps.append(
+                (
+                    item.step,
+                    f"skipped: the reminder of {item.day.isoformat()} ({step.describe()}) was not sent that day "
+                    "(no System Manager ran); it is not sent late",
+                )
+            )
+    return _Plan(end, False, tuple(steps))
+
+
+def _decide(row: ShelvedRow, the_plan: _Plan | None, existing: set[str]) -> _Decision | None:
+    if the_plan is None:
+        return None
+    if the_plan.over:
+        return _Decision(row, [], the_plan.end.isoformat())
+    create = [
+        (step, verdict)
+        for step, verdict in the_plan.steps
+        if reminder_key(row.request_id, row.tracking_id, step) not in existing
+    ]
+    return _Decision(row, create) if create else None
+
+
+def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
+    """Create due reminders, record missed ones, expire ended holds; safe to run on every workstation at once."""
+    run = ShelfRun()
+    _close_hand_reminders(db, now)
+    shelf, decisions = decide_shelf(db, now=now)
+    for start in range(0, len(decisions), chunk):
+        part = decisions[start : start + chunk]
+        with db.write() as session:
+            for decision in part:
+                if decision.expire_end:
+                    _expire(session, decision, shelf, now, run)
+                else:
+                    _remind(session, decision, shelf, now, run)
+    return run
+
+
+def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_Decision]]:
+    """What the shelf needs now (reminders due or missed, holds over), read in one short read transaction.
+
+    Three queries whatever the shelf's size: the settings, the shelved requests, the reminders they have.
+    """
+    with db.read() as session:
+        shelf = read_shelf_settings(session)
+        rows = shelved_rows(session)
+        existing = set(
+            session.scalars(
+                select(Notification.dedupe_key)
+                .join(Request, Request.id == Notification.request_id)
+                .where(Request.status.in_(_NOTIFIED), Notification.dedupe_key.like(REMINDER_PREFIX + "%"))
+            )
+        )
+    tz = shelf.tz
+    plans: dict[tuple[date, int, int | None], _Plan | None] = {}  # one plan per notification day and desk
+    days: dict[tuple[date, int, int], date] = {}  # local day per UTC quarter-hour (every zone's offset is one)
+    decisions: list[_Decision] = []
+    for row in rows:
+        at = row.notified_at
+        slot = (at.date(), at.hour, at.minute // 15)
+        day = days.get(slot)
+        if day is None:
+            day = days[slot] = local_date(at, tz)
+        key = (day, row.hold_days, row.pickup_id)
+        if key not in plans:
+            plans[key] = _plan_for(*key, shelf, now)
+        decision = _decide(row, plans[key], existing)
+        if decision is not None:
+            decisions.append(decision)
+    return shelf, decisions
+
+
+def _close_hand_reminders(db: Database, now: datetime) -> None:
+    """Cancel calls and letters still to make whose request left the shelf (or whose stay is over): the e-mail
+    reminders have the same check at sending time, these have no sender."""
+    latest = select(func.max(Tracking.id)).where(Tracking.request_id == Notification.request_id).scalar_subquery()
+    on_shelf = select(Request.id).where(Request.status.in_(_NOTIFIED))
+    with db.write() as session:
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.state == outbox.PENDING,
+                Notification.channel.in_((PHONE, PRINT)),
+                Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
+                or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest),
+            )
+            .values(state=outbox.CANCELLED, updated_at=now,
+                    last_reply="cancelled: the request left the hold shelf before the reminder was made")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+
+
+def _remind(session: Session, decision: _Decision, shelf: ShelfSettings, now: datetime, run: ShelfRun) -> None:
+    row = decision.row
+    policy = shelf.policy(row.pickup_id)
+    channel = _channel(row.method)
+    email = ""
+    if channel == outbox.EMAIL:
+        patron = session.get(Patron, row.patron_id, options=[selectinload(Patron.contact_points)])
+        point = primary_contact(patron, outbox.EMAIL) if patron is not None else None
+        email = point.value if point is not None else ""
+    for step, verdict in decision.create:
+        template = reminder_template(row.request_type, channel, policy.steps[step].template)
+        state, reason = outbox.PENDING, ""
+        if verdict != "due":
+            state, reason = outbox.CANCELLED, verdict
+        elif channel == outbox.EMAIL and not email.strip():
+            state, reason = outbox.FAILED, outbox.NO_EMAIL_REASON
+        new_id = outbox.insert_notice(
+            session,
+            dedupe_key=reminder_key(row.request_id, row.tracking_id, step),
+            channel=channel,
+            template_name=template,
+            request_id=row.request_id,
+            patron_id=row.patron_id,
+            tracking_id=row.tracking_id,
+            state=state,
+            to_address=email,
+            reason=reason,
+            now=now,
+        )
+        if new_id is None:
+            continue  # another System Manager made it first
+        if verdict == "due":
+            run.reminders += 1
+        else:
+            run.skipped.append(f"TN {row.transaction_number} reminder {step + 1}: {verdict}")
+
+
+def _expire(session: Session, decision: _Decision, shelf: ShelfSettings, now: datetime, run: ShelfRun) -> None:
+    row = decision.row
+    query = (
+        select(Request)
+        .where(Request.id == row.request_id)
+        .options(selectinload(Request.patron).selectinload(Patron.contact_points))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Request)  # another System Manager expires it
+    request = session.scalar(query)
+    if request is None or request.status != row.status or as_utc(request.status_changed_at) != row.notified_at:
+        return  # checked out, expired by another System Manager, or put back on the shelf meanwhile
+    tracking = change_status(
+        session,
+        request,
+        Status.AWAITING_RETURN_TO_LENDER,
+        SYSTEM_USER,
+        now=now,
+        note=EXPIRED_NOTE.format(end=decision.expire_end),
+    )
+    run.expired += 1
+    if not shelf.policy(row.pickup_id).expired_notice or row.method != NotificationMethod.EMAIL.value:
+        return
+    point = primary_contact(request.patron, outbox.EMAIL)
+    email = point.value if point is not None else ""
+    state, reason = (outbox.PENDING, "") if email.strip() else (outbox.FAILED, outbox.NO_EMAIL_REASON)
+    made = outbox.insert_notice(
+        session,
+        dedupe_key=expired_key(request.id, tracking.id),
+        channel=outbox.EMAIL,
+        template_name=PICKUP_EXPIRED,
+        request_id=request.id,
+        patron_id=request.patron_id,
+        tracking_id=tracking.id,
+        state=state,
+        to_address=email,
+        reason=reason,
+        now=now,
+    )
+    if made is not None:
+        run.expired_notices += 1
+
+
+# ------------------------------------------------------------------------------------------------ the stale guard
+
+
+def stale_reason(
+    session: Session, dedupe_key: str, tracking_id: int | None, status: str, latest_tracking: int | None, now: datetime
+) -> str:
+    """Why a shelf notice must not go out now ("" when it still applies), checked at the moment of sending.
+
+    A reminder applies while its request is on the shelf in the same stay and its step's window is open; an
+    expiry notice while the request waits at Awaiting Return to Lender since that expiry.
+    """
+    if dedupe_key.startswith(EXPIRED_PREFIX):
+        if status != Status.AWAITING_RETURN_TO_LENDER.value or latest_tracking != tracking_id:
+            return f"cancelled: the request is no longer at Awaiting Return to Lender (now {status})"
+        return ""
+    if status not in _NOTIFIED:
+        return f"cancelled: the request left the hold shelf (now {status})"
+    if latest_tracking != tracking_id:
+        return "cancelled: the request was put on the shelf again since; that stay has its own reminders"
+    request_id, _tracking, step = (int(part) for part in dedupe_key[len(REMINDER_PREFIX) :].split(":"))
+    shelf = read_shelf_settings(session)
+    rows = shelved_rows(session, [request_id])
+    if not rows:
+        return "cancelled: the request left the hold shelf"
+    row = rows[0]
+    policy = shelf.policy(row.pickup_id)
+    try:
+        _end, planned = plan(local_date(row.notified_at, shelf.tz), row.hold_days, policy, shelf.closed)
+    except ShelfError as exc:
+        return f"cancelled: {exc}"
+    day = planned[step].day if step < len(planned) else None
+    if day is None:
+        return "cancelled: the shelf policy no longer has this reminder"
+    start, stop = reminder_window(day, policy, shelf.tz)
+    if now >= stop:
+        return (
+            f"skipped: the reminder of {day.isoformat()} was not sent that day (its window ended "
+            f"{stop.isoformat(timespec='minutes')}); it is not sent late"
+        )
+    if now < start:
+        return "cancelled: the reminder is not due yet (the shelf policy changed)"
+    return ""
