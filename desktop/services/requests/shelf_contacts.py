@@ -2,8 +2,8 @@
 
 The System Manager creates them as ``phone``/``print`` notices (:mod:`desktop.services.notices.shelf`);
 Contact Customers lists each pending one as a row, and "Notified via Phone" / "Print Notifications" complete it:
-the notice is marked sent (with a history line naming who), the request stays on the shelf. Calls are counted per step: the
-calls logged since that step's reminder was created.
+the notice is marked sent (with a history line naming who), the request stays on the shelf. Calls are counted
+per step: the calls logged since that step's reminder was created.
 """
 
 from __future__ import annotations
