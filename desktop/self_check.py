@@ -20,9 +20,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from PySide6.QtWidgets import QApplication
@@ -101,9 +103,10 @@ def collect(database_url: str | None, *, environment: Mapping[str, str] | None =
     check("icons", _check_icons)
     check("templates", _check_templates)
     url_holder: list[str] = []
-    check("settings", lambda: _check_settings(database_url, url_holder))
-    check("database", lambda: _check_database(url_holder[0]), needs="settings")
-    check("main window", lambda: _check_main_window(url_holder[0]), needs="database")
+    with tempfile.TemporaryDirectory(prefix="callslip-self-check-") as scratch:
+        check("settings", lambda: _check_settings(database_url, url_holder, Path(scratch)))
+        check("database", lambda: _check_database(url_holder[0]), needs="settings")
+        check("main window", lambda: _check_main_window(url_holder[0]), needs="database")
     return report
 
 
@@ -241,13 +244,26 @@ def _check_templates() -> str:
     return f"{len(defaults)} default templates render ({', '.join(sorted(defaults))})"
 
 
-def _check_settings(database_url: str | None, holder: list[str]) -> str:
-    """The configuration loads and names a database; the password (if any) comes from the keyring."""
+def _check_settings(database_url: str | None, holder: list[str], scratch: Path) -> str:
+    """The configuration loads and names a database; the password (if any) comes from the keyring.
+
+    A SQLite file that does not exist is not created (no command but ``init-db`` creates one): the database and
+    window checks then run on a temporary database in ``scratch``, and the report says so.
+    """
     from desktop.config import load_settings
+    from desktop.db.url_text import sqlite_url
     from desktop.secrets import url_with_password
+    from desktop.services.admin.database_problems import missing_sqlite_file
 
     settings = load_settings()
     url = url_with_password(database_url or settings.resolved_database_url())
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        holder.append(sqlite_url(scratch / "self-check.sqlite3"))
+        return (
+            f"database {missing} does not exist (nothing was created there; create it with callslip-manager "
+            "init-db): the checks below use a temporary database"
+        )
     holder.append(url.render_as_string(hide_password=False))
     return f"database {url.render_as_string(hide_password=True)}"
 

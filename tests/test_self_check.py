@@ -17,7 +17,7 @@ from desktop.db.engine import sqlite_url
 from desktop.db.models import Notification, Request
 from desktop.paths import app_root
 from desktop.self_check import collect, format_report, run_self_check
-from desktop.services.database import Database
+from desktop.services.database import Database, open_database
 from desktop.services.notices.templates import default_templates
 
 CHECKS = ("installation", "libraries", "icons", "templates", "settings", "database", "main window")
@@ -29,8 +29,9 @@ def _run(url: str | None) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_passes_on_a_new_sqlite_file_and_creates_it(tmp_path: Path, qtbot: QtBot) -> None:
+def test_passes_on_an_existing_sqlite_file(tmp_path: Path, qtbot: QtBot) -> None:
     path = tmp_path / "new.sqlite3"
+    open_database(sqlite_url(path))[0].dispose()  # as init-db makes it
     code, text = _run(str(path))
     assert code == 0, text
     for name in CHECKS:
@@ -48,7 +49,7 @@ def test_uses_the_configured_database_when_none_is_given(
     code, text = _run(None)
     assert code == 0, text
     assert str(path) in text
-    assert path.exists()
+    assert not path.exists()  # named, checked on a temporary database, not created
 
 
 def test_changes_no_request_and_queues_no_notice(seeded_db: Database, qtbot: QtBot) -> None:
@@ -136,3 +137,12 @@ def test_without_stdout_only_the_exit_code_tells(tmp_path: Path, qtbot: QtBot, m
     """A windowed Windows build has no sys.stdout; the check must still run and return its code."""
     monkeypatch.setattr(sys, "stdout", None)
     assert run_self_check(str(tmp_path / "w.sqlite3")) == 0
+
+
+def test_a_database_file_that_does_not_exist_is_not_created(tmp_path: Path, qtbot: QtBot) -> None:
+    """No command but init-db creates a SQLite file: the self-check checks a temporary database instead and says so."""
+    missing = tmp_path / "typo" / "callslip.sqlite3"
+    out = io.StringIO()
+    assert run_self_check(str(missing), out=out) == 0, out.getvalue()
+    assert not missing.exists() and not missing.parent.exists()
+    assert f"{missing} does not exist" in out.getvalue() and "temporary database" in out.getvalue()
