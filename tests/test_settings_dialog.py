@@ -22,6 +22,7 @@ from desktop.config import DATABASE_KEYRING_SERVICE, SMTP_KEYRING_SERVICE, confi
 from desktop.db.engine import sqlite_url
 from desktop.secrets import smtp_account
 from desktop.services.database import Database, open_database
+from desktop.services.notices.templates import default_templates
 from desktop.ui.admin.settings_dialog import STORED_PLACEHOLDER, SettingsDialog, open_settings_dialog
 from desktop.ui.context import AppContext
 from tests.cm_helpers import ctx  # noqa: F401
@@ -280,7 +281,7 @@ def test_switching_to_another_sqlite_file_reopens_without_restart(
     assert target.exists()
     assert load_settings().database_url == sqlite_url(target)
     with ctx.db.read() as session:  # the new database is set up (templates, reference data)
-        assert session.execute(text("SELECT count(*) FROM notice_templates")).scalar() == 4
+        assert session.execute(text("SELECT count(*) FROM notice_templates")).scalar() == len(default_templates())
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files through /proc")

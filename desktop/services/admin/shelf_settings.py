@@ -32,7 +32,6 @@ from desktop.domain.shelf import (
     parse_yearly,
 )
 from desktop.services.errors import ConcurrentEditError, ValidationError
-from desktop.services.notices.notice_context import system_settings
 
 POLICIES_KEY = "shelf_policies"
 CLOSED_KEY = "closed_days"
@@ -144,8 +143,15 @@ def shelf_settings_from(values: dict[str, Any]) -> ShelfSettings:
 
 
 def read_shelf_settings(session: Session) -> ShelfSettings:
-    """The shelf settings, read in the caller's session."""
-    return shelf_settings_from(system_settings(session))
+    """The shelf settings, read in the caller's session (only the shelf's own keys)."""
+    values: dict[str, Any] = {}
+    keys = (POLICIES_KEY, CLOSED_KEY, TIMEZONE_KEY)
+    for row in session.scalars(select(SystemSetting).where(SystemSetting.key.in_(keys))):
+        try:
+            values[row.key] = json.loads(row.value)
+        except ValueError:
+            continue  # a damaged entry: the defaults, as shelf_settings_from does for a damaged policy
+    return shelf_settings_from(values)
 
 
 def load_shelf_settings(db: Database) -> ShelfSettings:

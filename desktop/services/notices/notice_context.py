@@ -22,6 +22,7 @@ from desktop.db.models import ContactPoint, Patron, PickupLocation, Request, Sys
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import format_phone, person_name
 from desktop.domain.methods import request_title
+from desktop.services.admin.shelf_settings import shelf_hold_until
 from desktop.services.database import DEFAULT_SYSTEM_SETTINGS
 from desktop.services.notices.mail_addresses import mailbox
 
@@ -340,8 +341,6 @@ def request_row_context(
     request: RequestRow, *, region: str = "US", today: date | None = None, shared: dict[str, Any]
 ) -> dict[str, Any]:
     """The full context for a notice about one request, from its row and the shared settings."""
-    from desktop.services.admin.shelf_settings import shelf_hold_until  # it reads this module's settings helper
-
     pickup = pickup_context(request.pickup, request.status_changed_at)
     if request.pickup is not None:  # the hold's end as the shelf counts it: closed days move it
         pickup["hold_until"] = shelf_hold_until(shared, request.status_changed_at, request.pickup.hold_days)
