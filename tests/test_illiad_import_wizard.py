@@ -55,7 +55,7 @@ def test_folder_then_dry_run_report_then_import(qtbot: QtBot, ctx: AppContext, w
     assert '"Awaiting Post Receipt Processing" = "Request Sent"' in report
     assert _requests(ctx) == 0 and wizard.importButton.isEnabled()
     if SCREENSHOTS:
-        wizard.grab().save(str(Path(SCREENSHOTS) / "illiad-import-dry-run.png"))
+        wizard.grab().save(str(Path(SCREENSHOTS) / "illiad_import_dry_run.png"))
     wizard.folderEdit.setText(str(folder) + " ")  # any change: the report no longer holds
     assert not wizard.importButton.isEnabled()
     wizard.folderEdit.setText(str(folder))
@@ -101,4 +101,4 @@ def test_customization_manager_converts_illiad_templates(qtbot: QtBot, manager: 
         "  problem: body_text line 1: <#STATUS> is a web-page tag, not a notification field: kept as text",
     ]
     if SCREENSHOTS:
-        manager.grab().save(str(Path(SCREENSHOTS) / "illiad-templates-converted.png"))
+        manager.grab().save(str(Path(SCREENSHOTS) / "illiad_templates_converted.png"))
