@@ -4,7 +4,7 @@ chart through pytest-qt, qtmodeltester, palette-derived highlighting, and screen
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 def item(n: int, days: int, ends_in: int) -> ShelfItem:
+    """A shelved item as of 2026-12-10 whose dates agree with each other (the screenshots show them)."""
+    today = date(2026, 12, 10)
+    end = today + timedelta(days=ends_in)
+    step = (
+        f"Expires after {end}"
+        if ends_in <= 2
+        else f"Reminder 1 (2 days before the hold ends) {end - timedelta(days=2)}"
+    )
     return ShelfItem(n, 700_000 + n, f"Patron {n}", f"Title {n}", "Customer Notified via E-Mail", "Main desk",
-                     date(2026, 12, 1), days, n % 2, date(2026, 12, 11), ends_in, f"Reminder 1 in {n} days")  # fmt: skip
+                     today - timedelta(days=days), days, n % 2, end, ends_in, step)  # fmt: skip
 
 
 def listing() -> ShelfListing:
