@@ -114,10 +114,8 @@ def test_run_loop_wakes_on_notify_and_stops_on_sigterm(pg_db: Database, smtp_sin
         banner = manager.stdout.readline()
         assert "LISTEN/NOTIFY" in banner, banner
         request_id = add_request(pg_db, add_patron(pg_db))
-        started = time.monotonic()
         move(pg_db, request_id, Status.AWAITING_CUSTOMER_CONTACT)  # commit → NOTIFY → the manager wakes
-        wait_for(lambda: len(smtp_sink.messages) == 1, timeout=20)
-        assert time.monotonic() - started < 20  # far below the 300 s poll
+        wait_for(lambda: len(smtp_sink.messages) == 1, timeout=20)  # far below the 300 s poll: it was woken
     finally:
         manager.send_signal(signal.SIGTERM)
         try:
