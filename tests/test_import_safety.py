@@ -338,3 +338,15 @@ def test_a_write_between_planning_and_writing_is_planned_again(
         ("email", "ada@example.org", False),
         ("email", "desk@example.org", False),
     ]
+
+
+def test_every_status_has_a_place_on_the_pickup_path() -> None:
+    """A status added to the domain (the hold shelf's Awaiting Return to Lender) must be ranked here too, or an
+    import naming it raises instead of being judged forward or back."""
+    from desktop.domain.statuses import CANCELLED_STATUSES
+    from desktop.services.admin.csv_import import PATH_RANK, status_move
+
+    assert set(Status) == set(PATH_RANK) | set(CANCELLED_STATUSES)
+    assert status_move(Status.NOTIFIED_VIA_EMAIL, Status.AWAITING_RETURN_TO_LENDER) == "forward"
+    assert status_move(Status.AWAITING_RETURN_TO_LENDER, Status.CHECKED_OUT) == "forward"  # the patron came late
+    assert status_move(Status.CHECKED_OUT, Status.AWAITING_RETURN_TO_LENDER) == "back"

@@ -107,8 +107,9 @@ PATH_RANK: dict[Status, int] = {
     Status.IN_TRANSIT_TO_PICKUP: 2,
     Status.AWAITING_CUSTOMER_CONTACT: 3,
     **dict.fromkeys(NOTIFIED_STATUSES, 4),
-    Status.CHECKED_OUT: 5,
-    Status.REQUEST_FINISHED: 6,
+    Status.AWAITING_RETURN_TO_LENDER: 5,  # the hold ended unclaimed; a patron who comes late may still check out
+    Status.CHECKED_OUT: 6,
+    Status.REQUEST_FINISHED: 7,
 }
 _CLOSED = frozenset({Status.REQUEST_FINISHED, *CANCELLED_STATUSES})
 
