@@ -48,7 +48,8 @@ passed=0
 for run in $(seq 1 "$runs"); do
   seed="${CALLSLIP_RANDOM_SEED:-$((RANDOM * 32768 + RANDOM))}"
   echo "+ loaded run $run/$runs: ${#gui_tests[@]} GUI test files in random order (--randomly-seed=$seed)"
-  if "$python" -m pytest -q -p randomly -p no:cacheprovider --randomly-seed="$seed" "${gui_tests[@]}" "$@"; then
+  # Not the slow tier (the PyInstaller build ran in the first pass; under the hog it only burns minutes).
+  if "$python" -m pytest -q -p randomly -p no:cacheprovider --randomly-seed="$seed" -m "not slow" "${gui_tests[@]}" "$@"; then
     passed=$((passed + 1))
   else
     echo "FAIL: loaded run $run failed after $passed consecutive passing run(s)" >&2
