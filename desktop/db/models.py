@@ -268,6 +268,8 @@ class NoticeTemplate(Base):
     subject: Mapped[str] = mapped_column(String(500), default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
+    #: The SMS part of the template (issue 18): plain text; empty means this notice has no text message.
+    body_sms: Mapped[str] = mapped_column(Text, default="")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(String(100), default="System")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -24,6 +24,9 @@ GSM7_BASIC = frozenset(
 #: The extension table: each is sent as ESC + one septet.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
+#: Texts longer than this are cut when sent: a notice that needs more than three messages is a letter, not a text.
+DEFAULT_MAX_SEGMENTS = 3
+
 GSM7_SINGLE = 160
 GSM7_MULTI = 153
 UCS2_SINGLE = 70

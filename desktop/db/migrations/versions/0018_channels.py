@@ -1,11 +1,12 @@
-"""channel preferences: a patron's channels per kind of notice, in order (issue 18)
+"""channels: a patron's channels per kind of notice, in order, and the SMS part of templates (issue 18)
 
 Revision ID: 0018
 Revises: 0012
 Create Date: 2026-11-30 10:20:00
 
 An empty table keeps every patron's behaviour: a patron without a row for an event follows their single
-notification method (``desktop.domain.channels.default_preference``), so no data is rewritten.
+notification method (``desktop.domain.channels.default_preference``), so no data is rewritten. An empty SMS part
+means a template sends no text message.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("patron_id", "event", name="pk_patron_channel_preferences"),
     )
+    with op.batch_alter_table("notice_templates") as batch_op:
+        batch_op.add_column(sa.Column("body_sms", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notice_templates") as batch_op:
+        batch_op.drop_column("body_sms")
     op.drop_table("patron_channel_preferences")
