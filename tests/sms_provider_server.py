@@ -129,7 +129,7 @@ def twilio_server(slow_seconds: float = 3.0) -> Iterator[tuple[str, ProviderLog]
             )
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server.daemon_threads = False  # server_close() then waits for every handler: no thread outlives the test
     thread = threading.Thread(target=server.serve_forever, name="twilio-test-server", daemon=True)
     thread.start()
     try:
