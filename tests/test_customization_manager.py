@@ -382,3 +382,41 @@ def test_closing_while_a_change_runs_loses_nothing(qtbot: QtBot, ctx: AppContext
     wait_idle(qtbot, ctx)
     qtbot.waitUntil(lambda: "templates" in topics)
     assert _stored(ctx.db, PRINT_NOTICE).deleted
+
+
+def test_sms_part_shows_its_length_and_where_it_would_be_cut(qtbot: QtBot, manager: CustomizationManager) -> None:
+    editor = open_editor(qtbot, manager, LOAN_PICKUP)
+    wait_preview(qtbot, editor)
+    sms = editor.editors["body_sms"]
+    assert isinstance(sms, QPlainTextEdit)
+    assert editor.bodyTabs.tabText(editor.bodyTabs.indexOf(sms.parentWidget())) == "Text messa&ge (SMS)"
+    # The shipped text fits one GSM-7 segment with the preview's request.
+    assert "(GSM-7), 1 segment," in editor.smsLengthLabel.text()
+    assert editor.previewSms.toPlainText().endswith(
+        "is ready for pickup at Main Library Circulation Desk until 2026-12-04."
+    )
+
+    sms.setPlainText("Zoë, your book {{ request.title }} is ready. " + "Please come soon. " * 20)
+    qtbot.waitUntil(lambda: "UCS-2" in editor.smsLengthLabel.text())
+    label = editor.smsLengthLabel.text()
+    # 415 UTF-16 units with the sample title (ë is not GSM-7): 7 segments of 67, cut to 3 at a word.
+    assert "415 characters (UCS-2), 7 segments, 54 left in the last." in label
+    assert label.endswith(
+        "Longer than the 3-segment limit: it will be cut after “…Please come soon. Please come soon.”."
+    )
+
+    sms.setPlainText("")
+    qtbot.waitUntil(lambda: editor.smsLengthLabel.text().startswith("No text message"))
+
+
+def test_a_syntax_error_in_the_sms_part_opens_its_tab(
+    qtbot: QtBot, manager: CustomizationManager, ctx: AppContext
+) -> None:
+    editor = open_editor(qtbot, manager, LOAN_PICKUP)
+    sms = editor.editors["body_sms"]
+    assert isinstance(sms, QPlainTextEdit)
+    sms.setPlainText("Ready: {{ request.title }")
+    _save_and_wait(qtbot, editor, ctx)
+    assert editor.problems()[0].startswith("SMS text, line 1")
+    assert editor.bodyTabs.currentWidget() is sms.parentWidget()
+    assert _stored(ctx.db).body_sms == default_template(LOAN_PICKUP).body_sms

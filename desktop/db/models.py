@@ -268,6 +268,8 @@ class NoticeTemplate(Base):
     subject: Mapped[str] = mapped_column(String(500), default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str] = mapped_column(Text, default="")
+    #: The SMS part of the template (issue 18): plain text; empty means this notice has no text message.
+    body_sms: Mapped[str] = mapped_column(Text, default="")
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_by: Mapped[str] = mapped_column(String(100), default="System")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -416,6 +418,22 @@ class PatronHistory(Base):
     note: Mapped[str] = mapped_column(String(500), default="")
 
 
+class PatronChannelPreference(Base):
+    """A patron's chosen channels for one kind of notice, in order ("SMS>E-Mail>Phone"; issue 18).
+
+    No row means the patron follows their single notification method (``desktop.domain.channels``), so the table
+    starts empty and nobody's behaviour changes until staff choose.
+    """
+
+    __tablename__ = "patron_channel_preferences"
+
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channels: Mapped[str] = mapped_column(String(60))
+    updated_by: Mapped[str] = mapped_column(String(100), default="System")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class SystemSetting(Base):
     """A setting shared by every workstation (poll interval, library name, …), stored as JSON text."""
 
@@ -439,6 +457,7 @@ __all__ = [
     "NotificationAttempt",
     "PasswordResetToken",
     "Patron",
+    "PatronChannelPreference",
     "PatronHistory",
     "PickupLocation",
     "Request",

@@ -3,7 +3,8 @@
 Offers (``__all__``): ``csv_import`` and ``csv_export`` (ILLiad field names, dry run, forward-only statuses),
 ``demo`` (demo data that stays demo), ``shared_settings`` (Customization Manager → Routing and Library),
 ``connection_check`` (Settings → Test connection), ``database_problems`` (a database error as one sentence),
-``shelf_settings`` (each pickup location's shelf policy and the closed days).
+``shelf_settings`` (each pickup location's shelf policy and the closed days), ``sms_settings`` (the library's
+SMS transport, limits and quiet hours).
 ``illiad_import`` (ILLiad's table exports with their history), ``illiad_templates``
 (ILLiad notification templates converted). (Opening a database is ``desktop.services.database``: every package uses it.)
 """
@@ -18,4 +19,5 @@ __all__ = [
     "illiad_templates",
     "shared_settings",
     "shelf_settings",
+    "sms_settings",
 ]

@@ -10,7 +10,8 @@ checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeu
 ``delivery_problems`` and ``delivery_health`` (why notices wait, for the desk's banner), ``mail_addresses``
 (RFC 5322 address lists), ``sender_identity`` (who a notice is from), ``template_files`` (templates as TOML files),
 ``bounces`` (matching a bounce to its notice, flags), ``bounce_parsing`` (RFC 3464 reports and others),
-``bounce_mailbox`` (reading the bounce mailbox over IMAP), ``shelf`` (pickup reminders and shelf expiry).
+``bounce_mailbox`` (reading the bounce mailbox over IMAP), ``shelf`` (pickup reminders and shelf expiry),
+``sms_transports`` (SMS providers and e-mail-to-SMS gateways).
 Inside only: ``result_writer``,
 ``routing``, ``smtp_backoff``, ``template_limits``.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "outbox",
     "sender_identity",
     "shelf",
+    "sms_transports",
     "template_admin",
     "template_files",
     "templates",

@@ -262,6 +262,7 @@ def _fields(template: NoticeTemplate) -> TemplateFields:
         subject=template.subject,
         body_text=template.body_text,
         body_html=template.body_html,
+        body_sms=template.body_sms,
     )
 
 

@@ -113,6 +113,7 @@ PART_LABELS = {
     "subject": "Subject",
     "body_text": "Text body",
     "body_html": "HTML body",
+    "body_sms": "SMS text",
 }
 
 

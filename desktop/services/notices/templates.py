@@ -107,6 +107,8 @@ class TemplateFields:
     subject: str = ""
     body_text: str = ""
     body_html: str = ""
+    #: The text message (plain text, no HTML) sent when the patron's channel is SMS; empty: no SMS for this notice.
+    body_sms: str = ""
 
     def as_dict(self) -> dict[str, str]:
         """Plain dict (for JSON revision snapshots and the editor)."""
@@ -127,6 +129,7 @@ TEMPLATED_PARTS: dict[str, bool] = {
     "subject": False,
     "body_text": False,
     "body_html": True,
+    "body_sms": False,
 }
 
 
@@ -142,6 +145,8 @@ class RenderedNotice:
     subject: str
     body_text: str
     body_html: str
+    #: The SMS text with surrounding blank lines removed (cut to the segment limit only when sent).
+    body_sms: str = ""
 
 
 #: Around each value inserted into an address part while it renders (private-use characters), so that
@@ -425,6 +430,7 @@ def render(fields_: TemplateFields, context: Mapping[str, Any]) -> RenderedNotic
         subject=subject,
         body_text=out["body_text"],
         body_html=out["body_html"],
+        body_sms=out["body_sms"].strip(),
     )
 
 

@@ -2,7 +2,7 @@
 
 Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``,
 ``illiad_import_wizard`` (Moving from ILLiad), ``opening_window`` (what staff see while the database opens),
-``shelf_policy_editor`` (Routing → Hold shelf).
+``shelf_policy_editor`` (Routing → Hold shelf), ``sms_settings_page`` (Text Messages: the SMS transport).
 """
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "opening_window",
     "settings_dialog",
     "shelf_policy_editor",
+    "sms_settings_page",
     "startup_problem",
 ]

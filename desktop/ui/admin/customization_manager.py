@@ -49,6 +49,7 @@ from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin, template_files
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
 from desktop.ui.admin.shelf_policy_editor import ShelfPolicyEditor
+from desktop.ui.admin.sms_settings_page import SmsSettingsPage
 from desktop.ui.context import AppContext
 from desktop.ui.notices.template_editor import TemplateEditor
 from desktop.ui.widgets.tables import record_table
@@ -204,6 +205,8 @@ class CustomizationManager(QDialog):
         self.tabs.addTab(self._build_templates_tab(), "&Notification Templates")
         self.tabs.addTab(self._build_routing_tab(), "&Routing")
         self.tabs.addTab(self._build_library_tab(), "&Library")
+        self.smsPage = SmsSettingsPage(ctx, self)  # issue 18: loads and saves on its own
+        self.tabs.addTab(self.smsPage, "Te&xt Messages (SMS)")
         bottom = QHBoxLayout()
         self.statusLabel = QLabel("", self)
         self.statusLabel.setObjectName("customizationStatusLabel")

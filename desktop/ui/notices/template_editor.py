@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.config import Settings
+from desktop.domain.sms_text import DEFAULT_MAX_SEGMENTS, fit_to_segments, measure
 from desktop.secrets import smtp_password
 from desktop.services.database import Database
 from desktop.services.notices import template_admin
@@ -115,6 +116,8 @@ class TemplateEditor(QDialog):
         self._saving = False
         self._last_part = "body_html" if record.fields.channel == "print" else "body_text"
         self._menu_target = ""
+        #: Texts longer than this many segments are cut when sent (Settings → SMS; issue 18).
+        self.max_sms_segments = DEFAULT_MAX_SEGMENTS
         self.last_preview: Preview | None = None
         self._runner = TaskRunner("callslip-template-editor", self)
         self.setObjectName("templateEditor")
@@ -203,6 +206,8 @@ class TemplateEditor(QDialog):
                 body.setVisible(False)
                 continue
             self.bodyTabs.addTab(body, label)
+        if not is_print:
+            self.bodyTabs.addTab(self._build_sms_tab(left), "Text messa&ge (SMS)")
         left_layout.addWidget(self.bodyTabs, 1)
 
         problems_label = QLabel("Problems (click one to go there):")
@@ -281,12 +286,16 @@ class TemplateEditor(QDialog):
         self.previewHtml.setObjectName("previewHtml")
         self.previewHtml.setAccessibleName("Preview of the HTML")
         self.previewHtml.setOpenLinks(False)
+        self.previewSms = QTextBrowser(preview_box)
+        self.previewSms.setObjectName("previewSms")
+        self.previewSms.setAccessibleName("Preview of the text message")
         if is_print:
             self.previewTabs.addTab(self.previewHtml, "Printed page")
             self.previewTabs.addTab(self.previewMessage, "Details")
         else:
             self.previewTabs.addTab(self.previewMessage, "Message")
             self.previewTabs.addTab(self.previewHtml, "HTML")
+            self.previewTabs.addTab(self.previewSms, "SMS")
         preview_layout.addWidget(self.previewTabs, 1)
         right.addWidget(preview_box)
         right.setStretchFactor(0, 2)
@@ -355,6 +364,30 @@ class TemplateEditor(QDialog):
         root.addLayout(buttons)
         save_shortcut = QShortcut(QKeySequence.StandardKey.Save, self)
         save_shortcut.activated.connect(self.save)
+
+    def _build_sms_tab(self, parent: QWidget) -> QWidget:
+        """The SMS part: plain text, wrapped as a phone shows it, with its length as the carrier counts it."""
+        tab = QWidget(parent)
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        body = QPlainTextEdit(tab)
+        body.setObjectName("bodySmsEdit")
+        body.setAccessibleName(PART_LABELS["body_sms"])
+        body.setPlaceholderText("Leave empty to send no text message for this notice.")
+        self._prepare_editor(body, "body_sms")
+        layout.addWidget(body, 1)
+        self.smsLengthLabel = QLabel("", tab)
+        self.smsLengthLabel.setObjectName("smsLengthLabel")
+        self.smsLengthLabel.setWordWrap(True)
+        self.smsLengthLabel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.smsLengthLabel)
+        return tab
+
+    def _show_sms_length(self, text: str) -> None:
+        """Say how long the rendered SMS is, and where it would be cut (staff see it before a patron does)."""
+        if not hasattr(self, "smsLengthLabel"):
+            return
+        self.smsLengthLabel.setText(sms_length_text(text, self.max_sms_segments))
 
     def _prepare_editor(self, edit: QLineEdit | QPlainTextEdit, part: str) -> None:
         """Remember the part, track focus (for inserting variables) and add Insert Field to its context menu."""
@@ -510,6 +543,8 @@ class TemplateEditor(QDialog):
         if rendered.bcc:
             header.append(f"BCC: {', '.join(rendered.bcc)}")
         header.append(f"Subject: {rendered.subject}")
+        self._show_sms_length(rendered.body_sms)
+        self.previewSms.setPlainText(rendered.body_sms or "(no text message for this notice)")
         self.previewMessage.setPlainText("\n".join(header) + "\n\n" + rendered.body_text)
         if rendered.body_html.strip():
             self.previewHtml.setHtml(rendered.body_html)
@@ -545,7 +580,8 @@ class TemplateEditor(QDialog):
         if editor is None:
             return
         if isinstance(editor, QPlainTextEdit):
-            index = self.bodyTabs.indexOf(editor)
+            page = editor if self.bodyTabs.indexOf(editor) >= 0 else editor.parentWidget()
+            index = self.bodyTabs.indexOf(page) if page is not None else -1
             if index >= 0:
                 self.bodyTabs.setCurrentIndex(index)
             cursor = editor.textCursor()
@@ -705,6 +741,27 @@ class TemplateEditor(QDialog):
         self._preview_timer.stop()
         self._runner.shutdown()
         super().closeEvent(event)
+
+
+def sms_length_text(text: str, max_segments: int) -> str:
+    """The SMS tab's counter line for the text rendered with the preview's request."""
+    if not text:
+        return "No text message: this notice is sent by e-mail only."
+    length = measure(text)
+    segments = "segment" if length.segments == 1 else "segments"
+    summary = (
+        f"With this request: {length.units} characters ({length.encoding}), {length.segments} {segments}, "
+        f"{length.remaining} left in the last."
+    )
+    if length.encoding == "UCS-2":
+        summary += " A character outside the GSM alphabet makes every segment hold 70 (67) instead of 160 (153)."
+    if length.segments > max_segments:
+        fitted = fit_to_segments(text, max_segments)
+        tail = fitted.text[-40:]
+        if len(fitted.text) > 40 and " " in tail:
+            tail = tail.split(" ", 1)[1]  # start the quote at a word
+        summary += f" Longer than the {max_segments}-segment limit: it will be cut after “…{tail}”."
+    return summary
 
 
 def _is_transaction_number(text: str) -> bool:
