@@ -103,24 +103,24 @@ def test_send_email_menu_previews_sends_once_and_routes(
 
 
 def test_a_template_that_routes_nowhere_leaves_the_status_and_is_still_sent(
-    sqlite_db: Database, smtp_sink: SmtpSink
+    any_db: Database, smtp_sink: SmtpSink
 ) -> None:
-    request_id = waiting_request(sqlite_db)
-    move(sqlite_db, request_id, Status.NOTIFIED_VIA_EMAIL)
-    tn = tn_of(sqlite_db, request_id)
+    request_id = waiting_request(any_db)
+    move(any_db, request_id, Status.NOTIFIED_VIA_EMAIL)
+    tn = tn_of(any_db, request_id)
     settings = sink_settings(smtp_sink)
-    plan = plan_email(sqlite_db, settings, tn, LOAN_PICKUP_REMINDER)
+    plan = plan_email(any_db, settings, tn, LOAN_PICKUP_REMINDER)
     assert plan.route_to is None and plan.preview.ok
-    send_email(sqlite_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t1")
-    send_email(sqlite_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t1")  # again
-    run_cycle(sqlite_db, settings, worker="test")
+    send_email(any_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t1")
+    send_email(any_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t1")  # again
+    run_cycle(any_db, settings, worker="test")
     assert smtp_sink.recipients() == ["ada@example.org"]  # one confirmation, one e-mail
-    assert request_status(sqlite_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+    assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
     # A plan older than the request is refused: nothing is queued.
-    move(sqlite_db, request_id, Status.CHECKED_OUT)
+    move(any_db, request_id, Status.CHECKED_OUT)
     with pytest.raises(ConcurrentEditError):
-        send_email(sqlite_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t2")
-    assert PASSWORD_RESET not in email_templates(sqlite_db)
+        send_email(any_db, tn, LOAN_PICKUP_REMINDER, "tester", expected_version=plan.version, token="t2")
+    assert PASSWORD_RESET not in email_templates(any_db)
 
 
 def test_email_history_resend_queues_a_new_audited_notice(
@@ -218,12 +218,12 @@ def test_previous_and_next_follow_alt_left_and_right_in_the_list_it_came_from(
     assert form.edits["call_number"].text() == "typed"
 
 
-def test_tracking_of_a_hand_sent_email_names_the_template(sqlite_db: Database, smtp_sink: SmtpSink) -> None:
-    request_id = waiting_request(sqlite_db)
-    tn = tn_of(sqlite_db, request_id)
-    plan = plan_email(sqlite_db, sink_settings(smtp_sink), tn, LOAN_PICKUP)
-    send_email(sqlite_db, tn, LOAN_PICKUP, "alice", expected_version=plan.version, token="x")
-    with sqlite_db.read() as session:
+def test_tracking_of_a_hand_sent_email_names_the_template(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = waiting_request(any_db)
+    tn = tn_of(any_db, request_id)
+    plan = plan_email(any_db, sink_settings(smtp_sink), tn, LOAN_PICKUP)
+    send_email(any_db, tn, LOAN_PICKUP, "alice", expected_version=plan.version, token="x")
+    with any_db.read() as session:
         last = session.scalars(select(Tracking).where(Tracking.request_id == request_id).order_by(Tracking.id)).all()[
             -1
         ]
@@ -232,4 +232,4 @@ def test_tracking_of_a_hand_sent_email_names_the_template(sqlite_db: Database, s
             "alice",
             f"E-mail {LOAN_PICKUP!r} sent by hand",
         )
-    assert get_request(sqlite_db, tn).status == Status.NOTIFIED_VIA_EMAIL.value
+    assert get_request(any_db, tn).status == Status.NOTIFIED_VIA_EMAIL.value
