@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
 from desktop.config import Settings
-from desktop.db.models import NotificationAttempt, Request, RequestNote, Tracking
+from desktop.db.models import NoticeTemplate, NotificationAttempt, Request, RequestNote, Tracking
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError
@@ -180,6 +180,19 @@ def test_history_notes_tab_shows_tracking_and_imported_notes_and_adds_one(
     assert form.history_model.index(4, 2).data() == "tester"
     form.add_note()  # an empty note is refused with a word, not saved
     assert "Type the note first" in form.message_text()
+
+
+def test_send_email_menu_follows_templates_deleted_elsewhere(
+    qtbot: QtBot, qtmodeltester: object, desk: AppContext, sqlite_db: Database
+) -> None:
+    form = opened(qtbot, desk, tn_of(sqlite_db, waiting_request(sqlite_db)))
+    qtmodeltester.check(form.history_model)  # type: ignore[attr-defined]
+    with sqlite_db.write() as session:
+        template = session.scalars(select(NoticeTemplate).where(NoticeTemplate.name == LOAN_PICKUP_REMINDER)).one()
+        template.deleted = True
+    desk.changed.emit("templates")
+    qtbot.waitUntil(lambda: LOAN_PICKUP_REMINDER not in [a.data() for a in form.email_menu.actions()])
+    assert LOAN_PICKUP in [a.data() for a in form.email_menu.actions()]
 
 
 def test_print_request_makes_one_page(qtbot: QtBot, desk: AppContext, sqlite_db: Database, tmp_path: Path) -> None:

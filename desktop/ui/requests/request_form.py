@@ -1102,7 +1102,12 @@ class RequestForm(QWidget):
 
     @Slot(str)
     def on_data_changed(self, topic: str) -> None:
-        """Another window changed requests or patrons: show it, unless staff are in the middle of an edit."""
+        """Another window changed requests or patrons: show it, unless staff are in the middle of an edit.
+
+        A template deleted or restored elsewhere changes what Send E-mail offers.
+        """
+        if topic == "templates":
+            self.ctx.run(functools.partial(email_templates, self.ctx.db), self.on_templates_loaded)
         if topic in {"requests", "patrons"} and not self._busy and not self.dirty and self.details is not None:
             self.ctx.run(
                 functools.partial(load_form_data, self.ctx.db, self.transaction_number),
