@@ -275,8 +275,8 @@ class RequestForm(QWidget):
             keys = [action.shortcut(), *QKeySequence.keyBindings(standard)]
             action.setShortcuts(keys)
             action.setToolTip(action.toolTip().removesuffix(")") + ", " + keys[1].toString() + ")")
-        self.email_action = self._action("Send E-&mail", "sendEmailAction", "Ctrl+Shift+E")
-        self.email_action.setToolTip("Send a notification template to the patron (Ctrl+Shift+E)")
+        self.email_action = self._action("Send E-&mail", "sendEmailAction", "Ctrl+Shift+M")
+        self.email_action.setToolTip("Send a notification template to the patron (Ctrl+Shift+M)")
         self.email_action.triggered.connect(self.show_email_menu)
         self.print_action = self._action("Pr&int Request…", "printRequestAction", QKeySequence.StandardKey.Print)
         self.print_action.triggered.connect(self.print_request)
@@ -932,7 +932,7 @@ class RequestForm(QWidget):
 
     @Slot()
     def show_email_menu(self) -> None:
-        """Ctrl+Shift+E: drop down the list of templates."""
+        """Ctrl+Shift+M: drop down the list of templates."""
         if self.email_button.isEnabled():
             self.email_button.showMenu()
 
