@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtPrintSupport import QPrintPreviewDialog
+from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 from sqlalchemy import select
 
@@ -140,7 +141,15 @@ def test_email_history_resend_queues_a_new_audited_notice(
     assert form.resend_button.isEnabled()
     old = form.selected_notice()
     assert old is not None and old.state == outbox.SENT
-    form.resend(old.id)
+    qtbot.mouseClick(form.resend_button, Qt.MouseButton.LeftButton)
+    box = form.findChild(QMessageBox, "confirmResendBox")
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    box.button(QMessageBox.StandardButton.Cancel).click()  # asked first: Cancel sends nothing
+    settle(qtbot, form)
+    assert len(notices(sqlite_db, request_id=request_id)) == 1
+    qtbot.mouseClick(form.resend_button, Qt.MouseButton.LeftButton)
+    box = next(b for b in form.findChildren(QMessageBox, "confirmResendBox") if b.isVisible())
+    box.button(QMessageBox.StandardButton.Yes).click()
     qtbot.waitUntil(lambda: form.notifications_model.rowCount() == 2)
     settle(qtbot, form)
     assert "Queued again as notice" in form.message_text()

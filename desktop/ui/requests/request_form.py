@@ -1016,20 +1016,31 @@ class RequestForm(QWidget):
 
     @Slot()
     def resend_selected(self) -> None:
-        """Resend…: after confirmation, send the selected notice again."""
+        """Resend…: ask first (a second e-mail reaches the patron), then send the selected notice again."""
         notice = self.selected_notice()
         if notice is None:
             return
-        answer = QMessageBox.question(
-            self,
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
             "Send again",
             f"Send “{notice.template_name}” to the patron again? It is rendered from the template as it is now "
             "and sent once, like any notice.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
+            self,
         )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.resend(notice.id)
+        box.setObjectName("confirmResendBox")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setProperty("noticeId", notice.id)
+        box.accepted.connect(self.on_resend_confirmed)
+        box.open()
+
+    @Slot()
+    def on_resend_confirmed(self) -> None:
+        """Yes in the Send again question."""
+        box = self.sender()
+        if isinstance(box, QMessageBox):
+            self.resend(int(box.property("noticeId")))
 
     def resend(self, notice_id: int) -> None:
         """Queue a new notice copying notice ``notice_id``'s template (audited on both)."""
