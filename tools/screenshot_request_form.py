@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from tools.screenshot_delivery_banner import dark_palette, wait
+
+# Set after that import (it sets 200 % for its own shots), before Qt starts.
 SCALE = "2" if "--scale" in sys.argv and sys.argv[-1] == "2" else "1"
 os.environ["QT_SCALE_FACTOR"] = SCALE
-
-import tempfile  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from PySide6.QtWidgets import QApplication, QStyleFactory  # noqa: E402
-
-from tools.screenshot_delivery_banner import dark_palette, wait  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
