@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtCore import QDate, QItemSelectionModel, QLocale, Qt
+from PySide6.QtWidgets import QDateEdit
 from pytestqt.qtbot import QtBot
 
 from desktop.config import Settings
@@ -157,17 +158,26 @@ def test_stale_save_is_refused_and_keeps_what_was_typed(
     assert not form.dirty
 
 
-def test_bad_due_date_is_explained_and_kept(qtbot: QtBot, ctx: AppContext, seeded_db: Database) -> None:
+def test_due_date_is_picked_from_a_calendar_in_the_locale_format(
+    qtbot: QtBot, ctx: AppContext, seeded_db: Database
+) -> None:
     tn = first_at(seeded_db, Status.REQUEST_SENT.value)
     form = opened(qtbot, ctx, tn)
-    before = sql(seeded_db, "SELECT due_date, version_id FROM requests WHERE transaction_number = ?", tn)[0]
-    form.due_edit.setText("31/02/2026")
-    form.on_field_edited()
+    picker = form.due_edit
+    assert isinstance(picker, QDateEdit) and picker.calendarPopup() and picker.calendarWidget() is not None
+    assert picker.displayFormat() == QLocale().dateFormat(QLocale.FormatType.ShortFormat)
+    picker.setDate(QDate(2026, 3, 31))
+    assert picker.text() == QLocale().toString(QDate(2026, 3, 31), picker.displayFormat())
+    assert form.modified_fields() == ["due_date"] and picker.property("modified") is True
+    qtbot.keyClick(form, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, form)
+    assert sql(seeded_db, "SELECT due_date FROM requests WHERE transaction_number = ?", tn)[0][0] == "2026-03-31"
+    assert not form.dirty
+    qtbot.mouseClick(form.no_due_button, Qt.MouseButton.LeftButton)  # "No date": the request has none
+    assert picker.text() == "No due date" and form.modified_fields() == ["due_date"]
     form.save()
-    assert "not a date" in form.message_text()
-    assert form.due_edit.text() == "31/02/2026"
-    assert form.due_edit.property("invalid") is True
-    assert sql(seeded_db, "SELECT due_date, version_id FROM requests WHERE transaction_number = ?", tn)[0] == before
+    settle(qtbot, form)
+    assert sql(seeded_db, "SELECT due_date FROM requests WHERE transaction_number = ?", tn)[0][0] is None
 
 
 def test_validation_problem_from_the_service_is_shown(qtbot: QtBot, ctx: AppContext, seeded_db: Database) -> None:

@@ -48,7 +48,11 @@ def test_list_shows_every_default_with_who_and_when(sqlite_db: Database) -> None
         ("body_text", "{{ ''.__class__ }}", "not allowed"),
         ("body_text", "{{ ''.__class__.__mro__[1].__subclasses__() }}", "not allowed"),
         ("body_html", "{{ request.title|attr('__class__') }}", "not allowed"),
-        ("body_text", "Hello\n{% if patron.first_name %}\nno end", "line 3, column 1: syntax error"),
+        (
+            "body_text",
+            "Hello\n{% if patron.first_name %}\nno end",
+            "line 2, column 1: syntax error: the {% if %} opened here is never closed",
+        ),
         ("subject", "Line one\r\nBcc: victim@example.org", "one line"),
     ],
 )

@@ -55,7 +55,7 @@ def test_default_templates_render_the_same_both_ways() -> None:
 def test_a_set_in_one_part_stays_invisible_to_the_next() -> None:
     fields_ = replace(default_template("Loan Pickup"), subject="{% set secret = 'x' %}Hi", body_text="{{ secret }}")
     assert templates._render_together(fields_, sample_context()) is None
-    with pytest.raises(TemplateError, match="body_text: unknown name"):
+    with pytest.raises(TemplateError, match="body_text, line 1: unknown name"):
         render(fields_, sample_context())
 
 

@@ -316,8 +316,9 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
     """Decide whether one claimed notice is still to be sent and, if so, read what its e-mail needs."""
     link = ""
     template = batch.templates.get(notice.template_name)
-    arrival = not shelf.is_shelf_notice(notice.dedupe_key)
-    if notice.request_id is not None and not arrival:
+    staff = outbox.is_staff_notice(notice.dedupe_key)  # sent by hand: no status condition, moves nothing
+    arrival = not shelf.is_shelf_notice(notice.dedupe_key) and not staff
+    if notice.request_id is not None and not arrival and not staff:
         request = batch.requests.get(notice.request_id)
         stale = (
             shelf.stale_reason(session, notice.dedupe_key, notice.tracking_id, request.status,
@@ -338,9 +339,9 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
                 {"secret": None},
             )
         latest = batch.latest_tracking.get(request.id)
-        if notice.tracking_id is not None and latest != notice.tracking_id:
+        if not staff and notice.tracking_id is not None and latest != notice.tracking_id:
             return _Done(notice.id, outbox.CANCELLED, "cancelled: a newer arrival has its own notice")
-        if request.patron.notification_method != NotificationMethod.EMAIL.value:
+        if not staff and request.patron.notification_method != NotificationMethod.EMAIL.value:
             return _Done(
                 notice.id,
                 outbox.CANCELLED,
@@ -380,7 +381,7 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         to_override = (notice.to_address,) if notice.to_address.strip() else None
     return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, context, to_override, link,
                 notice.message_id, notice.dedupe_key, str(batch.shared.get("installation_id", "")),
-                not shelf.is_shelf_notice(notice.dedupe_key))  # fmt: skip
+                arrival)  # fmt: skip
 
 
 def _render(job: _Job, settings: Settings) -> _Ready | _Done:

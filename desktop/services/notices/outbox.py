@@ -78,8 +78,22 @@ def bounced_reason(address: str, bounced_at: datetime, reason: str) -> str:
     )
 
 
-#: SQL: the notice is not one of the hold shelf's (reminder or expiry; their keys, desktop/services/notices/shelf.py).
-_NOT_SHELF = (Notification.dedupe_key.not_like("reminder:%"), Notification.dedupe_key.not_like("expired:%"))
+#: A notice staff sent by hand from the request form (Send E-mail, Resend): ``staff:<request id>:<token>``. It is
+#: sent whatever the request's status and moves nothing when sent (the form routed the request already).
+STAFF_PREFIX = "staff:"
+
+#: SQL: the notice is not one of the hold shelf's (reminder or expiry; their keys, desktop/services/notices/shelf.py)
+#: nor one staff sent by hand: neither is an arrival's notice, and neither is over when the request moves on.
+_NOT_SHELF = (
+    Notification.dedupe_key.not_like("reminder:%"),
+    Notification.dedupe_key.not_like("expired:%"),
+    Notification.dedupe_key.not_like(STAFF_PREFIX + "%"),
+)
+
+
+def is_staff_notice(dedupe_key: str) -> bool:
+    """Whether a notice was sent by hand from the request form (see :data:`STAFF_PREFIX`)."""
+    return dedupe_key.startswith(STAFF_PREFIX)
 
 
 def no_template_reason(template_name: str) -> str:

@@ -9,6 +9,7 @@ and the headers are not (they are not HTML). The context is plain data (:func:`s
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -16,7 +17,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 
 from desktop.paths import template_path
@@ -260,7 +261,7 @@ def render_part(source: str, context: Mapping[str, Any], *, part: str, html: boo
     try:
         template = _compiled(source, html, mark)
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"syntax error: {exc.message}", part, exc.lineno) from None
+        raise _syntax_error(source, exc, part) from None
     except RecursionError:
         line = template_limits.deepest_bracket_line(source)
         raise TemplateError("is nested too deeply to be read", part, line) from None
@@ -276,7 +277,7 @@ def render_part(source: str, context: Mapping[str, Any], *, part: str, html: boo
     except SecurityError as exc:
         raise TemplateError(f"not allowed in a template: {exc}", part) from None
     except UndefinedError as exc:
-        raise TemplateError(f"unknown name: {exc.message}", part) from None
+        raise TemplateError(f"unknown name: {exc.message}", part, _template_line(exc)) from None
     except TemplateSyntaxError as exc:
         raise TemplateError(f"syntax error: {exc.message}", part, exc.lineno) from None
     except MemoryError:
@@ -452,7 +453,7 @@ def validate(fields_: TemplateFields, contexts: Sequence[tuple[str, Mapping[str,
         try:
             ast = env.parse(source)
         except TemplateSyntaxError as exc:
-            problems.append(TemplateError(f"syntax error: {exc.message}", part, exc.lineno, _column(source, exc)))
+            problems.append(_syntax_error(source, exc, part))
             continue
         except RecursionError:
             line = template_limits.deepest_bracket_line(source)
@@ -464,7 +465,22 @@ def validate(fields_: TemplateFields, contexts: Sequence[tuple[str, Mapping[str,
             continue
         unknown = sorted(meta.find_undeclared_variables(ast) - TOP_LEVEL_NAMES)
         if unknown:
-            problems.append(TemplateError("unknown name(s): " + ", ".join(unknown) + _suggest(unknown), part))
+            first = next(n for n in ast.find_all(nodes.Name) if n.name in unknown)  # where staff look first
+            source_lines = source.splitlines()
+            text = source_lines[first.lineno - 1] if first.lineno <= len(source_lines) else ""
+            at = text.find(first.name)
+            problems.append(
+                TemplateError(
+                    "unknown name(s): " + ", ".join(unknown) + (_alias_hint(ast, unknown) or _suggest(unknown)),
+                    part,
+                    first.lineno,
+                    at + 1 if at >= 0 else None,
+                )
+            )
+            continue
+        misspelt = _unknown_attributes(ast, source, part)
+        if misspelt:
+            problems.extend(misspelt)
             continue
         try:
             render_part(source, sample_context(), part=part, html=html)
@@ -525,6 +541,114 @@ def check_with(fields_: TemplateFields, context: Mapping[str, Any]) -> list[Temp
     return []
 
 
+#: Tags that need an end tag (``{% set %}`` only in its block form, which is rare enough to leave out).
+_BLOCK_TAGS = frozenset({"if", "for", "macro", "call", "filter", "block", "with", "autoescape", "raw", "trans"})
+
+
+def _unclosed_block(source: str) -> tuple[str, int, int] | None:
+    """The innermost block tag never closed: ``(tag, line, column)`` of its ``{%``, or None.
+
+    Jinja notices a missing ``{% endif %}`` only at the end of the template and reports that line; staff need
+    the line where the ``{% if %}`` was opened, so the tags are matched here from Jinja's own token stream.
+    """
+    stack: list[tuple[str, int, int]] = []
+    lines = source.splitlines()
+    opened_at: tuple[int, int] | None = None
+    try:
+        for lineno, kind, value in _environment(False).lex(source):
+            if kind == "block_begin":
+                opened_at = (lineno, 0)
+                continue
+            if kind == "whitespace" or opened_at is None:
+                continue
+            if kind == "name":
+                line = lines[opened_at[0] - 1] if 0 < opened_at[0] <= len(lines) else ""
+                column = line.find("{%") + 1 if "{%" in line else 1
+                if value in _BLOCK_TAGS:
+                    stack.append((value, opened_at[0], column))
+                elif value.startswith("end") and stack and stack[-1][0] == value[3:]:
+                    stack.pop()
+            opened_at = None
+    except TemplateSyntaxError:
+        return None
+    return stack[-1] if stack else None
+
+
+def _syntax_error(source: str, exc: TemplateSyntaxError, part: str) -> TemplateError:
+    """A syntax error where staff can fix it: an unclosed block at the line that opened it."""
+    message = exc.message or ""
+    # A missing end tag is found at the end of the template, a wrong one (endif for a for) where it stands.
+    if message.startswith("Unexpected end of template") or "innermost block that needs to be closed" in message:
+        unclosed = _unclosed_block(source)
+        if unclosed is not None:
+            tag, line, column = unclosed
+            return TemplateError(
+                f"syntax error: the {{% {tag} %}} opened here is never closed (add {{% end{tag} %}} where it ends)",
+                part,
+                line,
+                column,
+            )
+    return TemplateError(f"syntax error: {exc.message}", part, exc.lineno, _column(source, exc))
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a rendering error happened on (Jinja maps its frames to ``<template>`` lines)."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _known_attributes() -> dict[str, frozenset[str]]:
+    """The attributes each top-level name has (``patron`` → first_name, …), from the documented names and the
+    sample context (which has the shape of every real one)."""
+    known: dict[str, set[str]] = {}
+    for name in CONTEXT_NAMES:
+        root, _, attr = name.partition(".")
+        if attr:
+            known.setdefault(root, set()).add(attr)
+    for root, value in sample_context().items():
+        if isinstance(value, Mapping):
+            known.setdefault(root, set()).update(str(key) for key in value)
+    return {root: frozenset(attrs) for root, attrs in known.items()}
+
+
+def _unknown_attributes(ast: nodes.Template, source: str, part: str) -> list[TemplateError]:
+    """``patron.frist_name`` and the like, each with its line and column and the likely intended name.
+
+    Found on the parsed template rather than by rendering: a misspelt name inside an ``{% if %}`` that the
+    sample data does not enter would otherwise pass and fail on the first real request that enters it.
+    """
+    known = _known_attributes()
+    assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    problems: list[TemplateError] = []
+    lines = source.splitlines()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not isinstance(target, nodes.Name) or target.name in assigned or target.name not in known:
+            continue
+        key = getattr(node, "arg", None)
+        if isinstance(node, nodes.Getattr):
+            attr = str(node.attr)
+        elif isinstance(key, nodes.Const) and isinstance(key.value, str):
+            attr = key.value
+        else:
+            continue
+        if attr in known[target.name]:
+            continue
+        close = difflib.get_close_matches(attr, sorted(known[target.name]), n=1)
+        hint = f" (did you mean {target.name}.{close[0]}?)" if close else ""
+        line = lines[node.lineno - 1] if 0 < node.lineno <= len(lines) else ""
+        at = line.find(f"{target.name}.{attr}")
+        problems.append(
+            TemplateError(f"unknown name: {target.name}.{attr}{hint}", part, node.lineno, at + 1 if at >= 0 else None)
+        )
+    return problems
+
+
 def _column(source: str, exc: TemplateSyntaxError) -> int | None:
     """Jinja reports only the line; point at its first non-blank character so the editor can place the cursor."""
     lines = source.splitlines()
@@ -534,12 +658,32 @@ def _column(source: str, exc: TemplateSyntaxError) -> int | None:
     return None
 
 
-def _suggest(unknown: list[str]) -> str:
-    import difflib
+#: ILLiad's table names for what Callslip calls otherwise (a template written for ILLiad says ``user.…``).
+_ILLIAD_NAMES = {"user": "patron", "customer": "patron", "transaction": "request", "localinfo": "library"}
 
+
+def _alias_hint(ast: nodes.Template, unknown: list[str]) -> str:
+    """`` (did you mean patron.first_name?)`` for ILLiad's ``user.frist_name``: its table and field both mapped."""
+    known = _known_attributes()
+    for node in ast.find_all(nodes.Getattr):
+        target = getattr(node, "node", None)
+        if isinstance(target, nodes.Name) and target.name in unknown:
+            alias = _ILLIAD_NAMES.get(target.name.casefold())
+            if alias is None:
+                continue
+            wanted = str(node.attr).replace("_", "").casefold()
+            by_letters = {attr.replace("_", "").casefold(): attr for attr in known.get(alias, ())}
+            close = difflib.get_close_matches(wanted, sorted(by_letters), n=1)
+            if close:
+                return f" (did you mean {alias}.{by_letters[close[0]]}?)"
+    return ""
+
+
+def _suggest(unknown: list[str]) -> str:
     hints = []
     for name in unknown:
-        close = difflib.get_close_matches(name, sorted(TOP_LEVEL_NAMES), n=1)
+        alias = _ILLIAD_NAMES.get(name.casefold())
+        close = [alias] if alias else difflib.get_close_matches(name, sorted(TOP_LEVEL_NAMES), n=1)
         if close:
             hints.append(f"{name} → {close[0]}?")
     return f" (did you mean: {', '.join(hints)})" if hints else f" (known: {', '.join(sorted(TOP_LEVEL_NAMES))})"

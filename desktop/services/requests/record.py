@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from desktop.db.engine import Database
-from desktop.db.models import CallLogEntry, Notification, Patron, PickupLocation, Request
+from desktop.db.models import CallLogEntry, Notification, Patron, PickupLocation, Request, RequestNote
+from desktop.domain.clock import utcnow
 from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status, allowed_transitions
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
@@ -63,6 +64,21 @@ class NotificationEntry:
     def waiting_or_failed(self) -> bool:
         """An e-mail the desk should know about: still to be sent, or given up."""
         return self.channel == EMAIL and self.state in (PENDING, RETRYING, FAILED)
+
+
+@dataclass(frozen=True)
+class NoteEntry:
+    """A note on the request (typed in Callslip or imported from ILLiad's Notes): who, when, what."""
+
+    id: int
+    noted_at: datetime
+    added_by: str
+    note_type: str
+    note: str
+
+
+#: The longest note staff may add (ILLiad's Notes field is about this size; longer text belongs elsewhere).
+MAX_NOTE = 4000
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,8 @@ class RequestDetails:
     notifications: tuple[NotificationEntry, ...]
     #: Phone calls logged for this request (all waits), with the notes typed with them, oldest first.
     calls: tuple[CallNote, ...] = ()
+    #: Notes on the request (staff's and ILLiad-imported), oldest first.
+    notes: tuple[NoteEntry, ...] = ()
 
     @property
     def is_article(self) -> bool:
@@ -226,6 +244,14 @@ def _details(session: Session, request: Request) -> RequestDetails:
                 .order_by(CallLogEntry.called_at, CallLogEntry.id)
             )
         ),
+        notes=tuple(
+            NoteEntry(n.id, n.noted_at, n.added_by, n.note_type, n.note)
+            for n in session.scalars(
+                select(RequestNote)
+                .where(RequestNote.request_id == request.id)
+                .order_by(RequestNote.noted_at, RequestNote.id)
+            )
+        ),
     )
 
 
@@ -237,6 +263,31 @@ def get_request(db: Database, transaction_number: int) -> RequestDetails:
     """
     with db.read() as session:
         return _details(session, _load(session, transaction_number))
+
+
+def add_note(db: Database, transaction_number: int, text: str, added_by: str) -> NoteEntry:
+    """Add a staff note to the request, recording who wrote it and when.
+
+    A note does not change the request's version: it is added beside the request, so it never conflicts with
+    somebody else's edit of the request's fields.
+
+    Raises:
+        NotFoundError: no such request.
+        ValidationError: the note is empty or longer than :data:`MAX_NOTE` characters.
+    """
+    text = text.strip()
+    if not text:
+        raise ValidationError("the note is empty", {"note": "empty"})
+    if len(text) > MAX_NOTE:
+        raise ValidationError(f"a note has at most {MAX_NOTE} characters ({len(text)} typed)", {"note": "too long"})
+    with db.write() as session:
+        request_id = session.scalar(select(Request.id).where(Request.transaction_number == transaction_number))
+        if request_id is None:
+            raise NotFoundError(f"no request with transaction number {transaction_number}")
+        note = RequestNote(request_id=request_id, noted_at=utcnow(), note=text, added_by=added_by, note_type="Staff")
+        session.add(note)
+        session.flush()
+        return NoteEntry(note.id, note.noted_at, note.added_by, note.note_type, note.note)
 
 
 def pickup_choices(db: Database) -> list[PickupChoice]:

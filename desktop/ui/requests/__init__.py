@@ -2,7 +2,8 @@
 
 Offers (``__all__``): ``borrowing_tab`` (queues and the request list), ``request_form``, ``contact_customers``,
 ``hold_shelf`` (the Hold Shelf view).
-Inside only: ``queue_model``, ``request_table_model``, ``print_notices``. Other windows open these through
+Inside only: ``queue_model``, ``request_table_model``, ``print_notices``, ``send_email_dialog`` (the request
+form's Send E-mail preview). Other windows open these through
 :mod:`desktop.ui.navigation`, never by importing them.
 """
 

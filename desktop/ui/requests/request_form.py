@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import fields
-from datetime import date
+import uuid
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QAbstractItemModel, QItemSelection, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PySide6.QtCore import QAbstractItemModel, QDate, QItemSelection, QLocale, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QPageSize, QTextDocument
+from PySide6.QtPrintSupport import QPrinter, QPrintPreviewDialog
 from PySide6.QtWidgets import (
     QComboBox,
+    QDateEdit,
     QFormLayout,
     QFrame,
     QGroupBox,
@@ -42,21 +46,26 @@ from desktop.domain.statuses import Status
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.requests.contact_customers import CallNote
+from desktop.services.requests.email_actions import EmailPlan, email_templates, plan_email, resend_notice, send_email
 from desktop.services.requests.queues import QueueQuery, adjacent_request
 from desktop.services.requests.record import (
+    NoteEntry,
     NotificationEntry,
     PickupChoice,
     RequestDetails,
     RequestEdit,
     TrackingEntry,
+    add_note,
     get_request,
     pickup_choices,
     save_request,
 )
+from desktop.services.requests.request_sheet import request_sheet_html
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
+from desktop.ui.requests.send_email_dialog import SendEmailDialog
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
 
@@ -71,7 +80,11 @@ _TEXT_FIELDS = {
 }
 _LOAN_ONLY = {"loan_title"}
 _ARTICLE_ONLY = {"photo_journal_title", "photo_article_title"}
-_MODIFIED_STYLE = "QLineEdit[modified='true'], QComboBox[modified='true'] { background: #fff4c2; }"
+_MODIFIED_STYLE = (
+    "QLineEdit[modified='true'], QComboBox[modified='true'], QDateEdit[modified='true'] { background: #fff4c2; }"
+)
+#: The due date edit shows this (its minimum date) for "no due date": a QDateEdit always holds a date.
+_NO_DUE = QDate(2000, 1, 1)
 _ERROR_STYLE = "QLineEdit[invalid='true'] { border: 2px solid #d93025; }"
 
 _open_forms: list[RequestForm] = []
@@ -111,14 +124,47 @@ def route_and_reload(
     return get_request(db, transaction_number)
 
 
-def _parse_due(text: str) -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"the due date {text!r} is not a date like 2026-03-31 (year-month-day)") from None
+@dataclass(frozen=True)
+class HistoryLine:
+    """One line of the History/Notes tab: a Tracking row or a note, in time order."""
+
+    when: datetime
+    kind: str
+    by: str
+    text: str
+
+
+def history_lines(details: RequestDetails) -> list[HistoryLine]:
+    """Tracking and notes of a request merged oldest first (what happened and what was said, together)."""
+    lines = [
+        HistoryLine(t.changed_at, "Status", t.changed_by, f"{t.from_status or '(new)'} → {t.to_status}"
+                    + (f" ({t.note})" if t.note else ""))
+        for t in details.tracking
+    ]  # fmt: skip
+    lines += [HistoryLine(n.noted_at, f"Note ({n.note_type})", n.added_by, n.note) for n in details.notes]
+    return sorted(lines, key=lambda line: line.when)
+
+
+def print_request_pdf(details: RequestDetails, path: Path) -> None:
+    """Print Request to a PDF file (what the print dialog does, without asking: tests and "Save as PDF")."""
+    printer = _request_printer()
+    printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    printer.setOutputFileName(str(path))
+    _request_document(details).print_(printer)
+
+
+def _request_printer() -> QPrinter:
+    """A printer on the paper size of the locale (US Letter where inches are used, else A4)."""
+    printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+    imperial = QLocale().measurementSystem() == QLocale.MeasurementSystem.ImperialUSSystem
+    printer.setPageSize(QPageSize(QPageSize.PageSizeId.Letter if imperial else QPageSize.PageSizeId.A4))
+    return printer
+
+
+def _request_document(details: RequestDetails) -> QTextDocument:
+    document = QTextDocument()
+    document.setHtml(request_sheet_html(details))
+    return document
 
 
 class RequestForm(QWidget):
@@ -184,7 +230,13 @@ class RequestForm(QWidget):
         layout.addWidget(self.tabs, 1)
         self._set_enabled(False)
         ctx.changed.connect(self.on_data_changed)
+        self._email_token = ""
+        self._pending_message = ""
+        self.email_dialog: SendEmailDialog | None = None
+        self._printer: QPrinter | None = None
+        self._print_document: QTextDocument | None = None
         self.load(transaction_number)
+        self.ctx.run(functools.partial(email_templates, ctx.db), self.on_templates_loaded, self.on_failed)
 
     # --- construction -----------------------------------------------------------------------------------------
     def _action(self, text: str, name: str, shortcut: QKeySequence | QKeySequence.StandardKey | str) -> QAction:
@@ -215,6 +267,19 @@ class RequestForm(QWidget):
         self.patron_action.triggered.connect(self.open_patron)
         self.close_action = self._action("Close", "closeRequestAction", QKeySequence.StandardKey.Close)
         self.close_action.triggered.connect(self.close)
+        # Previous/Next: Ctrl+PgUp/PgDown (as between tabs) and the platform's Back/Forward (Alt+Left/Right).
+        for action, standard in (
+            (self.previous_action, QKeySequence.StandardKey.Back),
+            (self.next_action, QKeySequence.StandardKey.Forward),
+        ):
+            keys = [action.shortcut(), *QKeySequence.keyBindings(standard)]
+            action.setShortcuts(keys)
+            action.setToolTip(action.toolTip().removesuffix(")") + ", " + keys[1].toString() + ")")
+        self.email_action = self._action("Send E-&mail", "sendEmailAction", "Ctrl+Shift+M")
+        self.email_action.setToolTip("Send a notification template to the patron (Ctrl+Shift+M)")
+        self.email_action.triggered.connect(self.show_email_menu)
+        self.print_action = self._action("Pr&int Request…", "printRequestAction", QKeySequence.StandardKey.Print)
+        self.print_action.triggered.connect(self.print_request)
 
     def _build_toolbar(self) -> None:
         self.toolbar = QToolBar("Request")
@@ -233,13 +298,25 @@ class RequestForm(QWidget):
         self.route_button.setMenu(self.route_menu)
         self.route_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.toolbar.addWidget(self.route_button)
+        self.email_menu = QMenu("Send E-mail", self)
+        self.email_menu.setObjectName("sendEmailMenu")
+        self.email_button = QToolButton()
+        self.email_button.setObjectName("sendEmailMenuButton")
+        self.email_button.setAccessibleName("Send an e-mail to the patron")
+        self.email_button.setText("Send E-&mail")
+        self.email_button.setToolTip(self.email_action.toolTip())
+        self.email_button.setMenu(self.email_menu)
+        self.email_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(self.email_button)
         self.toolbar.addSeparator()
         self.toolbar.addAction(self.save_action)
         self.toolbar.addAction(self.revert_action)
         self.toolbar.addAction(self.reload_action)
         self.toolbar.addSeparator()
         self.toolbar.addAction(self.patron_action)
+        self.toolbar.addAction(self.print_action)
         for action, name in (
+            (self.print_action, "printRequestButton"),
             (self.previous_action, "previousRequestButton"),
             (self.next_action, "nextRequestButton"),
             (self.save_action, "saveRequestButton"),
@@ -306,11 +383,28 @@ class RequestForm(QWidget):
             self.labels[name] = QLabel(label + ":")
             self.labels[name].setBuddy(self.edits[name])
             self.request_layout.addRow(self.labels[name], self.edits[name])
-        self.due_edit = self._line("dueDateEdit", "Due date")
-        self.due_edit.setPlaceholderText("YYYY-MM-DD, blank for none")
+        self.due_edit = QDateEdit()
+        self.due_edit.setObjectName("dueDateEdit")
+        self.due_edit.setAccessibleName("Due date")
+        self.due_edit.setCalendarPopup(True)  # F4 or Alt+Down opens the calendar
+        self.due_edit.setDisplayFormat(QLocale().dateFormat(QLocale.FormatType.ShortFormat))
+        self.due_edit.setMinimumDate(_NO_DUE)
+        self.due_edit.setSpecialValueText("No due date")
+        self.due_edit.setDate(_NO_DUE)
+        self.due_edit.setToolTip("Pick the date from the calendar (F4); the earliest date means no due date")
+        self.due_edit.dateChanged.connect(self.on_field_edited)
         self.labels["due_date"] = QLabel("D&ue date:")
         self.labels["due_date"].setBuddy(self.due_edit)
-        self.request_layout.addRow(self.labels["due_date"], self.due_edit)
+        self.no_due_button = QToolButton()
+        self.no_due_button.setObjectName("noDueDateButton")
+        self.no_due_button.setText("No date")
+        self.no_due_button.setAccessibleName("Clear the due date")
+        self.no_due_button.setToolTip("Clear the due date")
+        self.no_due_button.clicked.connect(self.clear_due_date)
+        due_row = QHBoxLayout()
+        due_row.addWidget(self.due_edit, 1)
+        due_row.addWidget(self.no_due_button)
+        self.request_layout.addRow(self.labels["due_date"], due_row)
         self.pickup_combo = QComboBox()
         self.pickup_combo.setObjectName("pickupLocationCombo")
         self.pickup_combo.setAccessibleName("Pickup location")
@@ -400,10 +494,58 @@ class RequestForm(QWidget):
         self.calls_table = self._table("callsTable", "Phone calls and their notes", self.calls_model)
         for column, width in enumerate((130, 120, 110)):
             self.calls_table.setColumnWidth(column, width)
+        self.resend_button = QPushButton("&Resend…")
+        self.resend_button.setObjectName("resendNoticeButton")
+        self.resend_button.setAccessibleName("Send the selected notice again")
+        self.resend_button.setToolTip("Send the selected e-mail again, as a new notice rendered from its template now")
+        self.resend_button.setEnabled(False)
+        self.resend_button.clicked.connect(self.resend_selected)
+        history = QWidget()
+        history_layout = QVBoxLayout(history)
+        history_layout.setContentsMargins(0, 0, 0, 0)
+        history_layout.addWidget(split, 1)
+        resend_row = QHBoxLayout()
+        resend_row.addStretch(1)
+        resend_row.addWidget(self.resend_button)
+        history_layout.addLayout(resend_row)
         tabs.addTab(self.tracking_table, "&Tracking")
-        tabs.addTab(split, "Noti&fications")
+        self.email_tab_index = tabs.addTab(history, "E-mail &History")
         self.calls_tab_index = tabs.addTab(self.calls_table, "&Calls")
+        self.notes_tab_index = tabs.addTab(self._build_notes_tab(), "History/Not&es")
         return tabs
+
+    def _build_notes_tab(self) -> QWidget:
+        self.history_model: RecordTableModel[HistoryLine] = RecordTableModel(
+            [
+                ("When", lambda h: local_time(h.when)),
+                ("What", lambda h: h.kind),
+                ("By", lambda h: h.by),
+                ("Text", lambda h: h.text),
+            ],
+            self,
+        )
+        self.history_table = self._table("historyTable", "History: status changes and notes", self.history_model)
+        for column, width in enumerate((130, 110, 110)):
+            self.history_table.setColumnWidth(column, width)
+        self.note_edit = QPlainTextEdit()
+        self.note_edit.setObjectName("noteEdit")
+        self.note_edit.setAccessibleName("New note")
+        self.note_edit.setPlaceholderText("Type a note about this request; it is saved with your name and the time.")
+        self.note_edit.setTabChangesFocus(True)
+        self.note_edit.setMaximumHeight(self.note_edit.fontMetrics().lineSpacing() * 4)
+        self.add_note_button = QPushButton("Add &Note")
+        self.add_note_button.setObjectName("addNoteButton")
+        self.add_note_button.setAccessibleName("Add the note")
+        self.add_note_button.clicked.connect(self.add_note)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.history_table, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.note_edit, 1)
+        row.addWidget(self.add_note_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(row)
+        return tab
 
     def _table(self, name: str, accessible: str, model: QAbstractItemModel) -> QTableView:
         table = record_table(model, name, accessible)
@@ -435,6 +577,9 @@ class RequestForm(QWidget):
         self._show(details)
         self._hide_message()
         self._finish()
+        if self._pending_message:  # what the action that reloaded the form did
+            self._show_message(self._pending_message, error=False)
+            self._pending_message = ""
 
     def on_failed(self, error: object) -> None:
         """Reading or writing failed; what was typed stays."""
@@ -471,7 +616,8 @@ class RequestForm(QWidget):
             self.transaction_date_label.setText(local_time(details.transaction_date))
             for name, edit in self.edits.items():
                 edit.setText(getattr(details, name))
-            self.due_edit.setText(details.due_date.isoformat() if details.due_date else "")
+            due = details.due_date
+            self.due_edit.setDate(QDate(due.year, due.month, due.day) if due else _NO_DUE)
             found = self.pickup_combo.findData(details.pickup_location_id)
             self.pickup_combo.setCurrentIndex(max(found, 0))
             self.pickup_combo.setItemText(
@@ -493,6 +639,11 @@ class RequestForm(QWidget):
                 self.notification_text.clear()
             self.calls_model.set_records(details.calls)
             self.tabs.setTabText(self.calls_tab_index, f"&Calls ({len(details.calls)})" if details.calls else "&Calls")
+            self.history_model.set_records(history_lines(details))
+            self.tabs.setTabText(
+                self.notes_tab_index, f"History/Not&es ({len(details.notes)})" if details.notes else "History/Not&es"
+            )
+            self._update_resend()
             # Why this request's e-mail waits is said on the form only when it has one waiting or failed.
             self.delivery_banner.set_relevant(any(n.waiting_or_failed for n in details.notifications))
             self._rebuild_route_menu(details)
@@ -516,13 +667,9 @@ class RequestForm(QWidget):
 
     # --- editing ----------------------------------------------------------------------------------------------
     def current_edit(self) -> RequestEdit:
-        """The editable fields as typed.
-
-        Raises:
-            ValueError: the due date is not a date (the message says what to type).
-        """
+        """The editable fields as typed (the due date as picked)."""
         values: dict[str, object] = {name: edit.text() for name, edit in self.edits.items()}
-        values["due_date"] = _parse_due(self.due_edit.text())
+        values["due_date"] = self.due_date()
         values["pickup_location_id"] = self.pickup_combo.currentData()
         return RequestEdit(**values)  # type: ignore[arg-type]
 
@@ -532,12 +679,21 @@ class RequestForm(QWidget):
             return []
         shown = self.details.edit()
         found = [name for name, edit in self.edits.items() if edit.text() != getattr(shown, name)]
-        due = self.due_edit.text().strip()
-        if due != (shown.due_date.isoformat() if shown.due_date else ""):
+        if self.due_date() != shown.due_date:
             found.append("due_date")
         if self.pickup_combo.currentData() != shown.pickup_location_id:
             found.append("pickup_location_id")
         return found
+
+    def due_date(self) -> date | None:
+        """The due date picked (None for "No due date", the edit's minimum)."""
+        picked = self.due_edit.date()
+        return None if picked == _NO_DUE else date(picked.year(), picked.month(), picked.day())
+
+    @Slot()
+    def clear_due_date(self) -> None:
+        """ "No date": the request has no due date."""
+        self.due_edit.setDate(_NO_DUE)
 
     @property
     def dirty(self) -> bool:
@@ -605,13 +761,7 @@ class RequestForm(QWidget):
     def _save(self, expected_version: int) -> None:
         if self._busy or self.details is None:
             return
-        try:
-            edit = self.current_edit()
-        except ValueError as exc:
-            self._mark_invalid("due_date", True)
-            self._show_message(str(exc), error=True)
-            self.due_edit.setFocus()
-            return
+        edit = self.current_edit()
         self._start("Saving…")
         self.ctx.run(
             functools.partial(
@@ -767,6 +917,192 @@ class RequestForm(QWidget):
             return "the list"
         return f"the {self._query.status!r} queue"
 
+    # --- Send E-mail and E-mail History -----------------------------------------------------------------------
+    def on_templates_loaded(self, names: list[str]) -> None:
+        """Fill the Send E-mail menu with the templates staff may send by hand."""
+        if not shiboken6.isValid(self):
+            return
+        self.email_menu.clear()
+        for name in names:
+            action = self.email_menu.addAction(name)
+            action.setObjectName("sendTemplate:" + name)
+            action.setData(name)
+            action.triggered.connect(self.on_email_chosen)
+        self._set_enabled(self.details is not None and not self._busy)
+
+    @Slot()
+    def show_email_menu(self) -> None:
+        """Ctrl+Shift+M: drop down the list of templates."""
+        if self.email_button.isEnabled():
+            self.email_button.showMenu()
+
+    @Slot()
+    def on_email_chosen(self) -> None:
+        """A template was picked from the Send E-mail menu: preview it."""
+        action = self.sender()
+        if isinstance(action, QAction):
+            self.prepare_email(str(action.data()))
+
+    def prepare_email(self, template_name: str) -> None:
+        """Render ``template_name`` for this request (off the GUI thread), then show the preview."""
+        if self._busy or self.details is None:
+            return
+        if self.dirty:
+            self._show_message("Save or revert your edits before sending an e-mail.", error=True)
+            return
+        self._start(f"Preparing “{template_name}”…")
+        self.ctx.run(
+            functools.partial(plan_email, self.ctx.db, self.ctx.settings, self.transaction_number, template_name),
+            self.on_email_planned,
+            self.on_failed,
+        )
+
+    def on_email_planned(self, plan: EmailPlan) -> None:
+        """Show the preview; Send queues it."""
+        if not shiboken6.isValid(self):
+            return
+        self._finish()
+        self._email_token = uuid.uuid4().hex  # one per preview: a repeated Send queues nothing more
+        self.email_dialog = SendEmailDialog(plan, self)
+        self.email_dialog.accepted.connect(self.on_email_confirmed)
+        self.email_dialog.open()
+
+    @Slot()
+    def on_email_confirmed(self) -> None:
+        """Send pressed in the preview."""
+        if self.email_dialog is not None:
+            self.send_planned(self.email_dialog.plan)
+
+    def send_planned(self, plan: EmailPlan) -> None:
+        """Queue the previewed e-mail in the outbox and route the request, in one transaction."""
+        if self._busy:
+            return
+        self._start(f"Sending “{plan.template_name}”…")
+        self.ctx.run(
+            functools.partial(
+                send_email,
+                self.ctx.db,
+                plan.transaction_number,
+                plan.template_name,
+                self.ctx.staff_name,
+                expected_version=plan.version,
+                token=self._email_token,
+            ),
+            functools.partial(self.on_email_queued, plan),
+            self.on_failed,
+        )
+
+    def on_email_queued(self, plan: EmailPlan, _notice_id: int) -> None:
+        """Queued: wake the System Manager, show the request as it now is, and tell other windows."""
+        if not shiboken6.isValid(self):
+            return
+        self._finish()
+        self.ctx.request_send_now()
+        self.ctx.changed.emit("requests")
+        moved = f" The request moved to {plan.route_to}." if plan.route_to else ""
+        self.load(self.transaction_number)
+        self._pending_message = f"“{plan.template_name}” is in the outbox and goes out with the next send.{moved}"
+
+    def selected_notice(self) -> NotificationEntry | None:
+        """The notice selected on the E-mail History tab."""
+        rows = self.notifications_table.selectionModel().selectedRows()
+        return self.notifications_model.record(rows[0].row()) if rows else None
+
+    def _update_resend(self) -> None:
+        notice = self.selected_notice()
+        self.resend_button.setEnabled(
+            not self._busy and self.details is not None and notice is not None and notice.channel == "email"
+        )
+
+    @Slot()
+    def resend_selected(self) -> None:
+        """Resend…: ask first (a second e-mail reaches the patron), then send the selected notice again."""
+        notice = self.selected_notice()
+        if notice is None:
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Send again",
+            f"Send “{notice.template_name}” to the patron again? It is rendered from the template as it is now "
+            "and sent once, like any notice.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setObjectName("confirmResendBox")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setProperty("noticeId", notice.id)
+        box.accepted.connect(self.on_resend_confirmed)
+        box.open()
+
+    @Slot()
+    def on_resend_confirmed(self) -> None:
+        """Yes in the Send again question."""
+        box = self.sender()
+        if isinstance(box, QMessageBox):
+            self.resend(int(box.property("noticeId")))
+
+    def resend(self, notice_id: int) -> None:
+        """Queue a new notice copying notice ``notice_id``'s template (audited on both)."""
+        if self._busy:
+            return
+        self._start("Queueing the e-mail again…")
+        self.ctx.run(
+            functools.partial(resend_notice, self.ctx.db, notice_id, self.ctx.staff_name, token=uuid.uuid4().hex),
+            self.on_resent,
+            self.on_failed,
+        )
+
+    def on_resent(self, notice_id: int) -> None:
+        """Resent: the new notice shows in the history once read back."""
+        if not shiboken6.isValid(self):
+            return
+        self._finish()
+        self.ctx.request_send_now()
+        self.load(self.transaction_number)
+        self._pending_message = f"Queued again as notice {notice_id}; it goes out with the next send."
+
+    # --- notes and printing ------------------------------------------------------------------------------------
+    @Slot()
+    def add_note(self) -> None:
+        """Add the typed note (with staff's name and the time) to the request."""
+        if self._busy or self.details is None:
+            return
+        text = self.note_edit.toPlainText()
+        if not text.strip():
+            self._show_message("Type the note first.", error=True)
+            self.note_edit.setFocus()
+            return
+        self._start("Adding the note…")
+        self.ctx.run(
+            functools.partial(add_note, self.ctx.db, self.transaction_number, text, self.ctx.staff_name),
+            self.on_note_added,
+            self.on_failed,
+        )
+
+    def on_note_added(self, note: NoteEntry) -> None:
+        """The note is saved: clear the box and show it in the history."""
+        if not shiboken6.isValid(self):
+            return
+        self._finish()
+        self.note_edit.clear()
+        self.load(self.transaction_number)
+        self._pending_message = f"Note added by {note.added_by}."
+
+    @Slot()
+    def print_request(self) -> None:
+        """Print Request: one page with the request's details, through the print preview (Print from there)."""
+        if self.details is None:
+            return
+        self._printer = _request_printer()  # kept: PySide deletes a printer whose last reference goes
+        self._print_document = _request_document(self.details)
+        preview = QPrintPreviewDialog(self._printer, self)
+        preview.setObjectName("printRequestPreview")
+        preview.setWindowTitle(f"Print Request {self.details.transaction_number}")
+        preview.paintRequested.connect(self._print_document.print_)
+        preview.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        preview.open()
+
     # --- patron and refresh -----------------------------------------------------------------------------------
     @Slot()
     def open_patron(self) -> None:
@@ -777,7 +1113,12 @@ class RequestForm(QWidget):
 
     @Slot(str)
     def on_data_changed(self, topic: str) -> None:
-        """Another window changed requests or patrons: show it, unless staff are in the middle of an edit."""
+        """Another window changed requests or patrons: show it, unless staff are in the middle of an edit.
+
+        A template deleted or restored elsewhere changes what Send E-mail offers.
+        """
+        if topic == "templates":
+            self.ctx.run(functools.partial(email_templates, self.ctx.db), self.on_templates_loaded)
         if topic in {"requests", "patrons"} and not self._busy and not self.dirty and self.details is not None:
             self.ctx.run(
                 functools.partial(load_form_data, self.ctx.db, self.transaction_number),
@@ -813,6 +1154,11 @@ class RequestForm(QWidget):
         self.patron_action.setEnabled(patron)
         self.overwrite_button.setEnabled(on)
         self.discard_button.setEnabled(on)
+        self.email_button.setEnabled(on and not self.email_menu.isEmpty())
+        self.email_action.setEnabled(self.email_button.isEnabled())
+        self.print_action.setEnabled(on)
+        self.add_note_button.setEnabled(on)
+        self._update_resend()
 
     @property
     def busy(self) -> bool:
@@ -841,6 +1187,7 @@ class RequestForm(QWidget):
         """Show the full text of the selected notice."""
         rows = self.notifications_table.selectionModel().selectedRows()
         notice = self.notifications_model.record(rows[0].row()) if rows else None
+        self._update_resend()
         if notice is None:
             self.notification_text.clear()
             return
