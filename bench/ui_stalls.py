@@ -39,6 +39,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from bench._common import emit, isolated_environment, scratch_dir, spread_text
 
 if TYPE_CHECKING:
+    from desktop.services.database import Database
     from desktop.ui.main_window import MainWindow
 
 TICK_MS = 10
@@ -68,7 +69,7 @@ def seed(path: Path, size: Size) -> None:
     from desktop.services.database import open_database
 
     db, _ = open_database(sqlite_url(path))
-    others = {
+    others: dict[Status, float] = {
         s: w
         for s, w in DEFAULT_STATUS_WEIGHTS.items()
         if s not in (Status.REQUEST_SENT, Status.AWAITING_CUSTOMER_CONTACT)
@@ -151,22 +152,79 @@ def idle(window: MainWindow) -> bool:
     )
 
 
-def measure(path: Path, size: Size, runs: int) -> dict[str, list[float]]:
-    """Every action ``runs`` times, and the idle baseline; stalls in ms."""
+def main_window_stalls(db: Database, size: Size) -> tuple[float, float]:
+    """(d) open the main window and its big queue, then (c) Ctrl+A on that queue; the stalls of each (ms)."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
     from desktop.app import ensure_application
     from desktop.config import Settings
+    from desktop.ui.context import AppContext
+    from desktop.ui.main_window import MainWindow
+
+    app = ensure_application()
+    windows: list[MainWindow] = []
+    ctx = AppContext(db, Settings(run_poller=False, staff_name="bench"))
+
+    def open_window() -> None:
+        window = MainWindow(ctx)
+        window.resize(1280, 780)
+        window.show()
+        windows.append(window)
+
+    stall = probed(open_window, lambda: bool(windows) and idle(windows[-1]))
+    window = windows[-1]
+    workspace = window.workspace
+    workspace.stop()  # no count poll in the middle of the next measurements
+    model = workspace.table_model
+    loaded: list[int] = []
+    model.loaded.connect(loaded.append)
+    stall = max(
+        stall,
+        probed(lambda: workspace.select_queue(QUEUE), lambda: bool(loaded) and model.row_data(0) is not None),
+    )
+    model.loaded.disconnect(loaded.append)
+    if model.total != size.queue:
+        raise RuntimeError(f"the queue shows {model.total} rows, expected {size.queue}")
+
+    # --- (c) Ctrl+A on that queue
+    table = workspace.table
+    table.setFocus()
+    table.clearSelection()
+    app.processEvents()
+
+    def select_all() -> None:
+        QTest.keyClick(table, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+
+    def selected_rows() -> int:
+        # Counted from the selection's ranges: selectedRows() asks the model about every cell, which would
+        # itself be a stall inside the probe.
+        selection = table.selectionModel().selection()
+        return sum(selection.at(i).height() for i in range(selection.size()))
+
+    select_stall = probed(select_all, lambda: selected_rows() > 0)
+    selected = selected_rows()
+    if selected != size.queue:
+        raise RuntimeError(f"Ctrl+A selected {selected} rows, expected {size.queue}")
+    window.close()
+    ctx.shutdown()
+    window.deleteLater()
+    app.processEvents()
+    return stall, select_stall
+
+
+def measure(path: Path, size: Size, runs: int) -> dict[str, list[float]]:
+    """Every action ``runs`` times, and the idle baseline; stalls in ms."""
+    from desktop.app import ensure_application
+    from desktop.config import Settings
     from desktop.db.engine import sqlite_url
     from desktop.domain.methods import NotificationMethod
     from desktop.services.database import open_database
+    from desktop.services.requests.contact_customers import load_contact_customers
     from desktop.services.requests.printing import build_notices
     from desktop.ui.context import AppContext
     from desktop.ui.requests.contact_customers import open_contact_customers
     from desktop.ui.requests.print_notices import NoticePrinter
-
-    from desktop.ui.main_window import MainWindow
 
     app = ensure_application()
     db, _ = open_database(sqlite_url(path))
@@ -174,55 +232,10 @@ def measure(path: Path, size: Size, runs: int) -> dict[str, list[float]]:
     stalls["open_queue"] = []
 
     # --- (d) the main window on the whole database, then the big queue
-    windows: list[MainWindow] = []
     for _ in range(runs):
-        ctx = AppContext(db, Settings(run_poller=False, staff_name="bench"))
-
-        def open_window(ctx: AppContext = ctx) -> None:
-            window = MainWindow(ctx)
-            window.resize(1280, 780)
-            window.show()
-            windows.append(window)
-
-        count = len(windows)
-        stall = probed(open_window, lambda count=count: len(windows) > count and idle(windows[-1]))
-        window = windows[-1]
-        workspace = window.workspace
-        workspace.stop()  # no count poll in the middle of the next measurements
-        model = workspace.table_model
-        loaded: list[int] = []
-        model.loaded.connect(loaded.append)
-        stall = max(
-            stall,
-            probed(lambda: workspace.select_queue(QUEUE), lambda: bool(loaded) and model.row_data(0) is not None),
-        )
-        model.loaded.disconnect(loaded.append)
-        stalls["open_queue"].append(stall)
-        if model.total != size.queue:
-            raise RuntimeError(f"the queue shows {model.total} rows, expected {size.queue}")
-
-        # --- (c) Ctrl+A on that queue
-        table = workspace.table
-        table.setFocus()
-        table.clearSelection()
-        app.processEvents()
-
-        def select_all() -> None:
-            QTest.keyClick(table, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
-
-        def selected_rows() -> int:
-            # Counted from the selection's ranges: selectedRows() asks the model about every cell, which would
-            # itself be a stall inside the probe.
-            return sum(r.height() for r in table.selectionModel().selection())
-
-        stalls["select_all"].append(probed(select_all, lambda: selected_rows() > 0))
-        selected = selected_rows()
-        if selected != size.queue:
-            raise RuntimeError(f"Ctrl+A selected {selected} rows, expected {size.queue}")
-        window.close()
-        ctx.shutdown()
-        window.deleteLater()
-        app.processEvents()
+        open_stall, select_stall = main_window_stalls(db, size)
+        stalls["open_queue"].append(open_stall)
+        stalls["select_all"].append(select_stall)
 
     # --- (b) the Contact Customers refresh
     ctx = AppContext(db, Settings(run_poller=False, staff_name="bench"))
@@ -235,11 +248,16 @@ def measure(path: Path, size: Size, runs: int) -> dict[str, list[float]]:
         raise RuntimeError(f"Contact Customers shows {shown} rows, expected {size.waiting}")
     for _ in range(runs):
         before = len(loads)
-        stalls["contact_refresh"].append(probed(dialog.on_timer, lambda before=before: len(loads) > before))
+
+        def refreshed(before: int = before) -> bool:
+            return len(loads) > before
+
+        stalls["contact_refresh"].append(probed(dialog.on_timer, refreshed))
 
     # --- (a) the print preview of many notices
-    printable = [r.request_id for r in dialog.models[NotificationMethod.MAIL].rows() if r.has_address]
-    printable += [r.request_id for r in dialog.models[NotificationMethod.PHONE].rows() if r.has_address]
+    groups = load_contact_customers(db)
+    printable = [r.request_id for r in groups.group(NotificationMethod.MAIL) if r.has_address]
+    printable += [r.request_id for r in groups.group(NotificationMethod.PHONE) if r.has_address]
     if len(printable) < size.pages:
         raise RuntimeError(f"only {len(printable)} printable requests, {size.pages} wanted")
     batch = build_notices(db, printable[: size.pages])
@@ -251,13 +269,10 @@ def measure(path: Path, size: Size, runs: int) -> dict[str, list[float]]:
         def open_preview(printer: NoticePrinter = printer) -> None:
             printer.preview(batch.pages, dialog)
 
-        stalls["preview"].append(
-            probed(
-                open_preview,
-                lambda printer=printer: printer.preview_dialog is not None and printer.preview_dialog.isVisible(),
-                settle=1.5,
-            )
-        )
+        def preview_shown(printer: NoticePrinter = printer) -> bool:
+            return printer.preview_dialog is not None and printer.preview_dialog.isVisible()
+
+        stalls["preview"].append(probed(open_preview, preview_shown, settle=1.5))
         if printer.preview_dialog is not None:
             printer.preview_dialog.reject()
         app.processEvents()
