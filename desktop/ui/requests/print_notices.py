@@ -99,7 +99,7 @@ table.item td, table.item th { padding-top: 2px; padding-bottom: 2px; }
 #: Preview pixels per inch at 100 % zoom (before the screen's device pixel ratio).
 PREVIEW_DPI = 64
 #: Pages drawn per event-loop turn are limited by time, not by count: a turn ends after this many seconds.
-PRINT_SLICE_SECONDS = 0.04
+PRINT_SLICE_SECONDS = 0.02
 
 
 class PrintError(RuntimeError):
