@@ -1,7 +1,7 @@
 """Big lists at the desk (issue 21): the print preview draws pages as they come into view and prints from the
 keyboard (Ctrl+P) a few pages per event-loop turn; printed sheets follow the locale (US Letter in en_US/en_CA,
 A4 elsewhere) unless the workstation's setting names a size; Ctrl+A on a long table no longer makes the column
-header ask the model about every cell. Real PDFs are read back with pypdf. How long things take is measured by
+header ask the model about every cell; ink is black under a dark palette. Real PDFs are read back with pypdf. How long things take is measured by
 ``bench/ui_stalls.py``, never here."""
 
 # Fixtures are imported from helper modules; test arguments name them (F811).
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 from PySide6.QtCore import QAbstractTableModel, QLocale, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QImage, QPageSize
+from PySide6.QtGui import QColor, QImage, QPageSize, QPalette
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QTableView
+from PySide6.QtWidgets import QApplication, QTableView
 from pytestqt.qtbot import QtBot
 
 from desktop.config import ConfigError, Settings, load_settings
@@ -27,7 +27,7 @@ from desktop.services.requests.contact_customers import load_contact_customers
 from desktop.services.requests.printing import NoticePage, build_notices
 from desktop.ui.admin.settings_dialog import SettingsDialog
 from desktop.ui.context import AppContext
-from desktop.ui.requests.print_notices import NoticePrinter
+from desktop.ui.requests.print_notices import NoticePrinter, render_page_image
 from desktop.ui.widgets.paper import page_size_for
 from desktop.ui.widgets.tables import record_table, selected_rows
 from tests.cm_helpers import ctx  # noqa: F401
@@ -241,3 +241,20 @@ def test_selected_rows_reads_the_selection_s_ranges(qtbot: QtBot) -> None:
     assert selected_rows(table) == sorted(index.row() for index in table.selectionModel().selectedRows())
     assert selected_rows(table) == [3, 4, 5, 20, 49]
     assert isinstance(table, QTableView)
+
+
+def test_notices_are_printed_in_black_under_a_dark_palette(qtbot: QtBot, seeded_db: Database) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    before = app.palette()
+    dark = QPalette(before)
+    dark.setColor(QPalette.ColorRole.Text, QColor("#e8e8e8"))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor("#e8e8e8"))
+    app.setPalette(dark)
+    try:
+        image = render_page_image(_pages(seeded_db, 1)[0], dpi=50)
+    finally:
+        app.setPalette(before)
+    # The patron's address in the envelope window (2 in from the top, 7/8 in from the left) is dark ink.
+    window = [image.pixelColor(x, y).lightness() for x in range(44, 200) for y in range(100, 150)]
+    assert min(window) < 80

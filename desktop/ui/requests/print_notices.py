@@ -46,6 +46,7 @@ from PySide6.QtCore import (
     Slot,
 )
 from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
     QAction,
     QColor,
     QFont,
@@ -141,7 +142,13 @@ class _Block:
             clip = QRectF(0, 0, rect.width() / scale, height)
         else:
             clip = QRectF(0, 0, rect.width(), rect.height())
-        self.document.drawContents(painter, clip)
+        # Ink is black whatever the screen's palette: drawContents() would take the application's text colour,
+        # light grey on the white sheet under a dark palette (on screen and on paper).
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette.setColor(QPalette.ColorRole.Text, QColor("black"))
+        context.clip = clip
+        painter.setClipRect(clip)
+        self.document.documentLayout().draw(painter, context)
         painter.restore()
 
 
