@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_seconds = time.perf_counter() - started
         stalls = measure(path, size, args.runs)
     figures: dict[str, float | int | str] = {}
+    stalls = {name: values for name, values in stalls.items() if values}  # print_run: only a stepwise preview
     for name, values in stalls.items():
         figures[f"{name}_max_stall_ms"] = round(statistics.median(values), 1)
         figures[f"{name}_worst_stall_ms"] = round(max(values), 1)
