@@ -41,6 +41,10 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names the setting and where it came from."""
 
 
+#: The ``paper_size`` values: empty follows the locale.
+PAPER_SIZES = ("", "letter", "legal", "a4")
+
+
 def _env(name: str) -> dict[str, str]:
     return {"env": name}
 
@@ -70,6 +74,9 @@ class Settings:
         bounce_imap_folder: the folder read; bounce_imap_done_folder: where handled reports are moved (empty:
             they stay, marked ``\\Seen`` and ``$CallslipHandled``). The password is in the keyring.
         bounce_poll_seconds: how often the System Manager reads the bounce mailbox (its own schedule).
+        paper_size: the sheet printed notices are laid out on: ``letter``, ``legal`` or ``a4``; empty (the
+            default) follows the workstation's locale (US Letter where CLDR says so, e.g. en_US and en_CA; A4
+            elsewhere). A setting of the workstation, since it depends on the printer's paper tray.
     """
 
     database_url: str = field(default="", metadata=_env("CALLSLIP_DATABASE_URL"))
@@ -92,6 +99,7 @@ class Settings:
     web_base_url: str = field(default="", metadata=_env("CALLSLIP_WEB_BASE_URL"))
     phone_region: str = field(default="US", metadata=_env("CALLSLIP_PHONE_REGION"))
     staff_name: str = field(default="", metadata=_env("CALLSLIP_STAFF_NAME"))
+    paper_size: str = field(default="", metadata=_env("CALLSLIP_PAPER_SIZE"))
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -139,6 +147,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("smtp_timeout must be more than 0 seconds")
     if len(settings.phone_region) != 2 or not settings.phone_region.isalpha():
         raise ConfigError(f"phone_region must be a two-letter country code, not {settings.phone_region!r}")
+    if settings.paper_size not in PAPER_SIZES:
+        raise ConfigError(f"paper_size must be letter, legal, a4 or empty (the locale's), not {settings.paper_size!r}")
     if settings.database_url:
         try:
             url = parse_url(settings.database_url)

@@ -11,7 +11,6 @@ import pytest
 from pypdf import PdfReader
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtPrintSupport import QPrintPreviewDialog, QPrintPreviewWidget
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 from sqlalchemy import func, select
@@ -26,7 +25,7 @@ from desktop.services.requests.contact_customers import load_contact_customers
 from desktop.services.requests.printing import build_notices, split_blocks
 from desktop.services.requests.status import route_request
 from desktop.ui.requests.contact_customers import ContactCustomersDialog
-from desktop.ui.requests.print_notices import NoticePrinter, render_page_image
+from desktop.ui.requests.print_notices import NoticePreviewDialog, NoticePrinter, render_page_image
 from tests.contact_customers_helpers import ctx, dialog
 
 __all__ = ["ctx", "dialog"]  # fixtures
@@ -149,10 +148,10 @@ def test_print_button_opens_the_preview_and_cancelling_moves_nothing(
     qtbot.mouseClick(dialog.findChild(QPushButton, "printNotificationsButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.notice_printer.preview_dialog is not None, timeout=10_000)
     preview = dialog.notice_printer.preview_dialog
-    assert isinstance(preview, QPrintPreviewDialog) and preview.isVisible()
-    widget = preview.findChild(QPrintPreviewWidget)
-    assert widget is not None
-    qtbot.waitUntil(lambda: widget.pageCount() == 2, timeout=10_000)
+    assert isinstance(preview, NoticePreviewDialog) and preview.isVisible()
+    assert preview.model.rowCount() == 2
+    qtbot.waitUntil(lambda: preview.model.drawn == 2, timeout=10_000)  # both pages fit in view: both drawn
+    assert preview.page_label.text() == "Page 1 of 2"
     preview.reject()
     qtbot.waitUntil(lambda: "cancelled" in dialog.last_message, timeout=5_000)
     assert dialog.confirm_box is None

@@ -71,6 +71,7 @@ from desktop.services.admin.database_problems import missing_sqlite_file, open_c
 from desktop.services.database import Database
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
+from desktop.ui.widgets.paper import page_size_for
 
 OK_STYLE = "color:#146c43;"
 BAD_STYLE = "color:#a4161a;"
@@ -442,7 +443,17 @@ class SettingsDialog(QDialog):
         self.phoneRegionCombo.setToolTip("Country of phone numbers typed without a +country code")
         form.addRow("Staff &name:", self.staffNameEdit)
         form.addRow("&Reset link base:", self.webBaseUrlEdit)
+        self.paperSizeCombo = QComboBox(box)
+        self._name(self.paperSizeCombo, "paperSizeCombo", "Paper size of printed notices")
+        locale_paper = page_size_for("").name()
+        self.paperSizeCombo.addItem(f"As the locale says ({locale_paper})", "")
+        for value, label in (("letter", "US Letter"), ("legal", "US Legal"), ("a4", "A4")):
+            self.paperSizeCombo.addItem(label, value)
+        self.paperSizeCombo.setToolTip(
+            "The sheet printed notices are laid out on; the locale's is US Letter in the US and Canada, A4 elsewhere"
+        )
         form.addRow("&Phone region:", self.phoneRegionCombo)
+        form.addRow("Paper si&ze:", self.paperSizeCombo)
         return box
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -485,6 +496,7 @@ class SettingsDialog(QDialog):
         self.staffNameEdit.setPlaceholderText(settings.effective_staff_name)
         self.webBaseUrlEdit.setText(settings.web_base_url)
         self.phoneRegionCombo.setCurrentText(settings.phone_region)
+        self.paperSizeCombo.setCurrentIndex(max(self.paperSizeCombo.findData(settings.paper_size), 0))
         self._show_stored_passwords()
 
     def _show_stored_passwords(self) -> None:
@@ -602,6 +614,7 @@ class SettingsDialog(QDialog):
             staff_name=self.staffNameEdit.text().strip(),
             web_base_url=web,
             phone_region=self.phoneRegionCombo.currentText().strip().upper(),
+            paper_size=str(self.paperSizeCombo.currentData() or ""),
         )
 
     # ------------------------------------------------------------------------------------------------ testing

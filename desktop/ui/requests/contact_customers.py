@@ -387,8 +387,9 @@ class ContactCustomersDialog(QDialog):
         self._pdf_target: Path | None = None
         self.call_dialog: CallOutcomeDialog | None = None
         self.confirm_box: QMessageBox | None = None
-        self.notice_printer = NoticePrinter(self)
+        self.notice_printer = NoticePrinter(self, paper_size=ctx.settings.paper_size)
         self.notice_printer.finished.connect(self.on_preview_finished)
+        ctx.settingsChanged.connect(self.notice_printer.on_settings_changed)
 
         self.models: dict[NotificationMethod, ContactTableModel] = {}
         self.tables: dict[NotificationMethod, QTableView] = {}
