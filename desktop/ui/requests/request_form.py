@@ -17,7 +17,7 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QAbstractItemModel, QDate, QItemSelection, QLocale, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QPageSize, QTextDocument
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QTextDocument
 from PySide6.QtPrintSupport import QPrinter, QPrintPreviewDialog
 from PySide6.QtWidgets import (
     QComboBox,
@@ -66,6 +66,7 @@ from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.send_email_dialog import SendEmailDialog
+from desktop.ui.widgets.paper import page_size_for
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
 
@@ -145,19 +146,18 @@ def history_lines(details: RequestDetails) -> list[HistoryLine]:
     return sorted(lines, key=lambda line: line.when)
 
 
-def print_request_pdf(details: RequestDetails, path: Path) -> None:
+def print_request_pdf(details: RequestDetails, path: Path, paper_size: str = "") -> None:
     """Print Request to a PDF file (what the print dialog does, without asking: tests and "Save as PDF")."""
-    printer = _request_printer()
+    printer = _request_printer(paper_size)
     printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
     printer.setOutputFileName(str(path))
     _request_document(details).print_(printer)
 
 
-def _request_printer() -> QPrinter:
-    """A printer on the paper size of the locale (US Letter where inches are used, else A4)."""
+def _request_printer(paper_size: str = "") -> QPrinter:
+    """A printer on the workstation's paper (the ``paper_size`` setting, else the locale's: Letter or A4)."""
     printer = QPrinter(QPrinter.PrinterMode.HighResolution)
-    imperial = QLocale().measurementSystem() == QLocale.MeasurementSystem.ImperialUSSystem
-    printer.setPageSize(QPageSize(QPageSize.PageSizeId.Letter if imperial else QPageSize.PageSizeId.A4))
+    printer.setPageSize(page_size_for(paper_size))
     return printer
 
 
@@ -1094,7 +1094,9 @@ class RequestForm(QWidget):
         """Print Request: one page with the request's details, through the print preview (Print from there)."""
         if self.details is None:
             return
-        self._printer = _request_printer()  # kept: PySide deletes a printer whose last reference goes
+        self._printer = _request_printer(
+            self.ctx.settings.paper_size
+        )  # kept: PySide deletes a printer whose last reference goes
         self._print_document = _request_document(self.details)
         preview = QPrintPreviewDialog(self._printer, self)
         preview.setObjectName("printRequestPreview")
