@@ -51,6 +51,7 @@ elif database:
     import sqlite3
     conn = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # as desktop.db.engine sets it: the same durability as the app's
     mark = "?"
 if conn is not None:  # a scratch table in the same database: one plain driver write + commit per message
     conn.execute("CREATE TABLE IF NOT EXISTS bench_sent (n INTEGER, message_id TEXT)")

@@ -220,3 +220,40 @@ def test_unknown_stored_status_still_gets_a_queue(demo_db: Database) -> None:
     snapshot = queue_snapshot(demo_db)
     assert snapshot.counts[-1].status == "On Hold Elsewhere" and snapshot.counts[-1].count == 1
     assert queue_total(demo_db, QueueQuery("On Hold Elsewhere")) == 1
+
+
+def test_driver_rows_carry_the_same_values_as_the_orm(demo_db: Database) -> None:
+    """The window is read through the driver's cursor (for speed); its values must be what the ORM gives: UTC-aware
+    timestamps, dates, the patron's name, on SQLite and PostgreSQL alike."""
+    with demo_db.read() as session:
+        pairs = session.execute(select(Request, Patron).join(Patron, Patron.id == Request.patron_id)).all()
+        expected = {
+            r.transaction_number: (
+                r.status,
+                r.version_id,
+                r.status_changed_at,
+                r.transaction_date,
+                r.due_date,
+                " ".join(x for x in (p.first_name, p.last_name) if x) or p.username,
+            )
+            for r, p in pairs
+        }
+    window = load_window(demo_db, QueueQuery(sort=SortKey.DUE_DATE), 0, MAX_WINDOW)
+    assert window.total == len(expected) == len(window.rows)
+    for row in window.rows:
+        wanted = expected[row.transaction_number]
+        got = (row.status, row.version, row.status_changed_at, row.transaction_date, row.due_date, row.patron_name)
+        assert got == wanted
+        for stamp in (row.status_changed_at, row.transaction_date):
+            offset = None if stamp is None else stamp.utcoffset()
+            assert stamp is None or (offset is not None and offset.total_seconds() == 0)
+    assert any(row.due_date is not None for row in window.rows)
+    assert any(row.status_changed_at is not None for row in window.rows)
+
+
+def test_row_texts_agree_with_the_column_definitions(demo_db: Database) -> None:
+    """The table formats a row in one spelled-out function; it must say what each column's definition says."""
+    from desktop.ui.requests.request_table_model import COLUMNS, row_texts
+
+    rows = load_window(demo_db, QueueQuery(), 0, MAX_WINDOW).rows
+    assert row_texts(rows) == tuple(tuple(column[2](row) for column in COLUMNS) for row in rows)
