@@ -261,6 +261,7 @@ class PickupRow:
     name: str
     address: str
     hold_days: int
+    id: int | None = None  # the location's id: the hold shelf's policy is per location
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +305,8 @@ def load_request_rows(session: Session, request_ids: Iterable[int]) -> dict[int,
     if not wanted:
         return {}
     own, patrons = aliased(PickupLocation), aliased(PickupLocation)
-    pickup_columns = (own.name, own.address, own.hold_days, patrons.name, patrons.address, patrons.hold_days)
+    pickup_columns = (own.name, own.address, own.hold_days, own.id, patrons.name, patrons.address, patrons.hold_days,
+                      patrons.id)  # fmt: skip
     rows: list[Any] = session.execute(
         select(*_REQUEST_COLUMNS, *_PATRON_COLUMNS, *pickup_columns)
         .join(Patron, Patron.id == Request.patron_id)
@@ -325,11 +327,11 @@ def load_request_rows(session: Session, request_ids: Iterable[int]) -> dict[int,
     for row in rows:
         patron_values = row[n : n + m]
         patron = PatronRow(*(*patron_values, tuple(contacts.get(patron_values[0], ()))))
-        own_name, own_address, own_days, home_name, home_address, home_days = row[n + m :]
+        own_name, own_address, own_days, own_id, home_name, home_address, home_days, home_id = row[n + m :]
         pickup = (
-            PickupRow(own_name, own_address, own_days)
+            PickupRow(own_name, own_address, own_days, own_id)
             if own_name is not None
-            else PickupRow(home_name, home_address, home_days)
+            else PickupRow(home_name, home_address, home_days, home_id)
             if home_name is not None
             else None
         )
