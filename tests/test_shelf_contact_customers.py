@@ -99,3 +99,91 @@ def test_a_call_not_made_is_withdrawn_when_the_item_is_checked_out(sqlite_db: Da
     cycle(sqlite_db, smtp_sink, at(9, 13))
     [reminder] = notices(sqlite_db, request_id=request_id)
     assert reminder.state == "cancelled" and "left the hold shelf" in reminder.last_reply
+
+
+def _give_address(db: Database, request_id: int) -> None:
+    with db.write() as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        request.patron.address1, request.patron.city, request.patron.zip = "1 Main St", "Springfield", "12345"
+
+
+def test_a_phone_patrons_ended_hold_is_a_call_to_make(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = shelve(any_db, smtp_sink, method="Phone")
+    set_shelf(any_db, ShelfPolicy(steps=()))
+    cycle(any_db, smtp_sink, at(12, 0, 1))
+    assert request_status(any_db, request_id) == Status.AWAITING_RETURN_TO_LENDER.value
+    row = _row(any_db, NotificationMethod.PHONE, request_id, at(12, 9))
+    assert row is not None and row.hold_ended and row.display_title.startswith("Hold ended · ")  # type: ignore[attr-defined]
+    result = log_calls(any_db, [request_id], CallOutcome.NO_ANSWER, "ann", now=at(12, 10))
+    assert result.logged and not result.reminded
+    row = _row(any_db, NotificationMethod.PHONE, request_id, at(12, 11))
+    assert row is not None and row.call_attempts == 1  # type: ignore[attr-defined]
+    result = log_calls(any_db, [request_id], CallOutcome.REACHED, "ann", now=at(12, 12))
+    assert result.reminded and not result.moved
+    assert request_status(any_db, request_id) == Status.AWAITING_RETURN_TO_LENDER.value  # still going back
+    assert _row(any_db, NotificationMethod.PHONE, request_id, at(12, 13)) is None
+    [expired] = notices(any_db, request_id=request_id)
+    assert (expired.channel, expired.state, expired.last_reply) == (
+        "phone",
+        "sent",
+        "hold ended by phone (Reached) by ann",
+    )
+    with any_db.read() as session:
+        notes = list(session.scalars(select(CallLogEntry.note).where(CallLogEntry.request_id == request_id)))
+    assert notes == ["Hold ended: No answer", "Hold ended: Reached"]
+    cycle(any_db, smtp_sink, at(13))
+    assert len(notices(any_db, request_id=request_id)) == 1 and smtp_sink.messages == []  # once, and no e-mail
+
+
+def test_a_mail_patrons_ended_hold_prints_the_expiry_letter(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = shelve(any_db, smtp_sink, method="Mail")
+    set_shelf(any_db, ShelfPolicy(steps=()))
+    cycle(any_db, smtp_sink, at(12, 0, 1))
+    row = _row(any_db, NotificationMethod.MAIL, request_id, at(12, 9))
+    assert row is not None and row.hold_ended  # type: ignore[attr-defined]
+    _give_address(any_db, request_id)
+    batch = build_notices(any_db, [request_id])
+    assert batch.warnings == ()
+    [page] = batch.pages  # the expiry letter, not the arrival notice nor a reminder
+    assert "was not picked up" in page.html and "until <b>2026-12-11</b>" in page.html and "1 Main St" in page.html
+    result = mark_printed(any_db, [request_id], "bob", now=at(12, 10))
+    assert result.reminded and not result.moved
+    assert request_status(any_db, request_id) == Status.AWAITING_RETURN_TO_LENDER.value
+    assert _row(any_db, NotificationMethod.MAIL, request_id, at(12, 11)) is None
+    [expired] = notices(any_db, request_id=request_id)
+    assert (expired.channel, expired.template_name, expired.state) == ("print", "Print Pickup Expired", "sent")
+
+
+def test_an_expiry_call_is_withdrawn_when_staff_undo_the_expiry(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = shelve(any_db, smtp_sink, method="Phone")
+    set_shelf(any_db, ShelfPolicy(steps=()))
+    cycle(any_db, smtp_sink, at(12, 0, 1))
+    move(any_db, request_id, Status.NOTIFIED_VIA_PHONE, now=at(12, 9))  # staff put it back on the shelf
+    assert _row(any_db, NotificationMethod.PHONE, request_id, at(12, 9, 30)) is None
+    cycle(any_db, smtp_sink, at(12, 10))
+    [expired] = notices(any_db, request_id=request_id)
+    assert expired.state == "cancelled" and "no longer at Awaiting Return to Lender" in expired.last_reply
+
+
+def test_no_expiry_call_when_the_library_wants_no_expiry_notices(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = shelve(any_db, smtp_sink, method="Mail")
+    set_shelf(any_db, ShelfPolicy(steps=(), expired_notice=False))
+    cycle(any_db, smtp_sink, at(12, 0, 1))
+    assert request_status(any_db, request_id) == Status.AWAITING_RETURN_TO_LENDER.value
+    assert notices(any_db, request_id=request_id) == []
+    assert _row(any_db, NotificationMethod.MAIL, request_id, at(12, 9)) is None
+
+
+def test_the_form_lists_an_expiry_call(ctx: AppContext, seeded_db: Database, smtp_sink: SmtpSink, qtbot: QtBot) -> None:
+    request_id = shelve(seeded_db, smtp_sink, method="Phone")
+    set_shelf(seeded_db, ShelfPolicy(steps=()))
+    cycle(seeded_db, smtp_sink, at(12, 0, 1))
+    form = open_contact_customers(ctx)
+    qtbot.addWidget(form)
+    with qtbot.waitSignal(form.loaded, timeout=10_000):
+        pass
+    model = form.models[NotificationMethod.PHONE]
+    assert [r.hold_ended for r in model.rows() if r.request_id == request_id] == [True]
+    titles = [model.index(n, c).data() for n in range(model.rowCount()) for c in range(model.columnCount())]
+    assert any(str(t).startswith("Hold ended · ") for t in titles)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from desktop.db.engine import Database
 from desktop.db.models import Patron, Tracking
@@ -128,6 +128,9 @@ def test_expiry_on_the_right_day_with_tracking_and_notice(any_db: Database, smtp
         assert (last.to_status, last.changed_by) == (Status.AWAITING_RETURN_TO_LENDER.value, "System")
         assert "hold ended 2026-12-11 without checkout" in last.note
     assert subjects(smtp_sink)[-1].startswith("The hold on your interlibrary loan has ended")
+    body = smtp_sink.messages[-1].message.get_body(("plain",))
+    assert body is not None
+    assert "until 2026-12-11 " in " ".join(body.get_content().split())  # the hold's end, not counted from expiry
     cycle(any_db, smtp_sink, at(13))
     assert len(smtp_sink.messages) == 2  # once
     # staff put it back on the shelf: a new hold starts, with its own reminders
@@ -201,3 +204,32 @@ def test_phone_and_mail_patrons_get_reminders_to_make_not_emails(
     [reminder] = notices(any_db, request_id=request_id)
     assert (reminder.channel, reminder.state) == (channel, "pending")
     assert smtp_sink.messages == []
+
+
+def test_the_stale_guard_reads_nothing_per_notice(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """The check at sending time decides from what the claimed batch already read: a cycle sending three
+    reminders reads the settings as often as one sending one."""
+    shelve(any_db, smtp_sink)  # notified on the 1st: its reminder is on the 9th
+    later = []
+    for _ in range(3):  # notified on the 2nd: reminders on the 10th
+        patron = add_patron(any_db, pickup_delay=0)
+        later.append(add_request(any_db, patron, status=Status.IN_TRANSIT_TO_PICKUP))
+        move(any_db, later[-1], Status.AWAITING_CUSTOMER_CONTACT, now=at(2, 8))
+    cycle(any_db, smtp_sink, at(2, 8, 5))
+    set_shelf(any_db)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(any_db.engine, "before_cursor_execute", record)
+    try:
+        cycle(any_db, smtp_sink, at(9, 10))
+        one = [s for s in statements if "system_settings" in s or "FROM tracking" in s]
+        statements.clear()
+        cycle(any_db, smtp_sink, at(10, 10))
+        three = [s for s in statements if "system_settings" in s or "FROM tracking" in s]
+    finally:
+        event.remove(any_db.engine, "before_cursor_execute", record)
+    assert len(notices(any_db, template_name="Loan Pickup Reminder", state="sent")) == 4
+    assert len(one) == len(three), (one, three)

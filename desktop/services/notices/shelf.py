@@ -12,7 +12,8 @@ and, by each pickup location's policy (:mod:`desktop.services.admin.shelf_settin
 * records a reminder whose window passed while no System Manager ran (an outage) as ``cancelled`` with the
   reason ``skipped: …``: it is listed in the cycle's summary and on the notice, never sent late;
 * moves a request whose hold ended without checkout to ``Awaiting Return to Lender`` (Tracking by "System")
-  and, when the policy says so, queues the ``Pickup Expired`` e-mail.
+  and, when the policy says so, queues the ``Pickup Expired`` e-mail (for Phone and Mail patrons a
+  ``phone``/``print`` expiry notice: a call or a letter Contact Customers lists, like a reminder).
 
 At sending time the dispatcher asks :func:`stale_reason` whether a reminder or expiry notice still applies.
 """
@@ -39,6 +40,7 @@ from desktop.services.notices.templates import (
     ARTICLE_PICKUP_REMINDER,
     LOAN_PICKUP_REMINDER,
     PICKUP_EXPIRED,
+    PRINT_PICKUP_EXPIRED,
     PRINT_PICKUP_REMINDER,
 )
 from desktop.services.requests.status import SYSTEM_USER, change_status
@@ -336,21 +338,28 @@ def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_D
 
 
 def _close_hand_reminders(db: Database, now: datetime) -> None:
-    """Cancel calls and letters still to make whose request left the shelf (or whose stay is over): the e-mail
-    reminders have the same check at sending time, these have no sender."""
+    """Cancel calls and letters still to make that no longer apply: a reminder whose request left the shelf (or
+    whose stay is over), an expiry call or letter whose request is no longer waiting to go back since that expiry.
+    The e-mails have the same check at sending time; these have no sender."""
     latest = select(func.max(Tracking.id)).where(Tracking.request_id == Notification.request_id).scalar_subquery()
     on_shelf = select(Request.id).where(Request.status.in_(_NOTIFIED))
+    going_back = select(Request.id).where(Request.status == Status.AWAITING_RETURN_TO_LENDER.value)
+    hand = (Notification.state == outbox.PENDING, Notification.channel.in_((PHONE, PRINT)))
     with db.write() as session:
         session.execute(
             update(Notification)
-            .where(
-                Notification.state == outbox.PENDING,
-                Notification.channel.in_((PHONE, PRINT)),
-                Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
-                or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest),
-            )
+            .where(*hand, Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
+                   or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest))
             .values(state=outbox.CANCELLED, updated_at=now,
                     last_reply="cancelled: the request left the hold shelf before the reminder was made")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        session.execute(
+            update(Notification)
+            .where(*hand, Notification.dedupe_key.like(EXPIRED_PREFIX + "%"),
+                   or_(Notification.request_id.not_in(going_back), Notification.tracking_id != latest))
+            .values(state=outbox.CANCELLED, updated_at=now,
+                    last_reply="cancelled: the request is no longer at Awaiting Return to Lender")
             .execution_options(synchronize_session=False)
         )  # fmt: skip
 
@@ -413,16 +422,21 @@ def _expire(session: Session, decision: _Decision, shelf: ShelfSettings, now: da
         note=EXPIRED_NOTE.format(end=decision.expire_end),
     )
     run.expired += 1
-    if not shelf.policy(row.pickup_id).expired_notice or row.method != NotificationMethod.EMAIL.value:
+    if not shelf.policy(row.pickup_id).expired_notice:
         return
-    point = primary_contact(request.patron, outbox.EMAIL)
-    email = point.value if point is not None else ""
-    state, reason = (outbox.PENDING, "") if email.strip() else (outbox.FAILED, outbox.NO_EMAIL_REASON)
+    channel = _channel(row.method)
+    email, state, reason = "", outbox.PENDING, ""
+    if channel == outbox.EMAIL:
+        point = primary_contact(request.patron, outbox.EMAIL)
+        email = point.value if point is not None else ""
+        if not email.strip():
+            state, reason = outbox.FAILED, outbox.NO_EMAIL_REASON
+    # Phone and Mail patrons: a call or a letter to make, listed in Contact Customers like a reminder.
     made = outbox.insert_notice(
         session,
         dedupe_key=expired_key(request.id, tracking.id),
-        channel=outbox.EMAIL,
-        template_name=PICKUP_EXPIRED,
+        channel=channel,
+        template_name=PRINT_PICKUP_EXPIRED if channel == PRINT else PICKUP_EXPIRED,
         request_id=request.id,
         patron_id=request.patron_id,
         tracking_id=tracking.id,
