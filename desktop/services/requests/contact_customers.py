@@ -190,6 +190,7 @@ class ActionResult:
     logged: tuple[int, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     reminded: tuple[int, ...] = ()  # hold-shelf reminders made (the request stays on the shelf)
+    ended: tuple[int, ...] = ()  # "hold ended" calls or letters made (the request still goes back to the lender)
 
     def summary(self) -> str:
         """One or two sentences for the form's message bar."""
@@ -200,6 +201,8 @@ class ActionResult:
             parts.append(f"{len(self.logged)} call(s) logged; still waiting.")
         if self.reminded:
             parts.append(f"{len(self.reminded)} pickup reminder(s) recorded; still on the hold shelf.")
+        if self.ended:
+            parts.append(f"{len(self.ended)} patron(s) told the hold ended; still going back to the lender.")
         if self.skipped:
             details = "; ".join(f"{s.transaction_number}: {s.reason}" if s.transaction_number else s.reason
                                 for s in self.skipped)  # fmt: skip
@@ -557,6 +560,7 @@ def log_calls(
     moved: list[StatusChange] = []
     logged: list[int] = []
     reminded: list[int] = []
+    ended: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
@@ -571,7 +575,7 @@ def log_calls(
                 if outcome.notifies:
                     complete_reminder(session, reminder, f"{reminder.label.lower()} by phone ({outcome.value})",
                                       staff, now)  # fmt: skip
-                    reminded.append(request.transaction_number)
+                    (ended if reminder.expired else reminded).append(request.transaction_number)
                 else:
                     logged.append(request.transaction_number)
                 continue
@@ -597,7 +601,7 @@ def log_calls(
                 note=f"{outcome.value}: {note}" if note else outcome.value,
             )  # fmt: skip
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded))
+    return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded), tuple(ended))
 
 
 def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: datetime | None = None) -> ActionResult:
@@ -610,6 +614,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
     now = now or utcnow()
     moved: list[StatusChange] = []
     reminded: list[int] = []
+    ended: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
@@ -618,7 +623,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
             reminder = reminders.get(request.id)
             if reminder is not None and reminder.channel == "print":  # a hold-shelf reminder letter: no move
                 complete_reminder(session, reminder, f"{reminder.label.lower()} letter printed", staff, now)
-                reminded.append(request.transaction_number)
+                (ended if reminder.expired else reminded).append(request.transaction_number)
                 continue
             problem = _moved_elsewhere(request)
             if problem is not None:
@@ -627,7 +632,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
             previous = request.status
             tracking = change_status(session, request, Status.NOTIFIED_VIA_MAIL, staff, now=now, note="printed notice")
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded))
+    return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded), tuple(ended))
 
 
 def _change(request: Request, previous: str, tracking_id: int, staff: str, now: datetime) -> StatusChange:
