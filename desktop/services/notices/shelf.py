@@ -21,7 +21,7 @@ At sending time the dispatcher asks :func:`stale_reason` whether a reminder or e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, String, func, or_, select, type_coerce, update
@@ -31,7 +31,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.clock import as_utc
 from desktop.domain.methods import NotificationMethod, RequestType
-from desktop.domain.shelf import ShelfError, expires_at, plan, reminder_window
+from desktop.domain.shelf import ShelfError, StepKind, expires_at, local_moment, plan, reminder_window
 from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.admin.shelf_settings import ShelfSettings, local_date, read_shelf_settings
 from desktop.services.notices import outbox
@@ -293,15 +293,21 @@ def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
 def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_Decision]]:
     """What the shelf needs now (reminders due or missed, holds over), read in one short read transaction.
 
-    Four queries whatever the shelf's size: the settings, one pass over the shelved requests, the reminders they
-    have, and the newest Tracking id (which names the shelf stay in a reminder's key) of only those with a
-    reminder whose window has started. The date rules (closed days cannot be written in SQL) are worked out in
+    Five queries whatever the shelf's size: the settings, the hold lengths in use, one pass over the shelved
+    requests notified long enough ago to need anything (:func:`_nothing_due_since`), the reminders they have, and
+    the newest Tracking id (which names the shelf stay in a reminder's key) of only those with a reminder whose
+    window has started. The date rules (closed days cannot be written in SQL) are worked out in
     Python once per notification day and desk; a request whose day and desk need nothing now is passed over as
     the raw row it came in.
     """
     with db.read() as session:
         shelf = read_shelf_settings(session)
-        raw = session.connection().execute(_shelved_query()).all()
+        holds = {
+            DEFAULT_HOLD_DAYS,
+            *(int(h) for h in session.scalars(select(PickupLocation.hold_days).distinct()) if h is not None),
+        }
+        cutoff = _nothing_due_since(shelf, holds, now)
+        raw = session.connection().execute(_shelved_query().where(Request.status_changed_at < cutoff)).all()
         existing = set(
             session.scalars(
                 select(Notification.dedupe_key)
@@ -335,6 +341,26 @@ def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_D
             decisions.append(decision)
     decisions.sort(key=lambda decision: decision.row.request_id)
     return shelf, decisions
+
+
+def _nothing_due_since(shelf: ShelfSettings, holds: set[int], now: datetime) -> datetime:
+    """A moment such that no request notified at or after it has anything due now: the SQL side of the scan.
+
+    The earliest any hold can need something is its first reminder or its expiry, counted in days from the
+    notification day; closed days and weekdays only move those later, so the smallest such count over every
+    policy and every hold length in use is a safe bound. The exact rules are then applied to each request read;
+    the bound is an hour late, so a day whose midnight a DST change moves is never cut short.
+    """
+    earliest: list[int] = []
+    for policy in (*shelf.policies.values(), shelf.policy(None)):
+        for hold in holds:
+            earliest.append(hold + 1)  # the hold is over at the start of the day after its end
+            for step in policy.steps:
+                days = step.days if step.kind is StepKind.AFTER_NOTIFIED else hold - step.days
+                if days > 0:  # a step on or before the notification day is never sent
+                    earliest.append(days)
+    first_day = local_date(now, shelf.tz) - timedelta(days=min(earliest) - 1)
+    return local_moment(first_day, 0, shelf.tz).astimezone(UTC) + timedelta(hours=1)
 
 
 def _close_hand_reminders(db: Database, now: datetime) -> None:
