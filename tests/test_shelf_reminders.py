@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 from desktop.db.engine import Database
-from desktop.db.models import Patron, Tracking
+from desktop.db.models import Patron, PickupLocation, Request, Tracking
 from desktop.domain.shelf import ClosedDays, ReminderStep, ShelfPolicy, StepKind
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import load_shelf_settings, save_shelf_settings
@@ -233,3 +233,30 @@ def test_the_stale_guard_reads_nothing_per_notice(any_db: Database, smtp_sink: S
         event.remove(any_db.engine, "before_cursor_execute", record)
     assert len(notices(any_db, template_name="Loan Pickup Reminder", state="sent")) == 4
     assert len(one) == len(three), (one, three)
+
+
+def test_each_desk_keeps_its_own_hold_and_schedule(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """The scan reads only requests old enough to need something, by a bound over every desk's policy and hold
+    length: a desk with a short hold and an early reminder is not cut off by another desk's longer one."""
+    long_hold = shelve(any_db, smtp_sink)  # 10 days, one reminder 2 days before the end (the default)
+    short_hold = shelve(any_db, smtp_sink)
+    with any_db.write() as session:
+        request = session.get(Request, short_hold)
+        assert request is not None and request.patron.pickup_location_id is not None
+        pickup = session.get(PickupLocation, request.patron.pickup_location_id)
+        assert pickup is not None
+        pickup.hold_days, short_desk = 6, pickup.id
+    original = load_shelf_settings(any_db)
+    early = ShelfPolicy(steps=(ReminderStep(StepKind.AFTER_NOTIFIED, 1),))
+    save_shelf_settings(any_db, original, replace(original, policies={short_desk: early}, timezone="UTC"),
+                        changed_by="admin")  # fmt: skip
+    cycle(any_db, smtp_sink, at(2, 10))
+    assert [n.request_id for n in notices(any_db, template_name="Loan Pickup Reminder")] == [short_hold]
+    cycle(any_db, smtp_sink, at(8, 0, 1))  # the short hold ended on the 7th; the long one runs to the 11th
+    assert request_status(any_db, short_hold) == Status.AWAITING_RETURN_TO_LENDER.value
+    assert request_status(any_db, long_hold) == Status.NOTIFIED_VIA_EMAIL.value
+    cycle(any_db, smtp_sink, at(9, 10))
+    assert sorted(n.request_id for n in notices(any_db, template_name="Loan Pickup Reminder")) == [
+        long_hold,
+        short_hold,
+    ]
