@@ -4,8 +4,9 @@
 Measures, in the same run and on the same SQLite file (read-only, so every run sees the same shelf):
 
 * ``decide_seconds``: :func:`desktop.services.notices.shelf.decide_shelf`, what a cycle does before writing: the
-  settings, the shelved requests and the reminders they have, then each hold's end and each step's day by the
-  date rules (closed days, weekdays, windows) in Python;
+  settings, one pass over the shelved requests, the reminders they have, and the newest Tracking ids (a
+  ``GROUP BY``) of the requests with a reminder whose window has started; each hold's end and each step's day by
+  the date rules (closed days, weekdays, windows) in Python, once per notification day and desk;
 * ``sql_seconds``: one hand-written SQLite statement selecting the requests whose default reminder (two days
   before the hold ends) is due today and not yet made — what the decision would cost if the date rules could
   be written in SQL (they cannot: closed days move dates);

@@ -7,10 +7,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from desktop.db.engine import Database
-from desktop.db.models import Patron, Tracking
+from desktop.db.models import Patron, PickupLocation, Request, Tracking
 from desktop.domain.shelf import ClosedDays, ReminderStep, ShelfPolicy, StepKind
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import load_shelf_settings, save_shelf_settings
@@ -128,6 +128,9 @@ def test_expiry_on_the_right_day_with_tracking_and_notice(any_db: Database, smtp
         assert (last.to_status, last.changed_by) == (Status.AWAITING_RETURN_TO_LENDER.value, "System")
         assert "hold ended 2026-12-11 without checkout" in last.note
     assert subjects(smtp_sink)[-1].startswith("The hold on your interlibrary loan has ended")
+    body = smtp_sink.messages[-1].message.get_body(("plain",))
+    assert body is not None
+    assert "until 2026-12-11 " in " ".join(body.get_content().split())  # the hold's end, not counted from expiry
     cycle(any_db, smtp_sink, at(13))
     assert len(smtp_sink.messages) == 2  # once
     # staff put it back on the shelf: a new hold starts, with its own reminders
@@ -201,3 +204,59 @@ def test_phone_and_mail_patrons_get_reminders_to_make_not_emails(
     [reminder] = notices(any_db, request_id=request_id)
     assert (reminder.channel, reminder.state) == (channel, "pending")
     assert smtp_sink.messages == []
+
+
+def test_the_stale_guard_reads_nothing_per_notice(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """The check at sending time decides from what the claimed batch already read: a cycle sending three
+    reminders reads the settings as often as one sending one."""
+    shelve(any_db, smtp_sink)  # notified on the 1st: its reminder is on the 9th
+    later = []
+    for _ in range(3):  # notified on the 2nd: reminders on the 10th
+        patron = add_patron(any_db, pickup_delay=0)
+        later.append(add_request(any_db, patron, status=Status.IN_TRANSIT_TO_PICKUP))
+        move(any_db, later[-1], Status.AWAITING_CUSTOMER_CONTACT, now=at(2, 8))
+    cycle(any_db, smtp_sink, at(2, 8, 5))
+    set_shelf(any_db)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(any_db.engine, "before_cursor_execute", record)
+    try:
+        cycle(any_db, smtp_sink, at(9, 10))
+        one = [s for s in statements if "system_settings" in s or "FROM tracking" in s]
+        statements.clear()
+        cycle(any_db, smtp_sink, at(10, 10))
+        three = [s for s in statements if "system_settings" in s or "FROM tracking" in s]
+    finally:
+        event.remove(any_db.engine, "before_cursor_execute", record)
+    assert len(notices(any_db, template_name="Loan Pickup Reminder", state="sent")) == 4
+    assert len(one) == len(three), (one, three)
+
+
+def test_each_desk_keeps_its_own_hold_and_schedule(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """The scan reads only requests old enough to need something, by a bound over every desk's policy and hold
+    length: a desk with a short hold and an early reminder is not cut off by another desk's longer one."""
+    long_hold = shelve(any_db, smtp_sink)  # 10 days, one reminder 2 days before the end (the default)
+    short_hold = shelve(any_db, smtp_sink)
+    with any_db.write() as session:
+        request = session.get(Request, short_hold)
+        assert request is not None and request.patron.pickup_location_id is not None
+        pickup = session.get(PickupLocation, request.patron.pickup_location_id)
+        assert pickup is not None
+        pickup.hold_days, short_desk = 6, pickup.id
+    original = load_shelf_settings(any_db)
+    early = ShelfPolicy(steps=(ReminderStep(StepKind.AFTER_NOTIFIED, 1),))
+    save_shelf_settings(any_db, original, replace(original, policies={short_desk: early}, timezone="UTC"),
+                        changed_by="admin")  # fmt: skip
+    cycle(any_db, smtp_sink, at(2, 10))
+    assert [n.request_id for n in notices(any_db, template_name="Loan Pickup Reminder")] == [short_hold]
+    cycle(any_db, smtp_sink, at(8, 0, 1))  # the short hold ended on the 7th; the long one runs to the 11th
+    assert request_status(any_db, short_hold) == Status.AWAITING_RETURN_TO_LENDER.value
+    assert request_status(any_db, long_hold) == Status.NOTIFIED_VIA_EMAIL.value
+    cycle(any_db, smtp_sink, at(9, 10))
+    assert sorted(n.request_id for n in notices(any_db, template_name="Loan Pickup Reminder")) == [
+        long_hold,
+        short_hold,
+    ]

@@ -200,7 +200,12 @@ def current_counts(db: Database) -> tuple[int, int]:
         .scalar_subquery()
     )
     with db.read() as session:
-        waiting = session.scalar(select(func.count()).where(Notification.state.in_(WAITING_STATES))) or 0
+        waiting = (  # e-mails only: a hold-shelf call or letter waits for staff, not for the sender
+            session.scalar(
+                select(func.count()).where(Notification.state.in_(WAITING_STATES), Notification.channel == EMAIL)
+            )
+            or 0
+        )
         failed = (
             session.scalar(
                 select(func.count())

@@ -35,6 +35,7 @@ from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt,
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
+from desktop.services.admin.shelf_settings import ShelfSettings, shelf_settings_from
 from desktop.services.notices import outbox, shelf, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
@@ -295,6 +296,7 @@ class _Batch:
     shared: dict[str, Any]
     latest_tracking: dict[int, int]
     requests: dict[int, RequestRow]
+    shelf: ShelfSettings  # the hold shelf's policies, from the shared settings (the stale guard needs them)
     now: datetime | None = None  # the cycle's time, for the hold shelf's "still due" check
 
 
@@ -321,8 +323,12 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
     if notice.request_id is not None and not arrival and not staff:
         request = batch.requests.get(notice.request_id)
         stale = (
-            shelf.stale_reason(session, notice.dedupe_key, notice.tracking_id, request.status,
-                               batch.latest_tracking.get(request.id), batch.now or utcnow())
+            shelf.stale_reason(batch.shelf, notice.dedupe_key, notice.tracking_id,
+                               shelf.StaleCheck(request.status, batch.latest_tracking.get(request.id),
+                                                request.status_changed_at,
+                                                request.pickup.hold_days if request.pickup else None,
+                                                request.pickup.id if request.pickup else None),
+                               batch.now or utcnow())
             if request is not None
             else "cancelled: the request was deleted"
         )  # fmt: skip
@@ -444,10 +450,12 @@ def _load(
             .where(Tracking.request_id.in_(request_ids))
             .group_by(Tracking.request_id)
         ).all()
+        shared = system_settings(session)
         batch = _Batch(
             claim=claim,
             templates={t.name: _fields(t) for t in session.scalars(select(NoticeTemplate)) if not t.deleted},
-            shared=system_settings(session),
+            shared=shared,
+            shelf=shelf_settings_from(shared),
             latest_tracking={int(r): int(t) for r, t in latest},
             requests=load_request_rows(session, request_ids),  # two queries for the whole batch
             now=now,

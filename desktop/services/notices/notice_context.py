@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from desktop.db.models import ContactPoint, Patron, PickupLocation, Request, SystemSetting
-from desktop.domain.clock import utcnow
+from desktop.db.models import ContactPoint, Patron, PickupLocation, Request, SystemSetting, Tracking
+from desktop.domain.clock import as_utc, utcnow
 from desktop.domain.contacts import format_phone, person_name
 from desktop.domain.methods import request_title
+from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.admin.shelf_settings import shelf_hold_until
 from desktop.services.database import DEFAULT_SYSTEM_SETTINGS
 from desktop.services.notices.mail_addresses import mailbox
@@ -261,6 +262,7 @@ class PickupRow:
     name: str
     address: str
     hold_days: int
+    id: int | None = None  # the location's id: the hold shelf's policy is per location
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +283,9 @@ class RequestRow:
     due_date: date | None
     patron: PatronRow
     pickup: PickupRow | None  # the request's own pickup location, else the patron's
+    #: When it went on the hold shelf, for a request that has left it (Awaiting Return to Lender): its hold was
+    #: counted from then, not from the expiry (``None``: the request's own status_changed_at counts).
+    shelved_at: datetime | None = None
 
     @property
     def title(self) -> str:
@@ -304,7 +309,8 @@ def load_request_rows(session: Session, request_ids: Iterable[int]) -> dict[int,
     if not wanted:
         return {}
     own, patrons = aliased(PickupLocation), aliased(PickupLocation)
-    pickup_columns = (own.name, own.address, own.hold_days, patrons.name, patrons.address, patrons.hold_days)
+    pickup_columns = (own.name, own.address, own.hold_days, own.id, patrons.name, patrons.address, patrons.hold_days,
+                      patrons.id)  # fmt: skip
     rows: list[Any] = session.execute(
         select(*_REQUEST_COLUMNS, *_PATRON_COLUMNS, *pickup_columns)
         .join(Patron, Patron.id == Request.patron_id)
@@ -325,15 +331,23 @@ def load_request_rows(session: Session, request_ids: Iterable[int]) -> dict[int,
     for row in rows:
         patron_values = row[n : n + m]
         patron = PatronRow(*(*patron_values, tuple(contacts.get(patron_values[0], ()))))
-        own_name, own_address, own_days, home_name, home_address, home_days = row[n + m :]
+        own_name, own_address, own_days, own_id, home_name, home_address, home_days, home_id = row[n + m :]
         pickup = (
-            PickupRow(own_name, own_address, own_days)
+            PickupRow(own_name, own_address, own_days, own_id)
             if own_name is not None
-            else PickupRow(home_name, home_address, home_days)
+            else PickupRow(home_name, home_address, home_days, home_id)
             if home_name is not None
             else None
         )
         result[row[0]] = RequestRow(*(*row[:n], patron, pickup))
+    returning = [rid for rid, request in result.items() if request.status == Status.AWAITING_RETURN_TO_LENDER.value]
+    if returning:  # the hold's end in an expiry notice is counted from the move to the shelf, not the expiry
+        for rid, shelved_at in session.execute(
+            select(Tracking.request_id, func.max(Tracking.changed_at))
+            .where(Tracking.request_id.in_(returning), Tracking.to_status.in_([s.value for s in NOTIFIED_STATUSES]))
+            .group_by(Tracking.request_id)
+        ):
+            result[rid] = replace(result[rid], shelved_at=as_utc(shelved_at))
     return result
 
 
@@ -341,9 +355,10 @@ def request_row_context(
     request: RequestRow, *, region: str = "US", today: date | None = None, shared: dict[str, Any]
 ) -> dict[str, Any]:
     """The full context for a notice about one request, from its row and the shared settings."""
-    pickup = pickup_context(request.pickup, request.status_changed_at)
+    since = request.shelved_at or request.status_changed_at
+    pickup = pickup_context(request.pickup, since)
     if request.pickup is not None:  # the hold's end as the shelf counts it: closed days move it
-        pickup["hold_until"] = shelf_hold_until(shared, request.status_changed_at, request.pickup.hold_days)
+        pickup["hold_until"] = shelf_hold_until(shared, since, request.pickup.hold_days)
     return {
         "patron": patron_context(request.patron, region),
         "request": request_context(request),

@@ -462,10 +462,16 @@ def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
         return _rowcount(result)
 
 
+#: SQL: a notice the sender still has to send (pending or retrying, due or not). Only e-mails: a hold-shelf call
+#: or letter (``phone``/``print``) waits for staff in Contact Customers, and counting it would keep the run loop
+#: waking at once for a notice no System Manager claims.
+_TO_SEND = (Notification.state.in_(WAITING_STATES), Notification.channel == EMAIL)
+
+
 def count_waiting(db: Database) -> int:
-    """Notices still to be sent (pending or retrying), due or not."""
+    """E-mail notices still to be sent (pending or retrying), due or not."""
     with db.read() as session:
-        return int(session.scalar(select(func.count()).where(Notification.state.in_(WAITING_STATES))) or 0)
+        return int(session.scalar(select(func.count()).where(*_TO_SEND)) or 0)
 
 
 def next_due_at(db: Database) -> datetime | None:
@@ -476,14 +482,10 @@ def next_due_at(db: Database) -> datetime | None:
     """
     with db.read() as session:
         free = session.scalar(
-            select(func.min(Notification.next_attempt_at)).where(
-                Notification.state.in_(WAITING_STATES), Notification.lease_until.is_(None)
-            )
+            select(func.min(Notification.next_attempt_at)).where(*_TO_SEND, Notification.lease_until.is_(None))
         )
         leased = session.scalar(
-            select(func.min(Notification.lease_until)).where(
-                Notification.state.in_(WAITING_STATES), Notification.lease_until.is_not(None)
-            )
+            select(func.min(Notification.lease_until)).where(*_TO_SEND, Notification.lease_until.is_not(None))
         )
     times = [t for t in (free, leased) if t is not None]
     return min(times) if times else None

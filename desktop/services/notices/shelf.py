@@ -12,7 +12,8 @@ and, by each pickup location's policy (:mod:`desktop.services.admin.shelf_settin
 * records a reminder whose window passed while no System Manager ran (an outage) as ``cancelled`` with the
   reason ``skipped: …``: it is listed in the cycle's summary and on the notice, never sent late;
 * moves a request whose hold ended without checkout to ``Awaiting Return to Lender`` (Tracking by "System")
-  and, when the policy says so, queues the ``Pickup Expired`` e-mail.
+  and, when the policy says so, queues the ``Pickup Expired`` e-mail (for Phone and Mail patrons a
+  ``phone``/``print`` expiry notice: a call or a letter Contact Customers lists, like a reminder).
 
 At sending time the dispatcher asks :func:`stale_reason` whether a reminder or expiry notice still applies.
 """
@@ -20,8 +21,8 @@ At sending time the dispatcher asks :func:`stale_reason` whether a reminder or e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, String, func, or_, select, type_coerce, update
 from sqlalchemy.orm import Session, selectinload
@@ -30,7 +31,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
 from desktop.domain.clock import as_utc
 from desktop.domain.methods import NotificationMethod, RequestType
-from desktop.domain.shelf import ShelfError, expires_at, plan, reminder_window
+from desktop.domain.shelf import ShelfError, StepKind, expires_at, local_moment, plan, reminder_window
 from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.admin.shelf_settings import ShelfSettings, local_date, read_shelf_settings
 from desktop.services.notices import outbox
@@ -39,6 +40,7 @@ from desktop.services.notices.templates import (
     ARTICLE_PICKUP_REMINDER,
     LOAN_PICKUP_REMINDER,
     PICKUP_EXPIRED,
+    PRINT_PICKUP_EXPIRED,
     PRINT_PICKUP_REMINDER,
 )
 from desktop.services.requests.status import SYSTEM_USER, change_status
@@ -49,6 +51,10 @@ EXPIRED_PREFIX = "expired:"
 PHONE = "phone"
 PRINT = "print"
 CHUNK = 500
+#: Ids per ``IN (…)`` list: well under SQLite's and PostgreSQL's limits on bound parameters.
+IN_CHUNK = 10_000
+#: A pickup location's hold days when it has none (or the request has no pickup location): the column's default.
+DEFAULT_HOLD_DAYS = 10
 EXPIRED_NOTE = "hold ended {end} without checkout; recorded by the System Manager"
 _NOTIFIED = tuple(s.value for s in NOTIFIED_STATUSES)
 
@@ -106,9 +112,11 @@ class ShelfRun:
         return f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}"
 
 
-@dataclass(frozen=True, slots=True)
-class ShelvedRow:
-    """A request on the shelf, as the scan reads it (plain data, one query for all)."""
+class ShelvedRow(NamedTuple):
+    """A request on the shelf, as the scan reads it (plain data, one query for all).
+
+    A named tuple rather than a frozen dataclass: a cycle makes thousands, and a tuple is built in one step.
+    """
 
     request_id: int
     transaction_number: int
@@ -122,45 +130,88 @@ class ShelvedRow:
     tracking_id: int
 
 
-def _latest_tracking() -> Any:
-    return select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
-
-
 def _utc(value: str | datetime) -> datetime:
     """A stored timestamp as aware UTC: SQLite hands back its text, PostgreSQL a datetime."""
     return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
-def shelved_rows(session: Session, request_ids: list[int] | None = None) -> list[ShelvedRow]:
-    """Every request on the shelf (or those of ``request_ids`` that are), with its pickup's hold days."""
-    pickup_id = func.coalesce(Request.pickup_location_id, Patron.pickup_location_id)
-    query = (
-        select(
-            Request.id,
-            Request.transaction_number,
-            Request.status,
-            type_coerce(Request.status_changed_at, String),  # parsed below: 50,000 rows without a type hook
-            Request.request_type,
-            pickup_id,
-            func.coalesce(PickupLocation.hold_days, 10),
-            Patron.id,
-            Patron.notification_method,
-            _latest_tracking(),
-        )
+def _pickup_id() -> Any:
+    return func.coalesce(Request.pickup_location_id, Patron.pickup_location_id)
+
+
+def _on_shelf_query(*columns: Any) -> Any:
+    """The requests on the shelf with their patron and pickup location joined (pickup: the request's, else the
+    patron's)."""
+    return (
+        select(*columns)
+        .select_from(Request)
         .join(Patron, Patron.id == Request.patron_id)
-        .outerjoin(PickupLocation, PickupLocation.id == pickup_id)
+        .outerjoin(PickupLocation, PickupLocation.id == _pickup_id())
         .where(Request.status.in_(_NOTIFIED))
-        .order_by(Request.id)
     )
-    if request_ids is not None:
-        query = query.where(Request.id.in_(request_ids))
-    return [
-        ShelvedRow(rid, tn, status, _utc(at), rtype, pid, int(days), patron, method, int(tracking or 0))
-        for rid, tn, status, at, rtype, pid, days, patron, method, tracking in session.connection().execute(query).all()
-    ]
 
 
-@dataclass(frozen=True)
+def _shelved_query() -> Any:
+    """The shelved requests as plain rows (the columns of :class:`ShelvedRow` but the Tracking id, in order)."""
+    return _on_shelf_query(
+        Request.id,
+        Request.transaction_number,
+        Request.status,
+        type_coerce(Request.status_changed_at, String),  # parsed only when needed: no type hook per row
+        Request.request_type,
+        _pickup_id(),
+        func.coalesce(PickupLocation.hold_days, DEFAULT_HOLD_DAYS),
+        Patron.id,
+        Patron.notification_method,
+    )
+
+
+def latest_tracking(session: Session, request_ids: list[int] | None = None) -> dict[int, int]:
+    """The newest Tracking id (the move to the shelf) of the shelved requests (of ``request_ids`` if given).
+
+    A ``GROUP BY`` over the index ``tracking (request_id, id)`` rather than a correlated subquery per row: with
+    no ids it reads only that index and ``requests (status, …)``, no table row, on SQLite and PostgreSQL alike.
+    """
+    query = select(Tracking.request_id, func.max(Tracking.id)).group_by(Tracking.request_id)
+    if request_ids is None:
+        parts = [query.join(Request, Request.id == Tracking.request_id).where(Request.status.in_(_NOTIFIED))]
+    else:
+        parts = [
+            query.where(Tracking.request_id.in_(request_ids[start : start + IN_CHUNK]))
+            for start in range(0, len(request_ids), IN_CHUNK)
+        ]
+    found: dict[int, int] = {}
+    for part in parts:
+        found.update(
+            (int(request_id), int(tracking_id)) for request_id, tracking_id in session.connection().execute(part)
+        )
+    return found
+
+
+def _row(values: Any, tracking: dict[int, int]) -> ShelvedRow:
+    rid, tn, status, at, rtype, pid, days, patron, method = values
+    return ShelvedRow(rid, tn, status, _utc(at), rtype, pid, int(days), patron, method, tracking.get(rid, 0))
+
+
+def shelved_rows(session: Session) -> list[ShelvedRow]:
+    """Every request on the shelf, with its pickup's hold days and its newest Tracking id, by request id."""
+    raw = session.connection().execute(_shelved_query().order_by(Request.id)).all()
+    tracking = latest_tracking(session)
+    return [_row(values, tracking) for values in raw]
+
+
+def _slot(value: str | datetime) -> Any:
+    """A key for the UTC minute of a stored timestamp, cheap enough for every shelved request.
+
+    Every time zone's offset is a whole number of minutes, so requests notified in the same UTC minute share
+    their local day. SQLite hands back text (``YYYY-MM-DD HH:MM…``, UTC); PostgreSQL an aware datetime.
+    """
+    if isinstance(value, str):
+        return value[:16]
+    return (value.date(), value.hour, value.minute, value.utcoffset())
+
+
+@dataclass(slots=True)
 class _Decision:
     """What the scan decided for one request."""
 
@@ -242,11 +293,21 @@ def run_shelf(db: Database, *, now: datetime, chunk: int = CHUNK) -> ShelfRun:
 def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_Decision]]:
     """What the shelf needs now (reminders due or missed, holds over), read in one short read transaction.
 
-    Three queries whatever the shelf's size: the settings, the shelved requests, the reminders they have.
+    Five queries whatever the shelf's size: the settings, the hold lengths in use, one pass over the shelved
+    requests notified long enough ago to need anything (:func:`_nothing_due_since`), the reminders they have, and
+    the newest Tracking id (which names the shelf stay in a reminder's key) of only those with a reminder whose
+    window has started. The date rules (closed days cannot be written in SQL) are worked out in
+    Python once per notification day and desk; a request whose day and desk need nothing now is passed over as
+    the raw row it came in.
     """
     with db.read() as session:
         shelf = read_shelf_settings(session)
-        rows = shelved_rows(session)
+        holds = {
+            DEFAULT_HOLD_DAYS,
+            *(int(h) for h in session.scalars(select(PickupLocation.hold_days).distinct()) if h is not None),
+        }
+        cutoff = _nothing_due_since(shelf, holds, now)
+        raw = session.connection().execute(_shelved_query().where(Request.status_changed_at < cutoff)).all()
         existing = set(
             session.scalars(
                 select(Notification.dedupe_key)
@@ -254,41 +315,77 @@ def decide_shelf(db: Database, *, now: datetime) -> tuple[ShelfSettings, list[_D
                 .where(Request.status.in_(_NOTIFIED), Notification.dedupe_key.like(REMINDER_PREFIX + "%"))
             )
         )
-    tz = shelf.tz
-    plans: dict[tuple[date, int, int | None], _Plan | None] = {}  # one plan per notification day and desk
-    days: dict[tuple[date, int, int], date] = {}  # local day per UTC quarter-hour (every zone's offset is one)
+        tz = shelf.tz
+        plans: dict[tuple[date, int, int | None], _Plan | None] = {}  # one plan per notification day and desk
+        days: dict[Any, date] = {}  # local day per UTC minute of notification
+        wanted: list[tuple[Any, _Plan]] = []
+        for values in raw:
+            at, pickup_id, hold_days = values[3], values[5], values[6]
+            slot = _slot(at)
+            day = days.get(slot)
+            if day is None:
+                day = days[slot] = local_date(_utc(at), tz)
+            key = (day, hold_days, pickup_id)
+            if key in plans:
+                the_plan = plans[key]
+            else:
+                the_plan = plans[key] = _plan_for(day, int(hold_days), pickup_id, shelf, now)
+            if the_plan is not None and (the_plan.over or the_plan.steps):
+                wanted.append((values, the_plan))
+        reminding = sorted(values[0] for values, the_plan in wanted if not the_plan.over)
+        tracking = latest_tracking(session, reminding) if reminding else {}
     decisions: list[_Decision] = []
-    for row in rows:
-        at = row.notified_at
-        slot = (at.date(), at.hour, at.minute // 15)
-        day = days.get(slot)
-        if day is None:
-            day = days[slot] = local_date(at, tz)
-        key = (day, row.hold_days, row.pickup_id)
-        if key not in plans:
-            plans[key] = _plan_for(*key, shelf, now)
-        decision = _decide(row, plans[key], existing)
+    for values, the_plan in wanted:
+        decision = _decide(_row(values, tracking), the_plan, existing)
         if decision is not None:
             decisions.append(decision)
+    decisions.sort(key=lambda decision: decision.row.request_id)
     return shelf, decisions
 
 
+def _nothing_due_since(shelf: ShelfSettings, holds: set[int], now: datetime) -> datetime:
+    """A moment such that no request notified at or after it has anything due now: the SQL side of the scan.
+
+    The earliest any hold can need something is its first reminder or its expiry, counted in days from the
+    notification day; closed days and weekdays only move those later, so the smallest such count over every
+    policy and every hold length in use is a safe bound. The exact rules are then applied to each request read;
+    the bound is an hour late, so a day whose midnight a DST change moves is never cut short.
+    """
+    earliest: list[int] = []
+    for policy in (*shelf.policies.values(), shelf.policy(None)):
+        for hold in holds:
+            earliest.append(hold + 1)  # the hold is over at the start of the day after its end
+            for step in policy.steps:
+                days = step.days if step.kind is StepKind.AFTER_NOTIFIED else hold - step.days
+                if days > 0:  # a step on or before the notification day is never sent
+                    earliest.append(days)
+    first_day = local_date(now, shelf.tz) - timedelta(days=min(earliest) - 1)
+    return local_moment(first_day, 0, shelf.tz).astimezone(UTC) + timedelta(hours=1)
+
+
 def _close_hand_reminders(db: Database, now: datetime) -> None:
-    """Cancel calls and letters still to make whose request left the shelf (or whose stay is over): the e-mail
-    reminders have the same check at sending time, these have no sender."""
+    """Cancel calls and letters still to make that no longer apply: a reminder whose request left the shelf (or
+    whose stay is over), an expiry call or letter whose request is no longer waiting to go back since that expiry.
+    The e-mails have the same check at sending time; these have no sender."""
     latest = select(func.max(Tracking.id)).where(Tracking.request_id == Notification.request_id).scalar_subquery()
     on_shelf = select(Request.id).where(Request.status.in_(_NOTIFIED))
+    going_back = select(Request.id).where(Request.status == Status.AWAITING_RETURN_TO_LENDER.value)
+    hand = (Notification.state == outbox.PENDING, Notification.channel.in_((PHONE, PRINT)))
     with db.write() as session:
         session.execute(
             update(Notification)
-            .where(
-                Notification.state == outbox.PENDING,
-                Notification.channel.in_((PHONE, PRINT)),
-                Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
-                or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest),
-            )
+            .where(*hand, Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
+                   or_(Notification.request_id.not_in(on_shelf), Notification.tracking_id != latest))
             .values(state=outbox.CANCELLED, updated_at=now,
                     last_reply="cancelled: the request left the hold shelf before the reminder was made")
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+        session.execute(
+            update(Notification)
+            .where(*hand, Notification.dedupe_key.like(EXPIRED_PREFIX + "%"),
+                   or_(Notification.request_id.not_in(going_back), Notification.tracking_id != latest))
+            .values(state=outbox.CANCELLED, updated_at=now,
+                    last_reply="cancelled: the request is no longer at Awaiting Return to Lender")
             .execution_options(synchronize_session=False)
         )  # fmt: skip
 
@@ -351,16 +448,21 @@ def _expire(session: Session, decision: _Decision, shelf: ShelfSettings, now: da
         note=EXPIRED_NOTE.format(end=decision.expire_end),
     )
     run.expired += 1
-    if not shelf.policy(row.pickup_id).expired_notice or row.method != NotificationMethod.EMAIL.value:
+    if not shelf.policy(row.pickup_id).expired_notice:
         return
-    point = primary_contact(request.patron, outbox.EMAIL)
-    email = point.value if point is not None else ""
-    state, reason = (outbox.PENDING, "") if email.strip() else (outbox.FAILED, outbox.NO_EMAIL_REASON)
+    channel = _channel(row.method)
+    email, state, reason = "", outbox.PENDING, ""
+    if channel == outbox.EMAIL:
+        point = primary_contact(request.patron, outbox.EMAIL)
+        email = point.value if point is not None else ""
+        if not email.strip():
+            state, reason = outbox.FAILED, outbox.NO_EMAIL_REASON
+    # Phone and Mail patrons: a call or a letter to make, listed in Contact Customers like a reminder.
     made = outbox.insert_notice(
         session,
         dedupe_key=expired_key(request.id, tracking.id),
-        channel=outbox.EMAIL,
-        template_name=PICKUP_EXPIRED,
+        channel=channel,
+        template_name=PRINT_PICKUP_EXPIRED if channel == PRINT else PICKUP_EXPIRED,
         request_id=request.id,
         patron_id=request.patron_id,
         tracking_id=tracking.id,
@@ -376,31 +478,44 @@ def _expire(session: Session, decision: _Decision, shelf: ShelfSettings, now: da
 # ------------------------------------------------------------------------------------------------ the stale guard
 
 
+@dataclass(frozen=True, slots=True)
+class StaleCheck:
+    """What the stale guard needs about one shelf notice's request, all read with the claimed batch.
+
+    The dispatcher already reads each claimed request (status, when it reached it, its pickup location and hold
+    days), the newest Tracking id of each, and every shared setting once per batch; the guard decides from those
+    alone, so checking a shelf notice costs no query of its own.
+    """
+
+    status: str
+    latest_tracking: int | None
+    notified_at: datetime
+    hold_days: int | None
+    pickup_id: int | None
+
+
 def stale_reason(
-    session: Session, dedupe_key: str, tracking_id: int | None, status: str, latest_tracking: int | None, now: datetime
+    shelf: ShelfSettings, dedupe_key: str, tracking_id: int | None, request: StaleCheck, now: datetime
 ) -> str:
     """Why a shelf notice must not go out now ("" when it still applies), checked at the moment of sending.
 
     A reminder applies while its request is on the shelf in the same stay and its step's window is open; an
     expiry notice while the request waits at Awaiting Return to Lender since that expiry.
     """
+    status = request.status
     if dedupe_key.startswith(EXPIRED_PREFIX):
-        if status != Status.AWAITING_RETURN_TO_LENDER.value or latest_tracking != tracking_id:
+        if status != Status.AWAITING_RETURN_TO_LENDER.value or request.latest_tracking != tracking_id:
             return f"cancelled: the request is no longer at Awaiting Return to Lender (now {status})"
         return ""
     if status not in _NOTIFIED:
         return f"cancelled: the request left the hold shelf (now {status})"
-    if latest_tracking != tracking_id:
+    if request.latest_tracking != tracking_id:
         return "cancelled: the request was put on the shelf again since; that stay has its own reminders"
-    request_id, _tracking, step = (int(part) for part in dedupe_key[len(REMINDER_PREFIX) :].split(":"))
-    shelf = read_shelf_settings(session)
-    rows = shelved_rows(session, [request_id])
-    if not rows:
-        return "cancelled: the request left the hold shelf"
-    row = rows[0]
-    policy = shelf.policy(row.pickup_id)
+    _request_id, _tracking, step = (int(part) for part in dedupe_key[len(REMINDER_PREFIX) :].split(":"))
+    policy = shelf.policy(request.pickup_id)
+    hold_days = DEFAULT_HOLD_DAYS if request.hold_days is None else request.hold_days
     try:
-        _end, planned = plan(local_date(row.notified_at, shelf.tz), row.hold_days, policy, shelf.closed)
+        _end, planned = plan(local_date(_utc(request.notified_at), shelf.tz), hold_days, policy, shelf.closed)
     except ShelfError as exc:
         return f"cancelled: {exc}"
     day = planned[step].day if step < len(planned) else None

@@ -35,7 +35,10 @@ LOAN_PICKUP_REMINDER = "Loan Pickup Reminder"
 ARTICLE_PICKUP_REMINDER = "Article Pickup Reminder"
 PRINT_PICKUP_REMINDER = "Print Pickup Reminder"
 PICKUP_EXPIRED = "Pickup Expired"
-HOLD_SHELF_TEMPLATES = (LOAN_PICKUP_REMINDER, ARTICLE_PICKUP_REMINDER, PRINT_PICKUP_REMINDER, PICKUP_EXPIRED)
+#: The letter to a Mail patron whose hold ended (a Phone patron gets a call, "Pickup Expired" naming it).
+PRINT_PICKUP_EXPIRED = "Print Pickup Expired"
+HOLD_SHELF_TEMPLATES = (LOAN_PICKUP_REMINDER, ARTICLE_PICKUP_REMINDER, PRINT_PICKUP_REMINDER, PICKUP_EXPIRED,
+                        PRINT_PICKUP_EXPIRED)  # fmt: skip
 
 #: Largest rendered part (subject, a body) in characters; a runaway loop must not fill the outbox.
 MAX_RENDERED = 200_000

@@ -37,6 +37,7 @@ from desktop.services.notices.outbox import (
     RETRYING,
     SENT,
 )
+from desktop.services.requests.shelf_contacts import complete_reminder, open_hand_notice, open_reminders, step_number
 from desktop.services.requests.status import StatusChange, change_status
 
 #: E-mail notices the System Manager will not send any more: staff may phone or write instead.
@@ -115,10 +116,13 @@ class ContactRow:
         return next((c.note for c in reversed(self.calls) if c.note), "")
 
     reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
+    hold_ended: bool = False  # the "hold ended" call or letter of a request going back to the lender
 
     @property
     def display_title(self) -> str:
-        """The title, marked "Reminder N" on a hold-shelf reminder's row."""
+        """The title, marked "Reminder N" on a hold-shelf reminder's row, "Hold ended" on an expiry's."""
+        if self.hold_ended:
+            return f"Hold ended · {self.title}"
         return f"Reminder {self.reminder} · {self.title}" if self.reminder else self.title
 
     @property
@@ -186,6 +190,7 @@ class ActionResult:
     logged: tuple[int, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     reminded: tuple[int, ...] = ()  # hold-shelf reminders made (the request stays on the shelf)
+    ended: tuple[int, ...] = ()  # "hold ended" calls or letters made (the request still goes back to the lender)
 
     def summary(self) -> str:
         """One or two sentences for the form's message bar."""
@@ -196,6 +201,8 @@ class ActionResult:
             parts.append(f"{len(self.logged)} call(s) logged; still waiting.")
         if self.reminded:
             parts.append(f"{len(self.reminded)} pickup reminder(s) recorded; still on the hold shelf.")
+        if self.ended:
+            parts.append(f"{len(self.ended)} patron(s) told the hold ended; still going back to the lender.")
         if self.skipped:
             details = "; ".join(f"{s.transaction_number}: {s.reason}" if s.transaction_number else s.reason
                                 for s in self.skipped)  # fmt: skip
@@ -256,15 +263,16 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
     from that reminder on, so the call log counts per step.
     """
     reminder = aliased(Notification)
-    shelf_statuses = tuple(s.value for s in NOTIFIED_STATUSES)
+    # On the shelf, or just off it with a "hold ended" call or letter to make (issue 17).
+    shelf_statuses = (*(s.value for s in NOTIFIED_STATUSES), Status.AWAITING_RETURN_TO_LENDER.value)
     open_reminder = and_(
         Notification.state == "pending",
         Notification.channel.in_(("phone", "print")),
-        Notification.dedupe_key.like("reminder:%"),
+        or_(Notification.dedupe_key.like("reminder:%"), Notification.dedupe_key.like("expired:%")),
     )
-    reminder_id = (  # a reminder of a request that left the shelf is not one to make
+    reminder_id = (  # a reminder of a request that left the shelf (an expiry since undone) is not one to make
         select(func.max(Notification.id))
-        .where(Notification.request_id == Request.id, Request.status.in_(shelf_statuses), open_reminder)
+        .where(Notification.request_id == Request.id, open_hand_notice(Notification))
         .correlate(Request)
         .scalar_subquery()
     )
@@ -326,6 +334,7 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
                 and_(
                     Request.status.in_(shelf_statuses),
                     Request.id.in_(select(Notification.request_id).where(open_reminder)),
+                    reminder_id.is_not(None),
                 ),
             )
         )
@@ -393,8 +402,9 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
         )
     for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
         group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
-        row = replace(_row_from(values, group, now), reminder=int(values[-2].rsplit(":", 1)[1]) + 1,
-                      call_attempts=values[-4] or 0, last_call_at=values[-3])  # fmt: skip
+        row = replace(_row_from(values, group, now), reminder=step_number(values[-2]),
+                      hold_ended=step_number(values[-2]) == 0, call_attempts=values[-4] or 0,
+                      last_call_at=values[-3])  # fmt: skip
         groups[group].append(row)
     for rows in groups.values():
         rows.sort(key=lambda r: r.transaction_number)
@@ -546,12 +556,11 @@ def log_calls(
     note = note.strip()
     if len(note) > 1000:
         raise ValidationError("The call note is longer than 1,000 characters.", {"note": "too long"})
-    from desktop.services.requests.shelf_contacts import complete_reminder, open_reminders
-
     now = now or utcnow()
     moved: list[StatusChange] = []
     logged: list[int] = []
     reminded: list[int] = []
+    ended: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
@@ -560,13 +569,13 @@ def log_calls(
         for request in requests:
             reminder = reminders.get(request.id)
             if reminder is not None and reminder.channel == "phone":  # a hold-shelf reminder call: no move
-                text = f"Reminder {reminder.step}: {outcome.value}" + (f": {note}" if note else "")
+                text = f"{reminder.label}: {outcome.value}" + (f": {note}" if note else "")
                 session.add(CallLogEntry(request_id=request.id, outcome=outcome.value, note=text[:1000], staff=staff,
                                          called_at=now))  # fmt: skip
                 if outcome.notifies:
-                    complete_reminder(session, reminder, f"reminder {reminder.step} by phone ({outcome.value})",
+                    complete_reminder(session, reminder, f"{reminder.label.lower()} by phone ({outcome.value})",
                                       staff, now)  # fmt: skip
-                    reminded.append(request.transaction_number)
+                    (ended if reminder.expired else reminded).append(request.transaction_number)
                 else:
                     logged.append(request.transaction_number)
                 continue
@@ -592,7 +601,7 @@ def log_calls(
                 note=f"{outcome.value}: {note}" if note else outcome.value,
             )  # fmt: skip
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded))
+    return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded), tuple(ended))
 
 
 def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: datetime | None = None) -> ActionResult:
@@ -602,11 +611,10 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
     """
     if not staff.strip():
         raise ValidationError("A staff name is needed to record printed notices.", {"staff": "required"})
-    from desktop.services.requests.shelf_contacts import complete_reminder, open_reminders
-
     now = now or utcnow()
     moved: list[StatusChange] = []
     reminded: list[int] = []
+    ended: list[int] = []
     with db.write() as session:
         requests = _lock_waiting(session, request_ids)
         skipped = _missing(request_ids, requests)
@@ -614,8 +622,8 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
         for request in requests:
             reminder = reminders.get(request.id)
             if reminder is not None and reminder.channel == "print":  # a hold-shelf reminder letter: no move
-                complete_reminder(session, reminder, f"reminder {reminder.step} letter printed", staff, now)
-                reminded.append(request.transaction_number)
+                complete_reminder(session, reminder, f"{reminder.label.lower()} letter printed", staff, now)
+                (ended if reminder.expired else reminded).append(request.transaction_number)
                 continue
             problem = _moved_elsewhere(request)
             if problem is not None:
@@ -624,7 +632,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
             previous = request.status
             tracking = change_status(session, request, Status.NOTIFIED_VIA_MAIL, staff, now=now, note="printed notice")
             moved.append(_change(request, previous, tracking.id, staff, now))
-    return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded))
+    return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded), tuple(ended))
 
 
 def _change(request: Request, previous: str, tracking_id: int, staff: str, now: datetime) -> StatusChange:

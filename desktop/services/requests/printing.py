@@ -23,7 +23,13 @@ from desktop.services.notices.notice_context import (
     system_settings,
 )
 from desktop.services.notices.template_admin import load_template_by_name
-from desktop.services.notices.templates import PRINT_NOTICE, PRINT_PICKUP_REMINDER, TemplateFields, render
+from desktop.services.notices.templates import (
+    PRINT_NOTICE,
+    PRINT_PICKUP_EXPIRED,
+    PRINT_PICKUP_REMINDER,
+    TemplateFields,
+    render,
+)
 from desktop.services.requests.shelf_contacts import open_reminders
 
 #: The blocks the default template marks for placement on the page (``<div class="return">`` …).
@@ -129,11 +135,14 @@ def build_notices(
         # query per page.
         rows = load_request_rows(session, request_ids)
         shared = system_settings(session)
-        letters = {rid for rid, r in open_reminders(session, request_ids).items() if r.channel == "print"}
-    reminder_template = print_template(db, PRINT_PICKUP_REMINDER) if letters else template
+        letters = {rid: r for rid, r in open_reminders(session, request_ids).items() if r.channel == "print"}
+    # A hold-shelf letter: a pickup reminder, or the "hold ended" letter of a request going back to the lender.
+    kinds = {r.expired for r in letters.values()}
+    reminder_template = print_template(db, PRINT_PICKUP_REMINDER) if False in kinds else template
+    expired_template = print_template(db, PRINT_PICKUP_EXPIRED) if True in kinds else template
     for request in sorted(rows.values(), key=lambda r: r.transaction_number):
         patron = request.patron
-        if request.id in letters:  # a hold-shelf reminder letter: the item is on the shelf, not arriving
+        if request.id in letters:  # a hold-shelf letter: the item is on the shelf (or going back), not arriving
             reason = "" if has_postal_address(patron) else "the patron has no postal address; notify another way"
         elif request.status != Status.AWAITING_CUSTOMER_CONTACT.value:
             reason = f"changed on another workstation, now at {request.status!r}"
@@ -144,8 +153,10 @@ def build_notices(
         if reason:
             warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
             continue
+        letter = letters.get(request.id)
+        chosen = template if letter is None else expired_template if letter.expired else reminder_template
         notice = render(
-            reminder_template if request.id in letters else template,
+            chosen,
             request_row_context(request, region=region, today=today, shared=shared),
         )
         return_html, window_html, letter_html = split_blocks(notice.body_html)

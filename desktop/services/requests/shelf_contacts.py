@@ -4,6 +4,9 @@ The System Manager creates them as ``phone``/``print`` notices (:mod:`desktop.se
 Contact Customers lists each pending one as a row, and "Notified via Phone" / "Print Notifications" complete it:
 the notice is marked sent (with a history line naming who), the request stays on the shelf. Calls are counted
 per step: the calls logged since that step's reminder was created.
+
+A hold that ended unclaimed makes one more of these when the policy wants expiry notices: the "hold ended" call or
+letter (an ``expired:`` notice, step 0) of a request at Awaiting Return to Lender since that expiry.
 """
 
 from __future__ import annotations
@@ -11,30 +14,45 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from desktop.db.models import CallLogEntry, Notification, NotificationAttempt, Request
-from desktop.domain.statuses import NOTIFIED_STATUSES
+from desktop.db.models import CallLogEntry, Notification, NotificationAttempt, Request, Tracking
+from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.notices import outbox
-from desktop.services.notices.shelf import PHONE, PRINT, REMINDER_PREFIX
+from desktop.services.notices.shelf import EXPIRED_PREFIX, PHONE, PRINT, REMINDER_PREFIX
 
 _NOTIFIED = tuple(s.value for s in NOTIFIED_STATUSES)
 
 
-def _open(channel: str | None = None) -> list[object]:
-    conditions: list[object] = [
-        Notification.dedupe_key.like(REMINDER_PREFIX + "%"),
-        Notification.state == outbox.PENDING,
-        Notification.channel.in_((channel,) if channel else (PHONE, PRINT)),
-        Request.status.in_(_NOTIFIED),
-    ]
-    return conditions
+def open_hand_notice(notice: type[Notification] | Any = Notification) -> ColumnElement[bool]:
+    """SQL: ``notice`` (a Notification alias, joined to its Request) is a call or letter still to make.
+
+    A reminder while its request is on the shelf; a "hold ended" notice while its request waits at Awaiting Return
+    to Lender since that expiry (the notice names the Tracking row of the move there).
+    """
+    latest = select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
+    return and_(
+        notice.state == outbox.PENDING,
+        notice.channel.in_((PHONE, PRINT)),
+        or_(
+            and_(notice.dedupe_key.like(REMINDER_PREFIX + "%"), Request.status.in_(_NOTIFIED)),
+            and_(
+                notice.dedupe_key.like(EXPIRED_PREFIX + "%"),
+                Request.status == Status.AWAITING_RETURN_TO_LENDER.value,
+                notice.tracking_id == latest,
+            ),
+        ),
+    )
 
 
 def step_number(dedupe_key: str) -> int:
-    """The 1-based step of a reminder notice (``reminder:<request>:<tracking>:<step>``)."""
+    """The 1-based step of a reminder notice (``reminder:<request>:<tracking>:<step>``); 0 for a "hold ended"
+    notice (``expired:<request>:<tracking>``)."""
+    if dedupe_key.startswith(EXPIRED_PREFIX):
+        return 0
     return int(dedupe_key.rsplit(":", 1)[1]) + 1
 
 
@@ -44,15 +62,26 @@ class OpenReminder:
 
     request_id: int
     notice_id: int
-    step: int  # 1-based
+    step: int  # 1-based; 0: the "hold ended" call or letter
     channel: str
     created_at: datetime
     calls: int
     last_call_at: datetime | None
 
+    @property
+    def expired(self) -> bool:
+        """Whether this is the "hold ended" call or letter rather than a pickup reminder."""
+        return self.step == 0
+
+    @property
+    def label(self) -> str:
+        """``Reminder 2`` / ``Hold ended``: how the call log and the notice's history name it."""
+        return "Hold ended" if self.expired else f"Reminder {self.step}"
+
 
 def open_reminders(session: Session, request_ids: Sequence[int] | None = None) -> dict[int, OpenReminder]:
-    """The oldest pending hand-made reminder of each request on the shelf (of ``request_ids`` if given)."""
+    """The oldest pending call or letter of each request on the shelf or just off it (of ``request_ids`` if
+    given)."""
     since = and_(CallLogEntry.request_id == Notification.request_id, CallLogEntry.called_at >= Notification.created_at)
     calls = select(func.count(CallLogEntry.id)).where(since).correlate(Notification).scalar_subquery()
     last = select(func.max(CallLogEntry.called_at)).where(since).correlate(Notification).scalar_subquery()
@@ -60,7 +89,7 @@ def open_reminders(session: Session, request_ids: Sequence[int] | None = None) -
         select(Notification.request_id, Notification.id, Notification.dedupe_key, Notification.channel,
                Notification.created_at, calls, last)
         .join(Request, Request.id == Notification.request_id)
-        .where(*_open())  # type: ignore[arg-type]
+        .where(open_hand_notice())
         .order_by(Notification.id.desc())
     )  # fmt: skip
     if request_ids is not None:

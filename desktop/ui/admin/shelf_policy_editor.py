@@ -95,7 +95,8 @@ class ShelfPolicyEditor(QGroupBox):
             self.weekdayChecks.append(check)
             days.addWidget(check)
         days.addStretch(1)
-        self.expiredCheck = QCheckBox("Send the patron a “Pickup Expired” e-mail when the hold ends", self)
+        # E-mail patrons get the "Pickup Expired" e-mail; Phone and Mail patrons a call or letter in Contact Customers.
+        self.expiredCheck = QCheckBox("Tell the patron when the hold ends (e-mail, or a call or letter to make)", self)
         self.expiredCheck.setObjectName("shelfExpiredCheck")
         self.closedDatesEdit = QPlainTextEdit(self)
         self.closedDatesEdit.setObjectName("closedDatesEdit")

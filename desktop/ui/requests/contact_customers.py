@@ -871,7 +871,7 @@ class ContactCustomersDialog(QDialog):
         """Report what moved and what was skipped, and tell every window."""
         self._set_busy(False)
         self.show_message(result.summary(), warning=bool(result.skipped))
-        if result.moved or result.logged:
+        if result.moved or result.logged or result.reminded or result.ended:  # hold-shelf calls and letters too
             self.ctx.changed.emit("requests")
         self.actionFinished.emit(self.last_message)
 
