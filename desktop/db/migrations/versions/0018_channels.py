@@ -1,7 +1,7 @@
 """channels: a patron's channels per kind of notice, in order, and the SMS part of templates (issue 18)
 
 Revision ID: 0018
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-30 10:20:00
 
 An empty table keeps every patron's behaviour: a patron without a row for an event follows their single
@@ -17,7 +17,7 @@ from alembic import op
 from desktop.db.types import UTCDateTime
 
 revision = "0018"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
