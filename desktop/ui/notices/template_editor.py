@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtGui import QCloseEvent, QKeySequence, QPalette, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -55,6 +55,7 @@ from desktop.services.notices.template_admin import (
 from desktop.services.notices.templates import CONTEXT_NAMES, TemplateFields
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
+from desktop.ui.widgets.colours import Tone, set_tone
 from desktop.ui.window_state import restore_geometry, save_geometry
 
 PREVIEW_DELAY_MS = 400
@@ -147,7 +148,7 @@ class TemplateEditor(QDialog):
             "use Undelete or Restore default in the template list to send it again."
         )
         self.deletedBanner.setObjectName("deletedBanner")
-        self.deletedBanner.setStyleSheet("background:#fff3cd; color:#664d03; padding:6px; border-radius:4px;")
+        set_tone(self.deletedBanner, Tone.WARNING, banner=True)
         self.deletedBanner.setWordWrap(True)
         self.deletedBanner.setVisible(self.record.deleted)
         root.addWidget(self.deletedBanner)
@@ -212,7 +213,7 @@ class TemplateEditor(QDialog):
         self.problemsList.setObjectName("problemsList")
         self.problemsList.setAccessibleName("Template problems")
         self.problemsList.setMaximumHeight(72)
-        self.problemsList.setStyleSheet("QListWidget { color: #a4161a; }")
+        set_tone(self.problemsList, Tone.ERROR, role=QPalette.ColorRole.Base)
         self.problemsList.itemActivated.connect(self._on_problem_activated)
         self.problemsList.itemClicked.connect(self._on_problem_activated)
         left_layout.addWidget(self.problemsList)
@@ -323,7 +324,7 @@ class TemplateEditor(QDialog):
         self.conflictLabel = QLabel("", self.conflictBanner)
         self.conflictLabel.setObjectName("conflictLabel")
         self.conflictLabel.setWordWrap(True)
-        self.conflictLabel.setStyleSheet("color:#a4161a;")
+        set_tone(self.conflictLabel, Tone.ERROR)
         self.overwriteButton = QPushButton("&Overwrite with My Version", self.conflictBanner)
         self.overwriteButton.setObjectName("overwriteButton")
         self.overwriteButton.setAccessibleName("Save over the other version")

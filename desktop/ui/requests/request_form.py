@@ -15,7 +15,7 @@ from datetime import date
 
 import shiboken6
 from PySide6.QtCore import QAbstractItemModel, QItemSelection, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -57,6 +57,7 @@ from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
+from desktop.ui.widgets.colours import Tone, modified_field_colours, set_banner_frame, tone_colour
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
 
@@ -71,8 +72,17 @@ _TEXT_FIELDS = {
 }
 _LOAN_ONLY = {"loan_title"}
 _ARTICLE_ONLY = {"photo_journal_title", "photo_article_title"}
-_MODIFIED_STYLE = "QLineEdit[modified='true'], QComboBox[modified='true'] { background: #fff4c2; }"
-_ERROR_STYLE = "QLineEdit[invalid='true'] { border: 2px solid #d93025; }"
+
+
+def _form_style(form: QWidget) -> str:
+    """Changed fields tinted yellow with text that reads on the tint; invalid ones framed in the error colour."""
+    text, background = modified_field_colours(form)
+    error = tone_colour(Tone.ERROR, form, QPalette.ColorRole.Base).name()
+    return (
+        f"QLineEdit[modified='true'], QComboBox[modified='true'] {{ background: {background.name()}; "
+        f"color: {text.name()}; }} QLineEdit[invalid='true'] {{ border: 2px solid {error}; }}"
+    )
+
 
 _open_forms: list[RequestForm] = []
 
@@ -153,7 +163,7 @@ class RequestForm(QWidget):
         self.setObjectName("requestForm")
         self.setAccessibleName("Request form")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.setStyleSheet(_MODIFIED_STYLE + _ERROR_STYLE)
+        self.setStyleSheet(_form_style(self))
         self.resize(980, 720)
 
         self._build_actions()
@@ -400,9 +410,9 @@ class RequestForm(QWidget):
         self.calls_table = self._table("callsTable", "Phone calls and their notes", self.calls_model)
         for column, width in enumerate((130, 120, 110)):
             self.calls_table.setColumnWidth(column, width)
-        tabs.addTab(self.tracking_table, "&Tracking")
+        tabs.addTab(self.tracking_table, "Trackin&g")
         tabs.addTab(split, "Noti&fications")
-        self.calls_tab_index = tabs.addTab(self.calls_table, "&Calls")
+        self.calls_tab_index = tabs.addTab(self.calls_table, "Call&s")
         return tabs
 
     def _table(self, name: str, accessible: str, model: QAbstractItemModel) -> QTableView:
@@ -492,7 +502,7 @@ class RequestForm(QWidget):
             if not details.notifications:
                 self.notification_text.clear()
             self.calls_model.set_records(details.calls)
-            self.tabs.setTabText(self.calls_tab_index, f"&Calls ({len(details.calls)})" if details.calls else "&Calls")
+            self.tabs.setTabText(self.calls_tab_index, f"Call&s ({len(details.calls)})" if details.calls else "Call&s")
             # Why this request's e-mail waits is said on the form only when it has one waiting or failed.
             self.delivery_banner.set_relevant(any(n.waiting_or_failed for n in details.notifications))
             self._rebuild_route_menu(details)
@@ -820,10 +830,7 @@ class RequestForm(QWidget):
         return self._busy
 
     def _show_message(self, text: str, *, error: bool, conflict: bool = False) -> None:
-        colour = ("#fdecea", "#d93025") if error else ("#e6f4ea", "#188038")
-        self.banner.setStyleSheet(
-            f"#formMessageBanner {{ background: {colour[0]}; border: 1px solid {colour[1]}; border-radius: 3px; }}"
-        )
+        set_banner_frame(self.banner, Tone.ERROR if error else Tone.OK, [self.message])
         self.message.setText(text)
         self.overwrite_button.setVisible(conflict)
         self.discard_button.setVisible(conflict)

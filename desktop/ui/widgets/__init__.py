@@ -1,6 +1,7 @@
-"""Widgets and models every window shares: the ribbon, read-only tables, the small record model, icons.
+"""Widgets and models every window shares: the ribbon, read-only tables, the small record model, icons, the
+status colours that stay readable in any palette, and Tab order in reading order.
 
-Offers (``__all__``): ``ribbon``, ``tables``, ``record_table_model``, ``icons``.
+Offers (``__all__``): ``ribbon``, ``tables``, ``record_table_model``, ``icons``, ``colours``, ``focus``.
 """
 
-__all__ = ["icons", "record_table_model", "ribbon", "tables"]
+__all__ = ["colours", "focus", "icons", "record_table_model", "ribbon", "tables"]
