@@ -410,3 +410,19 @@ def test_every_window_opens_on_the_screen(scale: str, tmp_path: Path) -> None:
     off = {name: rect for name, rect in report["windows"].items() if not area.contains(QRect(*rect))}
     assert len(report["windows"]) == len(TITLES)
     assert not off, f"windows not on the {area} screen: {off}"
+
+
+def test_a_changed_field_is_tinted_and_its_text_readable(
+    palette_name: str, every_window: dict[str, QWidget], qtbot: QtBot
+) -> None:
+    form = every_window["request"]
+    edit = form.edits["call_number"]  # type: ignore[attr-defined]
+    before_tint = edit.palette().color(QPalette.ColorRole.Base)
+    edit.setFocus()
+    edit.end(False)
+    qtbot.keyClicks(edit, " x")
+    qtbot.waitUntil(lambda: edit.property("unsaved") is True)
+    palette = edit.palette()
+    assert palette.color(QPalette.ColorRole.Base) != before_tint
+    ratio = contrast_ratio(palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base))
+    assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: {ratio:.1f}:1"

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -162,6 +163,8 @@ class PointEditor(QWidget):
         self.server_problem = ""
         label = ContactKind(kind).label
         self.setObjectName(f"{kind}Editor")
+        # Never squeezed below its height: when the card is short (200 %, a small screen) it scrolls instead.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         self.primary = QRadioButton()
         self.primary.setObjectName(f"{kind}Primary")
@@ -197,6 +200,9 @@ class PointEditor(QWidget):
         self.message.setObjectName(f"{kind}Message")
         self.message.setAccessibleName(f"Message for {label.lower()} {number}")
         self.message.setWordWrap(True)
+        # A wrapped label's minimum height is not counted by the scroll area: at least one line, or the lines
+        # overlap when the card is short (200 %).
+        self.message.setMinimumHeight(self.message.fontMetrics().lineSpacing())
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         grid = QGridLayout(self)

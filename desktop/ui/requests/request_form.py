@@ -57,7 +57,7 @@ from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
-from desktop.ui.widgets.colours import Tone, modified_field_colours, set_banner_frame, tone_colour
+from desktop.ui.widgets.colours import Tone, set_banner_frame, set_modified_tint, tone_colour
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
 
@@ -75,13 +75,10 @@ _ARTICLE_ONLY = {"photo_journal_title", "photo_article_title"}
 
 
 def _form_style(form: QWidget) -> str:
-    """Changed fields tinted yellow with text that reads on the tint; invalid ones framed in the error colour."""
-    text, background = modified_field_colours(form)
+    """Invalid fields framed in an error colour that shows on the field (changed ones are tinted through their
+    palette: :func:`~desktop.ui.widgets.colours.set_modified_tint`)."""
     error = tone_colour(Tone.ERROR, form, QPalette.ColorRole.Base).name()
-    return (
-        f"QLineEdit[modified='true'], QComboBox[modified='true'] {{ background: {background.name()}; "
-        f"color: {text.name()}; }} QLineEdit[invalid='true'] {{ border: 2px solid {error}; }}"
-    )
+    return f"QLineEdit[invalid='true'] {{ border: 2px solid {error}; }}"
 
 
 _open_forms: list[RequestForm] = []
@@ -574,10 +571,8 @@ class RequestForm(QWidget):
             if widget is None or label is None:
                 continue
             on = f.name in modified
-            if widget.property("modified") != on:
-                widget.setProperty("modified", on)
-                widget.style().unpolish(widget)
-                widget.style().polish(widget)
+            if widget.property("unsaved") is not on:
+                set_modified_tint(widget, on)
             text = label.text().removeprefix("• ")
             label.setText(("• " + text) if on else text)
             widget.setAccessibleDescription("unsaved change" if on else "")

@@ -178,3 +178,19 @@ def modified_field_colours(widget: QWidget | None = None) -> tuple[QColor, QColo
     )
     text = readable(_palette(widget).color(QPalette.ColorRole.Text), background)
     return text, background
+
+
+def set_modified_tint(widget: QWidget, on: bool) -> None:
+    """Tint ``widget`` (a field) as changed-but-not-saved, or take the tint off.
+
+    Background and text are set together, on the field's own style sheet: a ``[modified='true']`` rule on the
+    window set only the background, and re-polishing the field from inside its own key press kept the old
+    colours. Marked by the dynamic property ``unsaved`` (QLineEdit's own ``modified`` property turns true at
+    the first key press, so a check of it never saw a change and the tint never came).
+    """
+    widget.setProperty("unsaved", on)
+    if not on:
+        widget.setStyleSheet("")
+        return
+    text, background = modified_field_colours(widget)
+    widget.setStyleSheet(f"background: {background.name()}; color: {text.name()};")
