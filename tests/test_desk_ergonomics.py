@@ -39,11 +39,12 @@ from pytestqt.qtbot import QtBot
 
 from desktop.config import Settings
 from desktop.services.database import Database
+from desktop.services.notices.template_admin import TemplateProblem
 from desktop.ui.main_window import MainWindow
 from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, Tone, contrast_ratio, readable, set_tone
 from desktop.ui.widgets.focus import before
 from tests.main_window_helpers import close_window, open_window
-from tests.window_walk import TITLES, close_every_window, open_every_window, shortcuts
+from tests.window_walk import TEMPLATE_EDITOR, TITLES, close_every_window, open_every_window, shortcuts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +145,8 @@ def _show_every_message(windows: dict[str, QWidget]) -> None:
     settings.errorLabel.setText("Nothing was saved.")  # type: ignore[attr-defined]
     importer = windows["import_csv"]
     importer._show_summary(False, "Nothing was imported.")  # type: ignore[attr-defined]
+    editor = windows[TEMPLATE_EDITOR]
+    editor._show_problems([TemplateProblem("body", "'dict object' has no attribute 'frist_name'", 3)])  # type: ignore[attr-defined]
     QApplication.processEvents()
 
 

@@ -15,9 +15,13 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QAbstractButton, QApplication, QWidget
 
 from desktop.services.database import Database
+from desktop.ui.admin.customization_manager import CustomizationManager
 from desktop.ui.main_window import MainWindow
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.requests.request_form import RequestForm
+
+#: The Customization Manager's template editor (opened from its template list, not by id).
+TEMPLATE_EDITOR = "template_editor"
 
 #: The heading each window has in the User Guide's "Keyboard shortcuts" chapter.
 TITLES: dict[str, str] = {
@@ -34,6 +38,7 @@ TITLES: dict[str, str] = {
     Window.CUSTOMIZATION.value: "Customization Manager",
     Window.SETTINGS.value: "Settings",
     Window.LOCATIONS.value: "Locations",
+    TEMPLATE_EDITOR: "Template editor",
 }
 
 
@@ -67,12 +72,19 @@ def open_every_window(main: MainWindow, db: Database, wait: Callable[[Callable[[
     form = windows[Window.REQUEST.value]
     assert isinstance(form, RequestForm)
     wait(lambda: not form.busy)
+    manager = windows[Window.CUSTOMIZATION.value]
+    assert isinstance(manager, CustomizationManager)
+    manager.templateTable.selectRow(0)
+    manager.edit_selected()
+    wait(lambda: bool(manager.editors))
+    windows[TEMPLATE_EDITOR] = next(iter(manager.editors.values()))
+    wait(lambda: not main.ctx.runner.busy)
     return windows
 
 
 def close_every_window(windows: dict[str, QWidget]) -> None:
     """Close what :func:`open_every_window` opened (request forms reverted first: no question asked)."""
-    for name, widget in windows.items():
+    for name, widget in reversed(windows.items()):
         if name == "main":
             continue
         if isinstance(widget, RequestForm):

@@ -11,7 +11,7 @@ in a circle.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QRect, QSettings, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
@@ -29,11 +29,25 @@ def restore_geometry(widget: QWidget, key: str) -> None:
     if isinstance(geometry, QByteArray):
         widget.restoreGeometry(geometry)
     fit_to_screen(widget)
+    if not widget.isVisible():
+        widget.installEventFilter(_FitOnShow(widget))  # again once shown, when its frame is known
 
 
 def save_geometry(widget: QWidget, key: str) -> None:
     """Remember where ``widget`` is, for :func:`restore_geometry`."""
     window_state_settings().setValue(key, widget.saveGeometry())
+
+
+class _FitOnShow(QObject):
+    """Fits its parent window to the screen the first time it is shown, then removes itself."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """On the first Show: fit, and stop watching."""
+        if event.type() == QEvent.Type.Show and isinstance(watched, QWidget):
+            watched.removeEventFilter(self)
+            fit_to_screen(watched)
+            self.deleteLater()
+        return False
 
 
 def available_geometry(widget: QWidget) -> QRect:

@@ -172,7 +172,7 @@ class TemplateEditor(QDialog):
             "to_address": ("toEdit", "&To:"),
             "cc": ("ccEdit", "&CC:"),
             "bcc": ("bccEdit", "&BCC:"),
-            "subject": ("subjectEdit", "&Subject:" if not is_print else "&Title:"),
+            "subject": ("subjectEdit", "S&ubject:" if not is_print else "T&itle:"),
         }
         for part in LINE_PARTS:
             object_name, label = names[part]
@@ -224,7 +224,7 @@ class TemplateEditor(QDialog):
         variables_box = QWidget(right)
         variables_layout = QVBoxLayout(variables_box)
         variables_layout.setContentsMargins(0, 0, 0, 0)
-        variables_label = QLabel("&Variables (double-click to insert at the cursor):", variables_box)
+        variables_label = QLabel("Variab&les (double-click to insert at the cursor):", variables_box)
         variables_layout.addWidget(variables_label)
         self.variablesList = QTreeWidget(variables_box)
         variables_label.setBuddy(self.variablesList)
@@ -304,7 +304,7 @@ class TemplateEditor(QDialog):
         self.testAddressEdit.setAccessibleName("Test e-mail address")
         self.testAddressEdit.setPlaceholderText("your.address@library.example.org")
         test_label.setBuddy(self.testAddressEdit)
-        self.sendTestButton = QPushButton("Send &Test", self)
+        self.sendTestButton = QPushButton("Send T&est", self)
         self.sendTestButton.setObjectName("sendTestButton")
         self.sendTestButton.setAccessibleName("Send test e-mail")
         self.sendTestButton.clicked.connect(self.send_test)
