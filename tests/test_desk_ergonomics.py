@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QColor, QImage, QKeySequence, QPalette
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt
+from PySide6.QtGui import QBrush, QColor, QImage, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QGroupBox,
     QLabel,
+    QListView,
     QScrollArea,
     QStackedWidget,
     QStyleFactory,
@@ -191,8 +192,46 @@ def test_every_status_text_is_readable_in_light_and_dark(
             measured += 1
             if ratio < MINIMUM_CONTRAST:
                 failures.append(f"{name}: {widget.objectName()!r} ({tone}) {ratio:.1f}:1")
+        for view in window.findChildren(QAbstractItemView):
+            if view.window() is window:
+                measured += len(_item_colours(view, name, failures))
     assert measured > 100
     assert not failures, f"{palette_name} palette: " + "; ".join(failures)
+
+
+def _as_colour(value: object) -> QColor | None:
+    if isinstance(value, QBrush):
+        return value.color()
+    return value if isinstance(value, QColor) else None
+
+
+def _item_colours(view: QAbstractItemView, name: str, failures: list[str]) -> list[float]:
+    """Contrast of the cells that set their own text or background colour (warnings, deleted templates, holds
+    ending soon) against what the view draws around them; the first 200 rows."""
+    model = view.model()
+    if model is None:
+        return []
+    palette = view.palette()
+    ratios = []
+    columns = 1 if isinstance(view, QListView) else model.columnCount(QModelIndex())
+    for row in range(min(model.rowCount(QModelIndex()), 200)):
+        for column in range(columns):
+            index = model.index(row, column)
+            text = _as_colour(model.data(index, Qt.ItemDataRole.ForegroundRole))
+            background = _as_colour(model.data(index, Qt.ItemDataRole.BackgroundRole))
+            if text is None and background is None:
+                continue
+            grounds = (
+                [background]
+                if background is not None
+                else [palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.AlternateBase)]
+            )
+            for ground in grounds:
+                ratio = contrast_ratio(text or palette.color(QPalette.ColorRole.Text), ground)
+                ratios.append(ratio)
+                if ratio < MINIMUM_CONTRAST:
+                    failures.append(f"{name}: {view.objectName()} row {row} column {column} {ratio:.1f}:1")
+    return ratios
 
 
 @pytest.mark.parametrize("background", ["#ffffff", "#f0f0f0", "#2b2b2b", "#1e1e1e", "#000000", "#7f7f7f"])
