@@ -15,6 +15,19 @@ from pathlib import Path
 
 import keyring
 from keyring.backends.null import Keyring as NullKeyring
+from PySide6.QtWidgets import QWidget
+
+
+def _scrolled(widget: QWidget, window: QWidget) -> bool:
+    """Inside a scroll area (or a view's header): reached by scrolling, not expected on screen at once."""
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        if isinstance(parent, QAbstractScrollArea):
+            return True
+        parent = parent.parentWidget()
+    return False
 
 
 def main(folder: Path) -> int:
@@ -22,8 +35,8 @@ def main(folder: Path) -> int:
     os.environ["XDG_DATA_HOME"] = str(folder / "data")
     os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
     keyring.set_keyring(NullKeyring())
-    from PySide6.QtCore import QDeadlineTimer, QEventLoop
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop, QPoint, QRect
+    from PySide6.QtWidgets import QAbstractButton, QApplication
 
     from desktop.config import Settings
     from desktop.db.engine import sqlite_url
@@ -48,14 +61,21 @@ def main(folder: Path) -> int:
     app.processEvents()
     area = main.screen().availableGeometry()
     frames = {}
+    clipped: dict[str, list[str]] = {}
     for name, window in windows.items():
         frame = window.frameGeometry()
         frames[name] = [frame.x(), frame.y(), frame.width(), frame.height()]
+        for button in window.findChildren(QAbstractButton):
+            if button.window() is not window or not button.isVisible() or _scrolled(button, window):
+                continue
+            if not window.rect().contains(QRect(button.mapTo(window, QPoint(0, 0)), button.size())):
+                clipped.setdefault(name, []).append(button.objectName() or button.text())
     close_every_window(windows)
     main.close()
     wait(lambda: not main.ctx.runner.busy)
     db.dispose()
-    print(json.dumps({"available": [area.x(), area.y(), area.width(), area.height()], "windows": frames}))
+    available = [area.x(), area.y(), area.width(), area.height()]
+    print(json.dumps({"available": available, "windows": frames, "clipped": clipped}))
     return 0
 
 

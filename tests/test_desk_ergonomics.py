@@ -452,6 +452,7 @@ def test_every_window_opens_on_the_screen(scale: str, tmp_path: Path) -> None:
     off = {name: rect for name, rect in report["windows"].items() if not area.contains(QRect(*rect))}
     assert len(report["windows"]) == len(TITLES)
     assert not off, f"windows not on the {area} screen: {off}"
+    assert not report["clipped"], f"buttons outside their window: {report['clipped']}"
 
 
 def test_a_changed_field_is_tinted_and_its_text_readable(
