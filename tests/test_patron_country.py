@@ -1,9 +1,11 @@
-"""The Contact Card's postal address has a Country (issue 21): card, service, printed address, CSV and ILLiad."""
+"""The Contact Card's postal address has a Country (issue 21): card, service, printed address, CSV and ILLiad's
+Users.Country."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QApplication
@@ -14,6 +16,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Patron
 from desktop.services.admin.csv_export import export_patrons
 from desktop.services.admin.csv_import import PATRON_COLUMNS, import_patrons
+from desktop.services.admin.illiad_import import import_illiad
 from desktop.services.notices.notice_context import address_lines
 from desktop.services.patrons import contact_card as cc
 from desktop.ui.context import AppContext
@@ -81,3 +84,17 @@ def test_csv_carries_country_and_a_file_without_it_keeps_it(sqlite_db: Database)
     assert header.split(",")[-1] == "Country" and row.split(",")[-1] == "Canada"
     assert import_patrons(sqlite_db, b"UserName,FirstName\nbob,Robert\n").ok
     assert sql(sqlite_db, "SELECT first_name, country FROM patrons WHERE username = 'bob'") == [("Robert", "Canada")]
+
+
+def test_illiad_users_country_comes_along(sqlite_db: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "illiad"
+    folder.mkdir()
+    (folder / "Users.csv").write_text(
+        "UserName,FirstName,LastName,EMailAddress,Country\nmia,Mia,Berg,mia@example.se,Sweden\n", encoding="utf-8"
+    )
+    report = import_illiad(sqlite_db, folder)
+    assert report.tables["Users"].read == 1, report
+    assert sql(sqlite_db, "SELECT country FROM patrons WHERE username = 'mia'") == [("Sweden",)], (
+        report.refused,
+        report.skipped,
+    )
