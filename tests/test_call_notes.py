@@ -39,7 +39,7 @@ def test_call_notes_show_in_the_request_forms_history(
     log_calls(seeded_db, [row.request_id], CallOutcome.NO_ANSWER, "maria", note="rang twice, no voicemail")
     form = open_request_form(dialog.ctx, row.transaction_number)
     qtbot.waitUntil(lambda: form.details is not None and not dialog.ctx.runner.busy, timeout=10_000)
-    assert form.tabs.tabText(form.calls_tab_index) == "&Calls (1)"
+    assert form.tabs.tabText(form.calls_tab_index) == "Call&s (1)"
     calls = form.calls_model
     assert calls.rowCount() == 1
     shown = [calls.index(0, c).data() for c in range(calls.columnCount())]

@@ -42,6 +42,7 @@ PATRON_VALUES: dict[str, st.SearchStrategy[str]] = {
     "DeliveryMethod": st.sampled_from(["", "Hold for Pickup", "Mail to Address"]),
     "Site": st.sampled_from(["", "MAIN", "main"]),
     "HouseholdID": st.sampled_from(["", "H1", "H2"]),
+    "Country": st.sampled_from(["", "Canada", "United Kingdom"]),
 }  # fmt: skip
 STATUSES = st.sampled_from([s.value for s in Status])
 REQUEST_VALUES: dict[str, st.SearchStrategy[str]] = {
@@ -86,7 +87,8 @@ def _contacts(db: Database, username: str) -> set[tuple[str, str]]:
 def _base_patron(username: str) -> bytes:
     header = ["UserName", *PATRON_DATA_COLUMNS]
     values = ["Ann", "Base", "base@example.org", "217-555-0101", "217-555-0102", "217-555-0103", "E-Mail",
-              "Hold for Pickup", "1 Base Rd", "Apt 1", "Basetown", "IL", "61801", "Dept", "Staff", "MAIN", "H9"]  # fmt: skip
+              "Hold for Pickup", "1 Base Rd", "Apt 1", "Basetown", "IL", "61801", "Dept", "Staff", "MAIN", "H9",
+              "United States"]  # fmt: skip
     return _csv(header, [[username, *values]])
 
 

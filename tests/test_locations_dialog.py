@@ -53,7 +53,7 @@ def test_add_rename_move_and_deactivate(ctx: AppContext, qtbot: QtBot, sqlite_db
     qtbot.waitUntil(lambda: dialog.active_button.isEnabled(), timeout=5000)
     dialog.active_button.click()
     qtbot.waitUntil(lambda: dialog.table.item(4, ACTIVE_COLUMN).text() == "no", timeout=5000)  # type: ignore[union-attr]
-    assert dialog.active_button.text() == "Re&activate"
+    assert dialog.active_button.text() == "R&eactivate"
     dialog.name_edit.setText("home")
     dialog.add_button.click()
     assert "already a location called home" in dialog.status.text()

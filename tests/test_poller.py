@@ -10,6 +10,7 @@ import keyring
 import keyring.errors
 import pytest
 from keyring.backend import KeyringBackend
+from PySide6.QtGui import QPalette
 from pytestqt.qtbot import QtBot
 
 from desktop.config import SMTP_KEYRING_SERVICE
@@ -21,6 +22,7 @@ from desktop.services.notices.dispatch import CycleSummary
 from desktop.ui.context import AppContext
 from desktop.ui.notices.poller import PollerController, PollerIndicator
 from desktop.ui.threads import running_threads
+from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, contrast_ratio
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -78,6 +80,11 @@ def test_send_now_and_a_problem_reported_once(
     assert len(problems) == 1 and "connection refused" in problems[0]
     qtbot.waitUntil(lambda: "waiting 3" in indicator.text(), timeout=10_000)  # the current count, from the database
     assert indicator.text().startswith("⚠ E-mail: server unreachable since ")
+    label = indicator.label  # the warning in the palette's error tone, readable on its window (issue 21)
+    label.ensurePolished()
+    assert label.property(TONE_PROPERTY) == "error"
+    window = indicator.palette().color(QPalette.ColorRole.Window)
+    assert contrast_ratio(label.palette().color(label.foregroundRole()), window) >= MINIMUM_CONTRAST
     smtp_sink.start()
     smtp_backoff.clear(sqlite_db)  # what Retry now does: the unreachable server's back-off is over
     with qtbot.waitSignal(controller.cycleFinished, timeout=10_000, check_params_cb=lambda s: s.sent == 3):

@@ -105,6 +105,8 @@ class Patron(Base):
     city: Mapped[str] = mapped_column(String(100), default="")
     state: Mapped[str] = mapped_column(String(100), default="")
     zip: Mapped[str] = mapped_column(String(20), default="")
+    #: ILLiad's Users.Country; empty for a domestic address (notices print it only when set).
+    country: Mapped[str] = mapped_column(String(100), default="", server_default="")
     web_password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,8 +37,12 @@ from desktop.ui.requests.borrowing_tab import BorrowingWorkspace
 from desktop.ui.requests.request_form import RequestForm, open_request_form
 from desktop.ui.widgets import icons
 from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
-from desktop.ui.window_state import window_state_settings
+from desktop.ui.window_state import fit_to_screen, window_state_settings
 from desktop.ui.windows import register_all
+
+#: Keys used where this platform binds no standard key (QKeySequence.StandardKey.Preferences is Ctrl+, on macOS,
+#: Ctrl+Shift+, on KDE and nothing on Windows or GNOME).
+FALLBACK_KEYS = {QKeySequence.StandardKey.Preferences: "Ctrl+,", QKeySequence.StandardKey.Quit: "Ctrl+Q"}
 
 #: Busy indicator appears only for work that takes longer than this (no flicker on quick reads).
 BUSY_DELAY_MS = 250
@@ -105,6 +109,9 @@ class MainWindow(QMainWindow):
             action.setIcon(icon)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
+            if action.shortcut().isEmpty() and isinstance(shortcut, QKeySequence.StandardKey):
+                # A standard key this platform leaves unbound (Preferences on Windows and GNOME): the common one.
+                action.setShortcut(QKeySequence(FALLBACK_KEYS[shortcut]))
         keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
         action.setToolTip(f"{text.replace('&', '')} ({keys})" if keys else text.replace("&", ""))
         self.addAction(action)
@@ -136,29 +143,33 @@ class MainWindow(QMainWindow):
         self.patron_search_action = self._action("&Patron Search", "patronSearchAction", "Ctrl+Shift+F",
                                                  _icon("patron-search", sp.SP_DirHomeIcon))  # fmt: skip
         self._opens(Window.PATRON_SEARCH, self.patron_search_action)
-        self.duplicates_action = self._action("&Duplicates", "duplicatesAction", None,
+        self.duplicates_action = self._action("&Duplicates", "duplicatesAction", "Ctrl+Shift+D",
                                               _icon("duplicates", sp.SP_FileDialogListView))  # fmt: skip
         self._opens(Window.DUPLICATES, self.duplicates_action)
-        self.bounced_action = self._action("&Bounced Addresses", "bouncedAction", None,
+        self.bounced_action = self._action("&Bounced Addresses", "bouncedAction", "Ctrl+Shift+B",
                                            _icon("email", sp.SP_MessageBoxWarning))  # fmt: skip
         self._opens(Window.BOUNCED, self.bounced_action)
-        self.hold_shelf_action = self._action("&Hold Shelf", "holdShelfAction", None,
+        self.hold_shelf_action = self._action("&Hold Shelf", "holdShelfAction", "Ctrl+Shift+H",
                                               _icon("hold-shelf", sp.SP_FileDialogListView))  # fmt: skip
         self._opens(Window.HOLD_SHELF, self.hold_shelf_action)
-        self.import_action = self._action("&Import CSV…", "importCsvAction", None,
+        self.import_action = self._action("&Import CSV…", "importCsvAction", "Ctrl+I",
                                           _icon("import", sp.SP_DialogOpenButton))  # fmt: skip
         self._opens(Window.IMPORT_CSV, self.import_action)
-        self.customization_action = self._action("C&ustomization Manager", "customizationManagerAction", None,
+        self.customization_action = self._action("C&ustomization Manager", "customizationManagerAction", "Ctrl+Shift+U",
                                                  _icon("customization", sp.SP_FileDialogInfoView))  # fmt: skip
         self._opens(Window.CUSTOMIZATION, self.customization_action)
         self.settings_action = self._action("Se&ttings", "settingsAction", QKeySequence.StandardKey.Preferences,
                                             _icon("settings", sp.SP_ComputerIcon))  # fmt: skip
         self._opens(Window.SETTINGS, self.settings_action)
-        self.locations_action = self._action("&Locations", "locationsAction", None,
+        self.locations_action = self._action("&Locations", "locationsAction", "Ctrl+Shift+L",
                                              _icon("locations", sp.SP_DirIcon))  # fmt: skip
         self._opens(Window.LOCATIONS, self.locations_action)
-        self.quit_action = self._action("&Quit", "quitAction", "Ctrl+Q")
+        self.quit_action = self._action("&Quit", "quitAction", QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
+        self.next_pane_action = self._action("Next Pane", "nextPaneAction", "F6")
+        self.next_pane_action.triggered.connect(self.focus_next_pane)
+        self.previous_pane_action = self._action("Previous Pane", "previousPaneAction", "Shift+F6")
+        self.previous_pane_action.triggered.connect(self.focus_previous_pane)
 
     def _build_borrowing_page(self) -> None:
         page = self.ribbon.add_page(RibbonPage("borrowingTab", "Borrowing"), "&Borrowing")
@@ -246,6 +257,7 @@ class MainWindow(QMainWindow):
         geometry = settings.value("mainWindow/geometry")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        fit_to_screen(self)
         header = settings.value("mainWindow/requestColumns")
         if isinstance(header, QByteArray):
             self.workspace.table.horizontalHeader().restoreState(header)
@@ -255,6 +267,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._splitter_restored:
             self._splitter_restored = True
+            fit_to_screen(self)  # now that the frame is known
             self._central_layout.activate()
             splitter = window_state_settings().value("mainWindow/splitter")
             if isinstance(splitter, QByteArray):
@@ -273,6 +286,7 @@ class MainWindow(QMainWindow):
     def open_request(self, transaction_number: int) -> RequestForm:
         """Open the request form, walking the list on screen with Previous/Next."""
         form = open_request_form(self.ctx, transaction_number, self, query=self.workspace.current_query())
+        fit_to_screen(form)
         form.transactionChanged.connect(self.workspace.select_transaction)
         return form
 
@@ -286,6 +300,32 @@ class MainWindow(QMainWindow):
         self.ribbon.setCurrentIndex(0)
         self.workspace.select_queue(None)
         self.workspace.focus_filter()
+
+    def panes(self) -> list[QWidget]:
+        """The main window's panes in reading order, for F6: ribbon, queue tree, filter, request list."""
+        workspace = self.workspace
+        panes = [self.ribbon.tabBar(), workspace.queue_tree, workspace.filter_edit, workspace.stack.currentWidget()]
+        return [pane for pane in panes if pane is not None]
+
+    def _move_pane(self, step: int) -> None:
+        panes = [pane for pane in self.panes() if pane.isVisible() and pane.isEnabled()]
+        if not panes:
+            return
+        focus = self.focusWidget()
+        current = next((i for i, pane in enumerate(panes) if focus is not None and pane.isAncestorOf(focus)), -1)
+        current = next((i for i, pane in enumerate(panes) if pane is focus), current)
+        target = panes[(current + step) % len(panes)] if current >= 0 else panes[0 if step > 0 else -1]
+        target.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @Slot()
+    def focus_next_pane(self) -> None:
+        """F6: the next pane (Windows' convention; reaching the queue tree took eight Tabs)."""
+        self._move_pane(1)
+
+    @Slot()
+    def focus_previous_pane(self) -> None:
+        """Shift+F6: the previous pane."""
+        self._move_pane(-1)
 
     @Slot()
     def send_now(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtWidgets import QWidget
 
 from desktop.ui.context import AppContext
+from desktop.ui.window_state import fit_to_screen
 
 #: ``opener(ctx, *ids, parent=parent, **options)``: shows (or raises) the window and returns it.
 Opener = Callable[..., Any]
@@ -67,4 +68,7 @@ def open_window(window: Window, ctx: AppContext, parent: QWidget | None, *args: 
     opener = _openers.get(window)
     if opener is None:
         raise WindowNotRegisteredError(f"no window is registered for {window.value!r}")
-    return opener(ctx, *args, parent=parent, **options)
+    opened = opener(ctx, *args, parent=parent, **options)
+    if isinstance(opened, QWidget) and opened.isWindow():
+        fit_to_screen(opened)  # whatever size it chose or remembered, all of it on the screen
+    return opened

@@ -140,7 +140,7 @@ def iter_patron_rows(db: Database, batch: int = 2000) -> Iterator[tuple[str, ...
                 _phone(mobile.normalized, mobile.extension) if mobile else "",
                 _phone(fax.normalized, fax.extension) if fax else "",
                 patron.notification_method, patron.delivery_method, patron.address1, patron.address2, patron.city,
-                patron.state, patron.zip, patron.department, patron.status, site or "", household or "",
+                patron.state, patron.zip, patron.department, patron.status, site or "", household or "", patron.country,
             )  # fmt: skip
 
 

@@ -50,6 +50,7 @@ from desktop.services.requests.status import change_status
 PATRON_COLUMNS = (
     "UserName", "FirstName", "LastName", "EMailAddress", "Phone", "MobilePhone", "Fax", "NotificationMethod",
     "DeliveryMethod", "Address", "Address2", "City", "State", "Zip", "Department", "Status", "Site", "HouseholdID",
+    "Country",
 )  # fmt: skip
 REQUEST_COLUMNS = (
     "TransactionNumber", "UserName", "RequestType", "LoanTitle", "LoanAuthor", "PhotoJournalTitle",
@@ -83,7 +84,7 @@ EMPTY_CELL_RULES: dict[str, str] = {
 _PATRON_ATTRS: dict[str, str] = {
     "FirstName": "first_name", "LastName": "last_name", "NotificationMethod": "notification_method",
     "DeliveryMethod": "delivery_method", "Address": "address1", "Address2": "address2", "City": "city",
-    "State": "state", "Zip": "zip", "Department": "department", "Status": "status",
+    "State": "state", "Zip": "zip", "Department": "department", "Status": "status", "Country": "country",
 }  # fmt: skip
 _REQUEST_TEXT_ATTRS: dict[str, str] = {
     "LoanTitle": "loan_title", "LoanAuthor": "loan_author", "PhotoJournalTitle": "photo_journal_title",

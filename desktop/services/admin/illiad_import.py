@@ -108,7 +108,7 @@ TABLES = ("Users", "Transactions", "Tracking", "Notes", "EMailCopies")
 _USED: dict[str, tuple[str, ...]] = {
     "Users": ("UserName", "FirstName", "LastName", "EMailAddress", "Phone", "MobilePhone", "Fax",
               "NotificationMethod", "DeliveryMethod", "LoanDeliveryMethod", "Address", "Address2", "City", "State",
-              "Zip", "Department", "Status", "Site", "Cleared"),
+              "Zip", "Country", "Department", "Status", "Site", "Cleared"),
     "Transactions": ("TransactionNumber", "Username", "RequestType", "ProcessType", "TransactionStatus",
                      "TransactionDate", "DueDate", "LoanTitle", "LoanAuthor", "PhotoJournalTitle", "PhotoArticleTitle",
                      "CallNumber", "LendingLibrary"),

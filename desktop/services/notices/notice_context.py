@@ -90,6 +90,8 @@ class PatronLike(HasContacts[ContactLike], Protocol):
     def state(self) -> str: ...
     @property
     def zip(self) -> str: ...
+    @property
+    def country(self) -> str: ...
 
 
 class RequestLike(Protocol):
@@ -148,7 +150,7 @@ def primary_contact(patron: HasContacts[C], kind: str) -> C | None:
 def address_lines(patron: PatronLike) -> list[str]:
     """Name and postal address as lines for a window envelope; only the name when there is no address."""
     city_line = " ".join(p for p in (f"{patron.city}," if patron.city else "", patron.state, patron.zip) if p)
-    lines = [patron.full_name, patron.address1, patron.address2, city_line.rstrip(",")]
+    lines = [patron.full_name, patron.address1, patron.address2, city_line.rstrip(","), patron.country]
     return [line for line in lines if line.strip()]
 
 
@@ -246,6 +248,7 @@ class PatronRow:
     city: str
     state: str
     zip: str
+    country: str
     notification_method: str
     contact_points: tuple[ContactRow, ...]
 
@@ -299,7 +302,7 @@ _REQUEST_COLUMNS = (Request.id, Request.status, Request.status_changed_at, Reque
                     Request.photo_article_title, Request.call_number, Request.lending_library,
                     Request.due_date)  # fmt: skip
 _PATRON_COLUMNS = (Patron.id, Patron.first_name, Patron.last_name, Patron.username, Patron.department,
-                   Patron.address1, Patron.address2, Patron.city, Patron.state, Patron.zip,
+                   Patron.address1, Patron.address2, Patron.city, Patron.state, Patron.zip, Patron.country,
                    Patron.notification_method)  # fmt: skip
 
 

@@ -43,7 +43,7 @@ from desktop.services.notices.outbox import (
 )
 from desktop.services.patrons.duplicates import PatronRef, other_household_holders
 
-ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20}
+ADDRESS_LIMITS = {"address1": 200, "address2": 200, "city": 100, "state": 100, "zip": 20, "country": 100}
 _PHONE_KINDS = {ContactKind.PHONE, ContactKind.FAX}
 _KIND_VALUES = {k.value for k in ContactKind}
 
@@ -86,6 +86,7 @@ class PostalAddress:
     city: str = ""
     state: str = ""
     zip: str = ""
+    country: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,9 @@ def load_card(db: Database, patron_id: int) -> CardData:
                 )
                 for c in points
             ),
-            address=PostalAddress(patron.address1, patron.address2, patron.city, patron.state, patron.zip),
+            address=PostalAddress(
+                patron.address1, patron.address2, patron.city, patron.state, patron.zip, patron.country
+            ),
             locations=location_choices(session),
             methods=Methods(patron.notification_method, patron.delivery_method),
             history=tuple(
@@ -501,7 +504,14 @@ class MergedCard:
 
 
 #: The postal address fields as the card labels them.
-_ADDRESS_LABELS = {"address1": "Street", "address2": "Line 2", "city": "City", "state": "State", "zip": "ZIP"}
+_ADDRESS_LABELS = {
+    "address1": "Street",
+    "address2": "Line 2",
+    "city": "City",
+    "state": "State",
+    "zip": "ZIP",
+    "country": "Country",
+}
 
 
 def _content(point: CardPoint) -> tuple[str, int | None, str]:
@@ -639,6 +649,7 @@ def _apply(
     patron.city = address.city.strip()
     patron.state = address.state.strip()
     patron.zip = address.zip.strip()
+    patron.country = address.country.strip()
     return warnings
 
 

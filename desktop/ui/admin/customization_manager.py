@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Slot
-from PySide6.QtGui import QCloseEvent, QColor, QFont
+from PySide6.QtGui import QCloseEvent, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -52,6 +52,7 @@ from desktop.ui.admin.shelf_policy_editor import ShelfPolicyEditor
 from desktop.ui.admin.sms_settings_page import SmsSettingsPage
 from desktop.ui.context import AppContext
 from desktop.ui.notices.template_editor import TemplateEditor
+from desktop.ui.widgets.colours import Tone, tone_colour
 from desktop.ui.widgets.tables import record_table
 from desktop.ui.window_state import restore_geometry, save_geometry
 
@@ -121,7 +122,7 @@ class TemplateListModel(_RowsModel):
                 return f"{row.name} is deleted: this notice is not sent. Undelete or Restore default to send it."
             return row.description
         if role == Qt.ItemDataRole.ForegroundRole and row.deleted:
-            return QColor("#6c757d")
+            return tone_colour(Tone.MUTED, None, QPalette.ColorRole.Base)
         if role == Qt.ItemDataRole.FontRole and row.deleted:
             font = QFont()
             font.setItalic(True)
@@ -322,6 +323,7 @@ class CustomizationManager(QDialog):
         layout.addWidget(intro)
         self.routingModel = RoutingModel(tab)
         self.routingTable = QTableView(tab)
+        self.routingTable.setTabKeyNavigation(False)  # Tab leaves the table
         self.routingTable.setObjectName("routingTable")
         self.routingTable.setAccessibleName("Routing delay per pickup location")
         self.routingTable.setModel(self.routingModel)
@@ -375,8 +377,8 @@ class CustomizationManager(QDialog):
         self.libraryEmailEdit = QLineEdit(tab)
         self.libraryPhoneEdit = QLineEdit(tab)
         for widget, name, label, accessible in (
-            (self.libraryNameEdit, "libraryNameEdit", "&Name:", "Library name"),
-            (self.libraryAddressEdit, "libraryAddressEdit", "&Return address:", "Library return address"),
+            (self.libraryNameEdit, "libraryNameEdit", "Na&me:", "Library name"),
+            (self.libraryAddressEdit, "libraryAddressEdit", "Return a&ddress:", "Library return address"),
             (self.libraryEmailEdit, "libraryEmailEdit", "&E-mail:", "Library e-mail"),
             (self.libraryPhoneEdit, "libraryPhoneEdit", "&Phone:", "Library phone"),
         ):

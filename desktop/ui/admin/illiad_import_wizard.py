@@ -33,6 +33,7 @@ from desktop.services.admin.csv_import import CsvFileError
 from desktop.services.admin.illiad_import import MigrationReport
 from desktop.services.database import Database
 from desktop.ui.context import AppContext
+from desktop.ui.widgets.colours import Tone, set_tone
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class IllIadImportDialog(QDialog):
         self._running = True
         self.dryRunButton.setEnabled(False)
         self.importButton.setEnabled(False)
-        self.summaryLabel.setStyleSheet("")
+        set_tone(self.summaryLabel, None)
         self.summaryLabel.setText(message)
         work = partial(_run, self.ctx.db, job, self.ctx.settings.phone_region, dry_run)
         self.ctx.run(work, self._on_done, self._on_failed)
@@ -211,7 +212,7 @@ class IllIadImportDialog(QDialog):
         self._show(False, f"Nothing was imported: {reason}")
 
     def _show(self, ok: bool, text: str) -> None:
-        self.summaryLabel.setStyleSheet("color:#146c43;" if ok else "color:#a4161a;")
+        set_tone(self.summaryLabel, Tone.OK if ok else Tone.ERROR)
         self.summaryLabel.setText(("✔ " if ok else "✖ ") + text)
 
 

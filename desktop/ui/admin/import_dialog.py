@@ -41,11 +41,10 @@ from desktop.services.admin.csv_import import (
 from desktop.services.database import Database
 from desktop.ui.admin.illiad_import_wizard import open_illiad_import
 from desktop.ui.context import AppContext
+from desktop.ui.widgets.colours import Tone, set_tone
 
 PATRONS = "patrons"
 REQUESTS = "requests"
-OK_STYLE = "color:#146c43;"
-BAD_STYLE = "color:#a4161a;"
 #: The status choices for a requests file, in the order shown.
 STATUS_BACK_CHOICES = (
     (StatusBack.REFUSE, "Refuse rows that would move a status back (nothing is imported)"),
@@ -124,7 +123,7 @@ class ImportDialog(QDialog):
         self.columnsLabel = QLabel("", self)
         self.columnsLabel.setObjectName("importColumnsLabel")
         self.columnsLabel.setWordWrap(True)
-        self.columnsLabel.setStyleSheet("color:#555;")
+        set_tone(self.columnsLabel, Tone.MUTED)
         root.addWidget(self.columnsLabel)
         self.createSitesCheck = QCheckBox("&Create the pickup locations (Site) the file names that do not exist", self)
         self.createSitesCheck.setObjectName("importCreateSitesCheck")
@@ -278,7 +277,7 @@ class ImportDialog(QDialog):
         self.errorsList.clear()
         self.previewList.clear()
         self._show_lists()
-        self.summaryLabel.setStyleSheet("")
+        set_tone(self.summaryLabel, None)
         self.summaryLabel.setText(message)
         work = partial(
             _read_and_import,
@@ -332,7 +331,7 @@ class ImportDialog(QDialog):
         self.previewList.setVisible(not has_errors)
 
     def _show_summary(self, ok: bool, text: str) -> None:
-        self.summaryLabel.setStyleSheet(OK_STYLE if ok else BAD_STYLE)
+        set_tone(self.summaryLabel, Tone.OK if ok else Tone.ERROR)
         self.summaryLabel.setText(("✔ " if ok else "✖ ") + text)
 
     def errors(self) -> list[str]:

@@ -71,10 +71,9 @@ from desktop.services.admin.database_problems import missing_sqlite_file, open_c
 from desktop.services.database import Database
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
+from desktop.ui.widgets.colours import Tone, set_tone
 from desktop.ui.widgets.paper import page_size_for
 
-OK_STYLE = "color:#146c43;"
-BAD_STYLE = "color:#a4161a;"
 STORED_PLACEHOLDER = "stored in the keyring — leave empty to keep it"
 SECURITY_LABELS = (
     (SmtpSecurity.NONE.value, "None (plain, port 25)"),
@@ -224,7 +223,7 @@ class SettingsDialog(QDialog):
         self.errorLabel = QLabel("", self)
         self.errorLabel.setObjectName("settingsErrorLabel")
         self.errorLabel.setWordWrap(True)
-        self.errorLabel.setStyleSheet(BAD_STYLE)
+        set_tone(self.errorLabel, Tone.ERROR)
         root.addWidget(self.errorLabel)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -361,7 +360,7 @@ class SettingsDialog(QDialog):
             ("Ser&ver:", self.smtpHostEdit),
             ("P&ort:", self.smtpPortSpin),
             ("S&ecurity:", self.smtpSecurityCombo),
-            ("User &name:", self.smtpUserEdit),
+            ("User na&me:", self.smtpUserEdit),
             ("Passwor&d:", self.smtpPasswordEdit),
             ("&From address:", self.smtpFromEdit),
             ("CA certificate f&ile:", self.smtpCaFileEdit),
@@ -414,7 +413,7 @@ class SettingsDialog(QDialog):
         self._name(self.bounceDoneFolderEdit, "bounceDoneFolderEdit", "Folder for handled bounces")
         self.bounceDoneFolderEdit.setPlaceholderText("empty: handled bounces stay, marked read")
         for label, widget in (
-            ("IMAP ser&ver:", self.bounceHostEdit),
+            ("IMAP server:", self.bounceHostEdit),
             ("IMAPS port:", self.bouncePortSpin),
             ("User name:", self.bounceUserEdit),
             ("Password:", self.bouncePasswordEdit),
@@ -428,7 +427,7 @@ class SettingsDialog(QDialog):
         box = QGroupBox("This workstation", self)
         box.setObjectName("workstationGroup")
         form = QFormLayout(box)
-        self.runPollerCheck = QCheckBox("Run the System &Manager here (sends e-mail notices)", box)
+        self.runPollerCheck = QCheckBox("Run the S&ystem Manager here (sends e-mail notices)", box)
         self._name(self.runPollerCheck, "runPollerCheck", "Run the System Manager poller on this workstation")
         form.addRow(self.runPollerCheck)
         self.staffNameEdit = QLineEdit(box)
@@ -442,7 +441,7 @@ class SettingsDialog(QDialog):
         self.phoneRegionCombo.addItems(sorted(phonenumbers.SUPPORTED_REGIONS))
         self.phoneRegionCombo.setToolTip("Country of phone numbers typed without a +country code")
         form.addRow("Staff &name:", self.staffNameEdit)
-        form.addRow("&Reset link base:", self.webBaseUrlEdit)
+        form.addRow("Reset lin&k base:", self.webBaseUrlEdit)
         self.paperSizeCombo = QComboBox(box)
         self._name(self.paperSizeCombo, "paperSizeCombo", "Paper size of printed notices")
         locale_paper = page_size_for("").name()
@@ -452,7 +451,7 @@ class SettingsDialog(QDialog):
         self.paperSizeCombo.setToolTip(
             "The sheet printed notices are laid out on; the locale's is US Letter in the US and Canada, A4 elsewhere"
         )
-        form.addRow("&Phone region:", self.phoneRegionCombo)
+        form.addRow("Phone re&gion:", self.phoneRegionCombo)
         form.addRow("Paper si&ze:", self.paperSizeCombo)
         return box
 
@@ -628,7 +627,7 @@ class SettingsDialog(QDialog):
             self._show(self.databaseResultLabel, False, str(exc))
             return
         self.testDatabaseButton.setEnabled(False)
-        self.databaseResultLabel.setStyleSheet("")
+        set_tone(self.databaseResultLabel, None)
         self.databaseResultLabel.setText("Testing…")
         job = partial(_check_database_job, url, self.pgPasswordEdit.text())
         self._runner.run(job, self._on_database_tested, self._on_database_error)
@@ -651,7 +650,7 @@ class SettingsDialog(QDialog):
             self._show(self.smtpResultLabel, False, str(exc))
             return
         self.testSmtpButton.setEnabled(False)
-        self.smtpResultLabel.setStyleSheet("")
+        set_tone(self.smtpResultLabel, None)
         self.smtpResultLabel.setText("Testing…")
         job = partial(_check_smtp_job, settings, self.smtpPasswordEdit.text(), self._ssl_context)
         self._runner.run(job, self._on_smtp_tested, self._on_smtp_error)
@@ -666,7 +665,7 @@ class SettingsDialog(QDialog):
         self._show(self.smtpResultLabel, False, scrub(str(error), self.smtpPasswordEdit.text()))
 
     def _show(self, label: QLabel, ok: bool, message: str) -> None:
-        label.setStyleSheet(OK_STYLE if ok else BAD_STYLE)
+        set_tone(label, Tone.OK if ok else Tone.ERROR)
         label.setText(("✔ " if ok else "✖ ") + message)
 
     @property
@@ -732,7 +731,7 @@ class SettingsDialog(QDialog):
     def _start_save(self, save: _Save) -> None:
         url, reopen = save.url, save.reopen
         self.saveButton.setEnabled(False)
-        self.errorLabel.setStyleSheet("")
+        set_tone(self.errorLabel, None)
         self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…" if reopen else "Saving…")
         self._runner.run(partial(_save_job, save, self._closing), self._on_saved, self._on_save_failed)
 
@@ -755,7 +754,7 @@ class SettingsDialog(QDialog):
 
     def _on_save_failed(self, error: object) -> None:
         self.saveButton.setEnabled(True)
-        self.errorLabel.setStyleSheet(BAD_STYLE)
+        set_tone(self.errorLabel, Tone.ERROR)
         message = scrub(scrub(str(error), self.pgPasswordEdit.text()), self.smtpPasswordEdit.text())
         message = scrub(message, self.bouncePasswordEdit.text())
         self.errorLabel.setText(f"Nothing was saved: {message}")

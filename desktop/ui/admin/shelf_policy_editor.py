@@ -69,6 +69,7 @@ class ShelfPolicyEditor(QGroupBox):
         self.pickupCombo.setAccessibleName("Pickup location whose shelf policy is shown")
         self.pickupCombo.currentIndexChanged.connect(self.on_pickup_changed)
         self.stepsTable = QTableWidget(0, 3, self)
+        self.stepsTable.setTabKeyNavigation(False)  # Tab leaves the table
         self.stepsTable.setObjectName("shelfStepsTable")
         self.stepsTable.setAccessibleName("Reminder schedule")
         self.stepsTable.setHorizontalHeaderLabels(["Days", "Counted", "Template (empty: the default)"])

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from desktop.config import Settings
@@ -35,20 +34,12 @@ from desktop.services.notices.dispatch import CycleSummary, run_cycle
 from desktop.services.notices.wakeup import PgListener
 from desktop.ui.context import AppContext
 from desktop.ui.threads import register_thread, stop_thread
+from desktop.ui.widgets.colours import Tone, set_tone
 
 log = logging.getLogger(__name__)
 
 #: Seconds between attempts to reopen a lost PostgreSQL LISTEN connection.
 RELISTEN_SECONDS = 30
-#: The indicator's warning colours: each keeps at least 4.5:1 contrast on its palette's window colour.
-ERROR_TEXT_LIGHT = "#b3261e"
-ERROR_TEXT_DARK = "#ff8a80"
-
-
-def error_text_colour(widget: QWidget) -> str:
-    """The warning red that stays readable on ``widget``'s palette (light or dark)."""
-    dark = widget.palette().color(QPalette.ColorRole.Window).lightness() < 128
-    return ERROR_TEXT_DARK if dark else ERROR_TEXT_LIGHT
 
 
 class _PollWorker(QObject):
@@ -466,11 +457,11 @@ class PollerIndicator(QWidget):
         if problem:
             tip.append("Problem: " + problem)
         self.label.setToolTip("\n".join(tip))
-        self.label.setStyleSheet(f"color: {error_text_colour(self)};" if warn else "")
+        set_tone(self.label, Tone.ERROR if warn else None)
         self.setAccessibleDescription(text + (" — " + problem if problem else ""))
 
     @Slot(str)
     def on_problem(self, text: str) -> None:
         """A problem is shown in the tooltip and the colour until a good cycle clears it."""
         self.label.setToolTip(f"Problem: {text}")
-        self.label.setStyleSheet(f"color: {error_text_colour(self)};")
+        set_tone(self.label, Tone.ERROR)

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut, QTextCursor
+from PySide6.QtGui import QCloseEvent, QKeySequence, QPalette, QShortcut, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -56,6 +56,7 @@ from desktop.services.notices.template_admin import (
 from desktop.services.notices.templates import CONTEXT_NAMES, TemplateFields
 from desktop.ui.context import AppContext
 from desktop.ui.threads import TaskRunner
+from desktop.ui.widgets.colours import Tone, set_tone
 from desktop.ui.window_state import restore_geometry, save_geometry
 
 PREVIEW_DELAY_MS = 400
@@ -150,7 +151,7 @@ class TemplateEditor(QDialog):
             "use Undelete or Restore default in the template list to send it again."
         )
         self.deletedBanner.setObjectName("deletedBanner")
-        self.deletedBanner.setStyleSheet("background:#fff3cd; color:#664d03; padding:6px; border-radius:4px;")
+        set_tone(self.deletedBanner, Tone.WARNING, banner=True)
         self.deletedBanner.setWordWrap(True)
         self.deletedBanner.setVisible(self.record.deleted)
         root.addWidget(self.deletedBanner)
@@ -174,7 +175,7 @@ class TemplateEditor(QDialog):
             "to_address": ("toEdit", "&To:"),
             "cc": ("ccEdit", "&CC:"),
             "bcc": ("bccEdit", "&BCC:"),
-            "subject": ("subjectEdit", "&Subject:" if not is_print else "&Title:"),
+            "subject": ("subjectEdit", "S&ubject:" if not is_print else "T&itle:"),
         }
         for part in LINE_PARTS:
             object_name, label = names[part]
@@ -217,7 +218,7 @@ class TemplateEditor(QDialog):
         self.problemsList.setObjectName("problemsList")
         self.problemsList.setAccessibleName("Template problems")
         self.problemsList.setMaximumHeight(72)
-        self.problemsList.setStyleSheet("QListWidget { color: #a4161a; }")
+        set_tone(self.problemsList, Tone.ERROR, role=QPalette.ColorRole.Base)
         self.problemsList.itemActivated.connect(self._on_problem_activated)
         self.problemsList.itemClicked.connect(self._on_problem_activated)
         left_layout.addWidget(self.problemsList)
@@ -228,7 +229,7 @@ class TemplateEditor(QDialog):
         variables_box = QWidget(right)
         variables_layout = QVBoxLayout(variables_box)
         variables_layout.setContentsMargins(0, 0, 0, 0)
-        variables_label = QLabel("&Variables (double-click to insert at the cursor):", variables_box)
+        variables_label = QLabel("Variab&les (double-click to insert at the cursor):", variables_box)
         variables_layout.addWidget(variables_label)
         self.variablesList = QTreeWidget(variables_box)
         variables_label.setBuddy(self.variablesList)
@@ -312,7 +313,7 @@ class TemplateEditor(QDialog):
         self.testAddressEdit.setAccessibleName("Test e-mail address")
         self.testAddressEdit.setPlaceholderText("your.address@library.example.org")
         test_label.setBuddy(self.testAddressEdit)
-        self.sendTestButton = QPushButton("Send &Test", self)
+        self.sendTestButton = QPushButton("Send T&est", self)
         self.sendTestButton.setObjectName("sendTestButton")
         self.sendTestButton.setAccessibleName("Send test e-mail")
         self.sendTestButton.clicked.connect(self.send_test)
@@ -332,7 +333,7 @@ class TemplateEditor(QDialog):
         self.conflictLabel = QLabel("", self.conflictBanner)
         self.conflictLabel.setObjectName("conflictLabel")
         self.conflictLabel.setWordWrap(True)
-        self.conflictLabel.setStyleSheet("color:#a4161a;")
+        set_tone(self.conflictLabel, Tone.ERROR)
         self.overwriteButton = QPushButton("&Overwrite with My Version", self.conflictBanner)
         self.overwriteButton.setObjectName("overwriteButton")
         self.overwriteButton.setAccessibleName("Save over the other version")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -62,6 +63,8 @@ from desktop.services.patrons.contact_card import (
 )
 from desktop.services.patrons.duplicates import PatronRef
 from desktop.ui.context import AppContext
+from desktop.ui.widgets.colours import Tone, tone_colour
+from desktop.ui.widgets.focus import tab_in_reading_order
 from desktop.ui.widgets.icons import icon
 from desktop.ui.window_state import restore_geometry, save_geometry
 
@@ -74,13 +77,21 @@ _PLACEHOLDERS = {
     "fax": "(217) 555-0100",
     "web": "https://example.org",
 }
-_STYLE = """
-QLineEdit[invalid="true"] { border: 2px solid #d93025; }
-QLabel[state="error"] { color: #d93025; }
-QLabel[state="warning"] { color: #b26a00; }
-QLabel[state="ok"] { color: palette(placeholder-text); }
-QLabel#contactCardBanner[state="error"] { color: #d93025; font-weight: bold; }
-"""
+
+
+def _card_style(card: QWidget) -> str:
+    """Invalid fields framed and messages coloured by state, each colour readable on the card's palette."""
+    error = tone_colour(Tone.ERROR, card).name()
+    frame = tone_colour(Tone.ERROR, card, QPalette.ColorRole.Base).name()
+    return (
+        f'QLineEdit[invalid="true"] {{ border: 2px solid {frame}; }}'
+        f'QLabel[state="error"] {{ color: {error}; }}'
+        f'QLabel[state="warning"] {{ color: {tone_colour(Tone.WARNING, card).name()}; }}'
+        f'QLabel[state="ok"] {{ color: {tone_colour(Tone.MUTED, card).name()}; }}'
+        f'QLabel#contactCardBanner[state="error"] {{ color: {error}; font-weight: bold; }}'
+    )
+
+
 WARNING_DELAY_MS = 400
 
 _open_cards: list[ContactCard] = []
@@ -152,6 +163,8 @@ class PointEditor(QWidget):
         self.server_problem = ""
         label = ContactKind(kind).label
         self.setObjectName(f"{kind}Editor")
+        # Never squeezed below its height: when the card is short (200 %, a small screen) it scrolls instead.
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         self.primary = QRadioButton()
         self.primary.setObjectName(f"{kind}Primary")
@@ -187,6 +200,9 @@ class PointEditor(QWidget):
         self.message.setObjectName(f"{kind}Message")
         self.message.setAccessibleName(f"Message for {label.lower()} {number}")
         self.message.setWordWrap(True)
+        # A wrapped label's minimum height is not counted by the scroll area: at least one line, or the lines
+        # overlap when the card is short (200 %).
+        self.message.setMinimumHeight(self.message.fontMetrics().lineSpacing())
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         grid = QGridLayout(self)
@@ -312,7 +328,7 @@ class ContactCard(QDialog):
         self.setWindowTitle("Contact Card")
         self.setModal(False)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.setStyleSheet(_STYLE)
+        self.setStyleSheet(_card_style(self))
         self.resize(780, 800)
         restore_geometry(self, "contactCard/geometry")
 
@@ -397,6 +413,7 @@ class ContactCard(QDialog):
         # Owned by the card, stopped when it closes and when the workstation shuts down.
         self.warning_timer = ctx.timer(self, WARNING_DELAY_MS, self.on_check_warnings, single_shot=True)
         self._update_save()
+        tab_in_reading_order(self)  # the scroll area is no Tab stop; the first field is
         self.ctx.run(functools.partial(load_card, ctx.db, patron_id), self.on_loaded, self.on_load_failed)
 
     def _build_methods(self) -> QGroupBox:
@@ -462,6 +479,7 @@ class ContactCard(QDialog):
             ("city", "City:", "City"),
             ("state", "State:", "State or region"),
             ("zip", "ZIP:", "ZIP or postal code"),
+            ("country", "Country:", "Country"),
         ):
             edit = QLineEdit()
             edit.setMaxLength(ADDRESS_LIMITS[name])
@@ -522,6 +540,7 @@ class ContactCard(QDialog):
         for name, edit in self.address_fields.items():
             edit.setText(getattr(address, name))
         self._show_methods(data, data.methods)
+        tab_in_reading_order(self)  # the new lines go where they are shown, not after Close
 
     def on_load_failed(self, error: object) -> None:
         """The patron could not be read: say so; nothing to edit."""
@@ -584,6 +603,7 @@ class ContactCard(QDialog):
         editor.edited.connect(self.on_edited)
         editor.removeRequested.connect(self.on_remove_editor)
         editor.clearBounceRequested.connect(self.on_clear_bounce)
+        tab_in_reading_order(self)
         return editor
 
     @Slot(object)

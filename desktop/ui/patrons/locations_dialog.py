@@ -79,6 +79,7 @@ class LocationsDialog(QDialog):
         self.resize(820, 480)
 
         self.table = QTableWidget(0, USE_COLUMN + 1)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table
         self.table.setObjectName("locationsTable")
         self.table.setAccessibleName("Locations and the kinds of contact each allows")
         self.table.setHorizontalHeaderLabels(
@@ -100,7 +101,7 @@ class LocationsDialog(QDialog):
         name_label = QLabel("&Name:")
         name_label.setBuddy(self.name_edit)
         self.add_button = self._button("&Add", "addLocationButton", "add", "Add a location with this name")
-        self.rename_button = self._button("Re&name", "renameLocationButton", "edit", "Rename the highlighted location")
+        self.rename_button = self._button("Rena&me", "renameLocationButton", "edit", "Rename the highlighted location")
         self.up_button = self._button("Move &Up", "moveLocationUpButton", "previous", "Move the location up")
         self.down_button = self._button("Move Do&wn", "moveLocationDownButton", "next", "Move the location down")
         self.active_button = self._button("&Deactivate", "deactivateLocationButton", "remove", "Deactivate it")
@@ -249,7 +250,7 @@ class LocationsDialog(QDialog):
         self.delete_button.setToolTip(
             "In use: deactivate it instead" if row is not None and row.use_count else "Delete an unused location"
         )
-        self.active_button.setText("Re&activate" if row is not None and not row.active else "&Deactivate")
+        self.active_button.setText("R&eactivate" if row is not None and not row.active else "&Deactivate")
         if row is not None and not self.name_edit.hasFocus():
             self.name_edit.setText(row.name)
 

@@ -37,6 +37,7 @@ from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, is_registered, open_window
 from desktop.ui.requests.queue_model import ALL_REQUESTS, QueueModel
 from desktop.ui.requests.request_table_model import COLUMNS, RequestTableModel
+from desktop.ui.widgets.colours import Tone, set_banner_frame
 from desktop.ui.widgets.tables import record_table, selected_rows
 
 #: How often counts are re-read so other workstations' changes show up.
@@ -135,10 +136,7 @@ class BorrowingWorkspace(QWidget):
         self.retry_button.clicked.connect(self.reload)
         self.error_banner = QFrame()
         self.error_banner.setObjectName("errorBanner")
-        self.error_banner.setStyleSheet(
-            "#errorBanner { background: #fdecea; border: 1px solid #d93025; border-radius: 3px; }"
-            "#errorBanner QLabel { color: #8c1d18; }"
-        )
+        set_banner_frame(self.error_banner, Tone.ERROR, [self.error_label])
         banner = QHBoxLayout(self.error_banner)
         banner.addWidget(self.error_label, 1)
         banner.addWidget(self.retry_button)

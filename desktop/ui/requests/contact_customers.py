@@ -29,7 +29,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QHideEvent, QKeyEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QBrush, QHideEvent, QKeyEvent, QKeySequence, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -71,6 +71,7 @@ from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.print_notices import NoticePrinter
+from desktop.ui.widgets.colours import Tone, set_tone, tone_colour
 from desktop.ui.widgets.tables import record_table
 
 GEOMETRY_KEY = "contactCustomers/geometry"
@@ -142,8 +143,6 @@ GROUP_NAMES: dict[NotificationMethod, tuple[str, str, str]] = {
     NotificationMethod.MAIL: ("mailGroup", "mailTable", "&Mail"),
 }
 
-WARNING = QColor("#a4262c")
-
 
 class ContactTableModel(QAbstractTableModel):
     """The rows of one group; refreshed by row changes so views keep selection and scroll position."""
@@ -185,7 +184,7 @@ class ContactTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column.warns and self._warn(row):
-            return QBrush(WARNING)
+            return QBrush(tone_colour(Tone.ERROR, None, QPalette.ColorRole.Base))
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -627,11 +626,7 @@ class ContactCustomersDialog(QDialog):
     def show_message(self, text: str, *, error: bool = False, warning: bool = False) -> None:
         """Show a message in the bar above the groups (never a blocking box: staff keep working)."""
         self.last_message = text
-        colour = "#a4262c" if error else "#8a5a00" if warning else "#1b5e20"
-        background = "#fde7e9" if error else "#fff4ce" if warning else "#e8f5e9"
-        self.message_label.setStyleSheet(
-            f"QLabel#messageLabel {{ color: {colour}; background: {background}; padding: 6px; border-radius: 3px; }}"
-        )
+        set_tone(self.message_label, Tone.ERROR if error else Tone.WARNING if warning else Tone.OK, banner=True)
         self.message_label.setText(text)
         self.message_label.show()
 

@@ -239,6 +239,7 @@ class HoldShelfView(QWidget):
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table
         self.table.setObjectName("holdShelfTable")
         self.table.setAccessibleName("Requests on the hold shelf")
         self.table.setModel(self.proxy)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QAbstractItemModel, QDate, QItemSelection, QLocale, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QTextDocument
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence, QPalette, QTextDocument
 from PySide6.QtPrintSupport import QPrinter, QPrintPreviewDialog
 from PySide6.QtWidgets import (
     QComboBox,
@@ -66,6 +66,7 @@ from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.send_email_dialog import SendEmailDialog
+from desktop.ui.widgets.colours import Tone, set_banner_frame, set_modified_tint, tone_colour
 from desktop.ui.widgets.paper import page_size_for
 from desktop.ui.widgets.record_table_model import RecordTableModel, local_time
 from desktop.ui.widgets.tables import record_table
@@ -81,12 +82,16 @@ _TEXT_FIELDS = {
 }
 _LOAN_ONLY = {"loan_title"}
 _ARTICLE_ONLY = {"photo_journal_title", "photo_article_title"}
-_MODIFIED_STYLE = (
-    "QLineEdit[modified='true'], QComboBox[modified='true'], QDateEdit[modified='true'] { background: #fff4c2; }"
-)
 #: The due date edit shows this (its minimum date) for "no due date": a QDateEdit always holds a date.
 _NO_DUE = QDate(2000, 1, 1)
-_ERROR_STYLE = "QLineEdit[invalid='true'] { border: 2px solid #d93025; }"
+
+
+def _form_style(form: QWidget) -> str:
+    """Invalid fields framed in an error colour that shows on the field (changed ones are tinted through their
+    palette: :func:`~desktop.ui.widgets.colours.set_modified_tint`)."""
+    error = tone_colour(Tone.ERROR, form, QPalette.ColorRole.Base).name()
+    return f"QLineEdit[invalid='true'] {{ border: 2px solid {error}; }}"
+
 
 _open_forms: list[RequestForm] = []
 
@@ -199,7 +204,7 @@ class RequestForm(QWidget):
         self.setObjectName("requestForm")
         self.setAccessibleName("Request form")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.setStyleSheet(_MODIFIED_STYLE + _ERROR_STYLE)
+        self.setStyleSheet(_form_style(self))
         self.resize(980, 720)
 
         self._build_actions()
@@ -508,9 +513,9 @@ class RequestForm(QWidget):
         resend_row.addStretch(1)
         resend_row.addWidget(self.resend_button)
         history_layout.addLayout(resend_row)
-        tabs.addTab(self.tracking_table, "&Tracking")
+        tabs.addTab(self.tracking_table, "Trackin&g")
         self.email_tab_index = tabs.addTab(history, "E-mail &History")
-        self.calls_tab_index = tabs.addTab(self.calls_table, "&Calls")
+        self.calls_tab_index = tabs.addTab(self.calls_table, "Call&s")
         self.notes_tab_index = tabs.addTab(self._build_notes_tab(), "History/Not&es")
         return tabs
 
@@ -638,7 +643,7 @@ class RequestForm(QWidget):
             if not details.notifications:
                 self.notification_text.clear()
             self.calls_model.set_records(details.calls)
-            self.tabs.setTabText(self.calls_tab_index, f"&Calls ({len(details.calls)})" if details.calls else "&Calls")
+            self.tabs.setTabText(self.calls_tab_index, f"Call&s ({len(details.calls)})" if details.calls else "Call&s")
             self.history_model.set_records(history_lines(details))
             self.tabs.setTabText(
                 self.notes_tab_index, f"History/Not&es ({len(details.notes)})" if details.notes else "History/Not&es"
@@ -720,10 +725,8 @@ class RequestForm(QWidget):
             if widget is None or label is None:
                 continue
             on = f.name in modified
-            if widget.property("modified") != on:
-                widget.setProperty("modified", on)
-                widget.style().unpolish(widget)
-                widget.style().polish(widget)
+            if widget.property("unsaved") is not on:
+                set_modified_tint(widget, on)
             text = label.text().removeprefix("• ")
             label.setText(("• " + text) if on else text)
             widget.setAccessibleDescription("unsaved change" if on else "")
@@ -1168,10 +1171,7 @@ class RequestForm(QWidget):
         return self._busy
 
     def _show_message(self, text: str, *, error: bool, conflict: bool = False) -> None:
-        colour = ("#fdecea", "#d93025") if error else ("#e6f4ea", "#188038")
-        self.banner.setStyleSheet(
-            f"#formMessageBanner {{ background: {colour[0]}; border: 1px solid {colour[1]}; border-radius: 3px; }}"
-        )
+        set_banner_frame(self.banner, Tone.ERROR if error else Tone.OK, [self.message])
         self.message.setText(text)
         self.overwrite_button.setVisible(conflict)
         self.discard_button.setVisible(conflict)

@@ -7,14 +7,22 @@ A :class:`QTabWidget` of :class:`RibbonGroup` rows is all it takes; each button 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QTabWidget, QToolButton, QVBoxLayout, QWidget
+
+from desktop.ui.widgets.colours import Tone, set_tone
 
 ICON_SIZE = QSize(32, 32)
 
 
 def ribbon_button(action: QAction, object_name: str) -> QToolButton:
-    """A large text-under-icon button that triggers ``action`` and mirrors its state."""
+    """A large text-under-icon button that triggers ``action`` and mirrors its state.
+
+    Its tooltip names the action's shortcut, so the mouse teaches the keyboard (the ribbon has no key tips).
+    """
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    if keys and keys not in action.toolTip():
+        action.setToolTip(f"{action.toolTip() or action.text().replace('&', '')} ({keys})")
     button = QToolButton()
     button.setObjectName(object_name)
     button.setDefaultAction(action)
@@ -38,7 +46,9 @@ class RibbonGroup(QFrame):
         self._row.setContentsMargins(0, 0, 0, 0)
         label = QLabel(caption)
         label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        label.setEnabled(False)  # drawn in the palette's muted text colour, like a ribbon caption
+        label.setObjectName("ribbonCaption")
+        # Muted like a ribbon caption, but readable: the disabled text colour was 1.6:1 in the light palette.
+        set_tone(label, Tone.MUTED)
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 2, 4, 0)
         box.setSpacing(0)

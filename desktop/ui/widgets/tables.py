@@ -15,7 +15,8 @@ def record_table(
     parent: QWidget | None = None,
 ) -> QTableView:
     """A table whose rows are records: whole rows selected, nothing edited in place, no row numbers,
-    alternating colours, one line per row (staff scan long lists; editing happens in forms).
+    alternating colours, one line per row (staff scan long lists; editing happens in forms), and Tab moves on
+    to the next field instead of cell to cell.
 
     Args:
         multi: allow selecting several rows (mouse with Ctrl/Shift, keyboard with Shift+arrows).
@@ -33,6 +34,7 @@ def record_table(
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
     detach_header_selection(table)
+    table.setTabKeyNavigation(False)  # arrows move between cells; Tab leaves the table, as in every other field
     return table
 
 
