@@ -114,7 +114,7 @@ def test_unsaved_fields_are_marked_and_saved(qtbot: QtBot, ctx: AppContext, seed
     edit.clear()
     qtbot.keyClicks(edit, "QA76.9 .D3")
     assert form.modified_fields() == ["call_number"]
-    assert edit.property("modified") is True
+    assert edit.property("unsaved") is True
     assert form.labels["call_number"].text().startswith("• ")
     assert form.windowTitle().startswith("* ")
     assert form.save_action.isEnabled()
@@ -124,7 +124,7 @@ def test_unsaved_fields_are_marked_and_saved(qtbot: QtBot, ctx: AppContext, seed
         "QA76.9 .D3",
         2,
     )
-    assert not form.dirty and edit.property("modified") is False
+    assert not form.dirty and edit.property("unsaved") is False
     assert not form.windowTitle().startswith("* ")
     assert "saved" in form.message_text()
 
@@ -168,7 +168,7 @@ def test_due_date_is_picked_from_a_calendar_in_the_locale_format(
     assert picker.displayFormat() == QLocale().dateFormat(QLocale.FormatType.ShortFormat)
     picker.setDate(QDate(2026, 3, 31))
     assert picker.text() == QLocale().toString(QDate(2026, 3, 31), picker.displayFormat())
-    assert form.modified_fields() == ["due_date"] and picker.property("modified") is True
+    assert form.modified_fields() == ["due_date"] and picker.property("unsaved") is True
     qtbot.keyClick(form, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     settle(qtbot, form)
     assert sql(seeded_db, "SELECT due_date FROM requests WHERE transaction_number = ?", tn)[0][0] == "2026-03-31"

@@ -272,14 +272,12 @@ class RequestForm(QWidget):
         self.patron_action.triggered.connect(self.open_patron)
         self.close_action = self._action("Close", "closeRequestAction", QKeySequence.StandardKey.Close)
         self.close_action.triggered.connect(self.close)
-        # Previous/Next: Ctrl+PgUp/PgDown (as between tabs) and the platform's Back/Forward (Alt+Left/Right).
-        for action, standard in (
-            (self.previous_action, QKeySequence.StandardKey.Back),
-            (self.next_action, QKeySequence.StandardKey.Forward),
-        ):
-            keys = [action.shortcut(), *QKeySequence.keyBindings(standard)]
-            action.setShortcuts(keys)
-            action.setToolTip(action.toolTip().removesuffix(")") + ", " + keys[1].toString() + ")")
+        # Previous/Next: Ctrl+PgUp/PgDown (as between tabs) and Alt+Left/Right (a browser's Back/Forward). Not
+        # QKeySequence.Back/Forward: on X11 those include Backspace, which would leave the request when a
+        # keystroke meant for a field lands on the table instead.
+        for action, extra in ((self.previous_action, "Alt+Left"), (self.next_action, "Alt+Right")):
+            action.setShortcuts([action.shortcut(), QKeySequence(extra)])
+            action.setToolTip(action.toolTip().removesuffix(")") + ", " + extra + ")")
         self.email_action = self._action("Send E-&mail", "sendEmailAction", "Ctrl+Shift+M")
         self.email_action.setToolTip("Send a notification template to the patron (Ctrl+Shift+M)")
         self.email_action.triggered.connect(self.show_email_menu)
