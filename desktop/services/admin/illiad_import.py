@@ -452,6 +452,7 @@ class MigrationReport:
             out.append(
                 f"  {name}: {count.file} ({count.encoding}): {count.read} row(s) read, {verb} {count.imported}, "
                 f"skipped {count.skipped}, {count.ignored_columns} column(s) not used"
+                + (f"; {count.moved} request(s) already in Callslip moved on as ILLiad's did" if count.moved else "")
             )
         if self.patrons is not None:
             out.append(f"  patrons: {self.patrons.summary()}")
@@ -993,9 +994,7 @@ class _Run:
                 previous = status
         if fixes:
             session.connection().execute(
-                update(_TRACKING)
-                .where(_TRACKING.c.id == bindparam("tid"))
-                .values(from_status=bindparam("new_from")),
+                update(_TRACKING).where(_TRACKING.c.id == bindparam("tid")).values(from_status=bindparam("new_from")),
                 fixes,
             )
 
@@ -1007,7 +1006,7 @@ class _Run:
             newer = [step for step in sorted(move.steps) if step[0] > move.stored_at]
             steps = [(when, tracking_status(s), by, "") for when, _l, s, by in newer]
             if not steps or status_key(steps[-1][1]) != status_key(move.illiad_status):
-                steps.append((max(now, *(s[0] for s in steps)), tracking_status(move.illiad_status), IMPORTED_BY,
+                steps.append((max([now, *(s[0] for s in steps)]), tracking_status(move.illiad_status), IMPORTED_BY,
                               "ILLiad's TransactionStatus (re-import)"))  # fmt: skip
             if steps[-1][1] != move.target.value:
                 last = steps[-1]
