@@ -292,3 +292,11 @@ def test_reimport_moves_a_status_forward_with_tracking_and_never_back(sqlite_db:
     assert allowed.tables["Transactions"].moved == 1
     status, history = _request(sqlite_db, 1001)
     assert status == Status.REQUEST_SENT.value and history[-1][:2] == ("Customer Notified via E-Mail", "Request Sent")
+
+
+def test_a_repeated_note_or_email_id_is_refused_not_fatal(sqlite_db: Database, export: Path) -> None:
+    with (export / "Notes.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write("1,1002,2020-06-19 09:00:00.000,Same Id again,jsmith,Staff\r\n")
+    report = import_illiad(sqlite_db, export)
+    assert "Notes.csv line 7: Id 1 already on line 2"  # note 4 spans two lines in [str(r) for r in report.refused]
+    assert report.tables["Notes"].imported == 3 and _count(sqlite_db, RequestNote) == 3

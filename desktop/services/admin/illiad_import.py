@@ -15,10 +15,17 @@ and named in the report), ``NULL`` as text, dates as ``2020-06-15 18:34:44.980``
   editable table (:data:`DEFAULT_STATUS_MAP`, overridden by a TOML file). EMailCopies become the request's notice
   history, linked to the Tracking row they followed, so a request ILLiad already notified is not notified again
   (the System Manager's arrival scan sees its notice). Notes become request notes.
-* **Idempotent.** A request already in Callslip (same TransactionNumber) is left alone with its history; importing
-  the same folder again adds nothing. Patrons go through :func:`csv_import.import_patrons` (upsert, only the
-  file's columns, contact points only added).
-* **A short write lock.** Everything is decided before the write transaction, which is a few bulk inserts.
+* **Idempotent, forward only.** A request already in Callslip (same TransactionNumber) is left alone with its
+  history; importing the same folder again adds nothing. If a newer export shows ILLiad moved its status forward,
+  it moves forward too, with the newer Tracking rows (and e-mails and notes not imported before); a status is
+  never moved back unless ``status_back`` allows it (the safe-import rules of :mod:`csv_import`). Patrons go
+  through :func:`csv_import.import_patrons` (upsert, only the file's columns, contact points only added).
+* **Streaming.** Each table is read row by row and written in batches with the driver's executemany (no ORM
+  object per row); only small maps are kept (TransactionNumber → slot, a few integers per request), so memory
+  stays flat from a hundred requests to millions (``bench/import_illiad.py``). A dry run takes the same path
+  and writes nothing. Patrons are written in chunks, each its own short transaction; the requests and their
+  history in one transaction that holds the write lock while the files stream (a migration runs before the
+  desk works in Callslip), with new request ids assigned under that lock so nothing is read back.
 """
 
 from __future__ import annotations
@@ -701,6 +708,7 @@ class _Run:
         self.existing: dict[int, int] = {}  # TransactionNumber already in Callslip → its line in the export
         self.moves: dict[int, _Move] = {}
         self.moved_ids: dict[int, int] = {}  # request id of a moved request → its patron id
+        self.seen_ids: dict[str, int] = {}  # "Notes 12" / "EMailCopies 501" → line: a repeated Id is refused
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -736,6 +744,13 @@ class _Run:
         else:
             self.refuse(table, line, f"TransactionNumber {raw!r} is not in Transactions")
         return None
+
+    def repeated(self, table: str, line: int, key: str) -> bool:
+        """Refuse a second row with the same Id (a dirty export): the first one is imported."""
+        first = self.seen_ids.setdefault(f"{table} {key}", line)
+        if first != line:
+            self.refuse(table, line, f"{'Id' if table == 'Notes' else 'ID'} {key} already on line {first}")
+        return first != line
 
     def moved(self, raw: str) -> _Move | None:
         return self.moves.get(int(raw)) if raw.isdigit() else None
@@ -1050,6 +1065,8 @@ class _Run:
             if not v.get("Note") or not v.get("Id"):
                 self.refuse("Notes", line, "Id or Note is empty")
                 continue
+            if self.repeated("Notes", line, v["Id"]):
+                continue
             if noted is None:
                 noted = _at(self.first_at[slot]) if slot >= 0 else datetime.now(UTC)
             out.append({"request_id": request_id, "noted_at": noted, "note": v["Note"],
@@ -1095,6 +1112,8 @@ class _Run:
                 when = parse_illiad_datetime(v.get("EMailDate", ""))
             except (ValueError, OverflowError) as exc:
                 self.refuse("EMailCopies", line, f"EMailDate: {exc}")
+                continue
+            if self.repeated("EMailCopies", line, v.get("ID", "")):
                 continue
             kind = v.get("EMailType", "")
             reply = f"imported from ILLiad (EMailCopies ID {v.get('ID')}, Status {v.get('Status') or 'empty'})"
