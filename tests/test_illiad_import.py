@@ -201,6 +201,12 @@ def test_command_line_dry_run_then_import(tmp_path: Path, export: Path) -> None:
     assert "1004,cy,Checked Out to Customer,Loan,Middlemarch,,,,2020-05-01 08:00:00,2020-07-15," in exported.stdout
     bad = subprocess.run([*run, "import-illiad", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and bad.stderr.strip() == f"callslip-manager: {tmp_path / 'nowhere'} is not a folder"
+    both = subprocess.run([*run, "import-illiad", "--allow-status-back", "--keep-newer-status", str(export)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert both.returncode != 0 and "contradict each other" in both.stderr
+    kept = subprocess.run([*run, "import-illiad", "--keep-newer-status", str(export)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert kept.returncode == 0 and "Transactions: already in Callslip (left alone with its history): 10" in kept.stdout
 
 
 def _read_export(path: Path) -> list[dict[str, str]]:
