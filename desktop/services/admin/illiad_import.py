@@ -975,11 +975,9 @@ class _Run:
                 .where(_TRACKING.c.request_id == _REQUESTS.c.id)
                 .scalar_subquery()
             )
+            # One pass over the new requests (each row and its indexes rewritten once): both dates are the last step's.
             session.connection().execute(
-                update(_REQUESTS).where(_REQUESTS.c.id > self.base).values(status_changed_at=newest)
-            )
-            session.connection().execute(
-                update(_REQUESTS).where(_REQUESTS.c.id > self.base).values(updated_at=_REQUESTS.c.status_changed_at)
+                update(_REQUESTS).where(_REQUESTS.c.id > self.base).values(status_changed_at=newest, updated_at=newest)
             )
             if self.undated:
                 session.connection().execute(
