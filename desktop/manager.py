@@ -185,12 +185,26 @@ def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextI
 
 def cmd_import_illiad(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Import an ILLiad export folder; ``--dry-run`` shows the report and the status map in use, writes nothing."""
+    if args.allow_status_back and args.keep_newer_status:
+        raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
+    status_back = (
+        csv_import.StatusBack.ALLOW
+        if args.allow_status_back
+        else csv_import.StatusBack.KEEP
+        if args.keep_newer_status
+        else csv_import.StatusBack.REFUSE
+    )
     try:
         table = illiad_import.load_status_map(Path(args.status_map)) if args.status_map else None
         db = _open(args, settings)
         try:
             report = illiad_import.import_illiad(
-                db, Path(args.folder), dry_run=args.dry_run, status_map=table, region=settings.phone_region
+                db,
+                Path(args.folder),
+                dry_run=args.dry_run,
+                status_map=table,
+                region=settings.phone_region,
+                status_back=status_back,
             )
         finally:
             db.dispose()
@@ -533,6 +547,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the migration report and status map; write nothing")
     p.add_argument(
         "--status-map", metavar="FILE", help='TOML lines "ILLiad status" = "Callslip status" overriding the default'
+    )
+    p.add_argument(
+        "--allow-status-back",
+        action="store_true",
+        help="a re-import may move a request's status back or re-open it (Tracking records it)",
+    )
+    p.add_argument(
+        "--keep-newer-status",
+        action="store_true",
+        help="on a re-import, keep a stored status that is ahead of ILLiad's instead of refusing the row",
     )
     p.set_defaults(handler=cmd_import_illiad)
 

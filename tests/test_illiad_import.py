@@ -20,7 +20,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, Request, RequestNote, Tracking
 from desktop.domain.statuses import Status
 from desktop.services.admin import csv_export, illiad_import
-from desktop.services.admin.csv_import import CsvFileError
+from desktop.services.admin.csv_import import CsvFileError, StatusBack
 from desktop.services.admin.illiad_import import DEFAULT_STATUS_MAP, detect_encoding, import_illiad, status_key
 from desktop.services.notices.routing import scan_arrivals
 from tests import illiad_fixtures
@@ -201,6 +201,12 @@ def test_command_line_dry_run_then_import(tmp_path: Path, export: Path) -> None:
     assert "1004,cy,Checked Out to Customer,Loan,Middlemarch,,,,2020-05-01 08:00:00,2020-07-15," in exported.stdout
     bad = subprocess.run([*run, "import-illiad", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and bad.stderr.strip() == f"callslip-manager: {tmp_path / 'nowhere'} is not a folder"
+    both = subprocess.run([*run, "import-illiad", "--allow-status-back", "--keep-newer-status", str(export)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert both.returncode != 0 and "contradict each other" in both.stderr
+    kept = subprocess.run([*run, "import-illiad", "--keep-newer-status", str(export)], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert kept.returncode == 0 and "Transactions: already in Callslip (left alone with its history): 10" in kept.stdout
 
 
 def _read_export(path: Path) -> list[dict[str, str]]:
@@ -256,3 +262,47 @@ def test_tab_separated_exports_are_read(sqlite_db: Database, export: Path) -> No
     report = import_illiad(sqlite_db, export, dry_run=True)
     assert report.tables["Tracking"].file == "Tracking.txt" and report.tables["Tracking"].imported == 13
     assert report.tables["Tracking"].encoding == "UTF-16 LE with BOM"
+
+
+def _set_statuses(path: Path, statuses: dict[str, str]) -> None:
+    """Rewrite a Transactions export (UTF-8 with BOM) with some TransactionStatus values changed."""
+    rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    column = rows[0].index("TransactionStatus")
+    for row in rows[1:]:
+        row[column] = statuses.get(row[0], row[column])
+    path.write_text(illiad_fixtures.as_text(rows), encoding="utf-8-sig")
+
+
+def test_reimport_moves_a_status_forward_with_tracking_and_never_back(sqlite_db: Database, export: Path) -> None:
+    import_illiad(sqlite_db, export)
+    # Since the first import ILLiad checked 1002 out (with a Tracking row) and 1005 was received; 1001 went back.
+    _set_statuses(export / "Transactions.csv", {"1002": "Checked Out to Customer", "1005": "Customer Notified via "
+                                                "Phone", "1001": "Request Sent"})  # fmt: skip
+    with (export / "Tracking.csv").open("a", encoding="cp1252", newline="") as handle:
+        handle.write("1002,2020-06-25 10:00:00.000,Checked Out to Customer,kdesk\r\n")
+    report = import_illiad(sqlite_db, export)
+    assert report.tables["Transactions"].moved == 2
+    status, history = _request(sqlite_db, 1002)
+    assert status == Status.CHECKED_OUT.value
+    assert history[-1][:3] == ("Awaiting Customer Contact", "Checked Out to Customer", "kdesk")
+    status, history = _request(sqlite_db, 1005)
+    assert status == Status.NOTIFIED_VIA_PHONE.value
+    assert history[-1][:3] == ("Request Sent", "Customer Notified via Phone", "ILLiad import")
+    assert _request(sqlite_db, 1001)[0] == Status.NOTIFIED_VIA_EMAIL.value  # never back
+    [back] = [str(r) for r in report.refused if "1001" in r.reason]
+    assert back.startswith("Transactions.csv line 2: TransactionStatus 'Request Sent' (Request Sent) would move back")
+    kept = import_illiad(sqlite_db, export, status_back=StatusBack.KEEP)
+    assert kept.tables["Transactions"].moved == 0 and not [r for r in kept.refused if "1001" in r.reason]
+    assert kept.skipped["Transactions: already in Callslip at a status ahead of ILLiad's (kept)"] == 1
+    allowed = import_illiad(sqlite_db, export, status_back=StatusBack.ALLOW)
+    assert allowed.tables["Transactions"].moved == 1
+    status, history = _request(sqlite_db, 1001)
+    assert status == Status.REQUEST_SENT.value and history[-1][:2] == ("Customer Notified via E-Mail", "Request Sent")
+
+
+def test_a_repeated_note_or_email_id_is_refused_not_fatal(sqlite_db: Database, export: Path) -> None:
+    with (export / "Notes.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write("1,1002,2020-06-19 09:00:00.000,Same Id again,jsmith,Staff\r\n")
+    report = import_illiad(sqlite_db, export)
+    assert "Notes.csv line 7: Id 1 already on line 2"  # note 4 spans two lines in [str(r) for r in report.refused]
+    assert report.tables["Notes"].imported == 3 and _count(sqlite_db, RequestNote) == 3

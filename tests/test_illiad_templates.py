@@ -32,7 +32,11 @@ def _context(**request: Any) -> dict[str, Any]:
 
 def test_converted_template_renders_what_illiad_would(tmp_path: Path) -> None:
     converted = convert_text(ILLIAD_BODY)
-    assert converted.problems == []
+    assert converted.problems == [
+        "body_text line 4: <#LenderAddresses.LibraryName>: ILLiad printed the lender's name from LenderAddresses; "
+        "Callslip prints the request's Lending Library (ILLiad's LendingLibrary, usually the lender's symbol): "
+        "check the text"
+    ]
     text = render_part(converted.text, _context(call_number=None, due_date="2020-07-15"), part="body_text")
     # ILLiad: MaxSize="10" cuts "Harry Potter…" to "Harry Pott"; CallNumber NULL prints nothing.
     assert text == (
@@ -42,6 +46,24 @@ def test_converted_template_renders_what_illiad_would(tmp_path: Path) -> None:
         "Lender: University of Illinois. Questions: ill@library.example.org\n"
         "Use {{braces}} and {% freely %} {# too #}.\n"
     )
+
+
+def test_local_info_and_lender_fields_use_illiad_spellings_only() -> None:
+    source = (
+        "<#LocalInfo.LibraryName>|<#LocalInfo.EMailAddress>|<#localinfo.phone>|<#LenderAddresses.LenderString>\n"
+        "<#LocalInfo.Name>|<#LocalInfo.Email>|<#LenderAddresses.Address1>"
+    )
+    converted = convert_text(source)
+    context = _context(lending_library="IUA")
+    assert render_part(converted.text, context, part="body_text").split("\n") == [
+        f"{context['library']['name']}|ill@library.example.org|{context['library']['phone']}|IUA",
+        "<#LocalInfo.Name>|<#LocalInfo.Email>|<#LenderAddresses.Address1>",
+    ]
+    assert [p.split(":")[0] + ":" + p.split(":")[1] for p in converted.problems] == [
+        "body_text line 2: <#LocalInfo.Name>",
+        "body_text line 2: <#LocalInfo.Email>",
+        "body_text line 2: <#LenderAddresses.Address1>",
+    ]
 
 
 def test_loan_title_of_an_article_is_empty_as_in_illiad() -> None:

@@ -15,10 +15,17 @@ and named in the report), ``NULL`` as text, dates as ``2020-06-15 18:34:44.980``
   editable table (:data:`DEFAULT_STATUS_MAP`, overridden by a TOML file). EMailCopies become the request's notice
   history, linked to the Tracking row they followed, so a request ILLiad already notified is not notified again
   (the System Manager's arrival scan sees its notice). Notes become request notes.
-* **Idempotent.** A request already in Callslip (same TransactionNumber) is left alone with its history; importing
-  the same folder again adds nothing. Patrons go through :func:`csv_import.import_patrons` (upsert, only the
-  file's columns, contact points only added).
-* **A short write lock.** Everything is decided before the write transaction, which is a few bulk inserts.
+* **Idempotent, forward only.** A request already in Callslip (same TransactionNumber) is left alone with its
+  history; importing the same folder again adds nothing. If a newer export shows ILLiad moved its status forward,
+  it moves forward too, with the newer Tracking rows (and e-mails and notes not imported before); a status is
+  never moved back unless ``status_back`` allows it (the safe-import rules of :mod:`csv_import`). Patrons go
+  through :func:`csv_import.import_patrons` (upsert, only the file's columns, contact points only added).
+* **Streaming.** Each table is read row by row and written in batches with the driver's executemany (no ORM
+  object per row); only small maps are kept (TransactionNumber → slot, a few integers per request), so memory
+  stays flat from a hundred requests to millions (``bench/import_illiad.py``). A dry run takes the same path
+  and writes nothing. Patrons are written in chunks, each its own short transaction; the requests and their
+  history in one transaction that holds the write lock while the files stream (a migration runs before the
+  desk works in Callslip), with new request ids assigned under that lock so nothing is read back.
 """
 
 from __future__ import annotations
@@ -29,14 +36,16 @@ import io
 import re
 import time
 import tomllib
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
@@ -44,7 +53,7 @@ from desktop.db.models import Notification, Patron, Request, RequestNote, Tracki
 from desktop.domain.methods import parse_request_type
 from desktop.domain.statuses import Status
 from desktop.services.admin import csv_import
-from desktop.services.admin.csv_import import CsvFileError, ImportResult, parse_transaction_number
+from desktop.services.admin.csv_import import CsvFileError, ImportResult, StatusBack, parse_transaction_number
 from desktop.services.notices.templates import ARTICLE_PICKUP, LOAN_PICKUP
 
 #: How ILLiad statuses become Callslip statuses (keys compared by :func:`status_key`); the dry run shows it and
@@ -127,8 +136,12 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 IMPORTED_BY = "ILLiad import"
 _RENEWED = re.compile(r"^(renewed by (?:customer|ill staff)) to .*$")
 _TRACKING_LIMIT = 60
-#: Tracking rows built and written at a time.
+#: Rows built and written at a time (Tracking, notes): memory stays flat whatever the export's size.
 _WRITE_BATCH = 50_000
+#: Transactions (and e-mails) checked against the database and written at a time.
+_BATCH = 10_000
+#: Users rows given to the patron import at a time (each chunk its own short write).
+_USERS_BATCH = 5_000
 
 
 # ----------------------------------------------------------------------------------------------------- reading
@@ -232,23 +245,54 @@ def check_table(name: str, path: Path) -> None:
 
 
 def read_table(name: str, path: Path) -> tuple[ExportTable, list[tuple[str, int, str]]]:
-    """Read one export; return it and its refused rows (file, line, reason). ``NULL`` cells are empty.
+    """Read one export whole; return it and its refused rows (file, line, reason). ``NULL`` cells are empty.
+
+    The import streams instead (:func:`iter_table`); this is for tools and tests that want a small table at once.
 
     Raises:
         CsvFileError: the file cannot be read at all (no header, a required column missing).
     """
     codec, encoding = file_encoding(path)
+    refused: list[tuple[str, int, str]] = []
+    ignored: list[str] = []
     with path.open(encoding=codec, errors="replace", newline="") as handle:
-        return _read_rows(name, path, encoding, handle)
+        rows = list(_iter_rows(name, path, handle, refused, ignored))
+    return ExportTable(name, path.name, encoding, rows, ignored), refused
 
 
-def _read_rows(name: str, path: Path, encoding: str, handle: TextIO) -> tuple[ExportTable, list[tuple[str, int, str]]]:
+def iter_table(
+    name: str, path: Path, count: TableCount, refused: list[Refused]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Stream one export's rows (line, used cells): an export of millions of rows is never held whole.
+
+    Refused rows are appended to ``refused`` as they are met; ``count`` gets the encoding, rows read and columns
+    not used.
+    """
+    codec, count.encoding = file_encoding(path)
+    problems: list[tuple[str, int, str]] = []
+    ignored: list[str] = []
+    with path.open(encoding=codec, errors="replace", newline="") as handle:
+        for row in _iter_rows(name, path, handle, problems, ignored):
+            count.read += 1
+            yield row
+            if problems:
+                count.read += len(problems)
+                refused.extend(Refused(*r) for r in problems)
+                problems.clear()
+    count.read += len(problems)
+    refused.extend(Refused(*r) for r in problems)
+    count.ignored_columns = len(ignored)
+
+
+def _iter_rows(
+    name: str, path: Path, handle: TextIO, refused: list[tuple[str, int, str]], ignored_out: list[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
     reader, header = _open_reader(name, path, handle)
     folded = {h.casefold(): i for i, h in enumerate(header)}
     used = {c: folded[c.casefold()] for c in _USED[name] if c.casefold() in folded}
-    ignored = [h for h in header if h and h.casefold() not in {c.casefold() for c in used}]
-    rows: list[tuple[int, dict[str, str]]] = []
-    refused: list[tuple[str, int, str]] = []
+    ignored_out.extend(h for h in header if h and h.casefold() not in {c.casefold() for c in used})
+    items = list(used.items())
+    width = len(header)
     start = 2
     while True:
         try:
@@ -259,18 +303,22 @@ def _read_rows(name: str, path: Path, encoding: str, handle: TextIO) -> tuple[Ex
             refused.append((path.name, start, f"not valid CSV: {exc}; the rest of the file was not read"))
             break
         line, start = start, reader.line_num + 1
-        if not "".join(record).strip():
-            continue
-        if len(record) != len(header):
-            refused.append((path.name, line, f"has {len(record)} field(s) but the header has {len(header)}"))
+        if len(record) != width:
+            if not "".join(record).strip():
+                continue
+            refused.append((path.name, line, f"has {len(record)} field(s) but the header has {width}"))
             continue
         values: dict[str, str] = {}
-        for column, index in used.items():
-            cell = record[index].replace("\x00", "").strip()
+        for column, index in items:
+            cell = record[index]
+            if "\x00" in cell:
+                cell = cell.replace("\x00", "")
+            cell = cell.strip()
             if cell and cell != "NULL":
                 values[column] = cell
-        rows.append((line, values))
-    return ExportTable(name, path.name, encoding, rows, ignored), refused
+        if not values and not "".join(record).strip():
+            continue
+        yield line, values
 
 
 # ------------------------------------------------------------------------------------------------ vocabularies
@@ -332,12 +380,30 @@ def status_map_toml(table: dict[str, Status]) -> str:
 
 
 def parse_illiad_datetime(text: str) -> datetime:
-    """A SQL Server ``datetime`` as exported; ILLiad stores local time, taken as this computer's time zone."""
-    value = csv_import.parse_datetime(text) if "+" in text[10:] or text.endswith("Z") else None
-    if value is not None:
-        return value
-    naive = csv_import.parse_datetime(text).replace(tzinfo=None)
-    return naive.astimezone(UTC)
+    """A SQL Server ``datetime`` as exported; ILLiad stores local time, taken as this computer's time zone.
+
+    Millions of Tracking rows pass here, so the common spellings take ``fromisoformat`` and the local offset is
+    looked up once per hour (offsets change only on whole hours); anything else goes through the CSV import's
+    parser, which also names a bad value.
+    """
+    try:
+        value: datetime | None = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or not 1900 <= value.year <= 2999:
+        value = csv_import.parse_datetime(text)
+        if "+" in text[10:] or text.endswith("Z"):
+            return value
+        value = value.replace(tzinfo=None)
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return (value + _local_offset(value.replace(minute=0, second=0, microsecond=0))).replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=1 << 16)
+def _local_offset(hour: datetime) -> timedelta:
+    """UTC minus local time at a (naive, local) hour."""
+    return hour.astimezone(UTC).replace(tzinfo=None) - hour
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -365,6 +431,8 @@ class TableCount:
     imported: int = 0
     skipped: int = 0
     ignored_columns: int = 0
+    #: Requests already in Callslip whose status moved as ILLiad's did (a re-import).
+    moved: int = 0
 
 
 @dataclass
@@ -391,6 +459,7 @@ class MigrationReport:
             out.append(
                 f"  {name}: {count.file} ({count.encoding}): {count.read} row(s) read, {verb} {count.imported}, "
                 f"skipped {count.skipped}, {count.ignored_columns} column(s) not used"
+                + (f"; {count.moved} request(s) already in Callslip moved on as ILLiad's did" if count.moved else "")
             )
         if self.patrons is not None:
             out.append(f"  patrons: {self.patrons.summary()}")
@@ -423,11 +492,19 @@ class _Txn:
 
 
 @dataclass
-class _Plan:
-    requests: list[_Txn] = field(default_factory=list)
-    tracking: dict[int, list[tuple[datetime, str, str, str]]] = field(default_factory=dict)
-    notes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    emails: list[tuple[int, datetime, dict[str, Any]]] = field(default_factory=list)
+class _Move:
+    """A request already in Callslip that ILLiad moved on since (a re-import): its ILLiad history after the stored
+    status change comes along, and the status moves as the safe-import rules allow."""
+
+    line: int
+    request_id: int
+    patron_id: int
+    version: int
+    stored: Status
+    stored_at: datetime
+    target: Status
+    illiad_status: str
+    steps: list[tuple[datetime, int, str, str]] = field(default_factory=list)
 
 
 _TEXT_ATTRS = {"LoanTitle": "loan_title", "LoanAuthor": "loan_author", "PhotoJournalTitle": "photo_journal_title",
@@ -440,14 +517,14 @@ def _limit(attr: str) -> int | None:
     return getattr(table.c[attr].type, "length", None)
 
 
-def _patron_csv(table: ExportTable, report: MigrationReport) -> tuple[bytes, list[int]]:
-    """Users rows as Callslip's patron CSV (one line per row) and the export line of each."""
+def _patron_csv(rows: list[tuple[int, dict[str, str]]], report: MigrationReport) -> tuple[list[str], list[int]]:
+    """Users rows as Callslip's patron CSV lines (header first, one line per row) and the export line of each."""
     columns = [c for c in csv_import.PATRON_COLUMNS if c != "HouseholdID"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     lines: list[int] = []
-    for line, values in table.rows:
+    for line, values in rows:
         row = dict(values)
         delivery = row.pop("LoanDeliveryMethod", "") or row.get("DeliveryMethod", "")
         if delivery.casefold().strip() in DELIVERY_VARIANTS:
@@ -462,32 +539,42 @@ def _patron_csv(table: ExportTable, report: MigrationReport) -> tuple[bytes, lis
             report.skipped[f"Users: Cleared {cleared!r} (blocked) not kept: Callslip has no blocks"] += 1
         writer.writerow([" ".join(row.get(c, "").split()) for c in columns])
         lines.append(line)
-    return out.getvalue().encode("utf-8"), lines
+    return out.getvalue().split("\n")[:-1], lines
 
 
-def _import_patrons(db: Database, table: ExportTable, report: MigrationReport, region: str) -> set[str]:
-    """Users through the patron import (its rules); refused rows are reported and left out. Returns the user names."""
-    data, lines = _patron_csv(table, report)
+def _import_patrons(
+    db: Database, file: str, rows: list[tuple[int, dict[str, str]]], report: MigrationReport, region: str
+) -> set[str]:
+    """One chunk of Users through the patron import (its rules); refused rows are reported and left out.
+
+    Returns the chunk's imported user names (case-folded).
+    """
+    csv_lines, lines = _patron_csv(rows, report)
     bad: set[int] = set()
     # The patron import is all or nothing: a round with refused rows writes nothing, and the next leaves them out.
     # Each round leaves out at least one row, so this ends; usually after one or two rounds.
-    lines_of = data.decode().split("\n")
     for _attempt in range(len(lines) + 1):
-        kept = [row for i, row in enumerate(lines_of[1:-1]) if i not in bad]
-        body = (lines_of[0] + "\n" + "\n".join(kept) + ("\n" if kept else "")).encode()
         index = [i for i in range(len(lines)) if i not in bad]
-        result = csv_import.import_patrons(db, body, region=region, dry_run=report.dry_run, create_sites=True)
+        body = "\n".join([csv_lines[0], *(csv_lines[i + 1] for i in index)]) + "\n"
+        result = csv_import.import_patrons(
+            db, body.encode("utf-8"), region=region, dry_run=report.dry_run, create_sites=True
+        )
         if not result.errors:
             break
         for error in result.errors:
             row = index[error.line - 2]
             bad.add(row)
-            report.refused.append(Refused(table.file, lines[row], error.reason))
-    report.patrons = result
+            report.refused.append(Refused(file, lines[row], error.reason))
+    total = report.patrons
+    assert total is not None
+    total.rows += result.rows
+    total.created += result.created
+    total.updated += result.updated
+    total.unchanged += result.unchanged
+    total.notes.extend(result.notes)
     report.lock_seconds += result.lock_seconds
-    count = report.tables["Users"]
-    count.imported = result.created + result.updated + result.unchanged
-    return {values.get("UserName", "").casefold() for i, (_l, values) in enumerate(table.rows) if i not in bad}
+    report.tables["Users"].imported += result.created + result.updated + result.unchanged
+    return {values.get("UserName", "").casefold() for i, (_l, values) in enumerate(rows) if i not in bad}
 
 
 def _parse_transaction(line: int, v: dict[str, str], lookup: dict[str, Status]) -> _Txn:
@@ -501,7 +588,7 @@ def _parse_transaction(line: int, v: dict[str, str], lookup: dict[str, Status]) 
     values: dict[str, Any] = {"request_type": parse_request_type(v.get("RequestType", "Loan")).value}
     for column, attr in _TEXT_ATTRS.items():
         if column in v:
-            limit = _limit(attr)
+            limit = _LIMITS[attr]
             if limit is not None and len(v[column]) > limit:
                 raise ValueError(f"{column} is {len(v[column])} characters long; the database keeps at most {limit}")
             values[attr] = v[column]
@@ -519,6 +606,21 @@ def _parse_transaction(line: int, v: dict[str, str], lookup: dict[str, Status]) 
     return _Txn(line, number, username, raw_status, status or UNMAPPED_STATUS, values)
 
 
+_LIMITS = {attr: _limit(attr) for attr in _TEXT_ATTRS.values()}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_NONE = -(1 << 62)  # "no time yet" in the per-request time arrays
+
+
+def _us(when: datetime) -> int:
+    """A UTC time as whole microseconds (exact, unlike a float timestamp), for the compact per-request arrays."""
+    return (when - _EPOCH) // _MICRO
+
+
+def _at(us: int) -> datetime:
+    return _EPOCH + us * _MICRO
+
+
 def import_illiad(
     db: Database,
     folder: Path,
@@ -526,280 +628,546 @@ def import_illiad(
     dry_run: bool = False,
     status_map: dict[str, Status] | None = None,
     region: str = "US",
+    status_back: StatusBack = StatusBack.REFUSE,
 ) -> MigrationReport:
     """Import an ILLiad export folder (see the module docstring); return the migration report.
+
+    Args:
+        status_back: a request already in Callslip whose ILLiad status is behind the stored one (a re-import after
+            Callslip moved it on): refuse the row (default), keep the stored status, or move it back.
 
     Raises:
         CsvFileError: the folder or one of its files cannot be used at all (one line naming the file).
     """
     table_map = status_map or dict(DEFAULT_STATUS_MAP)
     report = MigrationReport(dry_run=dry_run, status_map=table_map)
-    tables: dict[str, ExportTable] = {}
     found = find_tables(folder)
     for name in TABLES:
         if name in found:
             check_table(name, found[name])
             report.tables[name] = TableCount(found[name].name)
-
-    def load(name: str) -> list[tuple[int, dict[str, str]]]:
-        """Read one table when its turn comes (one table's rows in memory at a time)."""
-        if name not in found:
-            return []
-        table, refused = read_table(name, found[name])
-        tables[name] = table
-        report.refused.extend(Refused(*r) for r in refused)
-        count = report.tables[name]
-        count.encoding, count.read = table.encoding, len(table.rows) + len(refused)
-        count.ignored_columns = len(table.ignored_columns)
-        return table.rows
-
-    usernames: set[str] = set()
-    if load("Users"):
-        usernames = _import_patrons(db, tables["Users"], report, region)
-        tables["Users"].rows = []
-
-    # Transactions: Borrowing only, checked, one per number.
-    lookup = {status_key(k): s for k, s in table_map.items()}
-    txns: dict[int, _Txn] = {}
-    other: set[int] = set()
-    refused_numbers: set[int] = set()
-    for line, v in load("Transactions"):
-        process = " ".join(v.get("ProcessType", "").split())
-        file = tables["Transactions"].file
-        if process.casefold() != "borrowing":
-            report.skipped[
-                f"Transactions: ProcessType {process or '(empty)'!r} (only Borrowing becomes a request)"
-            ] += 1
-            report.tables["Transactions"].skipped += 1
-            raw = v.get("TransactionNumber", "")
-            if raw.isdigit():
-                other.add(int(raw))
-            continue
-        try:
-            txn = _parse_transaction(line, v, lookup)
-        except ValueError as exc:
-            report.refused.append(Refused(file, line, str(exc)))
-            raw = v.get("TransactionNumber", "")
-            if raw.isdigit():
-                refused_numbers.add(int(raw))
-            continue
-        if txn.number in txns:
-            report.refused.append(Refused(file, line, f"TransactionNumber {txn.number} already on line "
-                                                      f"{txns[txn.number].line}"))  # fmt: skip
-            continue
-        if txn.username.casefold() not in usernames:
-            with db.read() as session:
-                known = session.scalar(select(Patron.id).where(Patron.username == txn.username)) is not None
-            if not known:
-                report.refused.append(
-                    Refused(file, line, f"Username {txn.username!r} is not in the Users export (or was refused there)")
-                )
-                refused_numbers.add(txn.number)
-                continue
-        txns[txn.number] = txn
-
-    with db.read() as session:
-        existing: set[int] = set()
-        for chunk in csv_import._chunks(sorted(txns), 500):
-            existing.update(
-                session.scalars(select(Request.transaction_number).where(Request.transaction_number.in_(chunk)))
-            )
-    for number in existing:
-        report.skipped["Transactions: already in Callslip (left alone with its history)"] += 1
-        report.tables["Transactions"].skipped += 1
-        del txns[number]
-
-    def belongs(table: str, line: int, raw: str) -> int | None:
-        """The request this history row belongs to, or None (counted as skipped or refused)."""
-        number = int(raw) if raw.isdigit() else None
-        if number is not None and number in txns:
-            return number
-        if number in other:
-            reason = "its transaction is not a Borrowing request"
-        elif number in existing:
-            reason = "its request was already in Callslip"
-        elif number in refused_numbers:
-            reason = "its transaction was refused"
-        else:
-            report.refused.append(
-                Refused(tables[table].file, line, f"TransactionNumber {raw!r} is not in Transactions")
-            )
-            return None
-        report.skipped[f"{table}: {reason}"] += 1
-        report.tables[table].skipped += 1
-        return None
-
-    plan = _Plan()
-    history: dict[int, list[tuple[datetime, int, str, str]]] = defaultdict(list)
-    if "Transactions" in tables:
-        tables["Transactions"].rows = []
-    for line, v in load("Tracking"):
-        hit = belongs("Tracking", line, v.get("TransactionNumber", ""))
-        if hit is None:
-            continue
-        try:
-            when = parse_illiad_datetime(v.get("DateTime", ""))
-        except (ValueError, OverflowError) as exc:
-            report.refused.append(Refused(tables["Tracking"].file, line, f"DateTime: {exc}"))
-            continue
-        if not v.get("ChangedTo"):
-            report.refused.append(Refused(tables["Tracking"].file, line, "ChangedTo is empty"))
-            continue
-        history[hit].append((when, line, v["ChangedTo"], v.get("ChangedBy", "System")[:100]))
-    for number, txn in txns.items():
-        rows = sorted(history.pop(number, []))
-        steps = [(when, tracking_status(status), by, "") for when, _l, status, by in rows]
-        if not steps or status_key(rows[-1][2]) != status_key(txn.illiad_status):
-            when = max([txn.values.get("transaction_date") or datetime.now(UTC), *(s[0] for s in steps)])
-            steps.append((when, tracking_status(txn.illiad_status), IMPORTED_BY, "ILLiad's TransactionStatus"))
-        if steps[-1][1] != txn.status.value:
-            last = steps[-1]
-            steps[-1] = (last[0], last[1], last[2], f"ILLiad status; in Callslip: {txn.status.value}")
-        plan.tracking[number] = steps
-        report.tables["Tracking"].imported += len(rows) if "Tracking" in report.tables else 0
-        defaulted = status_key(txn.illiad_status) not in lookup
-        report.status_mappings[(tracking_status(txn.illiad_status), txn.status.value, defaulted)] += 1
-        plan.requests.append(txn)
-    if "Transactions" in report.tables:
-        report.tables["Transactions"].imported = len(plan.requests)
-
-    if "Tracking" in tables:
-        tables["Tracking"].rows = []
-    for line, v in load("Notes"):
-        hit = belongs("Notes", line, v.get("TransactionNumber", ""))
-        if hit is None:
-            continue
-        try:
-            noted = parse_illiad_datetime(v["NoteDate"]) if v.get("NoteDate") else None
-        except (ValueError, OverflowError) as exc:
-            report.refused.append(Refused(tables["Notes"].file, line, f"NoteDate: {exc}"))
-            continue
-        if not v.get("Note") or not v.get("Id"):
-            report.refused.append(Refused(tables["Notes"].file, line, "Id or Note is empty"))
-            continue
-        plan.notes.append((hit, {"noted_at": noted or plan.tracking[hit][0][0], "note": v["Note"],
-                                    "added_by": v.get("AddedBy", "")[:100] or IMPORTED_BY,
-                                    "note_type": v.get("NoteType", "Staff")[:20],
-                                    "source_key": f"illiad:note:{v['Id']}"[:100]}))  # fmt: skip
-        report.tables["Notes"].imported += 1
-
-    notified: set[int] = set()
-    for line, v in load("EMailCopies"):
-        hit = belongs("EMailCopies", line, v.get("TransactionNumber", ""))
-        if hit is None:
-            continue
-        file = tables["EMailCopies"].file
-        state = EMAIL_STATES.get(" ".join(v.get("Status", "").split()).casefold())
-        if state is None:
-            report.refused.append(Refused(file, line, f"Status {v['Status']!r} is not one of Sent, Pending, Cancelled"))
-            continue
-        try:
-            when = parse_illiad_datetime(v.get("EMailDate", ""))
-        except (ValueError, OverflowError) as exc:
-            report.refused.append(Refused(file, line, f"EMailDate: {exc}"))
-            continue
-        kind = v.get("EMailType", "")
-        reply = f"imported from ILLiad (EMailCopies ID {v.get('ID')}, Status {v.get('Status') or 'empty'})"
-        plan.emails.append((hit, when, {
-            "dedupe_key": f"illiad:email:{v.get('ID')}"[:200], "channel": "email",
-            "template_name": TEMPLATE_NAMES.get(kind.casefold(), kind)[:100] or "ILLiad e-mail",
-            "state": state, "to_address": v.get("EMailTo", "")[:500], "cc": v.get("EMailCC", "")[:500],
-            "bcc": v.get("EMailBCC", "")[:500], "from_address": v.get("EMailFrom", "")[:300],
-            "subject": v.get("Subject", "")[:500], "body_text": v.get("Body", ""), "body_html": "",
-            "message_id": "", "attempts": 1 if state == "sent" else 0, "next_attempt_at": when,
-            "last_reply": reply, "created_at": when, "updated_at": when,
-            "sent_at": when if state == "sent" else None,
-        }))  # fmt: skip
-        notified.add(hit)
-        report.tables["EMailCopies"].imported += 1
-    report.will_notify = sum(
-        1 for t in plan.requests if t.status is Status.AWAITING_CUSTOMER_CONTACT and t.number not in notified
-    )
-    if not dry_run and plan.requests:
-        _write(db, plan, report)
-    report.refused.sort(key=lambda r: (TABLES.index(_table_of(r.file, report)), r.line))
+    run = _Run(db, report, {status_key(k): s for k, s in table_map.items()}, status_back)
+    if "Users" in found:
+        run.users(found["Users"], region)
+    run.load_patron_ids()
+    started = time.perf_counter()
+    with db.read() if dry_run else db.write() as session:
+        if not dry_run:
+            csv_import._lock_tables(session, ("requests", "tracking", "request_notes", "notifications"))
+        run.session = session
+        run.base = session.scalar(select(func.coalesce(func.max(Request.id), 0))) or 0
+        for name, step in (("Transactions", run.transactions), ("Tracking", run.tracking)):
+            if name in found:
+                step(run.rows(name, found[name]))
+        run.finish_requests()
+        for name, step in (("Notes", run.notes), ("EMailCopies", run.emails)):
+            if name in found:
+                step(run.rows(name, found[name]))
+    if not dry_run:
+        report.lock_seconds += time.perf_counter() - started
+    report.will_notify = run.will_notify()
+    order = {count.file: TABLES.index(name) for name, count in report.tables.items()}
+    report.refused.sort(key=lambda r: (order.get(r.file, 0), r.line))
     return report
 
 
-def _table_of(file: str, report: MigrationReport) -> str:
-    for name, count in report.tables.items():
-        if count.file == file:
-            return name
-    return TABLES[0]
+class _Run:
+    """One import's state while it streams the tables.
 
+    Only small maps are kept (TransactionNumber → slot, and per slot a few integers in arrays: the ILLiad status,
+    dates as microseconds, the last Tracking status); rows are read, checked and written in batches, so memory
+    stays flat however large the export is. New requests get the ids after the largest one (the write lock is
+    held), so their Tracking, notes and notices can be written without reading ids back.
+    """
 
-def _write(db: Database, plan: _Plan, report: MigrationReport) -> None:
-    """The write phase: bulk inserts under one short lock; requests someone added meanwhile are left out."""
-    started = time.perf_counter()
-    requests_t: Table = Request.__table__  # type: ignore[assignment]
-    tracking_t: Table = Tracking.__table__  # type: ignore[assignment]
-    notes_t: Table = RequestNote.__table__  # type: ignore[assignment]
-    notices_t: Table = Notification.__table__  # type: ignore[assignment]
-    with db.write() as session:
-        csv_import._lock_tables(session, ("requests", "tracking", "request_notes", "notifications"))
-        numbers = [t.number for t in plan.requests]
-        taken: set[int] = set()
-        for chunk in csv_import._chunks(numbers, 500):
-            taken.update(
-                session.scalars(select(Request.transaction_number).where(Request.transaction_number.in_(chunk)))
-            )
-        patron_ids = _patron_ids(session, {t.username for t in plan.requests})
-        rows = []
-        for txn in plan.requests:
-            if txn.number in taken:
+    def __init__(self, db: Database, report: MigrationReport, lookup: dict[str, Status], back: StatusBack) -> None:
+        self.db, self.report, self.lookup, self.back = db, report, lookup, back
+        self.session: Session | None = None
+        self.dry_run = report.dry_run
+        self.usernames: set[str] = set()
+        self.patron_ids: dict[str, int] = {}
+        self.base = 0
+        self.index: dict[int, int] = {}  # TransactionNumber → slot of a new request (its id is base + slot + 1)
+        self.line_of = array("q")
+        self.patron_of = array("q")
+        self.status_of = array("H")  # slot → index in self.illiad
+        self.illiad: list[str] = []
+        self.mapped: list[Status] = []
+        self._illiad_ids: dict[str, int] = {}
+        self.txn_at = array("q")
+        self.first_at = array("q")
+        self.last_at = array("q")
+        self.last_step = array("l")  # slot → index in self.step_names, -1 before the first Tracking row
+        self.step_names: list[str] = []
+        self._step_ids: dict[str, int] = {}
+        self.unordered: set[int] = set()
+        self.undated: set[int] = set()
+        self.notified: set[int] = set()
+        self.other: set[int] = set()
+        self.refused_numbers: set[int] = set()
+        self.existing: dict[int, int] = {}  # TransactionNumber already in Callslip → its line in the export
+        self.moves: dict[int, _Move] = {}
+        self.moved_ids: dict[int, int] = {}  # request id of a moved request → its patron id
+        self.seen_ids: dict[str, int] = {}  # "Notes 12" / "EMailCopies 501" → line: a repeated Id is refused
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def rows(self, name: str, path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+        return iter_table(name, path, self.report.tables[name], self.report.refused)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows and not self.dry_run:
+            assert self.session is not None
+            csv_import._executemany(self.session, table, rows)
+
+    def refuse(self, table: str, line: int, reason: str) -> None:
+        self.report.refused.append(Refused(self.report.tables[table].file, line, reason))
+
+    def skip(self, table: str, reason: str) -> None:
+        self.report.skipped[f"{table}: {reason}"] += 1
+        self.report.tables[table].skipped += 1
+
+    def slot(self, table: str, line: int, raw: str) -> int | None:
+        """The slot of the new request a history row belongs to, or None (counted as skipped or refused)."""
+        number = int(raw) if raw.isdigit() else None
+        if number is not None:
+            found = self.index.get(number)
+            if found is not None:
+                return found
+        if number in self.other:
+            self.skip(table, "its transaction is not a Borrowing request")
+        elif number in self.existing:
+            if number not in self.moves:
+                self.skip(table, "its request was already in Callslip")
+        elif number in self.refused_numbers:
+            self.skip(table, "its transaction was refused")
+        else:
+            self.refuse(table, line, f"TransactionNumber {raw!r} is not in Transactions")
+        return None
+
+    def repeated(self, table: str, line: int, key: str) -> bool:
+        """Refuse a second row with the same Id (a dirty export): the first one is imported."""
+        first = self.seen_ids.setdefault(f"{table} {key}", line)
+        if first != line:
+            self.refuse(table, line, f"{'Id' if table == 'Notes' else 'ID'} {key} already on line {first}")
+        return first != line
+
+    def moved(self, raw: str) -> _Move | None:
+        return self.moves.get(int(raw)) if raw.isdigit() else None
+
+    # ------------------------------------------------------------------------------------------------ patrons
+
+    def users(self, path: Path, region: str) -> None:
+        """Users in chunks through the patron import (each chunk its own short write)."""
+        self.report.patrons = ImportResult(kind="patrons", dry_run=self.dry_run)
+        chunk: list[tuple[int, dict[str, str]]] = []
+        for row in self.rows("Users", path):
+            chunk.append(row)
+            if len(chunk) >= _USERS_BATCH:
+                self.usernames |= _import_patrons(self.db, path.name, chunk, self.report, region)
+                chunk = []
+        if chunk or not self.report.patrons.rows:
+            self.usernames |= _import_patrons(self.db, path.name, chunk, self.report, region)
+
+    def load_patron_ids(self) -> None:
+        with self.db.read() as session:
+            self.patron_ids = {u.casefold(): i for i, u in session.execute(select(Patron.id, Patron.username))}
+        for name in self.usernames:  # a dry run: the export's patrons are not written yet
+            self.patron_ids.setdefault(name, 0)
+
+    # ------------------------------------------------------------------------------------------- transactions
+
+    def transactions(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
+        batch: list[_Txn] = []
+        for line, v in rows:
+            process = " ".join(v.get("ProcessType", "").split())
+            raw = v.get("TransactionNumber", "")
+            if process.casefold() != "borrowing":
+                self.skip("Transactions", f"ProcessType {process or '(empty)'!r} (only Borrowing becomes a request)")
+                if raw.isdigit():
+                    self.other.add(int(raw))
                 continue
-            if txn.username.casefold() not in patron_ids:  # its patron was not written after all
-                report.refused.append(Refused(report.tables["Transactions"].file, txn.line,
-                                              f"Username {txn.username!r} was not imported"))  # fmt: skip
+            try:
+                txn = _parse_transaction(line, v, self.lookup)
+            except ValueError as exc:
+                self.refuse("Transactions", line, str(exc))
+                if raw.isdigit():
+                    self.refused_numbers.add(int(raw))
                 continue
-            steps = plan.tracking[txn.number]
+            if txn.username.casefold() not in self.patron_ids:
+                self.refuse(
+                    "Transactions", line, f"Username {txn.username!r} is not in the Users export (or was refused there)"
+                )
+                self.refused_numbers.add(txn.number)
+                continue
+            batch.append(txn)
+            if len(batch) >= _BATCH:
+                self._transaction_batch(batch)
+                batch = []
+        self._transaction_batch(batch)
+
+    def _transaction_batch(self, batch: list[_Txn]) -> None:
+        assert self.session is not None
+        stored: dict[int, tuple[int, int, int, str, datetime]] = {}
+        for chunk in csv_import._chunks(sorted({t.number for t in batch}), 500):
+            columns = (Request.id, Request.patron_id, Request.version_id, Request.status, Request.status_changed_at)
+            query = select(Request.transaction_number, *columns).where(Request.transaction_number.in_(chunk))
+            stored.update((n, (i, p, v, s, at)) for n, i, p, v, s, at in self.session.execute(query))
+        rows: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        for txn in batch:
+            number = txn.number
+            earlier = self.index.get(number)
+            if earlier is not None or number in self.existing:
+                first = self.line_of[earlier] if earlier is not None else self.existing[number]
+                self.refuse("Transactions", txn.line, f"TransactionNumber {number} already on line {first}")
+                continue
+            if number in stored:
+                self.existing[number] = txn.line
+                self._existing(txn, *stored[number])
+                continue
+            status_id = self._illiad_ids.get(txn.illiad_status)
+            if status_id is None:
+                status_id = self._illiad_ids[txn.illiad_status] = len(self.illiad)
+                self.illiad.append(txn.illiad_status)
+                self.mapped.append(txn.status)
+            slot = len(self.line_of)
+            self.index[number] = slot
+            patron_id = self.patron_ids[txn.username.casefold()]
+            self.line_of.append(txn.line)
+            self.patron_of.append(patron_id)
+            self.status_of.append(status_id)
+            when = txn.values.get("transaction_date")
+            if when is None:
+                self.undated.add(slot)
+            self.txn_at.append(_us(when) if when is not None else _NONE)
+            self.first_at.append(-_NONE)
+            self.last_at.append(_NONE)
+            self.last_step.append(-1)
+            self._count_mapping(txn.illiad_status, txn.status)
             rows.append({
-                "transaction_number": txn.number, "patron_id": patron_ids[txn.username.casefold()],
+                "id": self.base + slot + 1, "transaction_number": number, "patron_id": patron_id,
                 "request_type": "Loan", "loan_title": "", "loan_author": "", "photo_journal_title": "",
                 "photo_article_title": "", "call_number": "", "lending_library": "", "due_date": None,
-                "transaction_date": steps[0][0], **txn.values, "status": txn.status.value,
-                "status_changed_at": steps[-1][0], "updated_at": steps[-1][0], "version_id": 1,
+                "transaction_date": now, **txn.values, "status": txn.status.value,
+                "status_changed_at": now, "updated_at": now, "version_id": 1,
             })  # fmt: skip
-        csv_import._executemany(session, requests_t, rows)
-        ids: dict[int, int] = {}
-        for chunk in csv_import._chunks([r["transaction_number"] for r in rows], 500):
-            query = select(Request.transaction_number, Request.id).where(Request.transaction_number.in_(chunk))
-            ids.update((n, i) for n, i in session.execute(query))
-        tracking_rows = []
-        for number, request_id in ids.items():
+        self.report.tables["Transactions"].imported += len(rows)
+        self.insert(_REQUESTS, rows)
+
+    def _count_mapping(self, illiad: str, status: Status) -> None:
+        defaulted = status_key(illiad) not in self.lookup
+        self.report.status_mappings[(tracking_status(illiad), status.value, defaulted)] += 1
+
+    def _existing(self, txn: _Txn, request_id: int, patron_id: int, version: int, status: str, at: datetime) -> None:
+        """A request already in Callslip: left alone, or moved as ILLiad moved it (forward only unless allowed)."""
+        current = Status(status)
+        move = csv_import.status_move(current, txn.status)
+        if move == "same":
+            self.skip("Transactions", "already in Callslip (left alone with its history)")
+        elif move == "forward" or self.back is StatusBack.ALLOW:
+            self.moves[txn.number] = _Move(txn.line, request_id, patron_id, version, current, at, txn.status,
+                                           txn.illiad_status)  # fmt: skip
+            self.moved_ids[request_id] = patron_id
+            self._count_mapping(txn.illiad_status, txn.status)
+            self.report.tables["Transactions"].moved += 1
+        elif self.back is StatusBack.KEEP:
+            self.skip("Transactions", "already in Callslip at a status ahead of ILLiad's (kept)")
+        else:
+            what = "re-open" if current in csv_import._CLOSED else "move back"
+            self.refuse("Transactions", txn.line,
+                        f"TransactionStatus {txn.illiad_status!r} ({txn.status.value}) would {what} request "
+                        f"{txn.number} (stored: {current.value!r}); an import only moves a status forward — "
+                        "--allow-status-back moves it anyway, --keep-newer-status keeps the stored one")  # fmt: skip
+
+    # ----------------------------------------------------------------------------------------------- tracking
+
+    def tracking(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
+        out: list[dict[str, Any]] = []
+        count = self.report.tables["Tracking"]
+        for line, v in rows:
+            raw = v.get("TransactionNumber", "")
+            slot = self.slot("Tracking", line, raw)
+            move = self.moved(raw) if slot is None else None
+            if slot is None and move is None:
+                continue
+            try:
+                when = parse_illiad_datetime(v.get("DateTime", ""))
+            except (ValueError, OverflowError) as exc:
+                self.refuse("Tracking", line, f"DateTime: {exc}")
+                continue
+            changed_to = v.get("ChangedTo")
+            if not changed_to:
+                self.refuse("Tracking", line, "ChangedTo is empty")
+                continue
+            by = v.get("ChangedBy", "System")[:100]
+            if move is not None:
+                move.steps.append((when, line, changed_to, by))
+                continue
+            assert slot is not None
+            status = tracking_status(changed_to)
+            step = self._step_ids.get(status)
+            if step is None:
+                step = self._step_ids[status] = len(self.step_names)
+                self.step_names.append(status)
+            us = _us(when)
+            previous = self.last_step[slot]
+            from_status: str | None = None
+            if us >= self.last_at[slot]:
+                from_status = self.step_names[previous] if previous >= 0 else None
+                self.last_at[slot], self.last_step[slot] = us, step
+            else:  # out of time order in the export: its from_status is set once all are written
+                self.unordered.add(slot)
+            if us < self.first_at[slot]:
+                self.first_at[slot] = us
+            out.append({"request_id": self.base + slot + 1, "from_status": from_status, "to_status": status,
+                        "changed_by": by, "changed_at": when, "note": ""})  # fmt: skip
+            count.imported += 1
+            if len(out) >= _WRITE_BATCH:
+                self.insert(_TRACKING, out)
+                out = []
+        self.insert(_TRACKING, out)
+
+    def finish_requests(self) -> None:
+        """The last Tracking step of each new request (ILLiad's TransactionStatus where the history does not end at
+        it), the dates that follow from the history, and the requests ILLiad moved on since the last import."""
+        now_us = _us(datetime.now(UTC))
+        out: list[dict[str, Any]] = []
+        notes: list[dict[str, Any]] = []
+        for slot in range(len(self.line_of)):
+            illiad = self.illiad[self.status_of[slot]]
+            mapped = self.mapped[self.status_of[slot]].value
+            previous = self.last_step[slot]
+            last = self.step_names[previous] if previous >= 0 else None
+            request_id = self.base + slot + 1
+            if last is None or status_key(last) != status_key(illiad):
+                txn_at = self.txn_at[slot]
+                us = max(txn_at if txn_at != _NONE else now_us, self.last_at[slot])
+                final = tracking_status(illiad)
+                note = "ILLiad's TransactionStatus" if final == mapped else f"ILLiad status; in Callslip: {mapped}"
+                out.append({"request_id": request_id, "from_status": last, "to_status": final,
+                            "changed_by": IMPORTED_BY, "changed_at": _at(us), "note": note})  # fmt: skip
+                self.last_at[slot] = us
+                if self.first_at[slot] > us:
+                    self.first_at[slot] = us
+            elif last != mapped:
+                notes.append({"rid": request_id, "status": last, "at": _at(self.last_at[slot]),
+                              "new_note": f"ILLiad status; in Callslip: {mapped}"})  # fmt: skip
+            if len(out) >= _WRITE_BATCH:
+                self.insert(_TRACKING, out)
+                out = []
+        self.insert(_TRACKING, out)
+        if self.dry_run or self.session is None:
+            return
+        session = self.session
+        if notes:
+            session.connection().execute(
+                update(_TRACKING)
+                .where(_TRACKING.c.request_id == bindparam("rid"), _TRACKING.c.to_status == bindparam("status"),
+                       _TRACKING.c.changed_at == bindparam("at"))
+                .values(note=bindparam("new_note")),
+                notes
+            )  # fmt: skip
+        self._fix_order(session)
+        if self.line_of:
+            newest = (
+                select(func.max(_TRACKING.c.changed_at))
+                .where(_TRACKING.c.request_id == _REQUESTS.c.id)
+                .scalar_subquery()
+            )
+            # One pass over the new requests (each row and its indexes rewritten once): both dates are the last step's.
+            session.connection().execute(
+                update(_REQUESTS).where(_REQUESTS.c.id > self.base).values(status_changed_at=newest, updated_at=newest)
+            )
+            if self.undated:
+                session.connection().execute(
+                    update(_REQUESTS)
+                    .where(_REQUESTS.c.id == bindparam("rid"))
+                    .values(transaction_date=bindparam("at")),
+                    [{"rid": self.base + s + 1, "at": _at(self.first_at[s])} for s in sorted(self.undated)],
+                )
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection().execute(
+                    text("SELECT setval(pg_get_serial_sequence('requests', 'id'), (SELECT MAX(id) FROM requests))")
+                )
+        self._apply_moves(session)
+
+    def _fix_order(self, session: Session) -> None:
+        """from_status of requests whose Tracking rows came out of time order in the export (rare)."""
+        fixes: list[dict[str, Any]] = []
+        for slot in sorted(self.unordered):
+            query = (
+                select(Tracking.id, Tracking.to_status)
+                .where(Tracking.request_id == self.base + slot + 1)
+                .order_by(Tracking.changed_at, Tracking.id)
+            )
             previous: str | None = None
-            for when, status, by, note in plan.tracking[number]:
-                tracking_rows.append({"request_id": request_id, "from_status": previous, "to_status": status,
-                                      "changed_by": by, "changed_at": when, "note": note[:500]})  # fmt: skip
+            for tracking_id, status in session.execute(query):
+                fixes.append({"tid": tracking_id, "new_from": previous})
                 previous = status
-            if len(tracking_rows) >= _WRITE_BATCH:  # bounded memory: millions of Tracking rows go in batches
-                csv_import._executemany(session, tracking_t, tracking_rows)
-                tracking_rows = []
-        csv_import._executemany(session, tracking_t, tracking_rows)
-        csv_import._executemany(
-            session, notes_t, [{"request_id": ids[n], **values} for n, values in plan.notes if n in ids]
+        if fixes:
+            session.connection().execute(
+                update(_TRACKING).where(_TRACKING.c.id == bindparam("tid")).values(from_status=bindparam("new_from")),
+                fixes,
+            )
+
+    def _apply_moves(self, session: Session) -> None:
+        """Requests ILLiad moved on since they were imported: their newer Tracking and the new status."""
+        now = datetime.now(UTC)
+        out: list[dict[str, Any]] = []
+        for move in self.moves.values():
+            newer = [step for step in sorted(move.steps) if step[0] > move.stored_at]
+            steps = [(when, tracking_status(s), by, "") for when, _l, s, by in newer]
+            if not steps or status_key(steps[-1][1]) != status_key(move.illiad_status):
+                steps.append((max([now, *(s[0] for s in steps)]), tracking_status(move.illiad_status), IMPORTED_BY,
+                              "ILLiad's TransactionStatus (re-import)"))  # fmt: skip
+            if steps[-1][1] != move.target.value:
+                last = steps[-1]
+                steps[-1] = (last[0], last[1], last[2], f"ILLiad status; in Callslip: {move.target.value}")
+            previous: str | None = move.stored.value
+            for when, status, by, note in steps:
+                out.append({"request_id": move.request_id, "from_status": previous, "to_status": status,
+                            "changed_by": by, "changed_at": when, "note": note})  # fmt: skip
+                previous = status
+            self.report.tables["Tracking"].imported += len(steps)
+            session.connection().execute(
+                update(_REQUESTS)
+                .where(_REQUESTS.c.id == move.request_id, _REQUESTS.c.version_id == move.version)
+                .values(status=move.target.value, status_changed_at=steps[-1][0], updated_at=now,
+                        version_id=move.version + 1)
+            )  # fmt: skip
+        self.insert(_TRACKING, out)
+
+    # ------------------------------------------------------------------------------------------ notes, e-mail
+
+    def _owner(self, raw: str, slot: int | None) -> tuple[int, int, int] | None:
+        """(request id, patron id, slot or -1) of a history row's request, new or moved; None: not imported."""
+        if slot is not None:
+            return self.base + slot + 1, self.patron_of[slot], slot
+        move = self.moved(raw)
+        return (move.request_id, move.patron_id, -1) if move is not None else None
+
+    def notes(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
+        out: list[dict[str, Any]] = []
+        for line, v in rows:
+            raw = v.get("TransactionNumber", "")
+            owner = self._owner(raw, self.slot("Notes", line, raw))
+            if owner is None:
+                continue
+            request_id, _patron, slot = owner
+            try:
+                noted = parse_illiad_datetime(v["NoteDate"]) if v.get("NoteDate") else None
+            except (ValueError, OverflowError) as exc:
+                self.refuse("Notes", line, f"NoteDate: {exc}")
+                continue
+            if not v.get("Note") or not v.get("Id"):
+                self.refuse("Notes", line, "Id or Note is empty")
+                continue
+            if self.repeated("Notes", line, v["Id"]):
+                continue
+            if noted is None:
+                noted = _at(self.first_at[slot]) if slot >= 0 else datetime.now(UTC)
+            out.append({"request_id": request_id, "noted_at": noted, "note": v["Note"],
+                        "added_by": v.get("AddedBy", "")[:100] or IMPORTED_BY,
+                        "note_type": v.get("NoteType", "Staff")[:20],
+                        "source_key": f"illiad:note:{v['Id']}"[:100]})  # fmt: skip
+            if len(out) >= _WRITE_BATCH:
+                self._write_notes(out)
+                out = []
+        self._write_notes(out)
+
+    def _write_notes(self, rows: list[dict[str, Any]]) -> None:
+        rows = self._new_only(rows, RequestNote.source_key, "source_key", "Notes")
+        self.report.tables["Notes"].imported += len(rows)
+        self.insert(_NOTES, rows)
+
+    def _new_only(self, rows: list[dict[str, Any]], column: Any, key: str, table: str) -> list[dict[str, Any]]:
+        """Rows of moved requests whose key is already stored are left out (imported the first time)."""
+        assert self.session is not None
+        keys = [r[key] for r in rows if r["request_id"] in self.moved_ids]
+        if not keys:
+            return rows
+        have: set[str] = set()
+        for chunk in csv_import._chunks(keys, 500):
+            have.update(self.session.scalars(select(column).where(column.in_(chunk))))
+        for _key in have:
+            self.skip(table, "already in Callslip")
+        return [r for r in rows if r[key] not in have]
+
+    def emails(self, rows: Iterator[tuple[int, dict[str, str]]]) -> None:
+        batch: list[tuple[int, dict[str, Any]]] = []
+        for line, v in rows:
+            raw = v.get("TransactionNumber", "")
+            owner = self._owner(raw, self.slot("EMailCopies", line, raw))
+            if owner is None:
+                continue
+            request_id, patron_id, slot = owner
+            state = EMAIL_STATES.get(" ".join(v.get("Status", "").split()).casefold())
+            if state is None:
+                self.refuse("EMailCopies", line, f"Status {v['Status']!r} is not one of Sent, Pending, Cancelled")
+                continue
+            try:
+                when = parse_illiad_datetime(v.get("EMailDate", ""))
+            except (ValueError, OverflowError) as exc:
+                self.refuse("EMailCopies", line, f"EMailDate: {exc}")
+                continue
+            if self.repeated("EMailCopies", line, v.get("ID", "")):
+                continue
+            kind = v.get("EMailType", "")
+            reply = f"imported from ILLiad (EMailCopies ID {v.get('ID')}, Status {v.get('Status') or 'empty'})"
+            batch.append((slot, {
+                "request_id": request_id, "patron_id": patron_id,
+                "dedupe_key": f"illiad:email:{v.get('ID')}"[:200], "channel": "email",
+                "template_name": TEMPLATE_NAMES.get(kind.casefold(), kind)[:100] or "ILLiad e-mail",
+                "state": state, "to_address": v.get("EMailTo", "")[:500], "cc": v.get("EMailCC", "")[:500],
+                "bcc": v.get("EMailBCC", "")[:500], "from_address": v.get("EMailFrom", "")[:300],
+                "subject": v.get("Subject", "")[:500], "body_text": v.get("Body", ""), "body_html": "",
+                "message_id": "", "attempts": 1 if state == "sent" else 0, "next_attempt_at": when,
+                "last_reply": reply, "created_at": when, "updated_at": when,
+                "sent_at": when if state == "sent" else None,
+            }))  # fmt: skip
+            if len(batch) >= _BATCH:
+                self._email_batch(batch)
+                batch = []
+        self._email_batch(batch)
+
+    def _email_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        """Each e-mail is linked to the Tracking row it followed: the arrival scan then sees the arrival notified."""
+        assert self.session is not None
+        rows = self._new_only([r for _s, r in batch], Notification.dedupe_key, "dedupe_key", "EMailCopies")
+        kept = {r["dedupe_key"] for r in rows}
+        for slot, values in batch:
+            if values["dedupe_key"] in kept:
+                if slot >= 0:
+                    self.notified.add(slot)
+                elif values["request_id"] in self.moved_ids:
+                    self.notified.add(-values["request_id"])
+        self.report.tables["EMailCopies"].imported += len(rows)
+        if self.dry_run or not rows:
+            return
+        arrivals: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+        for chunk in csv_import._chunks(sorted({r["request_id"] for r in rows}), 500):
+            query = select(Tracking.request_id, Tracking.changed_at, Tracking.id).where(Tracking.request_id.in_(chunk))
+            for request_id, changed, tracking_id in self.session.execute(query):
+                arrivals[request_id].append((changed, tracking_id))
+        for values in rows:
+            ordered = sorted(arrivals[values["request_id"]])
+            before = [t for w, t in ordered if w <= values["created_at"]] or [ordered[0][1]]
+            values["tracking_id"] = before[-1]
+        self.insert(_NOTICES, rows)
+
+    def will_notify(self) -> int:
+        """Requests left at Awaiting Customer Contact with no e-mail in ILLiad's log: the System Manager notifies."""
+        waiting = Status.AWAITING_CUSTOMER_CONTACT
+        count = sum(
+            1
+            for slot in range(len(self.line_of))
+            if self.mapped[self.status_of[slot]] is waiting and slot not in self.notified
         )
-        emails = [(n, when, values) for n, when, values in plan.emails if n in ids]
-        owner = {r["transaction_number"]: r["patron_id"] for r in rows}
-        if emails:
-            # Each e-mail belongs to the Tracking row it followed: the arrival scan then sees the arrival as notified.
-            arrivals: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-            wanted = sorted({ids[n] for n, _w, _v in emails})
-            for chunk in csv_import._chunks(wanted, 500):
-                tq = select(Tracking.request_id, Tracking.changed_at, Tracking.id).where(Tracking.request_id.in_(chunk))
-                for request_id, changed, tracking_id in session.execute(tq):
-                    arrivals[request_id].append((changed, tracking_id))
-            notice_rows = []
-            for n, when, values in emails:
-                request_id = ids[n]
-                ordered = sorted(arrivals[request_id], key=lambda s: (s[0], s[1]))
-                before = [t for w, t in ordered if w <= when] or [ordered[0][1]]
-                notice_rows.append({**values, "request_id": request_id, "patron_id": owner[n],
-                                    "tracking_id": before[-1]})  # fmt: skip
-            csv_import._executemany(session, notices_t, notice_rows)
-    report.lock_seconds += time.perf_counter() - started
+        return count + sum(1 for m in self.moves.values() if m.target is waiting and -m.request_id not in self.notified)
 
 
-def _patron_ids(session: Session, usernames: set[str]) -> dict[str, int]:
-    wanted = {u.casefold() for u in usernames}
-    return {u.casefold(): i for i, u in session.execute(select(Patron.id, Patron.username)) if u.casefold() in wanted}
+_REQUESTS: Table = Request.__table__  # type: ignore[assignment]
+_TRACKING: Table = Tracking.__table__  # type: ignore[assignment]
+_NOTES: Table = RequestNote.__table__  # type: ignore[assignment]
+_NOTICES: Table = Notification.__table__  # type: ignore[assignment]

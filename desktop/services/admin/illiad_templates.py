@@ -47,13 +47,23 @@ FIELDS: dict[tuple[str, str], str] = {
     ("user", "emailaddress"): "patron.email",
     ("user", "phone"): "patron.phone",
     ("user", "department"): "patron.department",
-    ("localinfo", "name"): "library.name",
+    # LocalInfo and LenderAddresses: shared/ILLIAD_DATA.md names these tables but lists none of their columns, so
+    # only ILLiad's own spellings of the columns other tables document (EMailAddress and Phone as in Users,
+    # LibraryName and LenderString as LenderAddresses keys lenders) are converted; guessed aliases ("Name",
+    # "Email") are not: such a tag stays visible and listed, for staff to check against their own ILLiad.
     ("localinfo", "libraryname"): "library.name",
     ("localinfo", "emailaddress"): "library.email",
-    ("localinfo", "email"): "library.email",
     ("localinfo", "phone"): "library.phone",
-    ("lenderaddresses", "libraryname"): "request.lending_library",
+    # Transactions.LendingLibrary holds the lender's LenderString (the LenderAddresses key): the same text.
     ("lenderaddresses", "lenderstring"): "request.lending_library",
+    # The lender's full name is in LenderAddresses, which is not imported: the closest text Callslip has is the
+    # request's lending library, so it is converted to that and listed (see APPROXIMATE) for staff to check.
+    ("lenderaddresses", "libraryname"): "request.lending_library",
+}
+#: Fields converted to the closest Callslip value, which may print other text than ILLiad did: listed as problems.
+APPROXIMATE: dict[tuple[str, str], str] = {
+    ("lenderaddresses", "libraryname"): "ILLiad printed the lender's name from LenderAddresses; Callslip prints "
+    "the request's Lending Library (ILLiad's LendingLibrary, usually the lender's symbol): check the text",
 }
 #: Where a bare ``<#Field>`` (before ILLiad 8.6) is looked up, in order.
 BARE_ORDER = ("transaction", "user", "localinfo")
@@ -120,6 +130,9 @@ def convert_text(text: str, part: str = "body_text") -> Conversion:
             result.problems.append(f"{part} line {line}: {tag}: Callslip has no such field: kept as text")
             pieces.append(_literal(tag))
             continue
+        approximate = APPROXIMATE.get((table or "", name))
+        if approximate is not None:
+            result.problems.append(f"{part} line {line}: {tag}: {approximate}")
         value = f'(({expression}) if ({expression}) is not none else "")'
         for attr, raw in _ATTR.findall(match["attrs"] or ""):
             if attr.casefold() == "maxsize" and raw.isdigit():
