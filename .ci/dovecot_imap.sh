@@ -33,6 +33,10 @@ if [ ! -x /usr/lib/dovecot/imap ]; then
   apt-get install -y -q --no-install-recommends dovecot-imapd >/dev/null
 fi
 
+MAIL_UID=$(id -u "$MAIL_USER")
+MAIL_GID=$(id -g "$MAIL_USER")
+mkdir -p "$CONF_DIR" "$SPOOL"  # before anything is written into it (a fresh machine has neither)
+
 # The end-to-end bounce test: mail to any user of unknown-users.callslip.test is accepted (250, as a remote
 # server's front end would) and then fails delivery with 5.1.1, so Postfix itself bounces it to the envelope
 # sender (an RFC 3464 report), which is delivered to that sender's Maildir, i.e. its IMAP INBOX here.
@@ -43,9 +47,6 @@ printf '%s\n' '/@unknown-users\.callslip\.test$/ error:5.1.1 User unknown in vir
 postconf -e "transport_maps = regexp:$CONF_DIR/transport.regexp" "smtpd_reject_unlisted_recipient = no"
 postfix reload >/dev/null 2>&1 || true
 
-MAIL_UID=$(id -u "$MAIL_USER")
-MAIL_GID=$(id -g "$MAIL_USER")
-mkdir -p "$CONF_DIR" "$SPOOL"
 printf '%s:{PLAIN}%s\n%s:{PLAIN}%s\n' bounces@callslip.test "$IMAP_PASSWORD" ill@library.callslip.test \
   "$IMAP_PASSWORD" >"$CONF_DIR/users"
 chown root:dovecot "$CONF_DIR/users" 2>/dev/null || true
