@@ -13,10 +13,10 @@ skipped and reported, never an error for the whole batch: staff at several desks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -71,9 +71,11 @@ class CallNote:
         return f"{self.called_at.astimezone():%b %d %H:%M} · {self.outcome} · {self.staff}{note}"
 
 
-@dataclass(frozen=True)
-class ContactRow:
+class ContactRow(NamedTuple):
     """One request waiting for its patron to be told, with what staff need to tell them.
+
+    A plain tuple (no per-row ``__dict__``): the form keeps tens of thousands of them, and a refresh compares
+    old and new rows with the tuple's C equality rather than a dataclass's Python ``__eq__``.
 
     Attributes:
         method: the group the row belongs to (the patron's notification method).
@@ -108,13 +110,12 @@ class ContactRow:
     call_attempts: int = 0
     last_call_at: datetime | None = None
     calls: tuple[CallNote, ...] = ()
+    reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
 
     @property
     def last_call_note(self) -> str:
         """The newest note typed with a call in this wait (``""``: none)."""
         return next((c.note for c in reversed(self.calls) if c.note), "")
-
-    reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
 
     @property
     def display_title(self) -> str:
@@ -353,47 +354,51 @@ def _title(request_type: str, loan_title: str, journal: str, article: str) -> st
 
 
 def load_contact_customers(db: Database, *, now: datetime | None = None) -> ContactGroups:
-    """Read the Contact Customers list in one query."""
+    """Read the Contact Customers list in one query.
+
+    Memory matters at 50,000 waiting requests: the result is streamed (never all driver rows and all
+    ContactRows at once), and the texts many rows repeat (a patron's name and address, the pickup desk, the
+    method) are shared through a per-load cache instead of one copy per row.
+    """
     now = now or utcnow()
     groups: dict[NotificationMethod, list[ContactRow]] = {m: [] for m in NotificationMethod}
+    reminder_rows: list[Any] = []
+    shared: dict[Any, Any] = {}  # one object per distinct value (names, addresses, desks, dates' days)
+    one = shared.setdefault
     with db.read() as session:
-        result = session.execute(contact_customers_query()).all()
-    reminder_rows = [values for values in result if values[-2] is not None]
-    result = [values for values in result if values[-2] is None]
-    for (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
-         a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
-         last_call, _key, _channel) in result:  # fmt: skip
-        group = _method(method)
-        if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
-            # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason shows.
-            group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
-        groups[group].append(
-            ContactRow(
-                request_id=rid,
-                transaction_number=tn,
-                version=version,
-                patron_id=pid,
-                patron_name=" ".join(p for p in (first, last) if p) or username,
-                method=group,
-                email=email or "",
-                phone=phone or "",
-                address=postal_line(a1, a2, city, state, zip_),
-                has_address=bool(a1.strip() and (city.strip() or zip_.strip())),
-                title=_title(rtype, loan, journal, article),
-                pickup=pickup,
-                waiting_since=since,
-                days_waiting=max(0, (now - since).days),
-                notice_state=n_state,
-                notice_reply=n_reply or "",
-                notice_attempts=n_attempts or 0,
-                notice_next_at=n_next,
-                call_attempts=calls or 0,
-                last_call_at=last_call,
-            )
-        )
+        for values in session.execute(contact_customers_query()):
+            if values[-2] is not None:
+                reminder_rows.append(tuple(values))
+                continue
+            (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
+             a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
+             last_call, _key, _channel) = values  # fmt: skip
+            group = _method(method)
+            if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
+                # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason
+                # shows.
+                group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
+            patron = shared.get(("patron", pid))
+            if patron is None:
+                patron = shared[("patron", pid)] = (
+                    " ".join(p for p in (first, last) if p) or username,
+                    one(email or "", email or ""),
+                    one(phone or "", phone or ""),
+                    postal_line(a1, a2, city, state, zip_),
+                    bool(a1.strip() and (city.strip() or zip_.strip())),
+                )
+            name, email_text, phone_text, address, has_address = patron
+            groups[group].append(
+                ContactRow(
+                    rid, tn, version, pid, name, group, email_text, phone_text, address, has_address,
+                    one(title := _title(rtype, loan, journal, article), title), one(pickup, pickup), since,
+                    max(0, (now - since).days), n_state, n_reply or "", n_attempts or 0, n_next, calls or 0,
+                    last_call,
+                )
+            )  # fmt: skip
     for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
         group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
-        row = replace(_row_from(values, group, now), reminder=int(values[-2].rsplit(":", 1)[1]) + 1,
+        row = _row_from(values, group, now)._replace(reminder=int(values[-2].rsplit(":", 1)[1]) + 1,
                       call_attempts=values[-4] or 0, last_call_at=values[-3])  # fmt: skip
         groups[group].append(row)
     for rows in groups.values():
@@ -403,7 +408,7 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
     if called:
         notes = call_notes(db, {row.request_id: row.waiting_since for row in called})
         for group, rows in groups.items():
-            groups[group] = [replace(r, calls=notes.get(r.request_id, ())) if r.call_attempts else r for r in rows]
+            groups[group] = [r._replace(calls=notes.get(r.request_id, ())) if r.call_attempts else r for r in rows]
     return ContactGroups(
         email=tuple(groups[NotificationMethod.EMAIL]),
         phone=tuple(groups[NotificationMethod.PHONE]),
