@@ -1106,7 +1106,7 @@ class ContactCustomersDialog(QDialog):
                 self._set_busy(False)
                 self.show_message(f"Could not write {target}: {exc}", error=True)
                 return
-            self.ask_printed_confirmation(f"{len(batch.pages)} notice(s) were saved to {target.name}.")
+            self.ask_printed_confirmation(f"{len(batch.pages)} letter(s) were saved to {target.name}.")
             return
         self.notice_printer.preview(batch.pages, self)
 
@@ -1119,7 +1119,7 @@ class ContactCustomersDialog(QDialog):
             self.show_message("Printing was cancelled; nothing was changed.", warning=True)
             return
         count = len(self._pending_batch.pages) if self._pending_batch else 0
-        self.ask_printed_confirmation(f"{count} notice(s) were sent to the printer.")
+        self.ask_printed_confirmation(f"{count} letter(s) were sent to the printer.")
 
     def ask_printed_confirmation(self, what: str) -> None:
         """Ask whether the notices came out right before any request moves (paper jams happen)."""
@@ -1129,8 +1129,8 @@ class ContactCustomersDialog(QDialog):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Print Notifications",
-            f"{what}\n\nDid they all print correctly? The {len(batch.pages)} request(s) will move to "
-            "Customer Notified via Mail.",
+            f"{what}\n\nDid they all print correctly? The {len(batch.request_ids)} request(s) they list will move "
+            "to Customer Notified via Mail.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self,
         )
