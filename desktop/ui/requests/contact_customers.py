@@ -343,6 +343,10 @@ class ContactTreeModel(QAbstractItemModel):
                     return self.index(number, column, self.index(position, 0))
         return QModelIndex()
 
+    def request_count(self) -> int:
+        """Requests shown (every patron's items)."""
+        return sum(len(items) for items in self._nodes.values())
+
     def patron_count(self) -> int:
         """Top-level rows: patrons in the grouped groups."""
         return len(self._keys)
@@ -846,8 +850,7 @@ class ContactCustomersDialog(QDialog):
             self.group_boxes[method].setTitle(f"{title} ({total:,})")
             parts = []
             if filtered:
-                parts.append(f"{sum(len(model.rows_at(model.index(i, 0))) for i in range(model.rowCount())):,} "
-                             "match the filter")  # fmt: skip
+                parts.append(f"{model.request_count():,} match the filter")
             if model.grouped:
                 parts.append(f"{model.patron_count():,} patron(s) shown")
             if method is NotificationMethod.EMAIL:
@@ -889,8 +892,8 @@ class ContactCustomersDialog(QDialog):
             self.reload()
 
     def group_counts(self) -> dict[NotificationMethod, int]:
-        """Rows shown per group."""
-        return {method: model.rowCount() for method, model in self.models.items()}
+        """Requests shown per group (a patron's row of several items counts each item)."""
+        return {method: model.request_count() for method, model in self.models.items()}
 
     # -------------------------------------------------------------------------------------- selection
 
@@ -1208,8 +1211,9 @@ class ContactCustomersDialog(QDialog):
     # --------------------------------------------------------------------------------- window lifecycle
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Refresh periodically only while visible."""
+        """Refresh periodically only while visible; stay within the screen now that the frame's size is known."""
         super().showEvent(event)
+        fit_to_screen(self)
         self._timer.start()
 
     def hideEvent(self, event: QHideEvent) -> None:
