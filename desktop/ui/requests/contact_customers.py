@@ -315,10 +315,17 @@ class ContactTreeModel(QAbstractItemModel):
         if not 0 <= column < len(self.columns):
             return
         self._sort = (column, order)
+        before = list(self._keys)
+        self._sort_keys()
+        if self._keys == before:  # already in order (new arrivals usually are): no relayout for the views
+            return
+        self._keys, after = before, self._keys
+        self._position = {k: i for i, k in enumerate(self._keys)}
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         where = [self._identify(i) for i in old]
-        self._sort_keys()
+        self._keys = after
+        self._position = {k: i for i, k in enumerate(self._keys)}
         self.changePersistentIndexList(old, [self._locate(w, i.column()) for w, i in zip(where, old, strict=True)])
         self.layoutChanged.emit()
 
@@ -369,9 +376,14 @@ class ContactTreeModel(QAbstractItemModel):
 
     def _apply(self) -> None:
         shown = [r for r in self._source if _matches(r, self._filter)] if self._filter else self._source
-        wanted: dict[int, list[ContactRow]] = {}
-        for row in shown:
-            wanted.setdefault(row.patron_id if self.grouped else row.request_id, []).append(row)
+        wanted: dict[int, tuple[ContactRow, ...]]
+        if self.grouped:
+            lists: dict[int, list[ContactRow]] = {}
+            for row in shown:
+                lists.setdefault(row.patron_id, []).append(row)
+            wanted = {key: tuple(items) for key, items in lists.items()}
+        else:
+            wanted = {row.request_id: (row,) for row in shown}
         runs: list[tuple[int, int]] = []  # gone rows as contiguous runs, bottom-up
         end = len(self._keys) - 1
         while end >= 0:
@@ -386,7 +398,7 @@ class ContactTreeModel(QAbstractItemModel):
         if len(runs) > MAX_REMOVED_RUNS:  # a new filter or database: rebuilding is cheaper than thousands of moves
             self.beginResetModel()
             self._keys = list(wanted)
-            self._nodes = {key: tuple(items) for key, items in wanted.items()}
+            self._nodes = wanted
             self._sort_keys()
             self.endResetModel()
             return
@@ -397,12 +409,11 @@ class ContactTreeModel(QAbstractItemModel):
             del self._keys[start : end + 1]
             self._position = {k: i for i, k in enumerate(self._keys)}
             self.endRemoveRows()
-        changed: list[int] = []
-        for position, key in enumerate(self._keys):
-            old, new = self._nodes[key], tuple(wanted[key])
-            if old == new:
-                continue
-            changed.append(position)
+        nodes = self._nodes
+        changed = [position for position, key in enumerate(self._keys) if nodes[key] != wanted[key]]
+        for position in changed:
+            key = self._keys[position]
+            old, new = nodes[key], wanted[key]
             if [r.request_id for r in old] != [r.request_id for r in new]:
                 parent = self.index(position, 0)
                 if len(old) > 1:
@@ -425,7 +436,7 @@ class ContactTreeModel(QAbstractItemModel):
             for key in new_keys:
                 self._position[key] = len(self._keys)
                 self._keys.append(key)
-                self._nodes[key] = tuple(wanted[key])
+                self._nodes[key] = wanted[key]
             self.endInsertRows()
             if self._sort is not None:
                 self.sort(*self._sort)
