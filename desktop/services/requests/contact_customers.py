@@ -366,7 +366,8 @@ def load_contact_customers(db: Database, *, now: datetime | None = None) -> Cont
     shared: dict[Any, Any] = {}  # one object per distinct value (names, addresses, desks, dates' days)
     one = shared.setdefault
     with db.read() as session:
-        for values in session.execute(contact_customers_query()):
+        # ``yield_per``: an ORM execution otherwise fetches every driver row first (60 MB at 50,000 rows).
+        for values in session.execute(contact_customers_query().execution_options(yield_per=2_000)):
             if values[-2] is not None:
                 reminder_rows.append(tuple(values))
                 continue
