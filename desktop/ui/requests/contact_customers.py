@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, overload
 
@@ -67,13 +68,15 @@ from desktop.config import APP_NAME
 from desktop.domain.methods import NotificationMethod
 from desktop.services.database import Database
 from desktop.services.notices.delivery_health import DeliveryHealth, short_state
-from desktop.services.notices.outbox import PENDING, RETRYING, retry_notices
+from desktop.services.notices.outbox import PENDING, RETRYABLE_STATES, RETRYING, retry_notices
 from desktop.services.requests.contact_customers import (
     ActionResult,
     CallOutcome,
-    ContactGroups,
     ContactRow,
-    load_contact_customers,
+    PlainGroups,
+    PlainRow,
+    as_row,
+    load_contact_rows,
     log_calls,
     mark_printed,
     phone_refusals,
@@ -188,13 +191,16 @@ def _node_text(column: Column, rows: Sequence[ContactRow]) -> str:
     return column.text(max(rows, key=lambda r: r.call_attempts) if column.header == "Calls" else rows[0])
 
 
-def _matches(row: ContactRow, needle: str) -> bool:
-    """The filter: patron name, barcode/username-like contact, title, transaction number, pickup location."""
-    return any(
-        needle in text.casefold()
-        for text in (row.patron_name, row.title, str(row.transaction_number), row.pickup, row.email, row.phone,
-                     row.address)
-    )  # fmt: skip
+#: Where a plain row (:data:`PlainRow`, ContactRow's field order) keeps what the form reads without making a
+#: ContactRow: the request id, the patron id, the texts the filter searches, the e-mail notice's state.
+_ID, _PATRON_ID, _STATE = (ContactRow._fields.index(n) for n in ("request_id", "patron_id", "notice_state"))
+_SEARCHED = itemgetter(*(ContactRow._fields.index(n) for n in ("patron_name", "title", "pickup", "email", "phone",
+                                                                "address", "transaction_number")))  # fmt: skip
+
+
+def _matches(row: PlainRow, needle: str) -> bool:
+    """The filter: patron name, title, pickup location, e-mail, phone, address, transaction number."""
+    return any(needle in str(text).casefold() for text in _SEARCHED(row))
 
 
 class ContactTreeModel(QAbstractItemModel):
@@ -213,10 +219,10 @@ class ContactTreeModel(QAbstractItemModel):
         self.method = method
         self.grouped = method in GROUPED
         self.columns = COLUMNS[method]
-        self._source: tuple[ContactRow, ...] = ()
+        self._source: tuple[PlainRow, ...] = ()
         self._filter = ""
         self._keys: list[int] = []  # top-level keys in display order (patron ids, or request ids when flat)
-        self._nodes: dict[int, tuple[ContactRow, ...]] = {}
+        self._nodes: dict[int, tuple[PlainRow, ...]] = {}
         self._position: dict[int, int] = {}
         #: Why nothing is being sent right now (the banner's few words), added to waiting e-mails' Notice text.
         self.blocked_reason = ""
@@ -269,9 +275,9 @@ class ContactTreeModel(QAbstractItemModel):
             return ()
         ident = index.internalId()
         if ident == 0:
-            return self._nodes[self._keys[index.row()]] if index.row() < len(self._keys) else ()
+            return tuple(map(as_row, self._nodes[self._keys[index.row()]])) if index.row() < len(self._keys) else ()
         items = self._nodes.get(ident - 1, ())
-        return (items[index.row()],) if index.row() < len(items) else ()
+        return (as_row(items[index.row()]),) if index.row() < len(items) else ()
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Text, tooltips, alignment and warning colour of one cell; ``ROW_ROLE`` gives the ContactRow."""
@@ -333,7 +339,7 @@ class ContactTreeModel(QAbstractItemModel):
 
     def rows(self) -> list[ContactRow]:
         """Every request shown, in display order (patrons' items one after the other)."""
-        return [row for key in self._keys for row in self._nodes[key]]
+        return [as_row(row) for key in self._keys for row in self._nodes[key]]
 
     def row_at(self, row: int) -> ContactRow:
         """The ``row``-th request shown (counting every patron's items)."""
@@ -344,7 +350,7 @@ class ContactTreeModel(QAbstractItemModel):
         for position, key in enumerate(self._keys):
             items = self._nodes[key]
             for number, row in enumerate(items):
-                if row.request_id == request_id:
+                if row[_ID] == request_id:
                     if len(items) == 1:
                         return self.index(position, column)
                     return self.index(number, column, self.index(position, 0))
@@ -365,7 +371,7 @@ class ContactTreeModel(QAbstractItemModel):
             self._filter = needle
             self._apply()
 
-    def set_rows(self, rows: Sequence[ContactRow]) -> None:
+    def set_rows(self, rows: Sequence[PlainRow]) -> None:
         """Bring the model to ``rows`` by removing, updating and inserting rows (never a reset; nothing when
         nothing changed)."""
         rows = tuple(rows)
@@ -376,14 +382,14 @@ class ContactTreeModel(QAbstractItemModel):
 
     def _apply(self) -> None:
         shown = [r for r in self._source if _matches(r, self._filter)] if self._filter else self._source
-        wanted: dict[int, tuple[ContactRow, ...]]
+        wanted: dict[int, tuple[PlainRow, ...]]
         if self.grouped:
-            lists: dict[int, list[ContactRow]] = {}
+            lists: dict[int, list[PlainRow]] = {}
             for row in shown:
-                lists.setdefault(row.patron_id, []).append(row)
+                lists.setdefault(row[_PATRON_ID], []).append(row)
             wanted = {key: tuple(items) for key, items in lists.items()}
         else:
-            wanted = {row.request_id: (row,) for row in shown}
+            wanted = {row[_ID]: (row,) for row in shown}
         runs: list[tuple[int, int]] = []  # gone rows as contiguous runs, bottom-up
         end = len(self._keys) - 1
         while end >= 0:
@@ -414,7 +420,7 @@ class ContactTreeModel(QAbstractItemModel):
         for position in changed:
             key = self._keys[position]
             old, new = nodes[key], wanted[key]
-            if [r.request_id for r in old] != [r.request_id for r in new]:
+            if [r[_ID] for r in old] != [r[_ID] for r in new]:
                 parent = self.index(position, 0)
                 if len(old) > 1:
                     self.beginRemoveRows(parent, 0, len(old) - 1)
@@ -446,10 +452,13 @@ class ContactTreeModel(QAbstractItemModel):
             column, order = self._sort
             key = self.columns[column].key
             nodes = self._nodes
+            make = ContactRow._make  # the sort keys never read ``method``: no need to convert it
 
             def node_key(k: int) -> Any:
                 items = nodes[k]
-                return (key(items[0]) if len(items) == 1 else min(key(r) for r in items), items[0].transaction_number)
+                first = make(items[0])
+                sort_key = key(first) if len(items) == 1 else min(key(make(r)) for r in items)
+                return (sort_key, first.transaction_number)
 
             self._keys.sort(key=node_key, reverse=order == Qt.SortOrder.DescendingOrder)
         self._position = {k: i for i, k in enumerate(self._keys)}
@@ -460,7 +469,7 @@ class ContactTreeModel(QAbstractItemModel):
         if ident == 0:
             return (self._keys[index.row()] if index.row() < len(self._keys) else -1, None)
         items = self._nodes.get(ident - 1, ())
-        return (ident - 1, items[index.row()].request_id if index.row() < len(items) else None)
+        return (ident - 1, items[index.row()][_ID] if index.row() < len(items) else None)
 
     def _locate(self, where: tuple[int, int | None], column: int) -> QModelIndex:
         key, request_id = where
@@ -470,7 +479,7 @@ class ContactTreeModel(QAbstractItemModel):
         if request_id is None:
             return self.index(position, column)
         items = self._nodes[key]
-        number = next((n for n, r in enumerate(items) if r.request_id == request_id), None)
+        number = next((n for n, r in enumerate(items) if r[_ID] == request_id), None)
         return QModelIndex() if number is None else self.createIndex(number, column, key + 1)
 
     def _warn(self, row: ContactRow) -> bool:
@@ -590,7 +599,7 @@ class ContactCustomersDialog(QDialog):
         self.setWindowFlag(Qt.WindowType.WindowMaximizeButtonHint, True)
         self.setSizeGripEnabled(True)
         self.resize(1180, 760)
-        self.groups_data = ContactGroups()
+        self.groups_data = PlainGroups()
         self.last_message = ""
         self._loading = False
         self._reload_again = False
@@ -1183,7 +1192,7 @@ class ContactCustomersDialog(QDialog):
         """Queue failed e-mails again (the selected ones, or all failed ones when none is selected)."""
         failed = [r for r in self.selected_rows() if r.retryable]
         if not failed:
-            failed = [r for r in self.groups_data.email if r.retryable]
+            failed = [r for r in map(as_row, self.groups_data.email) if r.retryable]
         if not failed:
             self.show_message("No failed e-mail to retry.", warning=True)
             return
@@ -1248,14 +1257,14 @@ def _settings() -> QSettings:
 class Loaded:
     """One refresh's result, with what the form derives from it computed on the worker thread too."""
 
-    groups: ContactGroups
+    groups: PlainGroups
     retryable: int
 
 
 def _load(db: Database) -> Loaded:
     """The worker's part of a refresh: read the list and count the failed e-mails (not on the GUI thread)."""
-    groups = load_contact_customers(db)
-    return Loaded(groups, sum(1 for r in groups.email if r.retryable))
+    groups = load_contact_rows(db)
+    return Loaded(groups, sum(1 for r in groups.email if r[_STATE] in RETRYABLE_STATES))
 
 
 def fit_to_screen(widget: QWidget) -> None:
