@@ -2,9 +2,14 @@
 by the patron's notification method, with ILLiad's two manual actions (Notified via Phone, Print Notifications)
 and the E-Mail group's outbox state.
 
-The list is read by one service call off the GUI thread; each group is a ``QAbstractTableModel`` updated by
-rows (removed, changed, inserted) rather than reset, so a refresh every few seconds keeps the selection and
-the scroll position while other workstations and the System Manager work the same list.
+The Phone and Mail groups show one row per patron (their items below it), so staff make one call and print one
+letter per patron while each request is still marked on its own. Groups fold to one line (the E-Mail group,
+which needs no action, starts folded; what staff fold is remembered), and a filter box (Ctrl+F) narrows all three.
+
+The list is read by one service call off the GUI thread as plain tuples (ContactRows are made only for the rows
+shown or acted on); each group's model is brought to a refresh by rows (removed, changed, inserted), not reset,
+and is not touched at all when nothing changed, so a refresh every few seconds keeps the selection, the opened
+patrons and the scroll position while other workstations and the System Manager work the same list.
 """
 
 from __future__ import annotations
