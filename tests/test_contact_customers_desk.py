@@ -4,6 +4,7 @@ change only what changed and keep the selection, and a window that fits its scre
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
-from desktop.services.requests.contact_customers import CallOutcome
+from desktop.services.requests.contact_customers import (
+    CallOutcome,
+    ContactRow,
+    as_row,
+    load_contact_customers,
+    load_contact_rows,
+)
 from desktop.services.requests.printing import build_notices
 from desktop.services.requests.status import route_request
 from desktop.ui.context import AppContext
@@ -276,3 +283,17 @@ def test_the_window_fits_the_available_screen(dialog: ContactCustomersDialog, qt
     for button in (dialog.phone_button, dialog.print_button, dialog.open_request_button):
         corner = button.mapToGlobal(button.rect().bottomRight())
         assert screen.contains(corner), f"{button.objectName()} is off the screen at {corner}"
+
+
+# ------------------------------------------------------------------------------------------------- memory
+
+
+def test_rows_are_kept_as_plain_tuples_the_collector_untracks(seeded_db: Database) -> None:
+    plain = load_contact_rows(seeded_db)
+    rows = load_contact_customers(seeded_db, now=plain.loaded_at)
+    for method in NotificationMethod:
+        assert [as_row(r) for r in plain.group(method)] == list(rows.group(method))
+    gc.collect()  # the collector untracks tuples of plain values when it passes over them
+    calls = ContactRow._fields.index("calls")
+    kept = [r for m in NotificationMethod for r in plain.group(m) if not r[calls]]
+    assert kept and all(type(r) is tuple and not gc.is_tracked(r) for r in kept)
