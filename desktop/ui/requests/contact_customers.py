@@ -1001,15 +1001,20 @@ class ContactCustomersDialog(QDialog):
     # ------------------------------------------------------------------------------------ open a record
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Enter (or Return) in a group's table opens the current row's request form."""
+        """Enter (or Return) in a group's table opens the current row's request form; on a patron's row of several
+        items it shows or hides the items."""
         if (
-            isinstance(watched, QAbstractItemView)
+            isinstance(watched, QTreeView)
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
             and watched.currentIndex().isValid()
         ):
-            self.on_activated(watched.currentIndex())
+            current = watched.currentIndex().siblingAtColumn(0)
+            if watched.model().rowCount(current):
+                watched.setExpanded(current, not watched.isExpanded(current))
+            else:
+                self.on_activated(current)
             return True
         return super().eventFilter(watched, event)
 
