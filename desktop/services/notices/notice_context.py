@@ -362,9 +362,11 @@ def request_row_context(
     pickup = pickup_context(request.pickup, since)
     if request.pickup is not None:  # the hold's end as the shelf counts it: closed days move it
         pickup["hold_until"] = shelf_hold_until(shared, since, request.pickup.hold_days)
+    item = request_context(request)
     return {
         "patron": patron_context(request.patron, region),
-        "request": request_context(request),
+        "request": item,
+        "requests": [item],  # a printed letter lists several (desktop.services.requests.printing)
         "pickup": pickup,
         "library": library_context(shared),
         "reset": empty_reset(),
@@ -402,6 +404,7 @@ def patron_notice_context(
     return {
         "patron": patron_context(patron, region),
         "request": {key: "" for key in request_context_keys()},
+        "requests": [],
         "pickup": pickup_context(patron.pickup_location),
         "library": library_context(system_settings(session)),
         "reset": reset or empty_reset(),

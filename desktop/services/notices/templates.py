@@ -80,6 +80,8 @@ CONTEXT_NAMES: dict[str, str] = {
     "reset.expires_at": "When the reset link expires (Password Reset template only)",
     "reset.hours": "Hours the reset link is valid (Password Reset template only)",
     "today": "Today's date (YYYY-MM-DD)",
+    "requests": "Every item of a printed letter (a patron's waiting items; one for e-mails): "
+    "{% for item in requests %}{{ item.title }}…{% endfor %}, each with the request.* fields",
 }
 TOP_LEVEL_NAMES = frozenset(name.split(".")[0] for name in CONTEXT_NAMES)
 
@@ -694,7 +696,7 @@ def _suggest(unknown: list[str]) -> str:
 
 def sample_context() -> dict[str, Any]:
     """A complete context with sample values: the shape every real context has."""
-    return {
+    context: dict[str, Any] = {
         "patron": {
             "first_name": "Ada",
             "last_name": "Lovelace",
@@ -737,6 +739,8 @@ def sample_context() -> dict[str, Any]:
         },
         "today": "2026-11-24",
     }
+    context["requests"] = [context["request"]]
+    return context
 
 
 # ----------------------------------------------------------------------------------------------- defaults

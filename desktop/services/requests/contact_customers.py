@@ -13,10 +13,11 @@ skipped and reported, never an error for the whole batch: staff at several desks
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -72,9 +73,11 @@ class CallNote:
         return f"{self.called_at.astimezone():%b %d %H:%M} · {self.outcome} · {self.staff}{note}"
 
 
-@dataclass(frozen=True)
-class ContactRow:
+class ContactRow(NamedTuple):
     """One request waiting for its patron to be told, with what staff need to tell them.
+
+    A plain tuple (no per-row ``__dict__``): the form keeps tens of thousands of them, and a refresh compares
+    old and new rows with the tuple's C equality rather than a dataclass's Python ``__eq__``.
 
     Attributes:
         method: the group the row belongs to (the patron's notification method).
@@ -109,14 +112,13 @@ class ContactRow:
     call_attempts: int = 0
     last_call_at: datetime | None = None
     calls: tuple[CallNote, ...] = ()
+    reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
+    hold_ended: bool = False  # the "hold ended" call or letter of a request going back to the lender
 
     @property
     def last_call_note(self) -> str:
         """The newest note typed with a call in this wait (``""``: none)."""
         return next((c.note for c in reversed(self.calls) if c.note), "")
-
-    reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
-    hold_ended: bool = False  # the "hold ended" call or letter of a request going back to the lender
 
     @property
     def display_title(self) -> str:
@@ -153,6 +155,44 @@ class ContactRow:
     def email_given_up(self) -> bool:
         """An e-mail row whose notice will not be sent: it may be handled by phone or mail from the form."""
         return self.method is NotificationMethod.EMAIL and self.notice_state in GIVEN_UP_STATES
+
+
+#: A ContactRow kept as a plain ``tuple`` (its fields in order, ``method`` as its text value): nothing in it is a
+#: container, so Python's garbage collector untracks it. 50,000 tracked rows made every full collection — run by
+#: whichever thread allocates, holding the GIL — take 0.5 s and stall the window at each refresh.
+PlainRow = tuple[Any, ...]
+_METHOD = ContactRow._fields.index("method")
+_CALLS = ContactRow._fields.index("calls")
+_METHODS = {m.value: m for m in NotificationMethod}
+
+
+def as_row(plain: PlainRow) -> ContactRow:
+    """The ContactRow of a plain row (made when a row is shown or acted on)."""
+    return ContactRow._make((*plain[:_METHOD], _METHODS[plain[_METHOD]], *plain[_METHOD + 1 :]))
+
+
+def as_plain(row: ContactRow) -> PlainRow:
+    """A ContactRow as a plain, untracked tuple."""
+    return (*row[:_METHOD], row.method.value, *row[_METHOD + 1 :])
+
+
+@dataclass(frozen=True)
+class PlainGroups:
+    """The Contact Customers list as plain rows (:data:`PlainRow`), for the form that keeps 50,000 of them."""
+
+    email: tuple[PlainRow, ...] = ()
+    phone: tuple[PlainRow, ...] = ()
+    mail: tuple[PlainRow, ...] = ()
+    loaded_at: datetime = field(default_factory=utcnow)
+
+    def group(self, method: NotificationMethod) -> tuple[PlainRow, ...]:
+        """The rows of one group."""
+        return {NotificationMethod.EMAIL: self.email, NotificationMethod.PHONE: self.phone}.get(method, self.mail)
+
+    @property
+    def total(self) -> int:
+        """Requests waiting, all groups together."""
+        return len(self.email) + len(self.phone) + len(self.mail)
 
 
 @dataclass(frozen=True)
@@ -362,59 +402,77 @@ def _title(request_type: str, loan_title: str, journal: str, article: str) -> st
 
 
 def load_contact_customers(db: Database, *, now: datetime | None = None) -> ContactGroups:
-    """Read the Contact Customers list in one query."""
+    """Read the Contact Customers list in one query (as ContactRows; :func:`load_contact_rows` for plain rows)."""
+    plain = load_contact_rows(db, now=now)
+    return ContactGroups(
+        email=tuple(map(as_row, plain.email)),
+        phone=tuple(map(as_row, plain.phone)),
+        mail=tuple(map(as_row, plain.mail)),
+        loaded_at=plain.loaded_at,
+    )
+
+
+def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGroups:
+    """Read the Contact Customers list in one query, as plain rows.
+
+    Memory and the garbage collector matter at 50,000 waiting requests: the result is streamed (never all driver
+    rows at once), each row is a plain tuple of plain values (untracked by the collector), and the texts many
+    rows repeat (a patron's name and address, the pickup desk) are shared through a per-load cache instead of one
+    copy per row.
+    """
     now = now or utcnow()
-    groups: dict[NotificationMethod, list[ContactRow]] = {m: [] for m in NotificationMethod}
+    groups: dict[NotificationMethod, list[PlainRow]] = {m: [] for m in NotificationMethod}
+    reminder_rows: list[Any] = []
+    shared: dict[Any, Any] = {}  # one object per distinct value (names, addresses, desks, states)
+    one = shared.setdefault
     with db.read() as session:
-        result = session.execute(contact_customers_query()).all()
-    reminder_rows = [values for values in result if values[-2] is not None]
-    result = [values for values in result if values[-2] is None]
-    for (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
-         a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
-         last_call, _key, _channel) in result:  # fmt: skip
-        group = _method(method)
-        if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
-            # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason shows.
-            group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
-        groups[group].append(
-            ContactRow(
-                request_id=rid,
-                transaction_number=tn,
-                version=version,
-                patron_id=pid,
-                patron_name=" ".join(p for p in (first, last) if p) or username,
-                method=group,
-                email=email or "",
-                phone=phone or "",
-                address=postal_line(a1, a2, city, state, zip_),
-                has_address=bool(a1.strip() and (city.strip() or zip_.strip())),
-                title=_title(rtype, loan, journal, article),
-                pickup=pickup,
-                waiting_since=since,
-                days_waiting=max(0, (now - since).days),
-                notice_state=n_state,
-                notice_reply=n_reply or "",
-                notice_attempts=n_attempts or 0,
-                notice_next_at=n_next,
-                call_attempts=calls or 0,
-                last_call_at=last_call,
-            )
-        )
+        # ``yield_per``: an ORM execution otherwise fetches every driver row first (60 MB at 50,000 rows).
+        for values in session.execute(contact_customers_query().execution_options(yield_per=2_000)):
+            if values[-2] is not None:
+                reminder_rows.append(tuple(values))
+                continue
+            (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
+             a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
+             last_call, _key, _channel) = values  # fmt: skip
+            group = _method(method)
+            if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
+                # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason
+                # shows.
+                group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
+            patron = shared.get(pid)
+            if patron is None:
+                patron = shared[pid] = (
+                    " ".join(p for p in (first, last) if p) or username,
+                    one(email or "", email or ""),
+                    one(phone or "", phone or ""),
+                    postal_line(a1, a2, city, state, zip_),
+                    bool(a1.strip() and (city.strip() or zip_.strip())),
+                )
+            name, email_text, phone_text, address, has_address = patron
+            title = _title(rtype, loan, journal, article)
+            groups[group].append(
+                (rid, tn, version, pid, name, group.value, email_text, phone_text, address, has_address,
+                 one(title, title), one(pickup, pickup), since, max(0, (now - since).days),
+                 None if n_state is None else one(n_state, n_state), n_reply or "", n_attempts or 0, n_next,
+                 calls or 0, last_call, (), 0, False)
+            )  # fmt: skip
     for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
         group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
-        row = replace(_row_from(values, group, now), reminder=step_number(values[-2]),
-                      hold_ended=step_number(values[-2]) == 0, call_attempts=values[-4] or 0,
-                      last_call_at=values[-3])  # fmt: skip
-        groups[group].append(row)
+        step = step_number(values[-2])
+        row = _row_from(values, group, now)._replace(
+            reminder=step, hold_ended=step == 0, call_attempts=values[-4] or 0, last_call_at=values[-3]
+        )
+        groups[group].append(as_plain(row))
     for rows in groups.values():
-        rows.sort(key=lambda r: r.transaction_number)
-    called = [row for row in groups[NotificationMethod.PHONE] if row.call_attempts]
-    called += [row for row in groups[NotificationMethod.EMAIL] if row.call_attempts]
+        rows.sort(key=itemgetter(1))  # transaction number
+    attempts = ContactRow._fields.index("call_attempts")
+    called = [(row[0], row[12]) for g in (NotificationMethod.PHONE, NotificationMethod.EMAIL) for row in groups[g]
+              if row[attempts]]  # fmt: skip
     if called:
-        notes = call_notes(db, {row.request_id: row.waiting_since for row in called})
+        notes = call_notes(db, dict(called))
         for group, rows in groups.items():
-            groups[group] = [replace(r, calls=notes.get(r.request_id, ())) if r.call_attempts else r for r in rows]
-    return ContactGroups(
+            groups[group] = [(*r[:_CALLS], notes.get(r[0], ()), *r[_CALLS + 1 :]) if r[attempts] else r for r in rows]
+    return PlainGroups(
         email=tuple(groups[NotificationMethod.EMAIL]),
         phone=tuple(groups[NotificationMethod.PHONE]),
         mail=tuple(groups[NotificationMethod.MAIL]),

@@ -1,4 +1,10 @@
-"""Printed notices for patrons notified by Mail: the "Print Notice" template rendered once per request.
+"""Printed notices for patrons notified by Mail: one letter per patron, listing every selected item of theirs.
+
+A patron with three items waiting gets one letter (one envelope, one stamp) naming all three: the template's
+context has ``requests``, the list of the letter's items (each with the ``request.*`` fields), and ``request``,
+the first of them, so a template written for one item renders exactly as before. A template that does not
+mention ``requests`` cannot list several items, so with it each request still gets a page of its own. Each
+request is still moved to Customer Notified via Mail on its own once staff confirm the letters printed.
 
 The service only renders HTML (no Qt): ``desktop.ui.requests.print_notices`` lays each page out on paper. The rendered
 body is split into its return-address block, its window-envelope address block and the letter, so the page
@@ -17,6 +23,7 @@ from desktop.db.engine import Database
 from desktop.domain.statuses import Status
 from desktop.services.errors import NotFoundError, ServiceError
 from desktop.services.notices.notice_context import (
+    RequestRow,
     has_postal_address,
     load_request_rows,
     request_row_context,
@@ -38,9 +45,11 @@ _BLOCK = re.compile(r'<div\s+class="(return|window)"\s*>(.*?)</div>', re.IGNOREC
 
 @dataclass(frozen=True)
 class NoticePage:
-    """One printed notice (one page).
+    """One printed notice (one page, one letter), about one or several requests of one patron.
 
     Attributes:
+        request_id, transaction_number, title: the letter's first request.
+        request_ids: every request the letter names (first included), in transaction-number order.
         html: the whole rendered body, as the template produced it.
         return_html: the library's return-address block ("" when the template has none).
         window_html: the patron's name and address for the envelope window ("" when the template has none:
@@ -57,6 +66,12 @@ class NoticePage:
     return_html: str
     window_html: str
     letter_html: str
+    request_ids: tuple[int, ...] = ()
+
+    @property
+    def items(self) -> tuple[int, ...]:
+        """The requests this letter names (``request_ids``, or the one request)."""
+        return self.request_ids or (self.request_id,)
 
 
 @dataclass(frozen=True)
@@ -78,8 +93,8 @@ class PrintBatch:
 
     @property
     def request_ids(self) -> tuple[int, ...]:
-        """The requests that have a page (what moves to Customer Notified via Mail once printed)."""
-        return tuple(page.request_id for page in self.pages)
+        """The requests that have a letter (what moves to Customer Notified via Mail once printed)."""
+        return tuple(rid for page in self.pages for rid in page.items)
 
 
 def split_blocks(html: str) -> tuple[str, str, str]:
@@ -140,6 +155,9 @@ def build_notices(
     kinds = {r.expired for r in letters.values()}
     reminder_template = print_template(db, PRINT_PICKUP_REMINDER) if False in kinds else template
     expired_template = print_template(db, PRINT_PICKUP_EXPIRED) if True in kinds else template
+    # One letter per (patron, kind of letter, pickup desk): the letter names one desk and one hold date.
+    grouped: dict[tuple[int, str, object], list[RequestRow]] = {}
+    sources = {"arrival": template, "reminder": reminder_template, "expired": expired_template}
     for request in sorted(rows.values(), key=lambda r: r.transaction_number):
         patron = request.patron
         if request.id in letters:  # a hold-shelf letter: the item is on the shelf (or going back), not arriving
@@ -154,23 +172,33 @@ def build_notices(
             warnings.append(PrintWarning(request.id, request.transaction_number, patron.full_name, reason))
             continue
         letter = letters.get(request.id)
-        chosen = template if letter is None else expired_template if letter.expired else reminder_template
-        notice = render(
-            chosen,
-            request_row_context(request, region=region, today=today, shared=shared),
-        )
+        kind = "arrival" if letter is None else "expired" if letter.expired else "reminder"
+        if "requests" in sources[kind].body_html:
+            key: tuple[int, str, object] = (patron.id, kind, request.pickup)
+        else:  # a template that names one request: a page each, as it always printed
+            key = (patron.id, kind, ("alone", request.id))
+        grouped.setdefault(key, []).append(request)
+    for (_, kind, _), items in grouped.items():
+        first = items[0]
+        context = request_row_context(first, region=region, today=today, shared=shared)
+        context["requests"] = [
+            context["request"],
+            *(request_row_context(r, region=region, today=today, shared=shared)["request"] for r in items[1:]),
+        ]
+        notice = render(sources[kind], context)
         return_html, window_html, letter_html = split_blocks(notice.body_html)
         pages.append(
             NoticePage(
-                request_id=request.id,
-                transaction_number=request.transaction_number,
-                patron_name=patron.full_name,
-                title=request.title,
+                request_id=first.id,
+                transaction_number=first.transaction_number,
+                patron_name=first.patron.full_name,
+                title=first.title,
                 subject=notice.subject,
                 html=notice.body_html,
                 return_html=return_html,
                 window_html=window_html,
                 letter_html=letter_html,
+                request_ids=tuple(r.id for r in items),
             )
         )
     for rid in request_ids:

@@ -2,9 +2,14 @@
 by the patron's notification method, with ILLiad's two manual actions (Notified via Phone, Print Notifications)
 and the E-Mail group's outbox state.
 
-The list is read by one service call off the GUI thread; each group is a ``QAbstractTableModel`` updated by
-rows (removed, changed, inserted) rather than reset, so a refresh every few seconds keeps the selection and
-the scroll position while other workstations and the System Manager work the same list.
+The Phone and Mail groups show one row per patron (their items below it), so staff make one call and print one
+letter per patron while each request is still marked on its own. Groups fold to one line (the E-Mail group,
+which needs no action, starts folded; what staff fold is remembered), and a filter box (Ctrl+F) narrows all three.
+
+The list is read by one service call off the GUI thread as plain tuples (ContactRows are made only for the rows
+shown or acted on); each group's model is brought to a refresh by rows (removed, changed, inserted), not reset,
+and is not touched at all when nothing changed, so a refresh every few seconds keeps the selection, the opened
+patrons and the scroll position while other workstations and the System Manager work the same list.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
+    QAbstractItemModel,
     QByteArray,
     QEvent,
     QItemSelectionModel,
@@ -29,8 +35,19 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QBrush, QHideEvent, QKeyEvent, QKeySequence, QPalette, QShowEvent
+from PySide6.QtGui import (
+    QAction,
+    QBrush,
+    QGuiApplication,
+    QHideEvent,
+    QKeyEvent,
+    QKeySequence,
+    QPalette,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QButtonGroup,
     QDialog,
     QDialogButtonBox,
@@ -44,22 +61,25 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QRadioButton,
-    QSplitter,
-    QTableView,
+    QToolButton,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.config import APP_NAME
 from desktop.domain.methods import NotificationMethod
+from desktop.services.database import Database
 from desktop.services.notices.delivery_health import DeliveryHealth, short_state
-from desktop.services.notices.outbox import PENDING, RETRYING, retry_notices
+from desktop.services.notices.outbox import PENDING, RETRYABLE_STATES, RETRYING, retry_notices
 from desktop.services.requests.contact_customers import (
     ActionResult,
     CallOutcome,
-    ContactGroups,
     ContactRow,
-    load_contact_customers,
+    PlainGroups,
+    PlainRow,
+    as_row,
+    load_contact_rows,
     log_calls,
     mark_printed,
     phone_refusals,
@@ -72,9 +92,13 @@ from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
 from desktop.ui.requests.print_notices import NoticePrinter
 from desktop.ui.widgets.colours import Tone, set_tone, tone_colour
-from desktop.ui.widgets.tables import record_table
 
 GEOMETRY_KEY = "contactCustomers/geometry"
+COLLAPSED_KEY = "contactCustomers/collapsed/"
+#: Groups collapsed until staff open them: the E-Mail group needs no action (the System Manager sends them).
+COLLAPSED_BY_DEFAULT = frozenset({NotificationMethod.EMAIL})
+#: Milliseconds after the last keystroke before the filter applies (50,000 rows are not filtered per key).
+FILTER_DELAY_MS = 200
 #: Seconds between refreshes that pick up other workstations' changes (this workstation's arrive at once).
 REFRESH_SECONDS = 10
 #: Topics of ``ctx.changed`` that can change this list.
@@ -144,43 +168,141 @@ GROUP_NAMES: dict[NotificationMethod, tuple[str, str, str]] = {
 }
 
 
-class ContactTableModel(QAbstractTableModel):
-    """The rows of one group; refreshed by row changes so views keep selection and scroll position."""
+#: More separate runs of removed rows than this in one update: the model is rebuilt (a reset) instead.
+MAX_REMOVED_RUNS = 64
+#: Methods whose rows are grouped by patron: one call, one letter for all of a patron's waiting items.
+GROUPED = frozenset({NotificationMethod.PHONE, NotificationMethod.MAIL})
+
+
+def _node_text(column: Column, rows: Sequence[ContactRow]) -> str:
+    """What a patron's row shows for several items: a count, their titles, the longest wait."""
+    if column is _TN:
+        return f"{len(rows)} items"
+    if column is _TITLE:
+        titles = [r.display_title for r in rows]
+        return "; ".join(titles[:3]) + (f"; … (+{len(titles) - 3})" if len(titles) > 3 else "")
+    if column is _PICKUP:
+        return "; ".join(dict.fromkeys(r.pickup for r in rows))
+    if column is _DAYS:
+        return str(max(r.days_waiting for r in rows))
+    return column.text(max(rows, key=lambda r: r.call_attempts) if column.header == "Calls" else rows[0])
+
+
+#: Where a plain row (:data:`PlainRow`, ContactRow's field order) keeps what the form reads without making a
+#: ContactRow: the request id, the patron id, the texts the filter searches, the e-mail notice's state.
+_ID, _PATRON_ID, _STATE = (ContactRow._fields.index(n) for n in ("request_id", "patron_id", "notice_state"))
+_SEARCHED = itemgetter(*(ContactRow._fields.index(n) for n in ("patron_name", "title", "pickup", "email", "phone",
+                                                                "address", "transaction_number")))  # fmt: skip
+
+
+def _matches(row: PlainRow, needle: str) -> bool:
+    """The filter: patron name, title, pickup location, e-mail, phone, address, transaction number."""
+    return any(needle in str(text).casefold() for text in _SEARCHED(row))
+
+
+class ContactTreeModel(QAbstractItemModel):
+    """The rows of one group; in the Phone and Mail groups one top-level row per patron, their items below.
+
+    A patron with one waiting item is one plain row; with several, the patron's row sums them up and expands to
+    the items. Selecting the patron's row selects all of their items; selecting items selects just those.
+
+    Refreshes and filtering bring the model to the new rows by removing, changing and inserting rows (never a
+    reset), and do nothing at all when nothing changed, so views keep selection, expansion and scroll position.
+    A child's ``internalId`` is its patron key + 1 (stable across moves); top-level rows have ``internalId`` 0.
+    """
 
     def __init__(self, method: NotificationMethod, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.method = method
+        self.grouped = method in GROUPED
         self.columns = COLUMNS[method]
-        self._rows: list[ContactRow] = []
+        self._source: tuple[PlainRow, ...] = ()
+        self._filter = ""
+        self._keys: list[int] = []  # top-level keys in display order (patron ids, or request ids when flat)
+        self._nodes: dict[int, tuple[PlainRow, ...]] = {}
+        self._position: dict[int, int] = {}
         #: Why nothing is being sent right now (the banner's few words), added to waiting e-mails' Notice text.
         self.blocked_reason = ""
         self._sort: tuple[int, Qt.SortOrder] | None = None
+        self._sorted_by = -1  # the column ``_sort_values`` were computed for
+        self._sort_values: dict[int, Any] = {}
 
     # -- Qt model interface
 
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        """Top-level rows (patrons) and, under a patron with several items, those items."""
+        if column < 0 or column >= len(self.columns) or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, 0) if row < len(self._keys) else QModelIndex()
+        if parent.internalId() != 0 or parent.row() >= len(self._keys):
+            return QModelIndex()
+        key = self._keys[parent.row()]
+        items = self._nodes[key]
+        return self.createIndex(row, column, key + 1) if len(items) > 1 and row < len(items) else QModelIndex()
+
+    @overload
+    def parent(self) -> QObject | None: ...
+    @overload
+    def parent(self, child: Index) -> QModelIndex: ...
+    def parent(self, child: Index | None = None) -> QObject | QModelIndex | None:
+        """The patron row of an item row; an invalid index for top-level rows (no argument: the QObject parent)."""
+        if child is None:
+            return super().parent()
+        ident = child.internalId() if child.isValid() else 0
+        if ident == 0:
+            return QModelIndex()
+        position = self._position.get(ident - 1)
+        return QModelIndex() if position is None else self.createIndex(position, 0, 0)
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        """Rows in the group (a table has no children)."""
-        return 0 if parent.isValid() else len(self._rows)
+        """Patrons (or requests) at the top; a patron's items below it when there are several."""
+        if not parent.isValid():
+            return len(self._keys)
+        if parent.internalId() != 0 or parent.column() != 0 or parent.row() >= len(self._keys):
+            return 0
+        items = self._nodes[self._keys[parent.row()]]
+        return len(items) if len(items) > 1 else 0
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         """Columns of this group."""
-        return 0 if parent.isValid() else len(self.columns)
+        return len(self.columns)
+
+    def rows_at(self, index: Index) -> tuple[ContactRow, ...]:
+        """The requests behind an index: a patron's row means all of their items."""
+        if not index.isValid():
+            return ()
+        ident = index.internalId()
+        if ident == 0:
+            return tuple(map(as_row, self._nodes[self._keys[index.row()]])) if index.row() < len(self._keys) else ()
+        items = self._nodes.get(ident - 1, ())
+        return (as_row(items[index.row()]),) if index.row() < len(items) else ()
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Text, tooltips, alignment and warning colour of one cell; ``ROW_ROLE`` gives the ContactRow."""
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        rows = self.rows_at(index)
+        if not rows:
             return None
-        row = self._rows[index.row()]
+        row = rows[0]
         column = self.columns[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
+            if len(rows) > 1:
+                return _node_text(column, rows)
             text = column.text(row)
             if column is _NOTICE and self.blocked_reason and row.notice_state in (None, PENDING, RETRYING):
                 return f"{text} — not sent: {self.blocked_reason}"
             return text
         if role == ROW_ROLE:
-            return row
+            return row if len(rows) == 1 else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row)
+            return (
+                self._tooltip(row)
+                if len(rows) == 1
+                else "\n".join(
+                    [f"{row.patron_name}: {len(rows)} items waiting (one call / one letter for all)"]
+                    + [f"  {r.transaction_number}  {r.display_title}" for r in rows]
+                )
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and column.warns and self._warn(row):
@@ -194,71 +316,182 @@ class ContactTableModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Sort in Python on plain keys (fast for 20,000 rows), keeping selections on the same requests."""
+        """Sort in Python on plain keys (fast for 50,000 rows), keeping selections on the same requests."""
         if not 0 <= column < len(self.columns):
             return
         self._sort = (column, order)
+        before = list(self._keys)
+        self._sort_keys()
+        if self._keys == before:  # already in order (new arrivals usually are): no relayout for the views
+            return
+        self._keys, after = before, self._keys
+        self._position = {k: i for i, k in enumerate(self._keys)}
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
-        ids = [self._rows[i.row()].request_id if i.row() < len(self._rows) else None for i in old]
-        self._sort_rows()
-        self._change_persistent(old, ids)
+        where = [self._identify(i) for i in old]
+        self._keys = after
+        self._position = {k: i for i, k in enumerate(self._keys)}
+        self.changePersistentIndexList(old, [self._locate(w, i.column()) for w, i in zip(where, old, strict=True)])
         self.layoutChanged.emit()
 
     # -- our interface
 
     def rows(self) -> list[ContactRow]:
-        """The rows in display order (a copy)."""
-        return list(self._rows)
+        """Every request shown, in display order (patrons' items one after the other)."""
+        return [as_row(row) for key in self._keys for row in self._nodes[key]]
 
     def row_at(self, row: int) -> ContactRow:
-        """The ContactRow shown at ``row``."""
-        return self._rows[row]
+        """The ``row``-th request shown (counting every patron's items)."""
+        return self.rows()[row]
 
-    def set_rows(self, rows: Sequence[ContactRow]) -> None:
-        """Bring the model to ``rows`` by removing, updating and inserting rows (never a reset)."""
-        wanted = {r.request_id: r for r in rows}
-        end = len(self._rows) - 1
-        while end >= 0:  # remove gone rows, contiguous runs at a time, from the bottom up
-            if self._rows[end].request_id in wanted:
+    def index_of(self, request_id: int, column: int = 0) -> QModelIndex:
+        """The index showing one request (its patron's row when that patron has only this item)."""
+        for position, key in enumerate(self._keys):
+            items = self._nodes[key]
+            for number, row in enumerate(items):
+                if row[_ID] == request_id:
+                    if len(items) == 1:
+                        return self.index(position, column)
+                    return self.index(number, column, self.index(position, 0))
+        return QModelIndex()
+
+    def request_count(self) -> int:
+        """Requests shown (every patron's items)."""
+        return sum(len(items) for items in self._nodes.values())
+
+    def patron_count(self) -> int:
+        """Top-level rows: patrons in the grouped groups."""
+        return len(self._keys)
+
+    def set_filter(self, text: str) -> None:
+        """Show only requests matching ``text`` (case-insensitive; "" shows all)."""
+        needle = text.strip().casefold()
+        if needle != self._filter:
+            self._filter = needle
+            self._apply()
+
+    def set_rows(self, rows: Sequence[PlainRow]) -> None:
+        """Bring the model to ``rows`` by removing, updating and inserting rows (never a reset; nothing when
+        nothing changed)."""
+        rows = tuple(rows)
+        if rows == self._source:
+            return
+        self._source = rows
+        self._apply()
+
+    def _apply(self) -> None:
+        shown = [r for r in self._source if _matches(r, self._filter)] if self._filter else self._source
+        wanted: dict[int, tuple[PlainRow, ...]]
+        if self.grouped:
+            lists: dict[int, list[PlainRow]] = {}
+            for row in shown:
+                lists.setdefault(row[_PATRON_ID], []).append(row)
+            wanted = {key: tuple(items) for key, items in lists.items()}
+        else:
+            wanted = {row[_ID]: (row,) for row in shown}
+        runs: list[tuple[int, int]] = []  # gone rows as contiguous runs, bottom-up
+        end = len(self._keys) - 1
+        while end >= 0:
+            if self._keys[end] in wanted:
                 end -= 1
                 continue
             start = end
-            while start > 0 and self._rows[start - 1].request_id not in wanted:
+            while start > 0 and self._keys[start - 1] not in wanted:
                 start -= 1
-            self.beginRemoveRows(QModelIndex(), start, end)
-            del self._rows[start : end + 1]
-            self.endRemoveRows()
+            runs.append((start, end))
             end = start - 1
-        changed = [i for i, row in enumerate(self._rows) if wanted[row.request_id] != row]
-        for i in changed:
-            self._rows[i] = wanted[self._rows[i].request_id]
+        if len(runs) > MAX_REMOVED_RUNS:  # a new filter or database: rebuilding is cheaper than thousands of moves
+            self.beginResetModel()
+            self._keys = list(wanted)
+            self._nodes = wanted
+            self._sort_values = {}
+            self._sort_keys()
+            self.endResetModel()
+            return
+        for start, end in runs:
+            self.beginRemoveRows(QModelIndex(), start, end)
+            for key in self._keys[start : end + 1]:
+                del self._nodes[key]
+                self._sort_values.pop(key, None)
+            del self._keys[start : end + 1]
+            self._position = {k: i for i, k in enumerate(self._keys)}
+            self.endRemoveRows()
+        nodes = self._nodes
+        changed = [position for position, key in enumerate(self._keys) if nodes[key] != wanted[key]]
+        for position in changed:
+            key = self._keys[position]
+            old, new = nodes[key], wanted[key]
+            self._sort_values.pop(key, None)
+            if [r[_ID] for r in old] != [r[_ID] for r in new]:
+                parent = self.index(position, 0)
+                if len(old) > 1:
+                    self.beginRemoveRows(parent, 0, len(old) - 1)
+                    self._nodes[key] = old[:1]
+                    self.endRemoveRows()
+                if len(new) > 1:
+                    self.beginInsertRows(parent, 0, len(new) - 1)
+                    self._nodes[key] = new
+                    self.endInsertRows()
+            self._nodes[key] = new
+            if len(new) > 1:
+                parent = self.index(position, 0)
+                self.dataChanged.emit(self.index(0, 0, parent), self.index(len(new) - 1, len(self.columns) - 1, parent))
         if changed:
-            last = self.columnCount() - 1
-            self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], last))
-        have = {r.request_id for r in self._rows}
-        new = [r for r in rows if r.request_id not in have]
-        if new:
-            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(new) - 1)
-            self._rows.extend(new)
+            self.dataChanged.emit(self.index(changed[0], 0), self.index(changed[-1], len(self.columns) - 1))
+        new_keys = [key for key in wanted if key not in self._nodes]
+        if new_keys:
+            self.beginInsertRows(QModelIndex(), len(self._keys), len(self._keys) + len(new_keys) - 1)
+            for key in new_keys:
+                self._position[key] = len(self._keys)
+                self._keys.append(key)
+                self._nodes[key] = wanted[key]
             self.endInsertRows()
             if self._sort is not None:
                 self.sort(*self._sort)
 
-    def _sort_rows(self) -> None:
-        if self._sort is None:
-            return
-        column, order = self._sort
-        key = self.columns[column].key
-        self._rows.sort(key=lambda r: (key(r), r.transaction_number), reverse=order == Qt.SortOrder.DescendingOrder)
+    def _sort_keys(self) -> None:
+        if self._sort is not None:
+            column, order = self._sort
+            key = self.columns[column].key
+            nodes = self._nodes
+            make = ContactRow._make  # the sort keys never read ``method``: no need to convert it
 
-    def _change_persistent(self, old: list[QModelIndex], ids: list[int | None]) -> None:
-        position = {r.request_id: i for i, r in enumerate(self._rows)}
-        new = []
-        for index, rid in zip(old, ids, strict=True):
-            row = position.get(rid) if rid is not None else None
-            new.append(self.index(row, index.column()) if row is not None else QModelIndex())
-        self.changePersistentIndexList(old, new)
+            def node_key(k: int) -> Any:
+                items = nodes[k]
+                first = make(items[0])
+                sort_key = key(first) if len(items) == 1 else min(key(make(r)) for r in items)
+                return (sort_key, first.transaction_number)
+
+            # Sort values are kept between refreshes: a refresh computes only those of new and changed rows, and
+            # the (nearly sorted) keys are then ordered by C-level lookups (300 ms → a few at 50,000 rows).
+            if self._sorted_by != column:
+                self._sort_values = {}
+                self._sorted_by = column
+            values = self._sort_values
+            for k in self._keys:
+                if k not in values:
+                    values[k] = node_key(k)
+            self._keys.sort(key=values.__getitem__, reverse=order == Qt.SortOrder.DescendingOrder)
+        self._position = {k: i for i, k in enumerate(self._keys)}
+
+    def _identify(self, index: QModelIndex) -> tuple[int, int | None]:
+        """(top-level key, request id of a child or None) of a persistent index, before rows move."""
+        ident = index.internalId()
+        if ident == 0:
+            return (self._keys[index.row()] if index.row() < len(self._keys) else -1, None)
+        items = self._nodes.get(ident - 1, ())
+        return (ident - 1, items[index.row()][_ID] if index.row() < len(items) else None)
+
+    def _locate(self, where: tuple[int, int | None], column: int) -> QModelIndex:
+        key, request_id = where
+        position = self._position.get(key)
+        if position is None:
+            return QModelIndex()
+        if request_id is None:
+            return self.index(position, column)
+        items = self._nodes[key]
+        number = next((n for n, r in enumerate(items) if r[_ID] == request_id), None)
+        return QModelIndex() if number is None else self.createIndex(number, column, key + 1)
 
     def _warn(self, row: ContactRow) -> bool:
         if self.method is NotificationMethod.MAIL:
@@ -270,9 +503,9 @@ class ContactTableModel(QAbstractTableModel):
         if reason == self.blocked_reason:
             return
         self.blocked_reason = reason
-        if self._rows and self.method is NotificationMethod.EMAIL:
+        if self._keys and self.method is NotificationMethod.EMAIL:
             column = self.columns.index(_NOTICE)
-            self.dataChanged.emit(self.index(0, column), self.index(len(self._rows) - 1, column))
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._keys) - 1, column))
 
     @staticmethod
     def _tooltip(row: ContactRow) -> str:
@@ -377,7 +610,7 @@ class ContactCustomersDialog(QDialog):
         self.setWindowFlag(Qt.WindowType.WindowMaximizeButtonHint, True)
         self.setSizeGripEnabled(True)
         self.resize(1180, 760)
-        self.groups_data = ContactGroups()
+        self.groups_data = PlainGroups()
         self.last_message = ""
         self._loading = False
         self._reload_again = False
@@ -390,11 +623,18 @@ class ContactCustomersDialog(QDialog):
         self.notice_printer.finished.connect(self.on_preview_finished)
         ctx.settingsChanged.connect(self.notice_printer.on_settings_changed)
 
-        self.models: dict[NotificationMethod, ContactTableModel] = {}
-        self.tables: dict[NotificationMethod, QTableView] = {}
+        self.models: dict[NotificationMethod, ContactTreeModel] = {}
+        self.tables: dict[NotificationMethod, QTreeView] = {}
         self.group_boxes: dict[NotificationMethod, QGroupBox] = {}
+        self.toggles: dict[NotificationMethod, QToolButton] = {}
+        self.group_summaries: dict[NotificationMethod, QLabel] = {}
+        self._group_bodies: dict[NotificationMethod, QWidget] = {}
+        self._retryable = 0
+        self._filter_timer = ctx.timer(self, FILTER_DELAY_MS, self.on_apply_filter, single_shot=True,
+                                       name="contactCustomersFilterTimer")  # fmt: skip
         self._build()
         self._restore_geometry()
+        fit_to_screen(self)
 
         self._timer = ctx.timer(self, REFRESH_SECONDS * 1000, self.on_timer, name="contactCustomersRefreshTimer")
         ctx.changed.connect(self.on_data_changed)
@@ -409,6 +649,19 @@ class ContactCustomersDialog(QDialog):
         self.summary_label = QLabel("Loading…")
         self.summary_label.setObjectName("summaryLabel")
         top.addWidget(self.summary_label, 1)
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("contactFilterEdit")
+        self.filter_edit.setAccessibleName("Filter requests")
+        self.filter_edit.setPlaceholderText("Filter: patron, username, title, transaction, location (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setMinimumWidth(160)
+        self.filter_edit.textChanged.connect(self.on_filter_edited)
+        filter_label = QLabel("&Filter:")
+        filter_label.setBuddy(self.filter_edit)
+        top.addWidget(filter_label)
+        top.addWidget(self.filter_edit, 1)
+        self.find_shortcut = QShortcut(QKeySequence(QKeySequence.StandardKey.Find), self)
+        self.find_shortcut.activated.connect(self.on_find)
         self.refresh_button = self._button("&Refresh", "refreshButton", "Refresh the list", self.reload)
         self.refresh_button.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
         top.addWidget(self.refresh_button)
@@ -426,12 +679,14 @@ class ContactCustomersDialog(QDialog):
         self.message_label.hide()
         layout.addWidget(self.message_label)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.setObjectName("groupSplitter")
-        splitter.setChildrenCollapsible(False)
+        self._groups_layout = QVBoxLayout()
+        self._groups_layout.setSpacing(4)
         for method in NotificationMethod:
-            splitter.addWidget(self._build_group(method))
-        layout.addWidget(splitter, 1)
+            self._groups_layout.addWidget(self._build_group(method))
+        layout.addLayout(self._groups_layout, 1)
+        for method in NotificationMethod:
+            collapsed = _settings().value(COLLAPSED_KEY + method.name, method in COLLAPSED_BY_DEFAULT, type=bool)
+            self.set_collapsed(method, bool(collapsed), remember=False)
 
         actions = QHBoxLayout()
         self.phone_button = self._button(
@@ -462,45 +717,119 @@ class ContactCustomersDialog(QDialog):
         box.setObjectName(group_name)
         box.setAccessibleName(f"{method.value} group")
         box_layout = QVBoxLayout(box)
-        model = ContactTableModel(method, self)
-        view = record_table(model, table_name, f"Requests of patrons notified by {method.value}", multi=True)
+        box_layout.setContentsMargins(6, 4, 6, 4)
+        header = QHBoxLayout()
+        toggle = QToolButton()
+        toggle.setObjectName(f"{group_name}Toggle")
+        toggle.setAccessibleName(f"Show or hide the {method.value} group")
+        toggle.setCheckable(True)
+        toggle.setChecked(True)
+        toggle.setAutoRaise(True)
+        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toggle.toggled.connect(self.on_group_toggled)
+        header.addWidget(toggle)
+        summary = QLabel()
+        summary.setObjectName(f"{group_name}Summary")
+        header.addWidget(summary, 1)
+        box_layout.addLayout(header)
+        model = ContactTreeModel(method, self)
+        view = QTreeView()
+        view.setObjectName(table_name)
+        view.setAccessibleName(f"Requests of patrons notified by {method.value}")
+        view.setModel(model)
+        view.setUniformRowHeights(True)  # 50,000 rows: heights are not measured one by one
+        view.setRootIsDecorated(model.grouped)
+        view.setItemsExpandable(model.grouped)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.setAlternatingRowColors(True)
+        view.setWordWrap(False)
+        view.setMinimumHeight(view.fontMetrics().height() * 4)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.customContextMenuRequested.connect(self.on_context_menu)
-        vertical = view.verticalHeader()
-        vertical.hide()
-        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
-        header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        head = view.header()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        head.setStretchLastSection(False)
         for number, column in enumerate(model.columns):
             view.setColumnWidth(number, column.width)
         # The title takes the spare width (it is the longest text); the other columns stay where staff put them.
-        header.setSectionResizeMode(model.columns.index(_TITLE), QHeaderView.ResizeMode.Stretch)
+        head.setSectionResizeMode(model.columns.index(_TITLE), QHeaderView.ResizeMode.Stretch)
         view.setSortingEnabled(True)
         view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         # Double-click and Enter open the request (not ``activated``: its mouse behaviour depends on the style).
         view.doubleClicked.connect(self.on_activated)
         view.installEventFilter(self)
         view.selectionModel().selectionChanged.connect(self.on_selection_changed)
-        box_layout.addWidget(view)
+        body = QWidget()
+        body.setObjectName(f"{group_name}Body")
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addWidget(view)
+        box_layout.addWidget(body, 1)
         if method is NotificationMethod.EMAIL:
-            row = QHBoxLayout()
             self.email_hint = QLabel("E-mails are sent by the System Manager; they leave this list once sent.")
             self.email_hint.setObjectName("emailHintLabel")
-            row.addWidget(self.email_hint, 1)
+            body_layout.addWidget(self.email_hint)
             self.send_now_button = self._button(
                 "&Send Now", "sendNowButton", "Ask the System Manager to send now", self.on_send_now
             )
             self.retry_button = self._button(
                 "Retr&y Failed", "retryFailedButton", "Retry failed e-mails", self.on_retry_failed
             )
-            row.addWidget(self.send_now_button)
-            row.addWidget(self.retry_button)
-            box_layout.addLayout(row)
+            header.addWidget(self.send_now_button)  # in the header: usable while the group is collapsed
+            header.addWidget(self.retry_button)
         self.models[method] = model
         self.tables[method] = view
         self.group_boxes[method] = box
+        self.toggles[method] = toggle
+        self.group_summaries[method] = summary
+        self._group_bodies[method] = body
         return box
+
+    def set_collapsed(self, method: NotificationMethod, collapsed: bool, *, remember: bool = True) -> None:
+        """Show or hide a group's list (its one-line summary and buttons stay); remembered per workstation."""
+        toggle = self.toggles[method]
+        toggle.blockSignals(True)
+        toggle.setChecked(not collapsed)
+        toggle.blockSignals(False)
+        toggle.setArrowType(Qt.ArrowType.RightArrow if collapsed else Qt.ArrowType.DownArrow)
+        toggle.setText("Show" if collapsed else "Hide")
+        self._group_bodies[method].setVisible(not collapsed)
+        self._groups_layout.setStretchFactor(self.group_boxes[method], 0 if collapsed else 1)
+        if collapsed:
+            self.tables[method].clearSelection()
+        if remember:
+            _settings().setValue(COLLAPSED_KEY + method.name, collapsed)
+
+    def is_collapsed(self, method: NotificationMethod) -> bool:
+        """Whether a group's list is hidden."""
+        return not self.toggles[method].isChecked()
+
+    @Slot(bool)
+    def on_group_toggled(self, expanded: bool) -> None:
+        """A group's Show/Hide button."""
+        method = next(m for m, t in self.toggles.items() if t is self.sender())
+        self.set_collapsed(method, not expanded)
+
+    @Slot()
+    def on_find(self) -> None:
+        """Ctrl+F (the platform's Find key): to the filter box, its text selected for typing over."""
+        self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_edit.selectAll()
+
+    @Slot(str)
+    def on_filter_edited(self, _text: str) -> None:
+        """Typing in the filter box: apply it once typing pauses."""
+        self._filter_timer.start()
+
+    @Slot()
+    def on_apply_filter(self) -> None:
+        """Filter every group by the box's text."""
+        text = self.filter_edit.text()
+        for model in self.models.values():
+            model.set_filter(text)
+        self._update_titles()  # a collapsed group's summary says how many match
 
     def _button(self, text: str, name: str, accessible: str, slot: Callable[[], object]) -> QPushButton:
         button = QPushButton(text)
@@ -519,21 +848,22 @@ class ContactCustomersDialog(QDialog):
             self._reload_again = True
             return
         self._loading = True
-        job = functools.partial(load_contact_customers, self.ctx.db)
+        job = functools.partial(_load, self.ctx.db)
         handle = self.ctx.run(job, self.on_loaded, self.on_load_failed)
         if handle.cancelled:  # the workstation is shutting down: nothing more to refresh
             self._loading = False
             self._timer.stop()
 
     @Slot(object)
-    def on_loaded(self, groups: ContactGroups) -> None:
-        """Apply a fresh list to the three groups, row by row."""
+    def on_loaded(self, loaded: Loaded) -> None:
+        """Apply a fresh list to the three groups: only what changed, row by row (nothing when nothing did)."""
         self._loading = False
+        groups = loaded.groups
         self.groups_data = groups
+        self._retryable = loaded.retryable
         for method, model in self.models.items():
             model.set_rows(groups.group(method))
-            _, _, title = GROUP_NAMES[method]
-            self.group_boxes[method].setTitle(f"{title} ({len(groups.group(method)):,})")
+        self._update_titles()
         self.summary_label.setText(
             f"{groups.total:,} request(s) awaiting customer contact · updated {groups.loaded_at.astimezone():%H:%M:%S}"
         )
@@ -542,6 +872,24 @@ class ContactCustomersDialog(QDialog):
         if self._reload_again:
             self._reload_again = False
             self.reload()
+
+    def _update_titles(self) -> None:
+        """Group titles (requests waiting) and one-line summaries (patrons, matches, failed e-mails)."""
+        filtered = bool(self.filter_edit.text().strip())
+        for method, model in self.models.items():
+            _, _, title = GROUP_NAMES[method]
+            total = len(self.groups_data.group(method))
+            self.group_boxes[method].setTitle(f"{title} ({total:,})")
+            parts = []
+            if filtered:
+                parts.append(f"{model.request_count():,} match the filter")
+            if model.grouped:
+                parts.append(f"{model.patron_count():,} patron(s) shown")
+            if method is NotificationMethod.EMAIL:
+                parts.append("sent by the System Manager, no action needed")
+                if self._retryable:
+                    parts.append(f"{self._retryable:,} failed")
+            self.group_summaries[method].setText(" · ".join(parts))
 
     @Slot(object)
     def on_health(self, health: DeliveryHealth) -> None:
@@ -576,31 +924,40 @@ class ContactCustomersDialog(QDialog):
             self.reload()
 
     def group_counts(self) -> dict[NotificationMethod, int]:
-        """Rows shown per group."""
-        return {method: model.rowCount() for method, model in self.models.items()}
+        """Requests shown per group (a patron's row of several items counts each item)."""
+        return {method: model.request_count() for method, model in self.models.items()}
 
     # -------------------------------------------------------------------------------------- selection
 
     def selected_rows(self) -> list[ContactRow]:
-        """Selected rows of all three groups (a selection may span groups, as in ILLiad's single grid)."""
-        rows: list[ContactRow] = []
+        """Selected requests of all three groups (a selection may span groups, as in ILLiad's single grid); a
+        selected patron row stands for all of that patron's items."""
+        rows: dict[int, ContactRow] = {}
         for method, view in self.tables.items():
             model = self.models[method]
-            rows += [model.row_at(i.row()) for i in sorted(view.selectionModel().selectedRows(), key=lambda i: i.row())]
-        return rows
+            for index in view.selectionModel().selectedRows():
+                for row in model.rows_at(index):
+                    rows.setdefault(row.request_id, row)
+        return sorted(rows.values(), key=lambda r: (r.method is not NotificationMethod.EMAIL, r.transaction_number))
 
     def select_requests(self, transaction_numbers: Sequence[int]) -> None:
-        """Select these requests wherever they are (tests, and re-selection after a search)."""
+        """Select these requests wherever they are (tests, and re-selection after a search); a patron whose
+        items are all wanted is selected by their row."""
         wanted = set(transaction_numbers)
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
         for method, view in self.tables.items():
             view.clearSelection()
             model = self.models[method]
-            for number, row in enumerate(model.rows()):
-                if row.transaction_number in wanted:
-                    view.selectionModel().select(
-                        model.index(number, 0),
-                        QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
-                    )
+            for position in range(model.rowCount()):
+                index = model.index(position, 0)
+                items = model.rows_at(index)
+                if all(r.transaction_number in wanted for r in items):
+                    view.selectionModel().select(index, flags)
+                    continue
+                for number, row in enumerate(items):
+                    if row.transaction_number in wanted:
+                        view.expand(index)
+                        view.selectionModel().select(model.index(number, 0, index), flags)
 
     @Slot()
     def on_selection_changed(self) -> None:
@@ -615,7 +972,7 @@ class ContactCustomersDialog(QDialog):
         self.save_pdf_button.setEnabled(idle and bool(rows))
         self.open_request_button.setEnabled(len(rows) == 1)
         self.open_patron_button.setEnabled(len(rows) == 1)
-        self.retry_button.setEnabled(idle and any(r.retryable for r in self.groups_data.email))
+        self.retry_button.setEnabled(idle and self._retryable > 0)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -633,21 +990,27 @@ class ContactCustomersDialog(QDialog):
     # ------------------------------------------------------------------------------------ open a record
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Enter (or Return) in a group's table opens the current row's request form."""
+        """Enter (or Return) in a group's table opens the current row's request form; on a patron's row of several
+        items it shows or hides the items."""
         if (
-            isinstance(watched, QTableView)
+            isinstance(watched, QTreeView)
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
             and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
             and watched.currentIndex().isValid()
         ):
-            self.on_activated(watched.currentIndex())
+            current = watched.currentIndex().siblingAtColumn(0)
+            if watched.model().rowCount(current):
+                watched.setExpanded(current, not watched.isExpanded(current))
+            else:
+                self.on_activated(current)
             return True
         return super().eventFilter(watched, event)
 
     @Slot(QModelIndex)
     def on_activated(self, index: QModelIndex) -> None:
-        """Double-click or Enter on a row opens its request form."""
+        """Double-click or Enter on a request opens its request form (on a patron's row of several items, the
+        tree view expands it instead)."""
         row = index.data(ROW_ROLE)
         if isinstance(row, ContactRow):
             self.open_request(row.transaction_number)
@@ -675,7 +1038,7 @@ class ContactCustomersDialog(QDialog):
     def on_context_menu(self, position: QPoint) -> None:
         """Right-click: the actions on the selection."""
         view = self.sender()
-        if not isinstance(view, QTableView):
+        if not isinstance(view, QAbstractItemView):
             return
         menu = QMenu(self)
         menu.setObjectName("contactCustomersMenu")
@@ -779,7 +1142,7 @@ class ContactCustomersDialog(QDialog):
                 self._set_busy(False)
                 self.show_message(f"Could not write {target}: {exc}", error=True)
                 return
-            self.ask_printed_confirmation(f"{len(batch.pages)} notice(s) were saved to {target.name}.")
+            self.ask_printed_confirmation(f"{len(batch.pages)} letter(s) were saved to {target.name}.")
             return
         self.notice_printer.preview(batch.pages, self)
 
@@ -792,7 +1155,7 @@ class ContactCustomersDialog(QDialog):
             self.show_message("Printing was cancelled; nothing was changed.", warning=True)
             return
         count = len(self._pending_batch.pages) if self._pending_batch else 0
-        self.ask_printed_confirmation(f"{count} notice(s) were sent to the printer.")
+        self.ask_printed_confirmation(f"{count} letter(s) were sent to the printer.")
 
     def ask_printed_confirmation(self, what: str) -> None:
         """Ask whether the notices came out right before any request moves (paper jams happen)."""
@@ -802,8 +1165,8 @@ class ContactCustomersDialog(QDialog):
         box = QMessageBox(
             QMessageBox.Icon.Question,
             "Print Notifications",
-            f"{what}\n\nDid they all print correctly? The {len(batch.pages)} request(s) will move to "
-            "Customer Notified via Mail.",
+            f"{what}\n\nDid they all print correctly? The {len(batch.request_ids)} request(s) they list will move "
+            "to Customer Notified via Mail.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self,
         )
@@ -842,7 +1205,7 @@ class ContactCustomersDialog(QDialog):
         """Queue failed e-mails again (the selected ones, or all failed ones when none is selected)."""
         failed = [r for r in self.selected_rows() if r.retryable]
         if not failed:
-            failed = [r for r in self.groups_data.email if r.retryable]
+            failed = [r for r in map(as_row, self.groups_data.email) if r.retryable]
         if not failed:
             self.show_message("No failed e-mail to retry.", warning=True)
             return
@@ -881,13 +1244,15 @@ class ContactCustomersDialog(QDialog):
     # --------------------------------------------------------------------------------- window lifecycle
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Refresh periodically only while visible."""
+        """Refresh periodically only while visible; stay within the screen now that the frame's size is known."""
         super().showEvent(event)
+        fit_to_screen(self)
         self._timer.start()
 
     def hideEvent(self, event: QHideEvent) -> None:
         """Closed (or minimised away): stop refreshing and remember where the form was."""
         self._timer.stop()
+        self._filter_timer.stop()
         _settings().setValue(GEOMETRY_KEY, self.saveGeometry())
         super().hideEvent(event)
 
@@ -899,6 +1264,36 @@ class ContactCustomersDialog(QDialog):
 
 def _settings() -> QSettings:
     return QSettings(APP_NAME, APP_NAME)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One refresh's result, with what the form derives from it computed on the worker thread too."""
+
+    groups: PlainGroups
+    retryable: int
+
+
+def _load(db: Database) -> Loaded:
+    """The worker's part of a refresh: read the list and count the failed e-mails (not on the GUI thread)."""
+    groups = load_contact_rows(db)
+    return Loaded(groups, sum(1 for r in groups.email if r[_STATE] in RETRYABLE_STATES))
+
+
+def fit_to_screen(widget: QWidget) -> None:
+    """Keep a window inside its screen's available geometry (at 200 % a 1920×1200 display offers 960×600
+    logical pixels): shrink it to fit and move it back inside, so the action buttons stay reachable."""
+    screen = widget.screen() or QGuiApplication.primaryScreen()
+    if screen is None:
+        return
+    available = screen.availableGeometry()
+    frame = widget.frameGeometry().size() - widget.geometry().size()
+    width = min(widget.width(), available.width() - frame.width())
+    height = min(widget.height(), available.height() - frame.height())
+    widget.resize(max(width, widget.minimumSizeHint().width()), max(height, widget.minimumSizeHint().height()))
+    x = min(max(widget.x(), available.left()), available.right() - widget.frameGeometry().width() + 1)
+    y = min(max(widget.y(), available.top()), available.bottom() - widget.frameGeometry().height() + 1)
+    widget.move(max(x, available.left()), max(y, available.top()))
 
 
 _DIALOG_ATTRIBUTE = "_contact_customers_dialog"
