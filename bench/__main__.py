@@ -121,6 +121,10 @@ GOALS: tuple[tuple[str, str, float, str], ...] = (
     ("notify_throughput", "postgres_ratio", 1.5, "PostgreSQL send cycle ≤ 1.5 × the plain smtplib loop"),
     ("notify_throughput", "postgres_commit_ratio", 1.2, "PostgreSQL cycle ≤ 1.2 × plain loop + one commit per message"),
     ("import_patrons", "ratio", 3.0, "patron import ≤ 3 × the driver's executemany"),
+    ("shelf_reminders", "ratio", 3.0, "hold-shelf reminder decision ≤ 3 × the raw SQL selecting the due ones"),
+    ("import_illiad", "ratio", 3.0, "ILLiad import ≤ 3 × a raw executemany of the same rows"),
+    ("import_illiad", "peak_mb", 500.0, "ILLiad import peak RSS ≤ 500 MB"),
+    ("ui_stalls", "worst_action_stall_ms", 100.0, "no event-loop stall over 100 ms in the measured desk actions"),
 )
 
 
