@@ -135,7 +135,17 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
     return EXIT_OK
 
 
+def _status_back(args: argparse.Namespace) -> csv_import.StatusBack:
+    """What ``--allow-status-back`` / ``--keep-newer-status`` ask for (both: refused, they contradict each other)."""
+    if args.allow_status_back and args.keep_newer_status:
+        raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
+    if args.allow_status_back:
+        return csv_import.StatusBack.ALLOW
+    return csv_import.StatusBack.KEEP if args.keep_newer_status else csv_import.StatusBack.REFUSE
+
+
 def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: str) -> int:
+    status_back = _status_back(args) if which == "requests" else csv_import.StatusBack.REFUSE
     try:
         data = Path(args.file).read_bytes()
     except OSError as exc:
@@ -147,13 +157,6 @@ def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: st
                 db, data, region=settings.phone_region, dry_run=args.dry_run, create_sites=args.create_sites
             )
         else:
-            status_back = (
-                csv_import.StatusBack.ALLOW
-                if args.allow_status_back
-                else csv_import.StatusBack.KEEP
-                if args.keep_newer_status
-                else csv_import.StatusBack.REFUSE
-            )
             result = csv_import.import_requests(
                 db, data, changed_by=settings.effective_staff_name, dry_run=args.dry_run, status_back=status_back
             )
@@ -178,22 +181,12 @@ def cmd_import_patrons(args: argparse.Namespace, settings: Settings, out: TextIO
 
 
 def cmd_import_requests(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    if args.allow_status_back and args.keep_newer_status:
-        raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
     return _import(args, settings, out, "requests")
 
 
 def cmd_import_illiad(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Import an ILLiad export folder; ``--dry-run`` shows the report and the status map in use, writes nothing."""
-    if args.allow_status_back and args.keep_newer_status:
-        raise CommandError("--allow-status-back and --keep-newer-status contradict each other: choose one")
-    status_back = (
-        csv_import.StatusBack.ALLOW
-        if args.allow_status_back
-        else csv_import.StatusBack.KEEP
-        if args.keep_newer_status
-        else csv_import.StatusBack.REFUSE
-    )
+    status_back = _status_back(args)
     try:
         table = illiad_import.load_status_map(Path(args.status_map)) if args.status_map else None
         db = _open(args, settings)
