@@ -144,6 +144,20 @@ def _status_back(args: argparse.Namespace) -> csv_import.StatusBack:
     return csv_import.StatusBack.KEEP if args.keep_newer_status else csv_import.StatusBack.REFUSE
 
 
+def _status_flags(parser: argparse.ArgumentParser) -> None:
+    """The two ways out of the forward-only status rule, shared by the request and ILLiad imports."""
+    parser.add_argument(
+        "--allow-status-back",
+        action="store_true",
+        help="let the file move a status back or re-open a finished or cancelled request (Tracking records it)",
+    )
+    parser.add_argument(
+        "--keep-newer-status",
+        action="store_true",
+        help="where the stored status is ahead of the file's, keep it and import the rest of the row",
+    )
+
+
 def _import(args: argparse.Namespace, settings: Settings, out: TextIO, which: str) -> int:
     status_back = _status_back(args) if which == "requests" else csv_import.StatusBack.REFUSE
     try:
@@ -520,16 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-requests", help="import requests from an ILLiad-style CSV file (all or nothing)")
     p.add_argument("file", help="UTF-8 CSV with a header of ILLiad field names (TransactionNumber, UserName, …)")
     _import_options(p)
-    p.add_argument(
-        "--allow-status-back",
-        action="store_true",
-        help="let the file move a status back or re-open a finished or cancelled request (Tracking records it)",
-    )
-    p.add_argument(
-        "--keep-newer-status",
-        action="store_true",
-        help="where the stored status is ahead of the file's, keep it and import the rest of the row",
-    )
+    _status_flags(p)
     p.set_defaults(handler=cmd_import_requests)
 
     p = sub.add_parser(
@@ -541,16 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--status-map", metavar="FILE", help='TOML lines "ILLiad status" = "Callslip status" overriding the default'
     )
-    p.add_argument(
-        "--allow-status-back",
-        action="store_true",
-        help="a re-import may move a request's status back or re-open it (Tracking records it)",
-    )
-    p.add_argument(
-        "--keep-newer-status",
-        action="store_true",
-        help="on a re-import, keep a stored status that is ahead of ILLiad's instead of refusing the row",
-    )
+    _status_flags(p)
     p.set_defaults(handler=cmd_import_illiad)
 
     p = sub.add_parser(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -227,7 +227,7 @@ def send_test_sms(settings: SmsSettings, token: str | None, to_e164: str) -> Tes
     if not token:
         return TestSmsResult(False, "Enter the Auth Token (Twilio Console → Account → API keys & tokens).")
     text = fit_to_segments(TEST_TEXT, settings.max_segments).text
-    transport = TwilioTransport(replace(settings.twilio()), token)
+    transport = TwilioTransport(settings.twilio(), token)
     try:
         accepted = transport.send(to_e164.strip(), text)
     except SmsError as exc:

@@ -41,6 +41,7 @@ from desktop.services.admin.sms_settings import (
 from desktop.services.database import Database
 from desktop.services.notices.sms_transports import format_gateway_table, parse_gateway_table
 from desktop.ui.context import AppContext
+from desktop.ui.widgets.colours import Tone, set_tone
 
 TIME_FORMAT = "HH:mm"
 
@@ -275,6 +276,7 @@ class SmsSettingsPage(QWidget):
     def _status(self, ok: bool, message: str) -> None:
         self.statusLabel.setText(message)
         self.statusLabel.setProperty("problem", not ok)
+        set_tone(self.statusLabel, None if ok else Tone.ERROR)  # readable in any palette
 
 
 def _load(db: Database) -> tuple[SmsSettings, str | None]:
