@@ -107,6 +107,8 @@ class Patron(Base):
     zip: Mapped[str] = mapped_column(String(20), default="")
     #: ILLiad's Users.Country; empty for a domestic address (notices print it only when set).
     country: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    #: The mobile carrier whose e-mail-to-SMS gateway reaches the patron (migration 0019); empty: unknown.
+    sms_carrier: Mapped[str] = mapped_column(String(60), default="", server_default="")
     web_password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -326,6 +328,8 @@ class Notification(Base):
     last_reply: Mapped[str] = mapped_column(Text, default="")
     #: Data needed only until sending (a reset link's token); cleared once the notice is done.
     secret: Mapped[str | None] = mapped_column(String(500))
+    #: The notice whose message this one rides in (a digest of several items; migration 0019); None: its own.
+    digest_leader_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -338,6 +342,7 @@ class Notification(Base):
         Index("ix_notifications_due", "state", "next_attempt_at"),
         Index("ix_notifications_request", "request_id"),
         Index("ix_notifications_message_id", "message_id"),  # a bounce is matched by it (migration 0011)
+        Index("ix_notifications_digest_leader", "digest_leader_id"),
     )
 
 

@@ -404,8 +404,10 @@ class Claim:
     lease_until: datetime
 
 
-def claim_due(db: Database, worker: str, *, limit: int, lease_seconds: float, now: datetime) -> Claim:
-    """Lease up to ``limit`` due notices to ``worker``, oldest first, in one short transaction.
+def claim_due(
+    db: Database, worker: str, *, limit: int, lease_seconds: float, now: datetime, channel: str = EMAIL
+) -> Claim:
+    """Lease up to ``limit`` due notices of ``channel`` to ``worker``, oldest first, in one short transaction.
 
     The token is unique per claim, so even the same worker claiming again later is a different owner.
     """
@@ -416,7 +418,7 @@ def claim_due(db: Database, worker: str, *, limit: int, lease_seconds: float, no
             select(Notification.id)
             .where(
                 Notification.state.in_(WAITING_STATES),
-                Notification.channel == EMAIL,
+                Notification.channel == channel,
                 Notification.next_attempt_at <= now,
                 or_(Notification.lease_until.is_(None), Notification.lease_until < now),
             )
