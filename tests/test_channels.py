@@ -100,3 +100,15 @@ def test_illiad_notification_method_and_sms_opt_in() -> None:
     assert illiad_preference("Electronic", sms_opt_in=True) == (Channel.SMS, Channel.EMAIL)
     assert illiad_preference("Phone", sms_opt_in=True) == (Channel.SMS, Channel.PHONE)
     assert illiad_preference("", sms_opt_in=False) == (Channel.EMAIL,)
+
+
+def test_sms_number_prefers_a_mobile_location_then_the_primary_phone() -> None:
+    from desktop.domain.channels import sms_number
+
+    home, cell = ("+15551230000", "Home", True), ("+15559870000", "Cell", False)
+    assert sms_number([home, cell]) == "+15559870000"
+    assert sms_number([home]) == "+15551230000"
+    assert sms_number([("+15551110000", "Work", False), ("+15552220000", "Home", False)]) == "+15551110000"
+    assert sms_number([("+15553330000", "Mobile", False), ("+15554440000", "cell", True)]) == "+15554440000"
+    assert sms_number([("", "Cell", True)]) is None
+    assert sms_number([]) is None

@@ -12,6 +12,7 @@ Mail patrons written to — so adding preferences changes nobody's behaviour unt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from desktop.domain.methods import NotificationMethod
@@ -123,3 +124,27 @@ def next_channel(channels: Preference, failed: Channel) -> Channel | None:
         rest = channels[channels.index(failed) + 1 :]
         return rest[0] if rest else None
     return next((channel for channel in channels if channel is not failed), None)
+
+
+#: Location names (the Locations code table) that mean "this phone takes text messages", compared without case.
+MOBILE_LOCATIONS = frozenset({"cell", "mobile", "cell phone", "mobile phone", "sms"})
+
+
+def sms_number(phones: Iterable[tuple[str, str, bool]]) -> str | None:
+    """The number a patron's texts go to, from their phones as ``(E.164 number, location name, is primary)``.
+
+    Why this rule: ILLiad keeps the mobile number apart (``MobilePhone``), which Callslip files as a phone at the
+    Cell location; the main ``Phone`` is often a landline that cannot take a text. So a phone at a mobile location
+    wins (the primary one first, then in the given order); without one, the primary phone is tried (the provider
+    says so when it is a landline, and the notice falls back). ``None`` when the patron has no usable number.
+    """
+    listed = [(number.strip(), location.strip().casefold(), primary) for number, location, primary in phones]
+    listed = [entry for entry in listed if entry[0]]
+    mobile = [entry for entry in listed if entry[1] in MOBILE_LOCATIONS]
+    for candidates in (mobile, listed):
+        if candidates:
+            primary = [entry for entry in candidates if entry[2]]
+            if candidates is listed and not primary:
+                return candidates[0][0]
+            return (primary or candidates)[0][0]
+    return None
