@@ -554,7 +554,10 @@ def _limit(attr: str) -> int | None:
 
 def _patron_csv(rows: list[tuple[int, dict[str, str]]], report: MigrationReport) -> tuple[list[str], list[int]]:
     """Users rows as Callslip's patron CSV lines (header first, one line per row) and the export line of each."""
-    columns = [c for c in csv_import.PATRON_COLUMNS if c != "HouseholdID"]
+    # The carrier and the preferences come from ILLiad's own columns (:func:`_import_preferences`).
+    columns = [
+        c for c in csv_import.PATRON_COLUMNS if c not in ("HouseholdID", "SMSCarrier", "NotificationPreferences")
+    ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
