@@ -219,3 +219,21 @@ def test_the_carrier_is_chosen_saved_with_history_and_the_gateway_warning_goes(
     again = open_card(ctx, qtbot, cara)
     assert again.channels_editor.carrier() == "Verizon"
     assert "SMS carrier: (none) → Verizon · tester" in again.history_label.text()
+
+
+def test_earlier_and_later_move_the_marked_channel(ctx: AppContext, qtbot: QtBot, cara: int) -> None:
+    card = open_card(ctx, qtbot, cara)
+    row = card.channels_editor.rows[NoticeEvent.CANCELLATION]
+    assert not row.earlier.isEnabled() and not row.later.isEnabled()  # nothing marked yet
+    phone = row.list.item(2)
+    qtbot.mouseClick(row.list.viewport(), Qt.MouseButton.LeftButton, pos=row.list.visualItemRect(phone).center())
+    assert row.list.currentItem() is phone and row.earlier.isEnabled()
+    row.earlier.click()
+    row.earlier.click()
+    assert channels_shown(row.list) == ["Phone", "1 · E-Mail", "SMS", "Mail"]
+    assert not row.earlier.isEnabled() and row.later.isEnabled()  # Phone is first now
+    row.list.item(0).setCheckState(Qt.CheckState.Checked)
+    assert row.channels() == (Channel.PHONE, Channel.EMAIL)
+    assert row.message.text() == "Own order: Phone, else E-Mail."
+    row.later.click()
+    assert row.channels() == (Channel.EMAIL, Channel.PHONE)

@@ -264,6 +264,7 @@ class ChannelPreferencesEditor(QGroupBox):
             row.later.clicked.connect(self.on_later)
             row.follow.clicked.connect(self.on_follow)
             row.list.currentRowChanged.connect(self.on_current_changed)
+            row.list.itemSelectionChanged.connect(self.on_selection_changed)
             self.rows[event] = row
         line = 1 + 2 * len(NoticeEvent)
         texts_label = QLabel("Texts go to:")
@@ -444,6 +445,11 @@ class ChannelPreferencesEditor(QGroupBox):
         """Another channel is current: Earlier / Later follow it."""
         self._refresh()
 
+    @Slot()
+    def on_selection_changed(self) -> None:
+        """A channel was marked or unmarked: Earlier / Later follow."""
+        self._refresh()
+
     @Slot(str)
     def on_carrier_edited(self, _text: str) -> None:
         """The carrier was typed or chosen."""
@@ -479,8 +485,10 @@ class ChannelPreferencesEditor(QGroupBox):
             channels = row.channels()
             problems = check_preference(channels, event)
             row.follow.setEnabled(not row.following)
-            row.earlier.setEnabled(row.list.currentRow() > 0)
-            row.later.setEnabled(0 <= row.list.currentRow() < row.list.count() - 1)
+            # They move the marked channel: none marked (the list never had focus), nothing to move.
+            marked = bool(row.list.selectedItems())
+            row.earlier.setEnabled(marked and row.list.currentRow() > 0)
+            row.later.setEnabled(marked and 0 <= row.list.currentRow() < row.list.count() - 1)
             default = effective_default(self.method, event)
             if problems:
                 _show(row.message, "error", " ".join(problems))
