@@ -8,6 +8,9 @@ Saving is guarded by the patron's ``version_id`` like the Contact Card (a prefer
 before another workstation's save is refused, not silently undone), and each change is a ``patron_history``
 line (from, to, who, when). A preference equal to the derived default is stored as no row, so a patron whose
 method later changes keeps following it.
+
+The writing is also offered inside a caller's transaction (:func:`apply_preferences`, :func:`apply_carrier`): the
+Contact Card saves preferences and the SMS carrier together with the rest of the card, under its version guard.
 """
 
 from __future__ import annotations
