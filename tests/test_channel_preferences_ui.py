@@ -159,6 +159,7 @@ def test_a_save_after_another_workstation_saved_keeps_the_typed_choice(
     qtbot.keyClick(row.list, Qt.Key.Key_Right)
     qtbot.keyClick(row.list, Qt.Key.Key_Right)
     qtbot.keyClick(row.list, Qt.Key.Key_Space)  # Phone after E-Mail
+    qtbot.keyClicks(card.channels_editor.carrier_combo, "Cricket")
     card.on_save()
     qtbot.waitUntil(card.reload_button.isVisible, timeout=5000)
     assert "changed on another workstation" in card.banner.text()
@@ -169,10 +170,13 @@ def test_a_save_after_another_workstation_saved_keeps_the_typed_choice(
     editor = card.channels_editor
     assert editor.rows[READY].channels() == (Channel.EMAIL, Channel.PHONE)  # mine kept
     assert editor.rows[REMINDER].channels() == (Channel.SMS, Channel.EMAIL)  # theirs taken in
+    assert editor.carrier() == "Cricket"
     save(card, qtbot)
     prefs = load_preferences(sqlite_db, cara)
     assert prefs.channels[READY] == (Channel.EMAIL, Channel.PHONE)
     assert prefs.channels[REMINDER] == (Channel.SMS, Channel.EMAIL)
+    with sqlite_db.read() as session:
+        assert session.scalar(select(Patron.sms_carrier).where(Patron.id == cara)) == "Cricket"
 
 
 def test_sms_without_a_mobile_number_warns(ctx: AppContext, qtbot: QtBot, sqlite_db: Database) -> None:

@@ -373,6 +373,23 @@ class ChannelPreferencesEditor(QGroupBox):
         """The carrier as typed, spaces tidied ('' = not known)."""
         return " ".join(self.carrier_combo.currentText().split())
 
+    def changed_events(self) -> frozenset[NoticeEvent]:
+        """The events whose channels or "follows the method" differ from what was loaded."""
+        if self.loaded is None:
+            return frozenset()
+        was_channels, was_following, _carrier = self.loaded
+        channels, following = self.channels(), self.following()
+        return frozenset(
+            event
+            for event in NoticeEvent
+            if (channels[event], event in following) != (was_channels[event], event in was_following)
+        )
+
+    @property
+    def carrier_changed(self) -> bool:
+        """True when the carrier differs from what was loaded."""
+        return self.loaded is not None and self.carrier() != self.loaded[2]
+
     @property
     def changed(self) -> bool:
         """True when something differs from what was loaded."""

@@ -582,23 +582,20 @@ class ContactCard(QDialog):
         mine = self.methods()
         keep_mine = mine != self.data.methods  # changed here: kept over theirs, like every other field
         editor = self.channels_editor
-        base = editor.loaded
+        mine_changed, carrier_changed = editor.changed_events(), editor.carrier_changed
         my_channels, my_following, my_carrier = editor.channels(), editor.following(), editor.carrier()
         self._fill(theirs, merged.points, merged.address)
         if keep_mine:
             self._show_methods(theirs, mine)
             editor.set_method(mine.notification)
-        if base is not None:  # an event (or the carrier) changed here keeps this card's choice over theirs
-            was_channels, was_following, was_carrier = base
-            channels, following = editor.channels(), set(editor.following())
-            for event in NoticeEvent:
-                if (my_channels[event], event in my_following) != (was_channels[event], event in was_following):
-                    channels[event] = my_channels[event]
-                    following.discard(event)
-                    if event in my_following:
-                        following.add(event)
-            carrier = my_carrier if my_carrier != was_carrier else editor.carrier()
-            editor.restore(channels, following, carrier)
+        # An event (or the carrier) changed here keeps this card's choice over theirs, like every other field.
+        channels, following = editor.channels(), set(editor.following())
+        for event in mine_changed:
+            channels[event] = my_channels[event]
+            following.discard(event)
+            if event in my_following:
+                following.add(event)
+        editor.restore(channels, following, my_carrier if carrier_changed else editor.carrier())
         self.reload_button.setEnabled(True)
         self.reload_button.setDefault(False)
         self.reload_button.hide()
@@ -812,7 +809,7 @@ class ContactCard(QDialog):
             self.address(),
             methods=self.methods(),
             channels=self._chosen_channels(),
-            sms_carrier=self.channels_editor.carrier() if self.channels_editor.changed else None,
+            sms_carrier=self.channels_editor.carrier() if self.channels_editor.carrier_changed else None,
             staff=self.ctx.staff_name,
             region=self.region,
         )
@@ -821,17 +818,8 @@ class ContactCard(QDialog):
     def _chosen_channels(self) -> dict[NoticeEvent, Preference] | None:
         """The events to save: those changed on the card (an event following the method sends the method's
         channels, which the service stores as no row)."""
-        editor = self.channels_editor
-        if editor.loaded is None or not editor.changed:
-            return None
-        was_channels, was_following, _carrier = editor.loaded
-        channels, following = editor.channels(), editor.following()
-        changed = {
-            event: chosen
-            for event, chosen in channels.items()
-            if (chosen, event in following) != (was_channels[event], event in was_following)
-        }
-        return changed or None
+        channels = self.channels_editor.channels()
+        return {event: channels[event] for event in self.channels_editor.changed_events()} or None
 
     def on_saved(self, result: SaveResult) -> None:
         """Saved: tell every window and close."""
