@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QFocusEvent, QKeyEvent
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -93,6 +93,13 @@ class ChannelList(QListWidget):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSpacing(2)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Drawn on the button colour: the styles outline an unticked box in a shade of the window colour, which
+        # vanishes on a dark theme's Base; on Button it shows in light and dark alike.
+        palette = self.palette()
+        for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive, QPalette.ColorGroup.Disabled):
+            palette.setColor(group, QPalette.ColorRole.Base, palette.color(group, QPalette.ColorRole.Button))
+            palette.setColor(group, QPalette.ColorRole.Text, palette.color(group, QPalette.ColorRole.ButtonText))
+        self.setPalette(palette)
         for channel in Channel:
             item = QListWidgetItem(channel.value)
             item.setData(_CHANNEL_ROLE, channel.value)
