@@ -9,6 +9,7 @@ from desktop.db.engine import Database
 from desktop.db.models import Patron, PatronChannelPreference, PatronHistory
 from desktop.domain.channels import Channel, NoticeEvent
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.patrons import contact_card as cc
 from desktop.services.patrons.channel_preferences import load_preferences, save_preferences
 from tests.patron_helpers import make_patron
 
@@ -123,3 +124,62 @@ def test_a_patron_removed_takes_their_preferences_along(sqlite_db: Database) -> 
         session.delete(session.get(Patron, patron))
     with sqlite_db.read() as session:
         assert session.scalars(select(PatronChannelPreference)).all() == []
+
+
+# --- saved with the Contact Card (one transaction, the card's version guard) --------------------------------------
+
+
+def test_the_card_saves_methods_channels_and_carrier_together(any_db: Database) -> None:
+    patron = make_patron(any_db, "cato", emails=[("Home", "cato@example.org")], phones=[("Cell", "217 555 0133")])
+    card = cc.load_card(any_db, patron)
+    assert card.preferences is not None and card.preferences.stored == frozenset()
+    assert card.sms_carrier == "" and "Verizon" in card.carriers and card.sms_transport == "off"
+    result = cc.save_card(
+        any_db,
+        patron,
+        card.version_id,
+        card.points,
+        card.address,
+        methods=cc.Methods("Phone", card.methods.delivery),
+        # The reminder follows the new method (Phone: stored as no row); ready for pickup gets its own order.
+        channels={
+            NoticeEvent.READY_FOR_PICKUP: (Channel.SMS, Channel.PHONE),
+            NoticeEvent.PICKUP_REMINDER: (Channel.PHONE,),
+        },
+        sms_carrier="  Verizon ",
+        staff="jdoe",
+    )
+    prefs = load_preferences(any_db, patron)
+    assert prefs.version == result.version_id
+    assert prefs.stored == {NoticeEvent.READY_FOR_PICKUP}
+    assert prefs.channels[NoticeEvent.PICKUP_REMINDER] == (Channel.PHONE,)
+    with any_db.read() as session:
+        row = session.get(Patron, patron)
+        assert row is not None and row.sms_carrier == "Verizon"
+        fields = {h.field: (h.old_value, h.new_value) for h in session.scalars(select(PatronHistory))}
+    assert fields == {
+        "notification_method": ("E-Mail", "Phone"),
+        "channels: Item ready for pickup": ("Phone", "SMS>Phone"),
+        "sms_carrier": ("", "Verizon"),
+    }
+    # A card opened before this save is refused, channels and all.
+    with pytest.raises(ConcurrentEditError):
+        cc.save_card(any_db, patron, card.version_id, card.points, card.address,
+                     channels={NoticeEvent.CANCELLATION: (Channel.MAIL,)}, staff="other")  # fmt: skip
+
+
+def test_the_card_refuses_unusable_channels_naming_the_event_and_saves_nothing(sqlite_db: Database) -> None:
+    patron = make_patron(sqlite_db, "ines", emails=[("Home", "ines@example.org")])
+    card = cc.load_card(sqlite_db, patron)
+    with pytest.raises(ValidationError) as caught:
+        cc.save_card(sqlite_db, patron, card.version_id, card.points, card.address,
+                     channels={NoticeEvent.PASSWORD_RESET: (Channel.SMS,)}, sms_carrier="x" * 61, staff="a")  # fmt: skip
+    assert set(caught.value.problems) == {"channels.Password reset", "sms_carrier"}
+    assert "Password reset: the reset link" in str(caught.value)
+    assert cc.load_card(sqlite_db, patron).version_id == card.version_id
+
+
+def test_a_patron_with_a_method_callslip_does_not_know_still_has_preferences(sqlite_db: Database) -> None:
+    patron = make_patron(sqlite_db, "odd", emails=[("Home", "odd@example.org")])
+    _method(sqlite_db, patron, "Carrier pigeon")
+    assert load_preferences(sqlite_db, patron).channels[NoticeEvent.PICKUP_REMINDER] == (Channel.EMAIL,)

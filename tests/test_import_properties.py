@@ -43,6 +43,9 @@ PATRON_VALUES: dict[str, st.SearchStrategy[str]] = {
     "Site": st.sampled_from(["", "MAIN", "main"]),
     "HouseholdID": st.sampled_from(["", "H1", "H2"]),
     "Country": st.sampled_from(["", "Canada", "United Kingdom"]),
+    "SMSCarrier": st.sampled_from(["", "Verizon", "AT&T", "Acme Mobile"]),
+    "NotificationPreferences": st.sampled_from(["", "Item ready for pickup=SMS>E-Mail", "ready=Phone; reminder=method",
+                                                "Cancellation=Mail,E-Mail", "Password reset=E-Mail>SMS"]),
 }  # fmt: skip
 STATUSES = st.sampled_from([s.value for s in Status])
 REQUEST_VALUES: dict[str, st.SearchStrategy[str]] = {
@@ -88,7 +91,7 @@ def _base_patron(username: str) -> bytes:
     header = ["UserName", *PATRON_DATA_COLUMNS]
     values = ["Ann", "Base", "base@example.org", "217-555-0101", "217-555-0102", "217-555-0103", "E-Mail",
               "Hold for Pickup", "1 Base Rd", "Apt 1", "Basetown", "IL", "61801", "Dept", "Staff", "MAIN", "H9",
-              "United States"]  # fmt: skip
+              "United States", "Verizon", "Pickup reminder=SMS>E-Mail"]  # fmt: skip
     return _csv(header, [[username, *values]])
 
 

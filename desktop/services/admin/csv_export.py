@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from desktop.db.engine import Database
-from desktop.db.models import Household, Location, Patron, PickupLocation, Request
+from desktop.db.models import Household, Location, Patron, PatronChannelPreference, PickupLocation, Request
 from desktop.domain.contacts import ContactKind, format_phone
 from desktop.domain.statuses import Status
-from desktop.services.admin.csv_import import PATRON_COLUMNS
+from desktop.services.admin.csv_import import PATRON_COLUMNS, format_preferences_cell
 
 EXPORT_COLUMNS = (
     "TransactionNumber", "UserName", "TransactionStatus", "RequestType", "LoanTitle", "LoanAuthor",
@@ -115,6 +115,7 @@ def iter_patron_rows(db: Database, batch: int = 2000) -> Iterator[tuple[str, ...
 
     EMailAddress, Phone and Fax are the primary ones; MobilePhone is the first other phone at the Cell location
     (what ``import-patrons`` files under Cell). Other contact points stay in the database only.
+    NotificationPreferences lists only the events with a stored preference (the others follow the method).
     """
     query = (
         select(Patron, PickupLocation.code, Household.code)
@@ -125,6 +126,12 @@ def iter_patron_rows(db: Database, batch: int = 2000) -> Iterator[tuple[str, ...
     )
     with db.read() as session:
         cell = set(session.scalars(select(Location.id).where(Location.name == "Cell")))
+        # Only staff's (or an import's) own choices are rows: few beside the patrons, so read once.
+        preferences: dict[int, dict[str, str]] = {}
+        for pid, event, channels in session.execute(
+            select(PatronChannelPreference.patron_id, PatronChannelPreference.event, PatronChannelPreference.channels)
+        ):
+            preferences.setdefault(pid, {})[event] = channels
         for patron, site, household in session.execute(query.execution_options(yield_per=batch)):
             points = patron.contact_points
             email = next((c for c in points if c.kind == ContactKind.EMAIL.value and c.is_primary), None)
@@ -141,6 +148,7 @@ def iter_patron_rows(db: Database, batch: int = 2000) -> Iterator[tuple[str, ...
                 _phone(fax.normalized, fax.extension) if fax else "",
                 patron.notification_method, patron.delivery_method, patron.address1, patron.address2, patron.city,
                 patron.state, patron.zip, patron.department, patron.status, site or "", household or "", patron.country,
+                patron.sms_carrier, format_preferences_cell(preferences.get(patron.id, {})),
             )  # fmt: skip
 
 

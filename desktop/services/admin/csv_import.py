@@ -30,12 +30,21 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, Table, bindparam, cast, func, select, text, update
+from sqlalchemy import Integer, Table, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
-from desktop.db.models import ContactPoint, Household, Location, Patron, PickupLocation, Request
+from desktop.db.models import (
+    ContactPoint,
+    Household,
+    Location,
+    Patron,
+    PatronChannelPreference,
+    PickupLocation,
+    Request,
+)
 from desktop.db.types import UTCDateTime
+from desktop.domain.channels import NoticeEvent, Preference, check_preference, format_preference, parse_preference
 from desktop.domain.clock import utcnow
 from desktop.domain.contacts import ContactError, ContactKind, Normalized, normalize_email, normalize_phone
 from desktop.domain.methods import (
@@ -45,12 +54,13 @@ from desktop.domain.methods import (
     parse_request_type,
 )
 from desktop.domain.statuses import CANCELLED_STATUSES, NOTIFIED_STATUSES, Status, parse_status
+from desktop.services.patrons.channel_preferences import effective_default
 from desktop.services.requests.status import change_status
 
 PATRON_COLUMNS = (
     "UserName", "FirstName", "LastName", "EMailAddress", "Phone", "MobilePhone", "Fax", "NotificationMethod",
     "DeliveryMethod", "Address", "Address2", "City", "State", "Zip", "Department", "Status", "Site", "HouseholdID",
-    "Country",
+    "Country", "SMSCarrier", "NotificationPreferences",
 )  # fmt: skip
 REQUEST_COLUMNS = (
     "TransactionNumber", "UserName", "RequestType", "LoanTitle", "LoanAuthor", "PhotoJournalTitle",
@@ -85,7 +95,22 @@ _PATRON_ATTRS: dict[str, str] = {
     "FirstName": "first_name", "LastName": "last_name", "NotificationMethod": "notification_method",
     "DeliveryMethod": "delivery_method", "Address": "address1", "Address2": "address2", "City": "city",
     "State": "state", "Zip": "zip", "Department": "department", "Status": "status", "Country": "country",
+    "SMSCarrier": "sms_carrier",
 }  # fmt: skip
+#: ``NotificationPreferences``: events separated by ``;``, each ``event=channels`` with the channels in order
+#: (``>``, or ``,``), e.g. ``Item ready for pickup=SMS>E-Mail; Pickup reminder=method``; ``method`` means "follow
+#: the notification method" (no row). An event may be named by its name or a short word (:data:`EVENT_WORDS`).
+PREFERENCES_COLUMN = "NotificationPreferences"
+FOLLOW_METHOD = "method"
+EVENT_WORDS: dict[str, NoticeEvent] = {
+    **{event.value.casefold(): event for event in NoticeEvent},
+    "ready": NoticeEvent.READY_FOR_PICKUP,
+    "reminder": NoticeEvent.PICKUP_REMINDER,
+    "reset": NoticeEvent.PASSWORD_RESET,
+    "cancellation": NoticeEvent.CANCELLATION,
+}
+#: ``updated_by`` of the preference rows an import writes.
+IMPORTED_PREFERENCES_BY = "CSV import"
 _REQUEST_TEXT_ATTRS: dict[str, str] = {
     "LoanTitle": "loan_title", "LoanAuthor": "loan_author", "PhotoJournalTitle": "photo_journal_title",
     "PhotoArticleTitle": "photo_article_title", "CallNumber": "call_number", "LendingLibrary": "lending_library",
@@ -359,6 +384,47 @@ class _PatronRow:
     contacts: list[tuple[str, ContactKind, str, Normalized]]  # column, kind, location name, value
     site: str
     household: str
+    #: From NotificationPreferences: event → channels, or None for "follow the notification method".
+    preferences: dict[NoticeEvent, Preference | None] = field(default_factory=dict)
+
+
+def parse_preferences_cell(text_: str) -> dict[NoticeEvent, Preference | None]:
+    """A ``NotificationPreferences`` cell (see :data:`PREFERENCES_COLUMN`); None for an event that follows the method.
+
+    Raises:
+        ValueError: an unknown event or channel, an event named twice, or channels that cannot be saved.
+    """
+    found: dict[NoticeEvent, Preference | None] = {}
+    for part in (p.strip() for p in text_.split(";")):
+        if not part:
+            continue
+        name, sep, channels = part.partition("=")
+        event = EVENT_WORDS.get(" ".join(name.split()).casefold())
+        if not sep or event is None:
+            raise ValueError(
+                f"{PREFERENCES_COLUMN}: {part!r} is not event=channels (events: "
+                + ", ".join(e.value for e in NoticeEvent)
+                + ")"
+            )
+        if event in found:
+            raise ValueError(f"{PREFERENCES_COLUMN}: {event.value} is named twice")
+        if channels.strip().casefold() == FOLLOW_METHOD:
+            found[event] = None
+            continue
+        try:
+            chosen = parse_preference(channels)
+        except ValueError as exc:
+            raise ValueError(f"{PREFERENCES_COLUMN}: {event.value}: {exc}") from None
+        problems = check_preference(chosen, event)
+        if problems:
+            raise ValueError(f"{PREFERENCES_COLUMN}: {' '.join(problems)}")
+        found[event] = chosen
+    return found
+
+
+def format_preferences_cell(stored: dict[str, str]) -> str:
+    """Stored rows (event name → ``SMS>E-Mail``) as a ``NotificationPreferences`` cell, in the events' order."""
+    return "; ".join(f"{e.value}={stored[e.value]}" for e in NoticeEvent if e.value in stored)
 
 
 def _parse_patron(row: _Row, region: str) -> _PatronRow:
@@ -394,7 +460,8 @@ def _parse_patron(row: _Row, region: str) -> _PatronRow:
     site, household = v.get("Site", ""), v.get("HouseholdID", "")
     _check_length("Site", site, _limit(PickupLocation, "code"))
     _check_length("HouseholdID", household, _limit(Household, "code"))
-    return _PatronRow(row.line, username, attrs, contacts, site, household)
+    preferences = parse_preferences_cell(v[PREFERENCES_COLUMN]) if PREFERENCES_COLUMN in v else {}
+    return _PatronRow(row.line, username, attrs, contacts, site, household, preferences)
 
 
 @dataclass
@@ -413,6 +480,8 @@ class _PatronSnapshot:
     site: str
     household: str
     contacts: list[_Contact]
+    #: Stored preference rows: event name → channels as stored.
+    preferences: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -436,6 +505,10 @@ class _PatronPlan:
     new_sites: dict[str, str] = field(default_factory=dict)  # casefold -> code
     new_households: set[str] = field(default_factory=set)
     key_to_id: dict[str, int] = field(default_factory=dict)
+    #: Preference rows to (re)write: (patron id or None for a new patron, patron key, event, channels).
+    preference_rows: list[tuple[int | None, str, str, str]] = field(default_factory=list)
+    #: Preference rows to remove (the event follows the method again): (patron id, event).
+    preference_deletes: list[tuple[int, str]] = field(default_factory=list)
 
 
 _PATRON_DEFAULTS: dict[str, str] = {attr: "" for attr in _PATRON_ATTRS.values()} | {
@@ -456,7 +529,7 @@ def _patron_fingerprint(session: Session) -> tuple[Any, ...]:
     return (*patrons, *contacts, *sites, *households)
 
 
-def _load_patrons(session: Session, keys: set[str]) -> dict[str, _PatronSnapshot]:
+def _load_patrons(session: Session, keys: set[str], with_preferences: bool = False) -> dict[str, _PatronSnapshot]:
     """Snapshots of the stored patrons whose user names (case-folded) are in ``keys``."""
     ids: dict[int, str] = {}
     for patron_id, username in session.execute(select(Patron.id, Patron.username)):
@@ -487,12 +560,17 @@ def _load_patrons(session: Session, keys: set[str]) -> dict[str, _PatronSnapshot
         ).where(ContactPoint.patron_id.in_(chunk))
         for cid, pid, kind, value, normalized, primary in session.execute(contacts.order_by(ContactPoint.position)):
             by_id[pid].contacts.append(_Contact(cid, kind, value, normalized, bool(primary)))
+        if with_preferences:
+            prefs = PatronChannelPreference
+            stored = select(prefs.patron_id, prefs.event, prefs.channels).where(prefs.patron_id.in_(chunk))
+            for pid, event, channels in session.execute(stored):
+                by_id[pid].preferences[event] = channels
     return snapshots
 
 
 def _plan_patrons(session: Session, parsed: list[_PatronRow], create_sites: bool, result: ImportResult) -> _PatronPlan:
     plan = _PatronPlan()
-    snapshots = _load_patrons(session, {p.username.casefold() for p in parsed})
+    snapshots = _load_patrons(session, {p.username.casefold() for p in parsed}, any(p.preferences for p in parsed))
     sites = {code.casefold(): code for code in session.scalars(select(PickupLocation.code))}
     households = set(session.scalars(select(Household.code)))
     for item in parsed:
@@ -562,7 +640,34 @@ def _plan_new_patron(
     given = [FieldChange(c, "", attrs[a]) for c, a in _PATRON_ATTRS.items() if a in item.attrs]
     given += [FieldChange(column, "", value.display) for column, _k, _l, value in item.contacts]
     given += [FieldChange(c, "", v) for c, v in (("Site", site), ("HouseholdID", item.household)) if v]
+    given += _plan_preferences(item, None, attrs["notification_method"], {}, plan)
     return RowChange(item.line, item.username, True, tuple(given))
+
+
+def _plan_preferences(
+    item: _PatronRow, patron_id: int | None, method: str, stored: dict[str, str], plan: _PatronPlan
+) -> list[FieldChange]:
+    """The preference rows the row's NotificationPreferences asks for (events it names only), as changes.
+
+    A preference equal to the method (the patron's new one, when the row changes it) is stored as no row, like
+    the Contact Card does, so the patron keeps following the method.
+    """
+    changes: list[FieldChange] = []
+    key = item.username.casefold()
+    for event, chosen in item.preferences.items():
+        default = effective_default(method, event)
+        want = None if chosen is None or chosen == default else format_preference(chosen)
+        have = stored.get(event.value)
+        if want == have:
+            continue
+        if want is None:
+            assert patron_id is not None and have is not None  # a new patron has nothing stored
+            plan.preference_deletes.append((patron_id, event.value))
+        else:
+            plan.preference_rows.append((patron_id, key, event.value, want))
+        shown = "(the notification method)"
+        changes.append(FieldChange(f"{PREFERENCES_COLUMN}: {event.value}", have or shown, want or shown))
+    return changes
 
 
 def _plan_patron_update(
@@ -621,6 +726,8 @@ def _plan_patron_update(
                 _new_contact(plan, key, match).is_primary = True
             old = old_primary.value if old_primary else ""
             changes.append(FieldChange(f"{column} (primary)", old, match.value))
+    method = str(columns.get("notification_method", snapshot.attrs["notification_method"]))
+    changes += _plan_preferences(item, snapshot.id, method, snapshot.preferences, plan)
     if not changes:
         return None
     # Every write to a patron or to its contact points bumps version_id: a Contact Card opened earlier must
@@ -733,6 +840,25 @@ def _write_patrons(session: Session, plan: _PatronPlan) -> None:
         _executemany(session, points, rows)
     for ids_chunk in _chunks(plan.set_primary):
         session.execute(update(points).where(points.c.id.in_(ids_chunk)).values(is_primary=True))
+    _write_preferences(session, plan, now)
+
+
+def _write_preferences(session: Session, plan: _PatronPlan, now: datetime) -> None:
+    """Replace the planned preference rows (delete, then insert) and remove the ones that follow the method."""
+    table: Table = PatronChannelPreference.__table__  # type: ignore[assignment]
+    rows = [
+        {"patron_id": pid if pid is not None else plan.key_to_id[key], "event": event, "channels": channels,
+         "updated_by": IMPORTED_PREFERENCES_BY, "updated_at": now}
+        for pid, key, event, channels in plan.preference_rows
+    ]  # fmt: skip
+    gone = [{"b_id": pid, "b_event": event} for pid, event in plan.preference_deletes]
+    gone += [{"b_id": r["patron_id"], "b_event": r["event"]} for r in rows]
+    for chunk in _chunks(gone):
+        session.execute(
+            delete(table).where(table.c.patron_id == bindparam("b_id"), table.c.event == bindparam("b_event")),
+            list(chunk),
+        )
+    _executemany(session, table, rows)
 
 
 def import_patrons(
@@ -773,7 +899,7 @@ def import_patrons(
 
     return _plan_and_write(
         db, result, plan_in, _write_patrons, _patron_fingerprint, ("patrons", "contact_points", "pickup_locations",
-        "households"),
+        "households", "patron_channel_preferences"),
     )  # fmt: skip
 
 

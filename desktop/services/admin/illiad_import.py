@@ -26,6 +26,12 @@ and named in the report), ``NULL`` as text, dates as ``2020-06-15 18:34:44.980``
   and writes nothing. Patrons are written in chunks, each its own short transaction; the requests and their
   history in one transaction that holds the write lock while the files stream (a migration runs before the
   desk works in Callslip), with new request ids assigned under that lock so nothing is read back.
+* **SMS opt-in becomes a channel preference.** ILLiad exports an SMS preference next to ``NotificationMethod``
+  (the column's name varies by version and site: :data:`SMS_OPT_IN_COLUMNS`) and sometimes the mobile carrier
+  (:data:`CARRIER_COLUMNS`). An opted-in user's item notices (ready for pickup, pickup reminder, cancellation)
+  become "SMS, else their method" (:func:`desktop.domain.channels.illiad_preference`); a password reset stays
+  E-Mail. A result equal to the method stores no row, so nothing changes for users without SMS; a preference
+  staff chose in Callslip is never overwritten by a re-import. Written set-based, a chunk of users at a time.
 """
 
 from __future__ import annotations
@@ -45,16 +51,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
-from desktop.db.models import Notification, Patron, Request, RequestNote, Tracking
+from desktop.db.models import Notification, Patron, PatronChannelPreference, Request, RequestNote, Tracking
+from desktop.domain.channels import NoticeEvent, format_preference, illiad_preference
+from desktop.domain.clock import utcnow
 from desktop.domain.methods import parse_request_type
 from desktop.domain.statuses import Status
 from desktop.services.admin import csv_import
 from desktop.services.admin.csv_import import CsvFileError, ImportResult, StatusBack, parse_transaction_number
+from desktop.services.admin.sms_settings import load_sms_settings
 from desktop.services.notices.templates import ARTICLE_PICKUP, LOAN_PICKUP
+from desktop.services.patrons.channel_preferences import CARRIER_LIMIT, effective_default
 
 #: How ILLiad statuses become Callslip statuses (keys compared by :func:`status_key`); the dry run shows it and
 #: ``--status-map FILE`` overrides any line. A status missing here becomes Awaiting Request Processing (reported).
@@ -113,11 +123,21 @@ EMAIL_STATES: dict[str, str] = {
 #: Delivery methods ILLiad has and Callslip does not, and what they become.
 DELIVERY_VARIANTS = {"electronic delivery if possible": "Hold for Pickup"}
 
+#: Users columns that hold ILLiad's SMS opt-in, as versions and sites name them (matched without case; the first
+#: one present wins), and the values they hold.
+SMS_OPT_IN_COLUMNS = ("SMSPreference", "SMSOptIn", "SMS", "TextMessage", "NotifyBySMS")
+SMS_YES = frozenset({"yes", "true", "1", "y"})
+SMS_NO = frozenset({"no", "false", "0", "n"})
+#: Users columns that name the patron's mobile carrier (the e-mail-to-SMS gateway's), first present wins.
+CARRIER_COLUMNS = ("SMSCarrier", "Carrier", "MobileCarrier")
+#: The events an ILLiad SMS opt-in applies to (a password reset carries a link: it stays E-Mail).
+SMS_EVENTS = (NoticeEvent.READY_FOR_PICKUP, NoticeEvent.PICKUP_REMINDER, NoticeEvent.CANCELLATION)
+
 TABLES = ("Users", "Transactions", "Tracking", "Notes", "EMailCopies")
 _USED: dict[str, tuple[str, ...]] = {
     "Users": ("UserName", "FirstName", "LastName", "EMailAddress", "Phone", "MobilePhone", "Fax",
               "NotificationMethod", "DeliveryMethod", "LoanDeliveryMethod", "Address", "Address2", "City", "State",
-              "Zip", "Country", "Department", "Status", "Site", "Cleared"),
+              "Zip", "Country", "Department", "Status", "Site", "Cleared", *SMS_OPT_IN_COLUMNS, *CARRIER_COLUMNS),
     "Transactions": ("TransactionNumber", "Username", "RequestType", "ProcessType", "TransactionStatus",
                      "TransactionDate", "DueDate", "LoanTitle", "LoanAuthor", "PhotoJournalTitle", "PhotoArticleTitle",
                      "CallNumber", "LendingLibrary"),
@@ -449,6 +469,13 @@ class MigrationReport:
     #: Seconds the write transactions (patrons, then requests with their history) held the write lock.
     lock_seconds: float = 0.0
     status_map: dict[str, Status] = field(default_factory=lambda: dict(DEFAULT_STATUS_MAP))
+    #: Users who opted in to SMS in ILLiad; the preference rows written (or that would be) for them.
+    sms_opt_in: int = 0
+    preferences_written: int = 0
+    #: Preferences staff chose in Callslip that a re-import left alone (one per patron and event).
+    preferences_kept: int = 0
+    #: Patrons whose SMS carrier was set (or would be).
+    carriers_set: int = 0
 
     def lines(self) -> list[str]:
         """The migration report, as the command line prints it and the wizard shows it."""
@@ -463,6 +490,14 @@ class MigrationReport:
             )
         if self.patrons is not None:
             out.append(f"  patrons: {self.patrons.summary()}")
+        if self.sms_opt_in or self.preferences_written or self.carriers_set or self.preferences_kept:
+            verb = "would store" if self.dry_run else "stored"
+            out += ["", f"SMS opt-in: {self.sms_opt_in} user(s); {verb} {self.preferences_written} channel "
+                    "preference(s) (SMS, else their method, for item notices)"]  # fmt: skip
+            if self.carriers_set:
+                out.append(f"  SMS carrier {'would be ' if self.dry_run else ''}set for {self.carriers_set} patron(s)")
+            if self.preferences_kept:
+                out.append(f"  {self.preferences_kept} preference(s) chosen by staff in Callslip kept as they are")
         out += ["", "Status mapping (ILLiad → Callslip, requests at each):"]
         for (illiad, callslip, defaulted), n in sorted(self.status_mappings.items()):
             flag = "  (not in the table: add it to a --status-map file)" if defaulted else ""
@@ -519,7 +554,10 @@ def _limit(attr: str) -> int | None:
 
 def _patron_csv(rows: list[tuple[int, dict[str, str]]], report: MigrationReport) -> tuple[list[str], list[int]]:
     """Users rows as Callslip's patron CSV lines (header first, one line per row) and the export line of each."""
-    columns = [c for c in csv_import.PATRON_COLUMNS if c != "HouseholdID"]
+    # The carrier and the preferences come from ILLiad's own columns (:func:`_import_preferences`).
+    columns = [
+        c for c in csv_import.PATRON_COLUMNS if c not in ("HouseholdID", "SMSCarrier", "NotificationPreferences")
+    ]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -574,7 +612,145 @@ def _import_patrons(
     total.notes.extend(result.notes)
     report.lock_seconds += result.lock_seconds
     report.tables["Users"].imported += result.created + result.updated + result.unchanged
-    return {values.get("UserName", "").casefold() for i, (_l, values) in enumerate(rows) if i not in bad}
+    kept = [row for i, row in enumerate(rows) if i not in bad]
+    _import_preferences(db, kept, report)
+    return {values.get("UserName", "").casefold() for _l, values in kept}
+
+
+def _first(values: dict[str, str], columns: tuple[str, ...]) -> tuple[str, str] | None:
+    """(column, value) of the first of ``columns`` the row has a value in."""
+    return next(((c, values[c]) for c in columns if c in values), None)
+
+
+def _import_preferences(db: Database, rows: list[tuple[int, dict[str, str]]], report: MigrationReport) -> None:
+    """One chunk of Users' SMS opt-in and carrier as channel preferences and ``sms_carrier`` (set-based).
+
+    Per patron and item event: no stored row and the ILLiad result differs from the method → insert; a row the
+    import wrote before → updated, or removed when the result is the method again; a row staff wrote → kept.
+    A carrier named like one in the shared carrier table takes the table's spelling.
+    """
+    wanted: dict[str, tuple[bool | None, str | None, str]] = {}  # user → (opt-in, carrier, ILLiad's method)
+    for _line, values in rows:
+        opt = _first(values, SMS_OPT_IN_COLUMNS)
+        carrier = _first(values, CARRIER_COLUMNS)
+        if opt is None and carrier is None:
+            continue
+        opt_in: bool | None = None
+        if opt is not None:
+            answer = opt[1].strip().casefold()
+            if answer in SMS_YES or answer in SMS_NO:
+                opt_in = answer in SMS_YES
+            else:
+                report.skipped[
+                    f"Users: {opt[0]} {opt[1]!r} is not Yes or No (the SMS preference was left as it was)"
+                ] += 1
+        name = " ".join(carrier[1].split()) if carrier is not None else None
+        if name is not None and len(name) > CARRIER_LIMIT:
+            report.skipped[f"Users: a carrier longer than {CARRIER_LIMIT} characters was not kept"] += 1
+            name = None
+        wanted[values.get("UserName", "").casefold()] = (opt_in, name, values.get("NotificationMethod", ""))
+    if not wanted:
+        return
+    report.sms_opt_in += sum(1 for opt_in, _c, _m in wanted.values() if opt_in)
+    table_names = {n.casefold(): n for n in load_sms_settings(db).gateways}
+    pref_table: Table = PatronChannelPreference.__table__  # type: ignore[assignment]
+    with db.read() if report.dry_run else db.write() as session:
+        patrons: dict[str, tuple[int, str, str]] = {}
+        stored: dict[tuple[int, str], tuple[str, str]] = {}
+        # One pass over the patrons, matched without case in Python like the patron import (no index on lower()).
+        for pid, username, method, current_carrier in session.execute(
+            select(Patron.id, Patron.username, Patron.notification_method, Patron.sms_carrier)
+        ):
+            if username.casefold() in wanted:
+                patrons[username.casefold()] = (pid, method, current_carrier)
+        ids = sorted(pid for pid, _m, _c in patrons.values())
+        for start in range(0, len(ids), 1000):  # bounded IN lists on every database
+            for pid, event, channels, by in session.execute(
+                select(
+                    PatronChannelPreference.patron_id,
+                    PatronChannelPreference.event,
+                    PatronChannelPreference.channels,
+                    PatronChannelPreference.updated_by,
+                ).where(PatronChannelPreference.patron_id.in_(ids[start : start + 1000]))
+            ):
+                stored[(pid, event)] = (channels, by)
+        now = utcnow()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
+        carriers: list[dict[str, Any]] = []
+        touched: set[int] = set()
+        for user, (opt_in, carrier_name, illiad_method) in wanted.items():
+            if user not in patrons and not report.dry_run:
+                continue  # not written by the patron import (refused): nothing to attach a preference to
+            pid, method, old_carrier = patrons.get(user, (0, illiad_method or "E-Mail", ""))
+            if carrier_name is not None:
+                carrier_name = table_names.get(carrier_name.casefold(), carrier_name)
+                if carrier_name and carrier_name != old_carrier:
+                    report.carriers_set += 1
+                    carriers.append({"b_id": pid, "b_carrier": carrier_name})
+                    touched.add(pid)
+            if opt_in is None:
+                continue
+            try:
+                chosen = illiad_preference(method, opt_in)
+            except ValueError:  # a method Callslip does not know: the patron import already reported it
+                continue
+            for event in SMS_EVENTS:
+                default = effective_default(method, event)
+                want = chosen if chosen != default else None
+                have = stored.get((pid, event.value))
+                if have is not None and have[1] != IMPORTED_BY:
+                    if want is not None and have[0] != format_preference(want):
+                        report.preferences_kept += 1
+                    continue
+                key = {"b_id": pid, "b_event": event.value}
+                if want is None:
+                    if have is not None:
+                        deletes.append(key)
+                        touched.add(pid)
+                    continue
+                text_value = format_preference(want)
+                if have is None:
+                    inserts.append({"patron_id": pid, "event": event.value, "channels": text_value,
+                                    "updated_by": IMPORTED_BY, "updated_at": now})  # fmt: skip
+                elif have[0] != text_value:
+                    updates.append({**key, "b_channels": text_value, "b_at": now})
+                else:
+                    continue
+                report.preferences_written += 1
+                touched.add(pid)
+        if report.dry_run:
+            return
+        csv_import._executemany(session, pref_table, inserts)
+        columns = pref_table.c
+        if updates:
+            session.execute(
+                update(pref_table)
+                .where(columns.patron_id == bindparam("b_id"), columns.event == bindparam("b_event"))
+                .values(channels=bindparam("b_channels"), updated_at=bindparam("b_at"), updated_by=IMPORTED_BY),
+                updates,
+            )
+        if deletes:
+            session.execute(
+                delete(pref_table).where(columns.patron_id == bindparam("b_id"), columns.event == bindparam("b_event")),
+                deletes,
+            )
+        patron_table: Table = Patron.__table__  # type: ignore[assignment]
+        if carriers:
+            session.execute(
+                update(patron_table)
+                .where(patron_table.c.id == bindparam("b_id"))
+                .values(sms_carrier=bindparam("b_carrier")),
+                carriers,
+            )
+        if touched:  # a Contact Card opened before the import must not save over it
+            session.execute(
+                update(patron_table)
+                .where(patron_table.c.id == bindparam("b_id"))
+                .values(version_id=patron_table.c.version_id + 1, updated_at=now),
+                [{"b_id": pid} for pid in sorted(touched)],
+            )
 
 
 def _parse_transaction(line: int, v: dict[str, str], lookup: dict[str, Status]) -> _Txn:

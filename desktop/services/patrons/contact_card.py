@@ -11,11 +11,17 @@ The card also holds the patron's notification and delivery methods. Changing the
 transaction: moving away from E-Mail cancels their waiting e-mail notices (with the reason), moving to E-Mail
 queues their arrival notices. E-Mail without an e-mail address (and Phone without a phone number, Mail to
 Address without a postal address) is refused with a message naming what is missing.
+
+It holds the patron's per-event channel preferences and SMS carrier too (issue 18): they are read with the card
+and saved in the card's transaction, after a method change (so an event that follows the method compares against
+the new one), under the same version guard; each change is a history line
+(:mod:`desktop.services.patrons.channel_preferences`). The carrier table and the SMS transport come along from the
+shared SMS settings, for the card's carrier list and its warnings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -25,10 +31,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from desktop.db.models import ContactPoint, Location, Notification, Patron, PatronHistory, Request
+from desktop.domain.channels import NoticeEvent, Preference
 from desktop.domain.clock import Clock, utcnow
 from desktop.domain.contacts import ContactError, ContactKind, email_key, format_phone, normalize
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.domain.statuses import Status
+from desktop.services.admin.sms_settings import load_sms_settings
 from desktop.services.database import Database
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
 from desktop.services.notices.outbox import (
@@ -40,6 +48,16 @@ from desktop.services.notices.outbox import (
     RETRYING,
     create_arrival_notice,
     flag_text,
+)
+from desktop.services.patrons.channel_preferences import (
+    CARRIER_FIELD,
+    HISTORY_PREFIX,
+    PatronPreferences,
+    apply_carrier,
+    apply_preferences,
+    carrier_problem,
+    preference_problems,
+    read_preferences,
 )
 from desktop.services.patrons.duplicates import PatronRef, other_household_holders
 
@@ -109,10 +127,14 @@ class MethodChange:
     note: str = ""
 
     def line(self) -> str:
-        """``Notify by: E-Mail → Phone · tester · Nov 30 14:05``."""
-        label = "Notify by" if self.field == "notification_method" else "Delivery"
+        """``Notify by: E-Mail → Phone · tester · Nov 30 14:05`` (a preference: ``Pickup reminder: …``)."""
+        label = _HISTORY_LABELS.get(self.field, self.field.removeprefix(HISTORY_PREFIX))
         when = self.changed_at.astimezone().strftime("%b %d %H:%M")
-        return f"{label}: {self.old_value} → {self.new_value} · {self.changed_by} · {when}"
+        old, new = self.old_value or "(none)", self.new_value or "(none)"
+        return f"{label}: {old} → {new} · {self.changed_by} · {when}"
+
+
+_HISTORY_LABELS = {"notification_method": "Notify by", "delivery_method": "Delivery", CARRIER_FIELD: "SMS carrier"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +151,14 @@ class CardData:
     methods: Methods = field(default_factory=Methods)
     #: Changes of the methods, newest first.
     history: tuple[MethodChange, ...] = ()
+    #: The per-event channels (None only for cards built by hand in tests of older code).
+    preferences: PatronPreferences | None = None
+    #: The carrier whose e-mail-to-SMS gateway reaches the patron ('' = unknown).
+    sms_carrier: str = ""
+    #: The shared carrier table's names, for the card's carrier list.
+    carriers: tuple[str, ...] = ()
+    #: The shared SMS transport (``off``, ``gateway``, ``twilio``): the gateway needs a carrier.
+    sms_transport: str = "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +229,7 @@ def load_card(db: Database, patron_id: int) -> CardData:
     Raises:
         NotFoundError: the patron no longer exists.
     """
+    sms = load_sms_settings(db)
     with db.read() as session:
         patron = session.get(Patron, patron_id)
         if patron is None:
@@ -237,6 +268,10 @@ def load_card(db: Database, patron_id: int) -> CardData:
                     .limit(20)
                 )
             ),
+            preferences=read_preferences(session, patron),
+            sms_carrier=patron.sms_carrier,
+            carriers=tuple(sorted(sms.gateways, key=str.casefold)),
+            sms_transport=sms.transport,
         )
 
 
@@ -345,6 +380,8 @@ def save_card(
     address: PostalAddress,
     *,
     methods: Methods | None = None,
+    channels: Mapping[NoticeEvent, Preference] | None = None,
+    sms_carrier: str | None = None,
     staff: str = "",
     region: str = "US",
     clock: Clock = utcnow,
@@ -355,6 +392,8 @@ def save_card(
     Per kind, the first point marked primary is the primary (or the first point, when none is marked).
     ``methods`` (when given and different) changes the notification and delivery methods, recorded as
     ``staff`` in ``patron_history``, and regroups the requests waiting for contact (see the module's doc).
+    ``channels`` (per event; an event left out keeps what it has) and ``sms_carrier`` (None: unchanged) are saved
+    after the methods, with history lines; problems are keyed ``channels.<event>`` and ``sms_carrier``.
 
     Raises:
         ValidationError: a field is invalid (``problems`` as from :func:`validate_card`); nothing saved.
@@ -376,6 +415,10 @@ def save_card(
                 if not staff.strip():
                     raise ValidationError("A staff name is needed to change a patron's methods.", {"staff": "required"})
                 problems.update(check_methods(methods, points, address))
+            if channels:
+                problems.update({f"channels.{k}": v for k, v in preference_problems(channels).items()})
+            if sms_carrier is not None and (too_long := carrier_problem(sms_carrier)):
+                problems["sms_carrier"] = too_long
             existing = {c.id: c for c in patron.contact_points}
             for index, point in enumerate(points):
                 old = existing.get(point.id) if point.id is not None else None
@@ -392,6 +435,13 @@ def save_card(
                 session.flush()
                 session.refresh(patron, ["contact_points"])
                 regrouped = _change_methods(session, patron, current, methods, staff.strip(), clock())
+            now = clock()
+            who = staff.strip()
+            written = bool(channels) and apply_preferences(session, patron, channels or {}, staff=who, now=now)
+            if sms_carrier is not None:
+                written = apply_carrier(session, patron, sms_carrier, staff=who, now=now) or written
+            if written and not who:
+                raise ValidationError("A staff name is needed to change a patron's channels.", {"staff": "required"})
             patron.updated_at = clock()  # bumps version_id: the next card must load what we saved
             session.flush()
             version = patron.version_id
@@ -596,7 +646,7 @@ def merge_card(base: CardData, points: Sequence[CardPoint], address: PostalAddre
 def _summary(problems: dict[str, str], points: Sequence[CardPoint]) -> str:
     count = len(problems)
     first_key = sorted(problems, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))[0]
-    where = first_key
+    where = first_key.removeprefix("channels.").replace("sms_carrier", "SMS carrier")
     if first_key.isdigit():
         point = points[int(first_key)]
         label = ContactKind(point.kind).label if point.kind in _KIND_VALUES else point.kind

@@ -4,7 +4,8 @@ the Locations code table.
 Offers (``__all__``): ``patron_search``, ``patron_record``, ``contact_card``, ``duplicates_view``,
 ``locations_dialog``,
 ``bounced_view`` (the Bounced addresses list). Inside only: ``contact_info_tab`` (a tab of the patron
-record). Other windows open these through :mod:`desktop.ui.navigation`.
+record), ``channel_preferences_editor`` (the Contact Card's Channels section: per-event channels, SMS
+carrier). Other windows open these through :mod:`desktop.ui.navigation`.
 """
 
 __all__ = [

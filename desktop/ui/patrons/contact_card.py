@@ -8,6 +8,9 @@ An e-mail address already held in another household is a warning naming that pat
 The card's first section holds the notification and delivery methods: a change is saved with the card, recorded
 with who and when (the last changes are listed under the choices), and moves the patron's requests waiting for
 contact to the right Contact Customers group. E-Mail without an e-mail address on the card is refused as typed.
+Below it, the "Channels" section (:mod:`desktop.ui.patrons.channel_preferences_editor`) edits the per-event
+channels and the SMS carrier; they are saved with the card's Save, in its transaction, and a refused save keeps
+them as chosen like every other field.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.domain.channels import NoticeEvent, Preference
 from desktop.domain.contacts import ContactKind, email_key, format_phone
 from desktop.domain.methods import DeliveryMethod, NotificationMethod
 from desktop.services.errors import ConcurrentEditError, ValidationError
@@ -63,6 +67,7 @@ from desktop.services.patrons.contact_card import (
 )
 from desktop.services.patrons.duplicates import PatronRef
 from desktop.ui.context import AppContext
+from desktop.ui.patrons.channel_preferences_editor import ChannelPreferencesEditor
 from desktop.ui.widgets.colours import Tone, tone_colour
 from desktop.ui.widgets.focus import tab_in_reading_order
 from desktop.ui.widgets.icons import icon
@@ -349,6 +354,9 @@ class ContactCard(QDialog):
         body = QWidget()
         self.body_layout = QVBoxLayout(body)
         self.body_layout.addWidget(self._build_methods())
+        self.channels_editor = ChannelPreferencesEditor()
+        self.channels_editor.edited.connect(self.on_edited)
+        self.body_layout.addWidget(self.channels_editor)
         for kind in ContactKind:
             box = QGroupBox(_SECTION_TITLES[kind.value])
             box.setObjectName(f"{kind.value}Section")
@@ -449,9 +457,15 @@ class ContactCard(QDialog):
         self.history_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.history_label.setProperty("state", "ok")
         form.addRow(self.history_label)
-        self.notification_combo.currentIndexChanged.connect(self.on_edited)
+        self.notification_combo.currentIndexChanged.connect(self.on_method_changed)
         self.delivery_combo.currentIndexChanged.connect(self.on_edited)
         return box
+
+    @Slot()
+    def on_method_changed(self) -> None:
+        """The notification method changed: events that follow it show its channels."""
+        self.channels_editor.set_method(str(self.notification_combo.currentData()))
+        self.on_edited()
 
     def methods(self) -> Methods:
         """The methods chosen on the card."""
@@ -540,6 +554,10 @@ class ContactCard(QDialog):
         for name, edit in self.address_fields.items():
             edit.setText(getattr(address, name))
         self._show_methods(data, data.methods)
+        self.channels_editor.load(
+            data.preferences, data.methods.notification, data.sms_carrier, data.carriers, data.sms_transport
+        )
+        self.channels_editor.set_phones(self._phones(), self.region)
         tab_in_reading_order(self)  # the new lines go where they are shown, not after Close
 
     def on_load_failed(self, error: object) -> None:
@@ -563,9 +581,21 @@ class ContactCard(QDialog):
         merged = merge_card(self.data, self.points(), self.address(), theirs)
         mine = self.methods()
         keep_mine = mine != self.data.methods  # changed here: kept over theirs, like every other field
+        editor = self.channels_editor
+        mine_changed, carrier_changed = editor.changed_events(), editor.carrier_changed
+        my_channels, my_following, my_carrier = editor.channels(), editor.following(), editor.carrier()
         self._fill(theirs, merged.points, merged.address)
         if keep_mine:
             self._show_methods(theirs, mine)
+            editor.set_method(mine.notification)
+        # An event (or the carrier) changed here keeps this card's choice over theirs, like every other field.
+        channels, following = editor.channels(), set(editor.following())
+        for event in mine_changed:
+            channels[event] = my_channels[event]
+            following.discard(event)
+            if event in my_following:
+                following.add(event)
+        editor.restore(channels, following, my_carrier if carrier_changed else editor.carrier())
         self.reload_button.setEnabled(True)
         self.reload_button.setDefault(False)
         self.reload_button.hide()
@@ -684,12 +714,17 @@ class ContactCard(QDialog):
             return False
         loaded = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.data.points]
         now = [(p.kind, p.value, p.location_id, p.extension, p.is_primary, p.id) for p in self.points()]
-        return loaded != now or self.address() != self.data.address or self.methods() != self.data.methods
+        return (
+            loaded != now
+            or self.address() != self.data.address
+            or self.methods() != self.data.methods
+            or self.channels_editor.changed
+        )
 
     def problems(self) -> list[str]:
         """Messages of the invalid lines, in card order (a refused method first: it is at the top)."""
         found = [f"{ContactKind(e.kind).label} {n}: {e.message.text()}" for n, e in self._numbered() if not e.valid]
-        return self._method_problems() + found
+        return self._method_problems() + [f"Channels: {p}" for p in self.channels_editor.problems()] + found
 
     def _method_problems(self) -> list[str]:
         """The methods' problems given the card as typed now, shown under the choices (changed methods only)."""
@@ -704,10 +739,20 @@ class ContactCard(QDialog):
     def _numbered(self) -> list[tuple[int, PointEditor]]:
         return [(n + 1, e) for kind in ContactKind for n, e in enumerate(self.editors[kind.value])]
 
+    def _phones(self) -> list[tuple[str, str, bool]]:
+        """The card's valid phones as ``(E.164, location name, primary)``, for where texts would go."""
+        names = {loc.id: loc.name for loc in self.data.locations} if self.data is not None else {}
+        return [
+            (e.last_check.normalized, names.get(e.to_point().location_id or -1, ""), e.primary.isChecked())
+            for e in self.editors[ContactKind.PHONE.value]
+            if e.last_check.ok
+        ]
+
     @Slot()
     def on_edited(self) -> None:
         """Something changed: update Save, and re-check cross-household e-mails shortly."""
         self.warning_timer.start()
+        self.channels_editor.set_phones(self._phones(), self.region)
         self._update_save()
 
     def _update_save(self) -> None:
@@ -763,10 +808,18 @@ class ContactCard(QDialog):
             self.points(),
             self.address(),
             methods=self.methods(),
+            channels=self._chosen_channels(),
+            sms_carrier=self.channels_editor.carrier() if self.channels_editor.carrier_changed else None,
             staff=self.ctx.staff_name,
             region=self.region,
         )
         self.ctx.run(job, self.on_saved, self.on_save_failed)
+
+    def _chosen_channels(self) -> dict[NoticeEvent, Preference] | None:
+        """The events to save: those changed on the card (an event following the method sends the method's
+        channels, which the service stores as no row)."""
+        channels = self.channels_editor.channels()
+        return {event: channels[event] for event in self.channels_editor.changed_events()} or None
 
     def on_saved(self, result: SaveResult) -> None:
         """Saved: tell every window and close."""
@@ -795,6 +848,9 @@ class ContactCard(QDialog):
                     _set_state(self.address_message, "error", f"{key.split('.', 1)[1]}: {problem}")
                 elif key.startswith("methods."):
                     _set_state(self.methods_message, "error", problem)
+            self.channels_editor.set_server_problems(
+                {key.split(".", 1)[1]: p for key, p in error.problems.items() if key.startswith("channels.")}
+            )
             self._show_banner("error", str(error))
         elif isinstance(error, ConcurrentEditError):
             self._show_banner("error", str(error))
