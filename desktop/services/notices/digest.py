@@ -133,19 +133,19 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
         groups: dict[tuple[int, str, str], list[Any]] = {}
         for r in rows:
             groups.setdefault((r.patron_id, r.channel, r.to_address.strip().lower()), []).append(r)
-        riders = 0
-        for members in groups.values():
-            for leader_id, rider_ids in _leaders(members, window).items():
-                session.execute(
-                    update(Notification)
-                    .where(Notification.id.in_(rider_ids), Notification.digest_leader_id.is_(None))
-                    .values(digest_leader_id=leader_id, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                riders += len(rider_ids)
+        # The candidates are this transaction's alone (the write lock, or FOR UPDATE under the advisory lock), so
+        # by primary key, in one executemany: one statement per leader cost 0.2-0.5 s for 500 patrons.
+        riding = [
+            {"id": rider_id, "digest_leader_id": leader_id, "updated_at": now}
+            for members in groups.values()
+            for leader_id, rider_ids in _leaders(members, window).items()
+            for rider_id in rider_ids
+        ]
+        if riding:
+            session.execute(update(Notification), riding)
         if changes:
             session.execute(update(Notification), changes)
-        return Gathered(held=held, released=released, riders=riders)
+        return Gathered(held=held, released=released, riders=len(riding))
 
 
 def _leaders(members: Sequence[Any], window: Any) -> dict[int, list[int]]:
