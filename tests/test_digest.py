@@ -30,6 +30,8 @@ from desktop.services.errors import ConcurrentEditError, ValidationError
 from desktop.services.notices import outbox
 from desktop.services.notices.digest import HOLD_PREFIX, gather
 from desktop.services.notices.dispatch import default_lease_seconds, run_cycle
+from desktop.services.notices.result_writer import Advance, GroupMember, ResultWriter
+from desktop.services.requests.status import SYSTEM_USER
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings, start_manager
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -363,6 +365,44 @@ def test_concurrent_gather_passes_make_one_leader(any_db: Database) -> None:
     leaders = [n for n in found if n.digest_leader_id is None]
     assert len(leaders) == 1
     assert all(n.digest_leader_id == leaders[0].id for n in found if n is not leaders[0])
+
+
+def test_a_group_record_is_all_or_nothing(any_db: Database) -> None:
+    """One message's result for the leader and its riders: if one rider's lease was taken over, nothing is
+    written (no request moves, no history line); with every lease held, everything is, in one transaction."""
+    _, (a, b) = patron_with(any_db, ["Book One", "Book Two"])
+    t0 = utcnow()
+    arrive(any_db, a, t0)
+    arrive(any_db, b, t0)
+    gather(any_db, now=t0)
+    claim = outbox.claim_due(any_db, "test", limit=10, lease_seconds=60, now=t0)
+    leader, rider = notice_of(any_db, a), notice_of(any_db, b)
+    assert set(claim.ids) == {leader.id, rider.id}
+
+    def members() -> list[GroupMember]:
+        return [
+            GroupMember(notice.id, "sent", "sent", "250 OK", {"attempts": 1, "message_id": "<m@x>", "sent_at": t0},
+                        Advance(request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                                SYSTEM_USER, "in one e-mail"))
+            for notice, request_id in ((leader, a), (rider, b))
+        ]  # fmt: skip
+
+    with any_db.write() as session:  # another System Manager took the rider over
+        session.execute(update(Notification).where(Notification.id == rider.id).values(lease_owner="other#1"))
+    writer = ResultWriter(any_db)
+    try:
+        assert writer.record_group(claim.token, members(), worker="test", now=t0) is False
+        assert notice_of(any_db, a).state == "pending" and request_status(any_db, a) == Status.AWAITING_CUSTOMER_CONTACT
+        assert outbox.notice_history(any_db, leader.id) == []
+        with any_db.write() as session:
+            session.execute(update(Notification).where(Notification.id == rider.id).values(lease_owner=claim.token))
+        assert writer.record_group(claim.token, members(), worker="test", now=t0) is True
+    finally:
+        writer.close()
+    for request_id in (a, b):
+        assert notice_of(any_db, request_id).state == "sent"
+        assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+        assert tracking_notes(any_db, request_id)[-1] == (Status.NOTIFIED_VIA_EMAIL.value, "in one e-mail")
 
 
 # ------------------------------------------------------------------------------------------------ settings

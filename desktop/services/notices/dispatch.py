@@ -5,6 +5,10 @@ No network I/O happens inside a database transaction: a claim, the rendering (a 
 separate short transactions, and the SMTP conversation happens between them. Each sent notice is recorded in
 its own transaction right after the server's 250, so a crash can leave at most the one message in flight
 unrecorded (docs/DELIVERY.md).
+
+A patron's arrivals close together go out as one message (:mod:`desktop.services.notices.digest`): the cycle
+gathers them before claiming, a claimed leader brings its riders, the message lists every item, and its result is
+recorded for all of them in one transaction (each request with its own Tracking line).
 """
 
 from __future__ import annotations

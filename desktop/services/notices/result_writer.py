@@ -17,6 +17,10 @@ Here the SQL for each shape of outcome is written once and run on the driver's o
   overlap: the gain (≈10–25 %) is likely, not proven; re-measure on a quiet machine before removing or keeping
   it for good.
 
+A message that carries several notices (a digest, :mod:`desktop.services.notices.digest`) is recorded with
+:meth:`ResultWriter.record_group`: every notice it carried in ONE transaction (statement by statement, no
+overlap with SMTP), all or nothing, so the one message in flight is still the most a crash can duplicate.
+
 The statements are the rules of :mod:`desktop.services.notices.outbox` (a result counts only while its claim still
 holds the lease) and of :mod:`desktop.services.requests.status` (a request moves on only from the status it was
 expected at, with a Tracking line and ``version_id`` bumped like an ORM save).
