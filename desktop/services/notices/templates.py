@@ -80,7 +80,8 @@ CONTEXT_NAMES: dict[str, str] = {
     "reset.expires_at": "When the reset link expires (Password Reset template only)",
     "reset.hours": "Hours the reset link is valid (Password Reset template only)",
     "today": "Today's date (YYYY-MM-DD)",
-    "requests": "Every item of a printed letter (a patron's waiting items; one for e-mails): "
+    "requests": "Every item the message names (a printed letter, or an e-mail/text for several items that "
+    "arrived close together; one item otherwise): "
     "{% for item in requests %}{{ item.title }}…{% endfor %}, each with the request.* fields",
 }
 TOP_LEVEL_NAMES = frozenset(name.split(".")[0] for name in CONTEXT_NAMES)
