@@ -75,6 +75,8 @@ def test_three_arrivals_in_the_window_go_as_one_email_and_a_later_one_alone(
     held = notice_of(any_db, a)
     assert held.next_attempt_at == t0 + WINDOW and held.last_reply.startswith(HOLD_PREFIX)
     assert first.next_due_at == t0 + WINDOW  # the run loop sleeps until the hold ends
+    explanation = outbox.arrival_notices(any_db, [a])[a].explanation  # what Contact Customers shows
+    assert explanation == f"waiting to be sent ({HOLD_PREFIX} still on their way, until {t0 + WINDOW:%H:%M} UTC)"
     arrive(any_db, b, t0 + timedelta(minutes=5))
     arrive(any_db, c, t0 + timedelta(minutes=10))
     # "Book Late" is still on its way: the others wait for it until the leader's window ends.
@@ -129,6 +131,17 @@ def test_arrivals_with_nothing_else_coming_go_together_at_once(any_db: Database,
     assert summary.sent == 2
     [message] = smtp_sink.messages
     assert "First Book" in message.text and "Second Book" in message.text
+
+
+def test_the_hold_ends_when_the_item_on_its_way_is_cancelled(any_db: Database, smtp_sink: SmtpSink) -> None:
+    _, (a, coming) = patron_with(any_db, ["Held Book", "Cancelled Book"])
+    t0 = utcnow()
+    arrive(any_db, a, t0)
+    assert run_cycle(any_db, sink_settings(smtp_sink), now=t0 + timedelta(minutes=1)).sent == 0
+    move(any_db, coming, Status.CANCELLED_BY_CUSTOMER)
+    summary = run_cycle(any_db, sink_settings(smtp_sink), now=t0 + timedelta(minutes=2))
+    assert summary.sent == 1
+    assert notice_of(any_db, a).last_reply.startswith("250")  # the hold's line is gone with the hold
 
 
 def test_a_rider_that_left_awaiting_customer_contact_is_not_listed(any_db: Database, smtp_sink: SmtpSink) -> None:
