@@ -21,7 +21,8 @@ of their own (:func:`group_riders`), as printed letters are (``desktop.services.
 
 Correct with several System Managers: the pass is one short write transaction — ``BEGIN IMMEDIATE`` on SQLite;
 on PostgreSQL a transaction-scoped advisory lock serialises gather passes, and the candidates are locked
-``FOR UPDATE`` so a concurrent claim (``SKIP LOCKED``) leaves them alone until the riders are set.
+``FOR UPDATE SKIP LOCKED``, so a concurrent claim (``SKIP LOCKED`` too) leaves them alone until the riders are set,
+and rows a claim or tidy pass holds at that moment wait for the next pass instead of being waited for.
 
 Functions other channels' send loops use: :func:`template_lists_items`, :func:`group_riders`,
 :func:`digest_context` and :func:`digest_note`; the group record is ``ResultWriter.record_group``.
@@ -102,7 +103,9 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
             .order_by(Notification.id)
         )
         if session.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(of=Notification)
+            # Rows a claim or a tidy pass holds right now are left for the next pass rather than waited for: no
+            # System Manager ever waits on another here, so no deadlock (gather passes queue on the advisory lock).
+            candidates = candidates.with_for_update(of=Notification, skip_locked=True)
         rows = session.execute(candidates).all()
         if not rows:
             return Gathered()
