@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import signal
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -31,6 +32,7 @@ from desktop.services.notices import outbox
 from desktop.services.notices.digest import HOLD_PREFIX, gather
 from desktop.services.notices.dispatch import default_lease_seconds, run_cycle
 from desktop.services.notices.result_writer import Advance, GroupMember, ResultWriter
+from desktop.services.notices.templates import default_templates, validate
 from desktop.services.requests.status import SYSTEM_USER
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings, start_manager
 from tests.smtp_sink import SmtpSink, smtp_sink
@@ -416,6 +418,20 @@ def test_a_group_record_is_all_or_nothing(any_db: Database) -> None:
         assert notice_of(any_db, request_id).state == "sent"
         assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
         assert tracking_notes(any_db, request_id)[-1] == (Status.NOTIFIED_VIA_EMAIL.value, "in one e-mail")
+
+
+def test_a_save_renders_the_several_items_part_of_a_template() -> None:
+    """The shipped templates pass; a mistake only the several-items branch reaches is refused before saving."""
+    shipped = default_templates()
+    for name in ("Loan Pickup", "Article Pickup"):
+        assert validate(shipped[name]) == []
+    broken = replace(
+        shipped["Loan Pickup"],
+        body_text="{% if requests|length > 1 %}{% for item in requests %}{{ item['titel'] }}{% endfor %}"
+        "{% else %}{{ request.title }}{% endif %}",
+    )
+    [problem] = validate(broken)
+    assert "several items" in str(problem) and problem.part == "body_text"
 
 
 # ------------------------------------------------------------------------------------------------ settings
