@@ -13,6 +13,7 @@ from desktop.config import Settings
 from desktop.db.models import CallLogEntry, Notification, Patron, Request, Tracking
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
+from desktop.services.admin.digest_settings import DigestSettings, save_digest_settings
 from desktop.services.database import Database
 from desktop.services.errors import ValidationError
 from desktop.services.notices.dispatch import run_cycle
@@ -447,6 +448,9 @@ def test_the_email_group_empties_after_a_system_manager_run(
     qtbot: QtBot,
     smtp_sink: SmtpSink,  # noqa: F811 - the imported fixture
 ) -> None:
+    # The demo's patrons have items on their way, so with the digest on some arrivals would wait for them (held
+    # rows stay in the E-Mail group, rightly): this test is about the form's refresh after a run, so it is off.
+    save_digest_settings(seeded_db, DigestSettings(), DigestSettings(enabled=False), changed_by="tester")
     emails = shown(dialog, NotificationMethod.EMAIL)
     phones, mails = shown(dialog, NotificationMethod.PHONE), shown(dialog, NotificationMethod.MAIL)
     assert emails

@@ -90,7 +90,8 @@ def test_send_now_and_a_problem_reported_once(
     with qtbot.waitSignal(controller.cycleFinished, timeout=10_000, check_params_cb=lambda s: s.sent == 3):
         controller.send_now()
     qtbot.waitUntil(lambda: "waiting 0" in indicator.text(), timeout=10_000)
-    assert len(smtp_sink.messages) == 3 and not indicator.text().startswith("⚠")
+    # One patron's three items ready together: one message listing them all (issue 18, part 4), three notices sent.
+    assert len(smtp_sink.messages) == 1 and not indicator.text().startswith("⚠")
     assert controller.last_problem == ""
 
 

@@ -4,7 +4,8 @@ Offers (``__all__``): ``csv_import`` and ``csv_export`` (ILLiad field names, dry
 ``demo`` (demo data that stays demo), ``shared_settings`` (Customization Manager → Routing and Library),
 ``connection_check`` (Settings → Test connection), ``database_problems`` (a database error as one sentence),
 ``shelf_settings`` (each pickup location's shelf policy and the closed days), ``sms_settings`` (the library's
-SMS transport, limits and quiet hours).
+SMS transport, limits and quiet hours), ``digest_settings`` (whether and how long a patron's arrivals wait to go
+out as one message).
 ``illiad_import`` (ILLiad's table exports with their history), ``illiad_templates``
 (ILLiad notification templates converted). (Opening a database is ``desktop.services.database``: every package uses it.)
 """
@@ -15,6 +16,7 @@ __all__ = [
     "csv_import",
     "database_problems",
     "demo",
+    "digest_settings",
     "illiad_import",
     "illiad_templates",
     "shared_settings",

@@ -12,7 +12,7 @@ checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeu
 ``bounces`` (matching a bounce to its notice, flags), ``bounce_parsing`` (RFC 3464 reports and others),
 ``bounce_mailbox`` (reading the bounce mailbox over IMAP), ``shelf`` (pickup reminders and shelf expiry),
 ``sms_transports`` (SMS providers and e-mail-to-SMS gateways).
-Inside only: ``result_writer``,
+Inside only: ``digest`` (a patron's arrivals close together as one message), ``result_writer``,
 ``routing``, ``smtp_backoff``, ``template_limits``.
 """
 

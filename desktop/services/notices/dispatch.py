@@ -5,6 +5,10 @@ No network I/O happens inside a database transaction: a claim, the rendering (a 
 separate short transactions, and the SMTP conversation happens between them. Each sent notice is recorded in
 its own transaction right after the server's 250, so a crash can leave at most the one message in flight
 unrecorded (docs/DELIVERY.md).
+
+A patron's arrivals close together go out as one message (:mod:`desktop.services.notices.digest`): the cycle
+gathers them before claiming, a claimed leader brings its riders, the message lists every item, and its result is
+recorded for all of them in one transaction (each request with its own Tracking line).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from desktop.services.notices import outbox, shelf, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
+from desktop.services.notices.digest import digest_context, digest_note, gather, group_riders, template_lists_items
 from desktop.services.notices.mailer import (
     Outcome,
     OutgoingMessage,
@@ -57,7 +62,7 @@ from desktop.services.notices.notice_context import (
     request_row_context,
     system_settings,
 )
-from desktop.services.notices.result_writer import Advance, ResultWriter
+from desktop.services.notices.result_writer import Advance, GroupMember, ResultWriter
 from desktop.services.notices.routing import route_due_requests, scan_arrivals
 from desktop.services.notices.sender_identity import no_from_address, resolve_from
 from desktop.services.notices.templates import (
@@ -229,6 +234,20 @@ class _Job:
     dedupe_key: str
     installation_id: str = ""  # this database's random id (system_settings), part of every Message-ID
     arrival: bool = True  # an arrival's notice moves its request to Notified via E-Mail when sent
+    #: Notices riding in this one's message (a digest, desktop/services/notices/digest.py), oldest first.
+    riders: tuple[_Job, ...] = ()
+    #: A rider sent as a message of its own (its leader was not sent, or cannot list several items): its
+    #: ``digest_leader_id`` is cleared when its result is recorded.
+    alone: bool = False
+
+
+@dataclass(frozen=True)
+class _Rider:
+    """A notice carried in another's message: what recording its result needs."""
+
+    notice_id: int
+    request_id: int | None
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -240,6 +259,13 @@ class _Ready:
     outgoing: OutgoingMessage
     stored: dict[str, Any]  # the copy kept in the notice once done (reset links redacted)
     arrival: bool = True
+    riders: tuple[_Rider, ...] = ()
+    alone: bool = False
+
+    @property
+    def notice_ids(self) -> tuple[int, ...]:
+        """The notices this message carries: its own, then its riders'."""
+        return (self.notice_id, *(r.notice_id for r in self.riders))
 
 
 @dataclass(frozen=True)
@@ -311,6 +337,7 @@ _NOTICE_COLUMNS = (
     Notification.dedupe_key,
     Notification.secret,
     Notification.to_address,
+    Notification.digest_leader_id,
 )
 
 
@@ -391,9 +418,13 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
 
 
 def _render(job: _Job, settings: Settings) -> _Ready | _Done:
-    """Render and encode one notice's e-mail: CPU only, no database (it runs while the SMTP server works)."""
+    """Render and encode one notice's e-mail: CPU only, no database (it runs while the SMTP server works).
+
+    A leader with riders renders once, its ``requests`` listing the leader's item, then each rider's.
+    """
+    context = digest_context(job.context, [r.context for r in job.riders]) if job.riders else job.context
     try:
-        rendered = render(job.fields, job.context)
+        rendered = render(job.fields, context)
     except TemplateError as exc:
         return _Done(
             job.notice_id, outbox.FAILED, f"template {job.fields.name!r} cannot be rendered: {exc}", {"secret": None}
@@ -428,6 +459,8 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
         outgoing,
         _stored_copy(rendered, to, message_id, link),
         job.arrival,
+        tuple(_Rider(r.notice_id, r.request_id, r.attempts) for r in job.riders),
+        job.alone,
     )
 
 
@@ -466,7 +499,23 @@ def _load(
             except Exception as exc:  # a context that cannot be built must not stop the other notices
                 decision = _Done(notice.id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
             (jobs if isinstance(decision, _Job) else done).append(decision)  # type: ignore[arg-type]
-    return jobs, done
+    return _with_riders(jobs, {n.id: n.digest_leader_id for n in notices}), done
+
+
+def _with_riders(jobs: list[_Job], leaders: dict[int, int | None]) -> list[_Job]:
+    """Each rider that is still to be sent joins its leader's job, or goes alone (see :func:`group_riders`)."""
+    by_id = {job.notice_id: job for job in jobs}
+    groups, alone = group_riders(
+        leaders,
+        [job.notice_id for job in jobs if job.arrival],
+        lambda leader: template_lists_items(by_id[leader].fields),
+    )
+    riding = {rider for riders in groups.values() for rider in riders}
+    return [
+        replace(job, riders=tuple(by_id[r] for r in groups.get(job.notice_id, ())), alone=job.notice_id in alone)
+        for job in jobs
+        if job.notice_id not in riding
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ sending
@@ -482,6 +531,11 @@ class _Recorded:
     lost: str = ""  # the complaint when a lost lease must stop the cycle ("" when it need not)
     error: str = ""  # the database refused until the lease ran out: nothing was written
     delayed: str = ""  # recorded, but only on a fresh connection after the database refused for a while
+    counts: tuple[str, ...] = ()  # the state of every notice recorded (a digest's leader and riders); () = (state,)
+
+
+def _counts(group: tuple[GroupMember, ...], state: str) -> tuple[str, ...]:
+    return tuple(member.state for member in group) if group else (state,)
 
 
 #: Errors of the database or of the way to it, worth trying again on a fresh connection (a lock held too long,
@@ -594,20 +648,43 @@ class _Recorder:
         self._queued: list[tuple[Any, ...]] = []  # submitted, not started
         self._started: tuple[Any, ...] | None = None  # the arguments of the record started, not finished
         self._reports: list[_Recorded] = []  # finished, not yet taken by wait()
+        self._group_done = False  # whether the group record started last was written
 
     def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
                now: datetime, advance: Advance | None = None, lost: str = "") -> None:  # fmt: skip
         """Queue one outcome; ``lost`` is the complaint to raise if the lease turns out to be lost."""
-        self._queued.append((notice_id, claim.token, state, reply, values, now, advance, lost))
+        self._queued.append((notice_id, claim.token, state, reply, values, now, advance, lost, ()))
+
+    def submit_group(self, claim: outbox.Claim, members: tuple[GroupMember, ...], now: datetime, lost: str) -> None:
+        """Queue one message's outcome for every notice it carried (a digest): one transaction for them all."""
+        first = members[0]
+        self._queued.append((first.notice_id, claim.token, first.state, first.reply, dict(first.values), now,
+                             first.advance, lost, members))  # fmt: skip
+
+    def _write(self, args: tuple[Any, ...], *, start: bool) -> bool | None:
+        """Record ``args`` (started only, for a single outcome with ``start``); the result when finished."""
+        notice_id, token, state, reply, values, now, advance, _lost, group = args
+        assert self._writer is not None
+        if group:
+            return self._writer.record_group(token, group, worker=self._worker, now=now)
+        if start:
+            self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
+                               now=now, values=values, advance=advance)  # fmt: skip
+            return None
+        return self._writer.record(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
+                                   now=now, values=values, advance=advance)  # fmt: skip
 
     def _start(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
-               advance: Advance | None, lost: str) -> None:  # fmt: skip
-        args = (notice_id, token, state, reply, values, now, advance, lost)
+               advance: Advance | None, lost: str, group: tuple[GroupMember, ...]) -> None:  # fmt: skip
+        args = (notice_id, token, state, reply, values, now, advance, lost, group)
         try:
             if self._writer is None:
                 self._writer = ResultWriter(self._db)
-            self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
-                               now=now, values=values, advance=advance)  # fmt: skip
+            if group:  # recorded at once; finished like a single record
+                recorded = self._write(args, start=False)
+                self._group_done = bool(recorded)
+            else:
+                self._write(args, start=True)
         except _DATABASE_ERRORS as exc:
             self._reports.append(self._retry(args, exc))
             return
@@ -620,17 +697,18 @@ class _Recorder:
         if self._started is None:
             return
         args, self._started = self._started, None
-        notice_id, state, lost = args[0], args[2], args[7]
+        notice_id, state, lost, group = args[0], args[2], args[7], args[8]
         assert self._writer is not None
         try:
-            recorded = self._writer.finish()
+            recorded = self._group_done if group else self._writer.finish()
         except _DATABASE_ERRORS as exc:
             self._reports.append(self._retry(args, exc))
             return
         except Exception as exc:
             self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
             return
-        self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost))
+        self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost,
+                                       counts=_counts(group, state)))  # fmt: skip
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -646,7 +724,7 @@ class _Recorder:
         leave the notice claimed and unrecorded, and it would be sent again once its lease runs out: a
         duplicate without a crash. So the record is tried again until the lease ends; only then is it given up.
         """
-        notice_id, token, state, reply, values, now, advance, lost = args
+        notice_id, token, state, _reply, _values, now, _advance, lost, group = args
         self._drop_writer()
         started, tries, wait, error = time.monotonic(), 1, _RECORD_RETRY_FIRST, first
         log.warning("recording notice %s failed (%s); retrying on a fresh connection", notice_id, _one_line(first))
@@ -662,9 +740,7 @@ class _Recorder:
             tries += 1
             try:
                 self._writer = ResultWriter(self._db)
-                recorded = self._writer.record(notice_id, token, state=state, outcome=state, reply=reply,
-                                               worker=self._worker, now=now, values=values,
-                                               advance=advance)  # fmt: skip
+                recorded = bool(self._write(args, start=False))
                 # A connection that dropped after the commit but before its answer: the first try did it.
                 recorded = recorded or self._already_recorded(notice_id, state, now)
             except _DATABASE_ERRORS as exc:
@@ -679,7 +755,8 @@ class _Recorder:
                 f"recording notice {notice_id} waited {seconds:.1f} s for the database ({_one_line(first)}); "
                 f"recorded on a fresh connection after {tries} tries"
             )
-            return _Recorded(notice_id, state, recorded, lost="" if recorded else lost, delayed=delayed)
+            return _Recorded(notice_id, state, recorded, lost="" if recorded else lost, delayed=delayed,
+                             counts=_counts(group, state))  # fmt: skip
         seconds = time.monotonic() - started
         return _Recorded(
             notice_id,
@@ -731,6 +808,22 @@ class _Recorder:
                 self._writer = None
 
 
+def _outcome(attempts_before: int, stored: dict[str, Any], result: SendResult, reply: str,
+             now: datetime) -> tuple[str, str, dict[str, Any]]:  # fmt: skip
+    """A send's result as one notice's new state, history reply and columns (each rider counts its own tries)."""
+    attempts = attempts_before + 1
+    values: dict[str, Any] = {"attempts": attempts}
+    if result.outcome is Outcome.SENT:
+        return outbox.SENT, reply, values | stored | {"sent_at": now, "secret": None}
+    if result.outcome is Outcome.TEMPORARY and attempts < outbox.MAX_ATTEMPTS:
+        values["next_attempt_at"] = now + outbox.backoff(attempts)
+        values["message_id"] = stored["message_id"]
+        return outbox.RETRYING, reply, values
+    if result.outcome is Outcome.TEMPORARY:
+        reply = f"gave up after {attempts} attempts: {reply}"
+    return outbox.FAILED, reply, values | stored | {"secret": None}
+
+
 class _Sender:
     """Sends claimed notices over one SMTP connection and records each result in its own transaction.
 
@@ -761,7 +854,8 @@ class _Sender:
                 self._tally.errors.append(report.error)
                 self.failed = True
             elif report.recorded:
-                self._tally.count(report.state)
+                for state in report.counts or (report.state,):
+                    self._tally.count(state)
             elif report.lost:
                 self._tally.errors.append(report.lost)
                 self.failed = True
@@ -788,37 +882,49 @@ class _Sender:
         reply = result.reply
         if result.refused:
             reply += " (refused: " + "; ".join(f"{a}: {r}" for a, r in result.refused.items()) + ")"
-        attempts = item.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts}
-        advance: Advance | None = None
-        if result.outcome is Outcome.SENT:
-            state = outbox.SENT
-            values |= item.stored | {"sent_at": now, "secret": None}
-            if item.request_id is not None and item.arrival:
-                note = f"e-mail to {item.stored['to_address']} accepted: {result.reply}"
-                advance = Advance(item.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
-                                  SYSTEM_USER, note)  # fmt: skip
-        elif result.outcome is Outcome.TEMPORARY and attempts < outbox.MAX_ATTEMPTS:
-            state = outbox.RETRYING
-            values["next_attempt_at"] = now + outbox.backoff(attempts)
-            values["message_id"] = item.stored["message_id"]
-        else:
-            state = outbox.FAILED
-            if result.outcome is Outcome.TEMPORARY:
-                reply = f"gave up after {attempts} attempts: {reply}"
-            values |= item.stored | {"secret": None}
+        state, reply, values = _outcome(item.attempts, item.stored, result, reply, now)
+        if item.alone:  # a rider sent on its own: it no longer rides in anyone's message
+            values["digest_leader_id"] = None
+        message_id = item.stored["message_id"]
         lost = (
             f"notice {item.notice_id}: lease lost before its result ({state}) could be recorded; another System "
-            f"Manager owns it (Message-ID {item.stored['message_id']})"
+            f"Manager owns it (Message-ID {message_id})"
         )
-        self._recorder.submit(item.notice_id, item.claim, state, reply, values, now, advance, lost)
+        if not item.riders:
+            advance = self._advance(item.request_id, item, state, result.reply, "") if item.arrival else None
+            self._recorder.submit(item.notice_id, item.claim, state, reply, values, now, advance, lost)
+            return
+        # A digest: one result for the leader and every rider, recorded in one transaction.
+        members = [
+            GroupMember(item.notice_id, state, state, reply, values,
+                        self._advance(item.request_id, item, state, result.reply,
+                                      digest_note("e-mail", len(item.riders), message_id)))
+        ]  # fmt: skip
+        for rider in item.riders:
+            rider_state, rider_reply, rider_values = _outcome(rider.attempts, item.stored, result, reply, now)
+            rider_reply = f"{rider_reply} (in the e-mail of notice {item.notice_id})"
+            note = digest_note("e-mail", len(item.riders), message_id)
+            members.append(GroupMember(rider.notice_id, rider_state, rider_state, rider_reply, rider_values,
+                                       self._advance(rider.request_id, item, rider_state, result.reply,
+                                                     note)))  # fmt: skip
+        self._recorder.submit_group(item.claim, tuple(members), now, lost)
+
+    @staticmethod
+    def _advance(request_id: int | None, item: _Ready, state: str, server_reply: str, digest: str) -> Advance | None:
+        """An arrival's request moves to Customer Notified via E-Mail once its message was accepted."""
+        if state != outbox.SENT or request_id is None:
+            return None
+        accepted = f"e-mail to {item.stored['to_address']} accepted" + (f" ({digest})" if digest else "")
+        return Advance(request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL, SYSTEM_USER,
+                       f"{accepted}: {server_reply}")  # fmt: skip
 
     # -- preparing
 
     def add(self, jobs: list[_Job]) -> None:
         """Queue a loaded batch (its notices are outstanding until recorded)."""
         for job in jobs:
-            self.outstanding[job.notice_id] = job.claim
+            for notice_id in (job.notice_id, *(r.notice_id for r in job.riders)):
+                self.outstanding[notice_id] = job.claim
             self.leases.hold(job.claim)
         self._jobs.extend(jobs)
 
@@ -833,6 +939,8 @@ class _Sender:
                 self._next = decision
             else:
                 self.record_done(job.claim, decision)
+                for rider in job.riders:  # the one message cannot be made: none of its items is sent
+                    self.record_done(job.claim, replace(decision, notice_id=rider.notice_id))
 
     def take(self) -> _Ready | None:
         """The next message to send (rendered now if the idle time did not get to it)."""
@@ -876,7 +984,8 @@ class _Sender:
             return result
         if result.outcome is not Outcome.ABORTED:
             # No longer "not sent yet": if its result cannot be recorded, the lease runs out and it is retried.
-            self.outstanding.pop(item.notice_id, None)
+            for notice_id in item.notice_ids:
+                self.outstanding.pop(notice_id, None)
             self._record_result(item, result)
         return result
 
@@ -1080,6 +1189,10 @@ def run_cycle(
         tally.cancelled += upkeep.cancelled
     except Exception as exc:
         tally.errors.append(f"checking for arrivals failed: {_one_line(exc)}")
+    try:  # a patron's arrivals close together go out as one message (issue 18, part 4)
+        gather(db, now=clock())
+    except Exception as exc:
+        tally.errors.append(f"gathering a patron's arrivals into one message failed: {_one_line(exc)}")
     try:
         shelf_run = shelf.run_shelf(db, now=clock())
         tally.reminders, tally.expired, tally.skipped = shelf_run.reminders, shelf_run.expired, shelf_run.skipped

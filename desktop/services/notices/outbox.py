@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Result, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Request, Tracking
@@ -326,7 +326,8 @@ def _latest_tracking_id() -> Any:
 
 
 def tidy(db: Database, *, now: datetime) -> Upkeep:
-    """Cancel waiting notices whose arrival is over, and revive ``no_template`` ones whose template is back.
+    """Cancel waiting notices whose arrival is over, revive ``no_template`` ones whose template is back, and let
+    riders of a leader that is no longer waiting (cancelled, sent or failed without them) lead again.
 
     A notice is over when its request left Awaiting Customer Contact (staff phoned, the patron collected it)
     or returned to it later (a newer arrival has its own notice). Notices under a live lease are left to
@@ -381,6 +382,24 @@ def tidy(db: Database, *, now: datetime) -> Upkeep:
                 ),
             )
         )
+        # A rider whose leader was cancelled, sent or failed without it would wait for nothing: it leads again.
+        leader = aliased(Notification)
+        stranded = (
+            select(Notification.id)
+            .join(leader, leader.id == Notification.digest_leader_id, isouter=True)
+            .where(
+                Notification.digest_leader_id.is_not(None),
+                Notification.state.in_(WAITING_STATES),
+                not_leased,
+                or_(leader.id.is_(None), leader.state.not_in(WAITING_STATES)),
+            )
+        )
+        session.execute(
+            update(Notification)
+            .where(Notification.id.in_(stranded))
+            .values(digest_leader_id=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
         revived = _rowcount(
             session.execute(
                 update(Notification)
@@ -402,6 +421,8 @@ class Claim:
     token: str
     ids: tuple[int, ...]
     lease_until: datetime
+    #: The notices among ``ids`` that ride in a claimed leader's message (a digest), leased with it.
+    riders: tuple[int, ...] = ()
 
 
 def claim_due(
@@ -409,7 +430,10 @@ def claim_due(
 ) -> Claim:
     """Lease up to ``limit`` due notices of ``channel`` to ``worker``, oldest first, in one short transaction.
 
-    The token is unique per claim, so even the same worker claiming again later is a different owner.
+    The token is unique per claim, so even the same worker claiming again later is a different owner. A notice
+    riding in another's message (``digest_leader_id``, :mod:`desktop.services.notices.digest`) is never claimed
+    on its own: in the same transaction, the waiting riders of each claimed leader are leased with the same token
+    (whether due or not: they go when their leader goes) and are part of ``ids``.
     """
     token = f"{worker}#{uuid.uuid4().hex[:12]}"
     until = now + timedelta(seconds=lease_seconds)
@@ -420,12 +444,14 @@ def claim_due(
                 Notification.state.in_(WAITING_STATES),
                 Notification.channel == channel,
                 Notification.next_attempt_at <= now,
+                Notification.digest_leader_id.is_(None),
                 or_(Notification.lease_until.is_(None), Notification.lease_until < now),
             )
             .order_by(Notification.next_attempt_at, Notification.id)
             .limit(limit)
         )
-        if session.get_bind().dialect.name == "postgresql":
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        if postgresql:
             due = due.with_for_update(skip_locked=True)
         ids = session.scalars(
             update(Notification)
@@ -434,7 +460,25 @@ def claim_due(
             .returning(Notification.id)
             .execution_options(synchronize_session=False)
         ).all()
-    return Claim(token=token, ids=tuple(sorted(ids)), lease_until=until)
+        riders: list[int] = []
+        if ids:
+            riding = select(Notification.id).where(
+                Notification.digest_leader_id.in_(ids),
+                Notification.state.in_(WAITING_STATES),
+                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+            )
+            if postgresql:
+                riding = riding.with_for_update(skip_locked=True)
+            riders = list(
+                session.scalars(
+                    update(Notification)
+                    .where(Notification.id.in_(riding))
+                    .values(lease_owner=token, lease_until=until)
+                    .returning(Notification.id)
+                    .execution_options(synchronize_session=False)
+                ).all()
+            )
+    return Claim(token=token, ids=tuple(sorted([*ids, *riders])), lease_until=until, riders=tuple(sorted(riders)))
 
 
 def renew(db: Database, token: str, until: datetime) -> int:
@@ -484,7 +528,10 @@ def next_due_at(db: Database) -> datetime | None:
     """
     with db.read() as session:
         free = session.scalar(
-            select(func.min(Notification.next_attempt_at)).where(*_TO_SEND, Notification.lease_until.is_(None))
+            # A rider goes when its leader goes: its own time would wake the run loop for nothing.
+            select(func.min(Notification.next_attempt_at)).where(
+                *_TO_SEND, Notification.lease_until.is_(None), Notification.digest_leader_id.is_(None)
+            )
         )
         leased = session.scalar(
             select(func.min(Notification.lease_until)).where(*_TO_SEND, Notification.lease_until.is_not(None))

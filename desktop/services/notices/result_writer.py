@@ -17,6 +17,10 @@ Here the SQL for each shape of outcome is written once and run on the driver's o
   overlap: the gain (≈10–25 %) is likely, not proven; re-measure on a quiet machine before removing or keeping
   it for good.
 
+A message that carries several notices (a digest, :mod:`desktop.services.notices.digest`) is recorded with
+:meth:`ResultWriter.record_group`: every notice it carried in ONE transaction (statement by statement, no
+overlap with SMTP), all or nothing, so the one message in flight is still the most a crash can duplicate.
+
 The statements are the rules of :mod:`desktop.services.notices.outbox` (a result counts only while its claim still
 holds the lease) and of :mod:`desktop.services.requests.status` (a request moves on only from the status it was
 expected at, with a Tracking line and ``version_id`` bumped like an ORM save).
@@ -28,7 +32,7 @@ import re
 import select
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -64,6 +68,18 @@ class Advance:
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    """One notice's outcome in a group record (one message carrying several notices: a digest)."""
+
+    notice_id: int
+    state: str
+    outcome: str
+    reply: str
+    values: Mapping[str, Any]
+    advance: Advance | None = None
+
+
+@dataclass(frozen=True)
 class _Sql:
     """The statements of one outcome shape for one backend (run in order; the first is the lease check)."""
 
@@ -74,8 +90,12 @@ class _Sql:
     names: tuple[str, ...] = ()  # PostgreSQL: the parameter behind each ``$n``, in order
 
 
+#: :func:`_statements`' backend name for PostgreSQL's statements one by one (a group record), not as one ``WITH``.
+_PG_STEPS = "postgresql-steps"
+
+
 def _placeholder(backend: str) -> Callable[[str], str]:
-    return (lambda name: f"%({name})s") if backend == "postgresql" else (lambda name: f":{name}")
+    return (lambda name: f"%({name})s") if backend.startswith("postgresql") else (lambda name: f":{name}")
 
 
 def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -245,6 +265,55 @@ class ResultWriter:
             raise RuntimeError("finish() the record in progress first")
         if advance is not None:
             check_transition(advance.expected, advance.target)
+        sql, params = self._prepare(notice_id, token, state, outcome, reply, worker, now, values, advance,
+                                    backend=self._backend)  # fmt: skip
+        try:
+            if self._backend == "postgresql":
+                self._finish = self._send_postgresql(sql, params)
+            else:
+                recorded = self._record_sqlite(sql, params)
+                self._finish = lambda: recorded
+        except BaseException:
+            self._broken = True
+            raise
+
+    def record_group(self, token: str, members: Sequence[GroupMember], *, worker: str, now: datetime) -> bool:
+        """Record the outcome of one message for every notice it carried, all in ONE transaction.
+
+        Either every member is recorded (each with its history line, and its request moved on with its own
+        Tracking line) or none is: False when any member's lease was lost, and then nothing is written — the
+        members were claimed together under ``token``, so they share one fate. Plain synchronous statements on
+        both backends (a digest is rare enough that overlapping its commit with SMTP would not pay).
+
+        Raises:
+            RuntimeError: a record is in progress.
+            Exception: the database's own error; nothing is then recorded.
+        """
+        if self._finish is not None:
+            raise RuntimeError("finish() the record in progress first")
+        steps: list[tuple[_Sql, dict[str, Any]]] = []
+        for member in members:
+            if member.advance is not None:
+                check_transition(member.advance.expected, member.advance.target)
+            sql, params = self._prepare(member.notice_id, token, member.state, member.outcome, member.reply, worker,
+                                        now, member.values, member.advance, backend=self._steps_backend)  # fmt: skip
+            steps.append((sql, params))
+        try:
+            group = self._group_postgresql if self._backend == "postgresql" else self._group_sqlite
+            recorded = group(steps)
+        except BaseException:
+            self._broken = True
+            raise
+        self._broken = False
+        return recorded
+
+    @property
+    def _steps_backend(self) -> str:
+        return _PG_STEPS if self._backend == "postgresql" else self._backend
+
+    def _prepare(self, notice_id: int, token: str, state: str, outcome: str, reply: str, worker: str,
+                 now: datetime, values: Mapping[str, Any] | None, advance: Advance | None, *,
+                 backend: str) -> tuple[_Sql, dict[str, Any]]:  # fmt: skip
         changes: dict[str, Any] = {
             "state": state,
             "lease_owner": None,
@@ -253,22 +322,53 @@ class ResultWriter:
             "updated_at": now,
             **(values or {}),
         }
-        sql = _statements(self._backend, frozenset(changes), advance is not None)
+        sql = _statements(backend, frozenset(changes), advance is not None)
         params = {f"v_{name}": value for name, value in changes.items()}
         params |= {"b_id": notice_id, "b_token": token, "a_at": now, "a_worker": worker, "a_outcome": outcome,
                    "a_reply": reply[:MAX_REPLY]}  # fmt: skip
         if advance is not None:
             params |= {"r_id": advance.request_id, "t_from": advance.expected.value, "t_to": advance.target.value,
                        "t_by": advance.changed_by, "t_at": now, "t_note": advance.note[:500]}  # fmt: skip
+        return sql, self._params(params)
+
+    def _group_sqlite(self, steps: Sequence[tuple[_Sql, dict[str, Any]]]) -> bool:
+        cursor = self._driver.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
         try:
-            if self._backend == "postgresql":
-                self._finish = self._send_postgresql(sql, self._params(params))
-            else:
-                recorded = self._record_sqlite(sql, self._params(params))
-                self._finish = lambda: recorded
+            for sql, params in steps:
+                if not self._steps(cursor, sql, params):
+                    cursor.execute("ROLLBACK")
+                    return False
+            cursor.execute("COMMIT")
         except BaseException:
-            self._broken = True
+            if self._driver.in_transaction:
+                cursor.execute("ROLLBACK")
             raise
+        finally:
+            cursor.close()
+        return True
+
+    def _group_postgresql(self, steps: Sequence[tuple[_Sql, dict[str, Any]]]) -> bool:
+        recorded = True
+        with self._driver.transaction(), self._driver.cursor() as cursor:
+            for sql, params in steps:
+                if not self._steps(cursor, sql, params):
+                    recorded = False
+                    raise psycopg.Rollback()
+        return recorded
+
+    @staticmethod
+    def _steps(cursor: Any, sql: _Sql, params: dict[str, Any]) -> bool:
+        """One outcome's statements one by one in the caller's transaction; False: the lease was lost."""
+        cursor.execute(sql.notice, params)
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(sql.attempt, params)
+        if sql.advance:
+            cursor.execute(sql.advance, params)
+            if cursor.rowcount == 1:
+                cursor.execute(sql.track, params)
+        return True
 
     def finish(self) -> bool:
         """Wait for the record :meth:`start` began; False means the lease was lost (nothing was written).

@@ -80,7 +80,8 @@ CONTEXT_NAMES: dict[str, str] = {
     "reset.expires_at": "When the reset link expires (Password Reset template only)",
     "reset.hours": "Hours the reset link is valid (Password Reset template only)",
     "today": "Today's date (YYYY-MM-DD)",
-    "requests": "Every item of a printed letter (a patron's waiting items; one for e-mails): "
+    "requests": "Every item the message names (a printed letter, or an e-mail/text for several items that "
+    "arrived close together; one item otherwise): "
     "{% for item in requests %}{{ item.title }}…{% endfor %}, each with the request.* fields",
 }
 TOP_LEVEL_NAMES = frozenset(name.split(".")[0] for name in CONTEXT_NAMES)
@@ -505,7 +506,8 @@ def validate(fields_: TemplateFields, contexts: Sequence[tuple[str, Mapping[str,
         problems.append(TemplateError("an e-mail template needs a To address", "to_address"))
     if problems:
         return problems
-    for label, context in (("the sample data", sample_context()), *contexts):
+    samples = (("the sample data", sample_context()), ("the sample data for several items", sample_digest_context()))
+    for label, context in (*samples, *contexts):
         errors = check_with(fields_, context)
         if errors:  # the first request that shows a problem is enough (a slow template must not slow the save)
             return [TemplateError(f"{e.reason} — with {label}", e.part, e.line, e.column) for e in errors]
@@ -740,6 +742,18 @@ def sample_context() -> dict[str, Any]:
         "today": "2026-11-24",
     }
     context["requests"] = [context["request"]]
+    return context
+
+
+def sample_digest_context() -> dict[str, Any]:
+    """The sample context of a message naming several items (a loan and an article: a digest may mix them), so a
+    save also renders the part of a template that only runs for several items."""
+    context = sample_context()
+    article = dict(context["request"])
+    article.update(transaction_number=100002, request_type="Article", title="Sketch of the Analytical Engine",
+                   author="", journal_title="Scientific Memoirs", article_title="Sketch of the Analytical Engine",
+                   call_number="", due_date="")  # fmt: skip
+    context["requests"] = [context["request"], article]
     return context
 
 

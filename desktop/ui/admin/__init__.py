@@ -2,11 +2,13 @@
 
 Offers (``__all__``): ``settings_dialog``, ``customization_manager``, ``import_dialog``, ``startup_problem``,
 ``illiad_import_wizard`` (Moving from ILLiad), ``opening_window`` (what staff see while the database opens),
-``shelf_policy_editor`` (Routing → Hold shelf), ``sms_settings_page`` (Text Messages: the SMS transport).
+``shelf_policy_editor`` (Routing → Hold shelf), ``sms_settings_page`` (Text Messages: the SMS transport),
+``digest_settings_page`` (One Message for Many Items: the digest setting).
 """
 
 __all__ = [
     "customization_manager",
+    "digest_settings_page",
     "illiad_import_wizard",
     "import_dialog",
     "opening_window",

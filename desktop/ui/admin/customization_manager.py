@@ -48,6 +48,7 @@ from desktop.services.admin.shared_settings import LibraryInfo, PickupRouting, S
 from desktop.services.errors import ServiceError
 from desktop.services.notices import template_admin, template_files
 from desktop.services.notices.template_admin import TemplateRecord, TemplateSummary
+from desktop.ui.admin.digest_settings_page import DigestSettingsPage
 from desktop.ui.admin.shelf_policy_editor import ShelfPolicyEditor
 from desktop.ui.admin.sms_settings_page import SmsSettingsPage
 from desktop.ui.context import AppContext
@@ -208,6 +209,8 @@ class CustomizationManager(QDialog):
         self.tabs.addTab(self._build_library_tab(), "&Library")
         self.smsPage = SmsSettingsPage(ctx, self)  # issue 18: loads and saves on its own
         self.tabs.addTab(self.smsPage, "Te&xt Messages (SMS)")
+        self.digestPage = DigestSettingsPage(ctx, self)  # issue 18, part 4: loads and saves on its own
+        self.tabs.addTab(self.digestPage, "One Message for Man&y Items")
         bottom = QHBoxLayout()
         self.statusLabel = QLabel("", self)
         self.statusLabel.setObjectName("customizationStatusLabel")
