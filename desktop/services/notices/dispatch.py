@@ -32,11 +32,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
+from desktop.domain.channels import Channel, NoticeEvent
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import ShelfSettings, shelf_settings_from
-from desktop.services.notices import outbox, shelf, smtp_backoff
+from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings
+from desktop.services.notices import outbox, shelf, sms_dispatch, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
@@ -60,6 +62,7 @@ from desktop.services.notices.notice_context import (
 from desktop.services.notices.result_writer import Advance, ResultWriter
 from desktop.services.notices.routing import route_due_requests, scan_arrivals
 from desktop.services.notices.sender_identity import no_from_address, resolve_from
+from desktop.services.notices.sms_transports import SmsError, SmsPermanentError, SmsTemporaryError
 from desktop.services.notices.templates import (
     MAX_SUBJECT,
     PASSWORD_RESET,
@@ -128,6 +131,7 @@ class CycleSummary:
     reminders: int = 0  # hold-shelf reminders created (desktop/services/notices/shelf.py)
     expired: int = 0  # requests whose hold ended, moved to Awaiting Return to Lender
     skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
+    texts_resume_at: datetime | None = None  # quiet hours: no text is claimed before then
 
     @property
     def ok(self) -> bool:
@@ -149,6 +153,8 @@ class CycleSummary:
             parts.append(f"cancelled {self.cancelled}")
         if self.reminders or self.expired or self.skipped:
             parts.append(f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}")
+        if self.texts_resume_at is not None:
+            parts.append(f"texts wait for quiet hours until {self.texts_resume_at.astimezone():%H:%M}")
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
@@ -175,6 +181,7 @@ class _Tally:
     reminders: int = 0
     expired: int = 0
     skipped: list[str] = field(default_factory=list)
+    texts_resume_at: datetime | None = None
 
     def count(self, state: str) -> None:
         name = {
@@ -311,7 +318,27 @@ _NOTICE_COLUMNS = (
     Notification.dedupe_key,
     Notification.secret,
     Notification.to_address,
+    Notification.channel,
 )
+
+
+def _event_of(dedupe_key: str) -> NoticeEvent:
+    """The preference a request's notice follows: a hold-shelf reminder the reminder's, the rest the arrival's."""
+    return NoticeEvent.PICKUP_REMINDER if dedupe_key.startswith("reminder:") else NoticeEvent.READY_FOR_PICKUP
+
+
+def _channel_given_up(session: Any, notice: Any, method: str) -> bool:
+    """Whether the patron's preference no longer has the notice's channel ("now notified by Phone").
+
+    An e-mail notice of an E-Mail patron is decided without a query, as before preferences existed.
+    """
+    channel = Channel.SMS if notice.channel == outbox.SMS else Channel.EMAIL
+    if channel is Channel.EMAIL and method == NotificationMethod.EMAIL.value:
+        return False
+    patron_id = notice.patron_id
+    return patron_id is None or channel not in outbox.effective_channels(
+        session, patron_id, method, _event_of(notice.dedupe_key)
+    )
 
 
 def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _Job | _Done:
@@ -347,7 +374,7 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         latest = batch.latest_tracking.get(request.id)
         if not staff and notice.tracking_id is not None and latest != notice.tracking_id:
             return _Done(notice.id, outbox.CANCELLED, "cancelled: a newer arrival has its own notice")
-        if not staff and request.patron.notification_method != NotificationMethod.EMAIL.value:
+        if not staff and _channel_given_up(session, notice, request.patron.notification_method):
             return _Done(
                 notice.id,
                 outbox.CANCELLED,
@@ -355,11 +382,16 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
             )
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
-        email = primary_contact(request.patron, outbox.EMAIL)
-        if email is None or not email.value.strip():
-            return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
-        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
         to_override: tuple[str, ...] | None = None
+        if notice.channel == outbox.SMS:  # a text goes to the number chosen when the notice was made
+            if not notice.to_address.strip():
+                return _Done(notice.id, outbox.FAILED, outbox.NO_MOBILE_REASON)
+            to_override = (notice.to_address,)
+        else:
+            email = primary_contact(request.patron, outbox.EMAIL)
+            if email is None or not email.value.strip():
+                return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
+        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
     else:
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
@@ -1019,6 +1051,150 @@ def _send_due(
                 tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
+def _sms_outcome(job: _Job, text: sms_dispatch.SmsText, error: SmsError | None, accepted: Any, transport: str,
+                 now: datetime) -> tuple[str, str, dict[str, Any], Advance | None]:  # fmt: skip
+    """A text's result as the notice's new state, history line, columns and the request's move."""
+    number = job.to_override[0] if job.to_override else ""
+    attempts = job.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "body_text": text.text, "to_address": number}
+    if error is None:
+        note = sms_dispatch.sent_note(job.fields.name, number, accepted, transport)
+        values |= {"sent_at": now, "message_id": accepted.provider_message_id[:300]}
+        advance = None
+        if job.request_id is not None and job.arrival:  # ILLiad has no SMS status: exports keep its words
+            advance = Advance(job.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                              SYSTEM_USER, note)  # fmt: skip
+        reply = f"{note} ({accepted.status or 'accepted'}; {text.describe()})"
+        return outbox.SENT, reply, values, advance
+    if isinstance(error, SmsTemporaryError) and attempts < outbox.MAX_ATTEMPTS:
+        values["next_attempt_at"] = now + outbox.backoff(attempts)
+        return outbox.RETRYING, error.detail, values, None
+    if isinstance(error, SmsTemporaryError):
+        return outbox.FAILED, f"gave up after {attempts} attempts: {error.detail}", values, None
+    return outbox.FAILED, error.detail, values, None
+
+
+def _send_due_sms(
+    db: Database,
+    settings: Settings,
+    sms: SmsSettings,
+    *,
+    token: str | None,
+    password: str | None,
+    worker: str,
+    clock: _Clock,
+    ssl_context: ssl.SSLContext | None,
+    batch_size: int,
+    lease_seconds: float,
+    should_stop: Callable[[], bool],
+    tally: _Tally,
+) -> None:
+    """Claim due texts and send them one by one through the SMS transport, each result in its own transaction.
+
+    The same claims, heartbeat, stale checks (:func:`_load`) and recorder as e-mail; texts are not pipelined (an
+    HTTP request has no envelope phase to overlap with), so each result is committed before the next text goes.
+    """
+    resume = sms_dispatch.quiet_until(sms, clock())
+    if resume is not None:
+        tally.texts_resume_at = resume  # nothing claimed: the texts wait for the window to open
+        return
+    leases = _Leases()
+    recorder = _Recorder(db, worker, clock, leases, should_stop)
+    heartbeat = _Heartbeat(db, leases, clock, lease_seconds)
+    line: sms_dispatch.SmsLine | None = None
+    outstanding: list[int] = []
+    claim: outbox.Claim | None = None
+    give_back = "not sent yet: the System Manager stopped"
+
+    def recorded() -> bool:
+        ok = True
+        for report in recorder.wait():
+            if report.error or report.lost:
+                tally.errors.append(report.error or report.lost)
+                ok = False
+            elif report.recorded:
+                tally.count(report.state)
+            if report.delayed:
+                tally.errors.append(report.delayed)
+        return ok
+
+    def unavailable(exc: SmsError) -> None:
+        nonlocal give_back
+        give_back = f"not sent yet: {exc.detail}"
+        tally.errors.append(f"text messages not sent: {exc.detail}")
+        tally.problem = tally.problem or sms_dispatch.problem_of(exc)
+
+    try:
+        while not should_stop():
+            claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock(),
+                                     channel=outbox.SMS)  # fmt: skip
+            if not claim.ids:
+                return
+            leases.only(claim)
+            heartbeat.start()
+            outstanding = list(claim.ids)
+            jobs, done = _load(db, claim, settings, clock())
+            for skipped in done:
+                outstanding.remove(skipped.notice_id)
+                recorder.submit(skipped.notice_id, claim, skipped.state, skipped.reason, skipped.values, clock())
+            if not recorded():
+                return
+            carriers = sms_dispatch.carriers_of(db, [job.notice_id for job in jobs])
+            for job in jobs:
+                left = ((leases.until(claim.token) or claim.lease_until) - clock()).total_seconds()
+                if should_stop() or left < lease_seconds / 2:
+                    return  # the rest is given back below
+                try:
+                    text = sms_dispatch.sms_text(job.fields.name, job.fields.body_sms, job.context, sms.max_segments)
+                except TemplateError as exc:
+                    outstanding.remove(job.notice_id)
+                    recorder.submit(job.notice_id, claim, outbox.FAILED, f"no text sent: {exc}", {}, clock())
+                    if not recorded():
+                        return
+                    continue
+                if line is None:
+                    try:
+                        line = sms_dispatch.SmsLine(sms, token, settings, password, ssl_context=ssl_context)
+                    except SmsError as exc:
+                        unavailable(exc)
+                        return
+                outgoing = sms_dispatch.SmsOutgoing(
+                    job.notice_id, job.dedupe_key, job.to_override[0] if job.to_override else "",
+                    carriers.get(job.notice_id, ""), text, str(job.context["library"].get("email", "")),
+                    job.installation_id,
+                )  # fmt: skip
+                error: SmsError | None = None
+                accepted: Any = None
+                try:
+                    accepted = line.send(outgoing)
+                except (SmsTemporaryError, SmsPermanentError) as exc:
+                    error = exc
+                except SmsError as exc:  # the account, not the patron: nothing charged, the claim given back
+                    unavailable(exc)
+                    return
+                outstanding.remove(job.notice_id)
+                state, reply, values, advance = _sms_outcome(job, text, error, accepted, line.name, clock())
+                recorder.submit(job.notice_id, claim, state, reply, values, clock(), advance,
+                                f"notice {job.notice_id}: lease lost before its text's result ({state}) could be "
+                                "recorded; another System Manager owns it")  # fmt: skip
+                if not recorded():
+                    return
+            if len(claim.ids) < batch_size:
+                return
+    finally:
+        heartbeat.stop()
+        if line is not None:
+            line.close()
+        try:
+            recorded()
+            if claim is not None and outstanding:
+                outbox.release(db, claim.token, outstanding, give_back)
+        except Exception as exc:
+            tally.errors.append(f"could not release claimed texts: {_one_line(exc)}")
+        finally:
+            recorder.close()
+
+
 def _no_from_address(db: Database, settings: Settings, tally: _Tally) -> str | None:
     try:
         return no_from_address(db, settings)
@@ -1035,6 +1211,40 @@ def _safe_count(db: Database, tally: _Tally) -> int:
         return 0
 
 
+def _send_texts(db: Database, settings: Settings, *, worker: str, password: str | None, token: str | None,
+                clock: _Clock, ssl_context: ssl.SSLContext | None, batch_size: int, should_stop: Callable[[], bool],
+                send: bool, lease_seconds: float | None, tally: _Tally) -> SmsSettings | None:  # fmt: skip
+    """The cycle's text messages (after the e-mails); the SMS settings read, or None if they could not be."""
+    try:
+        sms = load_sms_settings(db)
+    except Exception as exc:
+        tally.errors.append(f"reading the SMS settings failed: {_one_line(exc)}")
+        return None
+    if sms.transport == "off":
+        try:
+            waiting = outbox.count_waiting(db, channels=(outbox.SMS,))
+        except Exception as exc:
+            tally.errors.append(f"counting waiting texts failed: {_one_line(exc)}")
+            return sms
+        if waiting:  # said once per cycle, like "e-mail sending is not configured"
+            tally.problem = tally.problem or DeliveryProblem.SMS_NOT_CONFIGURED
+            tally.errors.append(f"text messages are switched off (Customization Manager → SMS): {waiting} text(s) "
+                                "waiting")  # fmt: skip
+        return sms
+    if should_stop() or not send:
+        return sms
+    if sms.transport == "gateway" and tally.backoff_until is not None:
+        return sms  # the gateway's SMTP server asked us to wait: the texts wait with the e-mails
+    try:
+        _send_due_sms(db, settings, sms, token=token, password=password, worker=worker, clock=clock,
+                      ssl_context=ssl_context, batch_size=batch_size,
+                      lease_seconds=lease_seconds or default_lease_seconds(settings), should_stop=should_stop,
+                      tally=tally)  # fmt: skip
+    except Exception as exc:
+        tally.errors.append(f"sending text messages failed: {_one_line(exc)}")
+    return sms
+
+
 def run_cycle(
     db: Database,
     settings: Settings,
@@ -1047,6 +1257,7 @@ def run_cycle(
     lease_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
     send: bool = True,
+    sms_token: str | None = None,
 ) -> CycleSummary:
     """Run one full System Manager cycle and say what it did; never raises for a server or data problem.
 
@@ -1059,6 +1270,8 @@ def run_cycle(
             longer); a heartbeat renews it while the cycle sends.
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
+        sms_token: the SMS provider's auth token (keyring, or ``CALLSLIP_SMS_AUTH_TOKEN`` when headless); texts
+            go after the e-mails through the transport chosen in the shared SMS settings.
     """
     started = time.monotonic()
     worker = worker or default_worker()
@@ -1114,17 +1327,27 @@ def run_cycle(
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")
+    sms = _send_texts(db, settings, worker=worker, password=password, token=sms_token, clock=clock,
+                      ssl_context=ssl_context, batch_size=batch_size, should_stop=stop, send=send,
+                      lease_seconds=lease_seconds, tally=tally)  # fmt: skip
+    # Texts count as waiting only when a transport can send them: with texts off the run loop must not spin.
+    channels = (outbox.EMAIL, outbox.SMS) if sms is not None and sms.transport != "off" else (outbox.EMAIL,)
     next_due: datetime | None = None
     try:
-        pending = outbox.count_waiting(db)
+        pending = outbox.count_waiting(db, channels=channels)
         next_due = outbox.next_due_at(db) if pending else None
+        texts_due = outbox.next_due_at(db, channels=(outbox.SMS,)) if pending and outbox.SMS in channels else None
     except Exception as exc:
-        pending = -1
+        pending, texts_due = -1, None
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
     if tally.problem is not None and next_due is not None:
         # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
         # or unreachable server) or the next poll (a setting to fix), not in a loop now.
         next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
+    if texts_due is not None and tally.texts_resume_at is not None:
+        texts_due = max(texts_due, tally.texts_resume_at)  # quiet hours: not before the window opens
+    if texts_due is not None and tally.problem is None:
+        next_due = min(next_due, texts_due) if next_due is not None else texts_due
     summary = CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,
