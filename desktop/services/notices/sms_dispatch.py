@@ -19,7 +19,7 @@ How a failure counts (the classes of :mod:`desktop.services.notices.sms_transpor
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,6 +159,9 @@ class SmsLine:
         token: the HTTP provider's auth token (keyring, or ``CALLSLIP_SMS_AUTH_TOKEN`` when headless).
         settings: this computer's settings (the gateway's SMTP server and the phone region).
         password: the SMTP password (gateway only).
+        ssl_context: the gateway's TLS context (tests trust their sink's certificate with it).
+
+    The HTTP provider's requests time out after Settings' network timeout (``smtp_timeout``).
 
     Raises:
         SmsUnavailableError: texts are off, or the provider's settings or token are missing.
@@ -181,7 +184,9 @@ class SmsLine:
                     "SMS (or set CALLSLIP_SMS_AUTH_TOKEN for callslip-manager)",
                     DeliveryProblem.SMS_NOT_CONFIGURED,
                 )
-            self._twilio = TwilioTransport(sms.twilio(), token)
+            # One network timeout for the whole System Manager (Settings → timeout), the SMTP server's and the
+            # provider's alike: a provider that does not answer in time is a temporary failure.
+            self._twilio = TwilioTransport(replace(sms.twilio(), timeout_seconds=settings.smtp_timeout), token)
         elif sms.transport == "gateway":
             if not settings.smtp_host:
                 raise SmsUnavailableError(
