@@ -1237,7 +1237,7 @@ def _send_texts(db: Database, settings: Settings, *, worker: str, password: str 
         return sms  # the gateway's SMTP server asked us to wait: the texts wait with the e-mails
     try:
         _send_due_sms(db, settings, sms, token=token, password=password, worker=worker, clock=clock,
-                      ssl_context=ssl_context, batch_size=batch_size,
+                      ssl_context=ssl_context, batch_size=min(batch_size, sms_dispatch.SMS_BATCH_SIZE),
                       lease_seconds=lease_seconds or default_lease_seconds(settings), should_stop=should_stop,
                       tally=tally)  # fmt: skip
     except Exception as exc:

@@ -51,6 +51,12 @@ from desktop.services.notices.sms_transports import (
 from desktop.services.notices.templates import RenderedNotice, TemplateError, render_part
 
 
+#: Texts claimed at once by one System Manager. Smaller than the e-mail batch: each text is an HTTPS round trip
+#: to the provider (a tenth of a second or more), so a big claim would keep a backlog on one workstation while
+#: the others sit idle.
+SMS_BATCH_SIZE = 10
+
+
 class SmsUnavailableError(SmsError):
     """Texts cannot go for now for every patron (no transport, no token, the gateway's SMTP server down).
 
