@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -28,13 +29,14 @@ from desktop.domain.channels import NoticeEvent
 from desktop.domain.clock import utcnow
 from desktop.domain.sms_text import measure
 from desktop.domain.statuses import Status
+from desktop.services.admin.shelf_settings import load_shelf_settings, save_shelf_settings
 from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings, save_sms_settings
 from desktop.services.notices import outbox
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
 from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings, start_manager
-from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.sms_provider_server import ACCOUNT_SID, AUTH_TOKEN, ERRORS, HANG_UP, SLOW, ProviderLog, twilio_server
+from tests.smtp_sink import SmtpSink, smtp_sink
 
 __all__ = ["smtp_sink"]
 
@@ -60,9 +62,10 @@ def use_twilio(db: Database, url: str, **changes: object) -> SmsSettings:
 
 
 def texting_patron(db: Database, number: str | None = MOBILE, *, email: str | None = "patron@example.org",
-                   carrier: str = "", channels: str = "SMS>E-Mail", location: str = "Cell") -> int:  # fmt: skip
+                   carrier: str = "", channels: str = "SMS>E-Mail", location: str = "Cell",
+                   pickup_delay: int | None = None) -> int:  # fmt: skip
     """A patron whose "Item ready for pickup" preference starts with SMS, with ``number`` at ``location``."""
-    patron_id = add_patron(db, email=email)
+    patron_id = add_patron(db, email=email, pickup_delay=pickup_delay)
     with db.write() as session:
         patron = session.get(Patron, patron_id)
         assert patron is not None
@@ -171,7 +174,7 @@ def test_provider_error_codes_that_are_permanent_fail_the_notice(any_db: Databas
     summary = run_cycle(any_db, texting(), sms_token=AUTH_TOKEN)
     assert (summary.sent, summary.failed, summary.pending) == (0, 1, 0)
     [notice] = notices(any_db)
-    status, code, sentence = ERRORS[number]
+    _status, code, sentence = ERRORS[number]
     assert notice.state == "failed" and sentence in notice.last_reply and str(code) in notice.last_reply
     assert request_status(any_db, request_id) == Status.AWAITING_CUSTOMER_CONTACT.value
 
@@ -363,3 +366,35 @@ def test_three_managers_send_each_text_once_on_sqlite(sqlite_db: Database, smtp_
                                                       slow_provider: tuple[str, ProviderLog]) -> None:  # fmt: skip
     assert os.environ.get("CALLSLIP_SMS_AUTH_TOKEN") is None  # the token reaches the workers by their environment
     drain_texts(sqlite_db, smtp_sink, slow_provider[0], slow_provider[1], 30)
+
+
+# ----------------------------------------------------------------------------------------- hold-shelf reminders
+
+
+def test_pickup_reminder_follows_the_reminder_preference(any_db: Database, provider: tuple[str, ProviderLog]) -> None:
+    """An e-mail arrival, then a reminder by text for a patron whose "Pickup reminder" preference starts with SMS."""
+    use_twilio(any_db, provider[0])
+    patron_id = texting_patron(any_db, channels="E-Mail", pickup_delay=0)
+    with any_db.write() as session:
+        session.add(PatronChannelPreference(patron_id=patron_id, event=NoticeEvent.PICKUP_REMINDER.value,
+                                            channels="SMS>E-Mail"))  # fmt: skip
+    with any_db.write() as session:  # a database made before issue 18 has reminder templates without an SMS part
+        session.execute(update(NoticeTemplate).where(NoticeTemplate.name == "Loan Pickup Reminder")
+                        .values(body_sms='Reminder: "{{ request.title }}" waits until {{ pickup.hold_until }}.'))  # fmt: skip
+    original = load_shelf_settings(any_db)  # the shelf's days counted in UTC, so the test's days are the library's
+    save_shelf_settings(any_db, original, replace(original, timezone="UTC"), changed_by="admin")
+    arrival = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # a 10-day hold: the default reminder is on the 9th
+    request_id = add_request(any_db, patron_id)
+    move(any_db, request_id, Status.AWAITING_CUSTOMER_CONTACT, now=arrival)
+    [email] = notices(any_db)
+    assert email.channel == "email"  # the arrival follows the other preference
+    with any_db.write() as session:  # the arrival e-mail went out back then
+        session.execute(update(Notification).values(state="sent"))
+    move(any_db, request_id, Status.NOTIFIED_VIA_EMAIL, now=arrival)
+    summary = run_cycle(any_db, texting(), sms_token=AUTH_TOKEN, now=datetime(2026, 12, 9, 9, 30, tzinfo=UTC))
+    assert summary.reminders == 1 and summary.sent == 1, [(n.channel, n.state, n.last_reply) for n in notices(any_db)]
+    [reminder] = notices(any_db, channel="sms")
+    assert (reminder.template_name, reminder.state, reminder.to_address) == ("Loan Pickup Reminder", "sent", MOBILE)
+    [form] = provider[1].accepted
+    assert form["To"] == MOBILE and "2026-12-11" in form["Body"]
+    assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value  # a reminder moves nothing

@@ -50,7 +50,6 @@ from desktop.services.notices.sms_transports import (
 )
 from desktop.services.notices.templates import RenderedNotice, TemplateError, render_part
 
-
 #: Texts claimed at once by one System Manager. Smaller than the e-mail batch: each text is an HTTPS round trip
 #: to the provider (a tenth of a second or more), so a big claim would keep a backlog on one workstation while
 #: the others sit idle.
