@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -15,12 +16,9 @@ from sqlalchemy import func, select, update
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import (
-    ContactPoint,
-    Location,
     NoticeTemplate,
     Notification,
     NotificationAttempt,
-    Patron,
     PatronChannelPreference,
     Request,
     Tracking,
@@ -34,7 +32,16 @@ from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings, 
 from desktop.services.notices import outbox
 from desktop.services.notices.delivery_problems import DeliveryProblem
 from desktop.services.notices.dispatch import run_cycle
-from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings, start_manager
+from tests.outbox_support import (
+    add_patron,
+    add_request,
+    add_sms_patron,
+    move,
+    notices,
+    request_status,
+    sink_settings,
+    start_manager,
+)
 from tests.sms_provider_server import ACCOUNT_SID, AUTH_TOKEN, ERRORS, HANG_UP, SLOW, ProviderLog, twilio_server
 from tests.smtp_sink import SmtpSink, smtp_sink
 
@@ -61,22 +68,9 @@ def use_twilio(db: Database, url: str, **changes: object) -> SmsSettings:
     return use_sms(db, transport="twilio", account_sid=ACCOUNT_SID, sender=SENDER, api_base=url, **changes)
 
 
-def texting_patron(db: Database, number: str | None = MOBILE, *, email: str | None = "patron@example.org",
-                   carrier: str = "", channels: str = "SMS>E-Mail", location: str = "Cell",
-                   pickup_delay: int | None = None) -> int:  # fmt: skip
-    """A patron whose "Item ready for pickup" preference starts with SMS, with ``number`` at ``location``."""
-    patron_id = add_patron(db, email=email, pickup_delay=pickup_delay)
-    with db.write() as session:
-        patron = session.get(Patron, patron_id)
-        assert patron is not None
-        patron.sms_carrier = carrier
-        if number:
-            where = session.scalar(select(Location.id).where(Location.name == location))
-            patron.contact_points.append(ContactPoint(kind="phone", value=number, normalized=number,
-                                                      location_id=where, is_primary=True, position=1))  # fmt: skip
-        session.add(PatronChannelPreference(patron_id=patron_id, event=NoticeEvent.READY_FOR_PICKUP.value,
-                                            channels=channels))  # fmt: skip
-    return patron_id
+def texting_patron(db: Database, number: str | None = MOBILE, **options: Any) -> int:
+    """A patron whose "Item ready for pickup" preference starts with SMS, with ``number`` at the Cell location."""
+    return add_sms_patron(db, number, **options)
 
 
 def arrive(db: Database, patron_id: int, *, title: str = "Notes on the Analytical Engine") -> int:
