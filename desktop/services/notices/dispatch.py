@@ -1340,13 +1340,16 @@ def run_cycle(
     except Exception as exc:
         pending, texts_due = -1, None
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
-    if tally.problem is not None and next_due is not None:
+    texts_problem = tally.problem in sms_dispatch.SMS_PROBLEMS
+    if tally.problem is not None and not texts_problem and next_due is not None:
         # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
         # or unreachable server) or the next poll (a setting to fix), not in a loop now.
         next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
     if texts_due is not None and tally.texts_resume_at is not None:
         texts_due = max(texts_due, tally.texts_resume_at)  # quiet hours: not before the window opens
-    if texts_due is not None and tally.problem is None:
+    # Texts held by a problem (their own, or the gateway's SMTP server's) wait for the next poll.
+    texts_held = texts_problem or (tally.problem is not None and sms is not None and sms.transport == "gateway")
+    if texts_due is not None and not texts_held:
         next_due = min(next_due, texts_due) if next_due is not None else texts_due
     summary = CycleSummary(
         started_at=started_at,

@@ -68,6 +68,10 @@ class SmsUnavailableError(SmsError):
         self.problem = problem
 
 
+#: The problems only texts have (the e-mails' own retry times still wake the run loop while one lasts).
+SMS_PROBLEMS = frozenset({DeliveryProblem.SMS_NOT_CONFIGURED, DeliveryProblem.SMS_REFUSED})
+
+
 def problem_of(exc: SmsError) -> DeliveryProblem | None:
     """The delivery problem a failure stands for (``None``: the notice's own failure, charged to it)."""
     if isinstance(exc, SmsUnavailableError):
