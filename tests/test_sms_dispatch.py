@@ -16,6 +16,8 @@ from sqlalchemy import func, select, update
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import (
+    ContactPoint,
+    Location,
     NoticeTemplate,
     Notification,
     NotificationAttempt,
@@ -392,3 +394,21 @@ def test_pickup_reminder_follows_the_reminder_preference(any_db: Database, provi
     [form] = provider[1].accepted
     assert form["To"] == MOBILE and "2026-12-11" in form["Body"]
     assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value  # a reminder moves nothing
+
+
+def test_a_number_added_later_is_used_on_retry(any_db: Database, provider: tuple[str, ProviderLog]) -> None:
+    use_twilio(any_db, provider[0])
+    patron_id = texting_patron(any_db, number=None)
+    request_id = arrive(any_db, patron_id)
+    [notice] = notices(any_db)
+    assert notice.state == "failed" and notice.last_reply == outbox.NO_MOBILE_REASON
+    with any_db.write() as session:  # staff add the mobile number on the Contact Info tab …
+        cell = session.scalar(select(Location.id).where(Location.name == "Cell"))
+        session.add(ContactPoint(patron_id=patron_id, kind="phone", value="(617) 555-9876", normalized="+16175559876",
+                                 location_id=cell, is_primary=True, position=1))  # fmt: skip
+    assert outbox.retry_notices(any_db, [request_id], "tester") == 1  # … and press Retry
+    assert run_cycle(any_db, texting(), sms_token=AUTH_TOKEN).sent == 1
+    [form] = provider[1].accepted
+    assert form["To"] == "+16175559876"
+    [notice] = notices(any_db)
+    assert notice.to_address == "+16175559876" and notice.state == "sent"

@@ -383,10 +383,11 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
         to_override: tuple[str, ...] | None = None
-        if notice.channel == outbox.SMS:  # a text goes to the number chosen when the notice was made
-            if not notice.to_address.strip():
+        if notice.channel == outbox.SMS:  # the patron's mobile number now (staff may have fixed it, then Retry)
+            number = outbox.patron_sms_number(session, request.patron.id)
+            if not number:
                 return _Done(notice.id, outbox.FAILED, outbox.NO_MOBILE_REASON)
-            to_override = (notice.to_address,)
+            to_override = (number,)
         else:
             email = primary_contact(request.patron, outbox.EMAIL)
             if email is None or not email.value.strip():
