@@ -287,6 +287,8 @@ def test_a_patron_who_is_now_phoned_gets_no_text(any_db: Database, provider: tup
     summary = run_cycle(any_db, texting(), sms_token=AUTH_TOKEN)
     assert (summary.sent, summary.cancelled) == (0, 1)
     assert provider[1].requests == 0
+    [notice] = notices(any_db)
+    assert notice.last_reply == "cancelled: the patron is now notified by Phone"
 
 
 # ----------------------------------------------------------------------------------------- the e-mail gateway

@@ -327,18 +327,19 @@ def _event_of(dedupe_key: str) -> NoticeEvent:
     return NoticeEvent.PICKUP_REMINDER if dedupe_key.startswith("reminder:") else NoticeEvent.READY_FOR_PICKUP
 
 
-def _channel_given_up(session: Any, notice: Any, method: str) -> bool:
-    """Whether the patron's preference no longer has the notice's channel ("now notified by Phone").
+def _now_notified_by(session: Any, notice: Any, method: str) -> str | None:
+    """The channel the patron is now told by, when their preference no longer has the notice's channel (staff
+    changed it while the notice waited); ``None`` while it still has it.
 
     An e-mail notice of an E-Mail patron is decided without a query, as before preferences existed.
     """
     channel = Channel.SMS if notice.channel == outbox.SMS else Channel.EMAIL
     if channel is Channel.EMAIL and method == NotificationMethod.EMAIL.value:
-        return False
-    patron_id = notice.patron_id
-    return patron_id is None or channel not in outbox.effective_channels(
-        session, patron_id, method, _event_of(notice.dedupe_key)
-    )
+        return None
+    if notice.patron_id is None:
+        return method
+    channels = outbox.effective_channels(session, notice.patron_id, method, _event_of(notice.dedupe_key))
+    return None if channel in channels else channels[0].value
 
 
 def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _Job | _Done:
@@ -374,12 +375,8 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         latest = batch.latest_tracking.get(request.id)
         if not staff and notice.tracking_id is not None and latest != notice.tracking_id:
             return _Done(notice.id, outbox.CANCELLED, "cancelled: a newer arrival has its own notice")
-        if not staff and _channel_given_up(session, notice, request.patron.notification_method):
-            return _Done(
-                notice.id,
-                outbox.CANCELLED,
-                f"cancelled: the patron is now notified by {request.patron.notification_method}",
-            )
+        if not staff and (now_by := _now_notified_by(session, notice, request.patron.notification_method)):
+            return _Done(notice.id, outbox.CANCELLED, f"cancelled: the patron is now notified by {now_by}")
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
         to_override: tuple[str, ...] | None = None
