@@ -414,3 +414,16 @@ def test_a_number_added_later_is_used_on_retry(any_db: Database, provider: tuple
     assert form["To"] == "+16175559876"
     [notice] = notices(any_db)
     assert notice.to_address == "+16175559876" and notice.state == "sent"
+
+
+def test_gateway_refusals_are_permanent_or_retried_like_mail(any_db: Database, smtp_sink: SmtpSink) -> None:
+    use_sms(any_db, transport="gateway")
+    arrive(any_db, texting_patron(any_db, carrier="T-Mobile"))
+    arrive(any_db, texting_patron(any_db, "+16175550000", carrier="T-Mobile"))
+    smtp_sink.behaviour.refuse["6175551234@tmomail.net"] = "550 5.1.1 no such subscriber"
+    smtp_sink.behaviour.refuse["6175550000@tmomail.net"] = "451 4.3.0 try later"
+    summary = run_cycle(any_db, sink_settings(smtp_sink))
+    assert (summary.sent, summary.failed, summary.retrying) == (0, 1, 1)
+    failed, retrying = notices(any_db)
+    assert failed.state == "failed" and "550 5.1.1 no such subscriber" in failed.last_reply
+    assert retrying.state == "retrying" and "451 4.3.0" in retrying.last_reply
