@@ -116,6 +116,7 @@ GOALS: tuple[tuple[str, str, float, str], ...] = (
     ("contact_customers_open", "ratio", 3.0, "Contact Customers open ≤ 3 × the raw sqlite3 statement"),
     ("contact_customers_open", "peak_rss_mib", 300.0, "Contact Customers peak RSS ≤ 300 MB (MiB here)"),
     ("first_cycle", "ratio", 3.0, "arrival scan after an import ≤ 3 × the raw INSERT … SELECT"),
+    ("notify_latency", "postgres_sms_median_seconds", 1.0, "text message: arrival → accepted by the provider ≤ 1 s"),
     ("notify_throughput", "sqlite_ratio", 1.5, "SQLite send cycle ≤ 1.5 × the plain smtplib loop"),
     ("notify_throughput", "sqlite_commit_ratio", 1.2, "SQLite send cycle ≤ 1.2 × plain loop + one commit per message"),
     ("notify_throughput", "postgres_ratio", 1.5, "PostgreSQL send cycle ≤ 1.5 × the plain smtplib loop"),

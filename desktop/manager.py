@@ -35,6 +35,7 @@ from desktop.services.admin.database_problems import (
     probe_sqlite_lock,
 )
 from desktop.services.admin.shared_settings import effective_poll_seconds, load_shared_settings, set_library_identity
+from desktop.services.admin.sms_settings import auth_token, load_sms_settings
 from desktop.services.errors import ServiceError
 from desktop.services.notices import template_files
 from desktop.services.notices.bounce_mailbox import MailboxCycle, read_bounce_mailbox
@@ -327,16 +328,30 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     gc.freeze()
     try:
         password = smtp_password(settings, allow_env=True)
+        sms_token = _sms_token(db)
         if args.once:
-            summary = run_cycle(db, settings, password=password)
+            summary = run_cycle(db, settings, password=password, sms_token=sms_token)
             print(summary.describe(), file=out)
             for error in summary.errors:
                 print(f"callslip-manager: {error}", file=sys.stderr)
             return EXIT_OK if summary.ok else EXIT_FAILURE
-        return _run_loop(db, settings, password, out)
+        return _run_loop(db, settings, password, out, sms_token)
     finally:
         gc.unfreeze()
         db.dispose()
+
+
+def _sms_token(db: Database) -> str | None:
+    """The SMS provider's auth token: ``CALLSLIP_SMS_AUTH_TOKEN`` (a service has no keyring), else the keyring.
+
+    ``None`` when texts do not use the provider or no token is stored; the cycle then says what is missing.
+    """
+    try:
+        sms = load_sms_settings(db)
+        return auth_token(sms, allow_env=True) if sms.transport == "twilio" else None
+    except (SecretStoreError, SQLAlchemyError) as exc:
+        print(f"callslip-manager: cannot read the SMS provider's auth token: {exc}", file=sys.stderr)
+        return None
 
 
 def _read_bounces_once(db: Database, settings: Settings) -> MailboxCycle:
@@ -363,7 +378,7 @@ def cmd_read_bounces(args: argparse.Namespace, settings: Settings, out: TextIO) 
     return EXIT_OK
 
 
-def _run_loop(db: Database, settings: Settings, password: str | None, out: TextIO) -> int:
+def _run_loop(db: Database, settings: Settings, password: str | None, out: TextIO, sms_token: str | None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -388,7 +403,7 @@ def _run_loop(db: Database, settings: Settings, password: str | None, out: TextI
                     print(f"{stamp} {cycle.describe()}", file=out, flush=True)
                 last_bounce_problem = cycle.message
                 next_bounces = utcnow() + timedelta(seconds=settings.bounce_poll_seconds)
-            summary = run_cycle(db, settings, password=password, should_stop=stop.is_set)
+            summary = run_cycle(db, settings, password=password, should_stop=stop.is_set, sms_token=sms_token)
             busy = summary.routed or summary.sent or summary.failed or summary.retrying or summary.created
             problem = "; ".join(summary.errors)
             if busy or (problem and problem != last_problem):

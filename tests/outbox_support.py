@@ -14,7 +14,17 @@ from sqlalchemy import func, insert, select
 
 from desktop.config import Settings
 from desktop.db.engine import Database
-from desktop.db.models import ContactPoint, Notification, Patron, PickupLocation, Request, Tracking
+from desktop.db.models import (
+    ContactPoint,
+    Location,
+    Notification,
+    Patron,
+    PatronChannelPreference,
+    PickupLocation,
+    Request,
+    Tracking,
+)
+from desktop.domain.channels import NoticeEvent
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services.notices.outbox import arrival_dedupe_key, arrival_template
@@ -58,6 +68,25 @@ def add_patron(
         session.add(patron)
         session.flush()
         return patron.id
+
+
+def add_sms_patron(db: Database, number: str | None, *, email: str | None = "patron@example.org", carrier: str = "",
+                   channels: str = "SMS>E-Mail", location: str = "Cell",
+                   pickup_delay: int | None = None) -> int:  # fmt: skip
+    """A patron whose "Item ready for pickup" preference is ``channels`` (SMS first by default), with ``number``
+    (E.164) as their primary phone at ``location`` and ``carrier`` as their mobile carrier."""
+    patron_id = add_patron(db, email=email, pickup_delay=pickup_delay)
+    with db.write() as session:
+        patron = session.get(Patron, patron_id)
+        assert patron is not None
+        patron.sms_carrier = carrier
+        if number:
+            where = session.scalar(select(Location.id).where(Location.name == location))
+            patron.contact_points.append(ContactPoint(kind="phone", value=number, normalized=number,
+                                                      location_id=where, is_primary=True, position=1))  # fmt: skip
+        session.add(PatronChannelPreference(patron_id=patron_id, event=NoticeEvent.READY_FOR_PICKUP.value,
+                                            channels=channels))  # fmt: skip
+    return patron_id
 
 
 def add_request(db: Database, patron_id: int, *, status: Status = Status.REQUEST_SENT, request_type: str = "Loan",

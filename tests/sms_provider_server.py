@@ -43,8 +43,12 @@ class ProviderLog:
 
 
 @contextmanager
-def twilio_server(slow_seconds: float = 3.0) -> Iterator[tuple[str, ProviderLog]]:
-    """Run the server on a free loopback port; yields its base URL and its log."""
+def twilio_server(slow_seconds: float = 3.0, delay_seconds: float = 0.0) -> Iterator[tuple[str, ProviderLog]]:
+    """Run the server on a free loopback port; yields its base URL and its log.
+
+    Args:
+        delay_seconds: every accepted message is answered this much later (a provider across the internet).
+    """
     log = ProviderLog()
     lock = threading.Lock()
 
@@ -109,6 +113,8 @@ def twilio_server(slow_seconds: float = 3.0) -> Iterator[tuple[str, ProviderLog]
                 self.end_headers()
                 self.wfile.write(b"<?xml")
                 return
+            if delay_seconds:
+                time.sleep(delay_seconds)
             with lock:
                 log.accepted.append(form)
                 sid = f"SM{len(log.accepted):032x}"

@@ -17,13 +17,21 @@ from desktop.config import SMTP_KEYRING_SERVICE
 from desktop.db.engine import Database
 from desktop.domain.statuses import Status
 from desktop.secrets import smtp_account
+from desktop.services.admin.sms_settings import (
+    SMS_AUTH_TOKEN_ENV,
+    SmsSettings,
+    load_sms_settings,
+    save_sms_settings,
+    store_auth_token,
+)
 from desktop.services.notices import smtp_backoff
 from desktop.services.notices.dispatch import CycleSummary
 from desktop.ui.context import AppContext
 from desktop.ui.notices.poller import PollerController, PollerIndicator
 from desktop.ui.threads import running_threads
 from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, contrast_ratio
-from tests.outbox_support import add_patron, add_request, move, notices, request_status, sink_settings
+from tests.outbox_support import add_patron, add_request, add_sms_patron, move, notices, request_status, sink_settings
+from tests.sms_provider_server import ACCOUNT_SID, AUTH_TOKEN, twilio_server
 from tests.smtp_sink import SmtpSink, smtp_sink
 
 __all__ = ["smtp_sink"]
@@ -198,3 +206,33 @@ def test_the_shared_interval_applies_unless_the_workstation_sets_its_own(
     finally:
         controller.shutdown()
         ctx.shutdown()
+
+
+def test_the_sms_token_comes_from_the_keyring_not_the_environment(
+    sqlite_db: Database, smtp_sink: SmtpSink, memory_keyring: KeyringBackend, qtbot: QtBot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The GUI's System Manager reads the SMS provider's token from the keyring, on its worker thread."""
+    monkeypatch.setenv(SMS_AUTH_TOKEN_ENV, "from-the-environment")  # a headless System Manager's, not the GUI's
+    with twilio_server() as (url, log):
+        sms = save_sms_settings(sqlite_db, load_sms_settings(sqlite_db),
+                                SmsSettings(transport="twilio", account_sid=ACCOUNT_SID, sender="+15005550006",
+                                            api_base=url, quiet_start="00:00", quiet_end="00:00"),
+                                changed_by="tester")  # fmt: skip
+        ctx = AppContext(sqlite_db, sink_settings(smtp_sink, poll_seconds=300))
+        controller = PollerController(ctx)
+        try:
+            move(sqlite_db, add_request(sqlite_db, add_sms_patron(sqlite_db, "+16175551234")),
+                 Status.AWAITING_CUSTOMER_CONTACT)  # fmt: skip
+            with qtbot.waitSignal(controller.cycleFinished, timeout=10_000) as blocker:
+                controller.start()
+            assert "no auth token" in "; ".join(blocker.args[0].errors)  # the environment's was not used
+            assert log.requests == 0
+            store_auth_token(sms, AUTH_TOKEN)
+            with qtbot.waitSignal(controller.cycleFinished, timeout=10_000, check_params_cb=lambda s: s.sent == 1):
+                controller.send_now()
+            [form] = log.accepted
+            assert form["To"] == "+16175551234"
+        finally:
+            controller.shutdown()
+            ctx.shutdown()

@@ -13,7 +13,8 @@ checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeu
 ``bounce_mailbox`` (reading the bounce mailbox over IMAP), ``shelf`` (pickup reminders and shelf expiry),
 ``sms_transports`` (SMS providers and e-mail-to-SMS gateways).
 Inside only: ``digest`` (a patron's arrivals close together as one message), ``result_writer``,
-``routing``, ``smtp_backoff``, ``template_limits``.
+``routing``, ``smtp_backoff``, ``template_limits``, ``sms_dispatch`` (a notice's text, the SMS transport chosen
+in Settings, quiet hours: the SMS side of the cycle).
 """
 
 __all__ = [

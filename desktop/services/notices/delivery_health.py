@@ -376,6 +376,20 @@ def _explain(health: DeliveryHealth) -> HealthMessage | None:
             Remedy.SETTINGS,
             True,
         )
+    if problem is DeliveryProblem.SMS_NOT_CONFIGURED:
+        return HealthMessage(
+            f"Text message notices are not being sent: SMS is not set up{detail}. {waiting} "
+            "Choose and set up a transport in Customization Manager → SMS.",
+            Remedy.SETTINGS,
+            True,
+        )
+    if problem is DeliveryProblem.SMS_REFUSED:
+        return HealthMessage(
+            f"The SMS provider has refused the library's account since {since}{detail}. {waiting} "
+            "Check the Account SID, the auth token and the sender in Customization Manager → SMS.",
+            Remedy.SETTINGS,
+            True,
+        )
     if health.failed:
         return HealthMessage(
             f"{health.failed} e-mail notice(s) failed and will not be sent again by themselves: use Retry Failed in "
@@ -397,6 +411,8 @@ def short_state(health: DeliveryHealth) -> str:
         DeliveryProblem.TLS_FAILED: "TLS problem",
         DeliveryProblem.SERVER_BUSY: f"backing off until {_when(health.backoff_until, health.read_at)}",
         DeliveryProblem.SESSION_REFUSED: "server refuses mail",
+        DeliveryProblem.SMS_NOT_CONFIGURED: "SMS not set up",
+        DeliveryProblem.SMS_REFUSED: "SMS provider refuses the account",
     }
     if health.manager_missing:
         return "no System Manager running"

@@ -27,3 +27,8 @@ class DeliveryProblem(StrEnum):
     SERVER_BUSY = "server_busy"
     #: The server refused the session permanently for another reason (5xx greeting, no AUTH offered).
     SESSION_REFUSED = "session_refused"
+    #: Text messages cannot go: no SMS transport chosen, the provider's settings or auth token missing, or the
+    #: gateway without an SMTP server (issue 18).
+    SMS_NOT_CONFIGURED = "sms_not_configured"
+    #: The SMS provider refused the library's account or sender (a wrong token, a sender that cannot text).
+    SMS_REFUSED = "sms_refused"

@@ -36,11 +36,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from desktop.config import Settings
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
+from desktop.domain.channels import Channel, NoticeEvent
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import ShelfSettings, shelf_settings_from
-from desktop.services.notices import outbox, shelf, smtp_backoff
+from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings
+from desktop.services.notices import outbox, shelf, sms_dispatch, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
@@ -65,6 +67,7 @@ from desktop.services.notices.notice_context import (
 from desktop.services.notices.result_writer import Advance, GroupMember, ResultWriter
 from desktop.services.notices.routing import route_due_requests, scan_arrivals
 from desktop.services.notices.sender_identity import no_from_address, resolve_from
+from desktop.services.notices.sms_transports import SmsError, SmsPermanentError, SmsTemporaryError
 from desktop.services.notices.templates import (
     MAX_SUBJECT,
     PASSWORD_RESET,
@@ -133,6 +136,7 @@ class CycleSummary:
     reminders: int = 0  # hold-shelf reminders created (desktop/services/notices/shelf.py)
     expired: int = 0  # requests whose hold ended, moved to Awaiting Return to Lender
     skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
+    texts_resume_at: datetime | None = None  # quiet hours: no text is claimed before then
 
     @property
     def ok(self) -> bool:
@@ -154,6 +158,8 @@ class CycleSummary:
             parts.append(f"cancelled {self.cancelled}")
         if self.reminders or self.expired or self.skipped:
             parts.append(f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}")
+        if self.texts_resume_at is not None:
+            parts.append(f"texts wait for quiet hours until {self.texts_resume_at.astimezone():%H:%M}")
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
@@ -180,6 +186,7 @@ class _Tally:
     reminders: int = 0
     expired: int = 0
     skipped: list[str] = field(default_factory=list)
+    texts_resume_at: datetime | None = None
 
     def count(self, state: str) -> None:
         name = {
@@ -338,7 +345,28 @@ _NOTICE_COLUMNS = (
     Notification.secret,
     Notification.to_address,
     Notification.digest_leader_id,
+    Notification.channel,
 )
+
+
+def _event_of(dedupe_key: str) -> NoticeEvent:
+    """The preference a request's notice follows: a hold-shelf reminder the reminder's, the rest the arrival's."""
+    return NoticeEvent.PICKUP_REMINDER if dedupe_key.startswith("reminder:") else NoticeEvent.READY_FOR_PICKUP
+
+
+def _now_notified_by(session: Any, notice: Any, method: str) -> str | None:
+    """The channel the patron is now told by, when their preference no longer has the notice's channel (staff
+    changed it while the notice waited); ``None`` while it still has it.
+
+    An e-mail notice of an E-Mail patron is decided without a query, as before preferences existed.
+    """
+    channel = Channel.SMS if notice.channel == outbox.SMS else Channel.EMAIL
+    if channel is Channel.EMAIL and method == NotificationMethod.EMAIL.value:
+        return None
+    if notice.patron_id is None:
+        return method
+    channels = outbox.effective_channels(session, notice.patron_id, method, _event_of(notice.dedupe_key))
+    return None if channel in channels else channels[0].value
 
 
 def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _Job | _Done:
@@ -374,19 +402,21 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         latest = batch.latest_tracking.get(request.id)
         if not staff and notice.tracking_id is not None and latest != notice.tracking_id:
             return _Done(notice.id, outbox.CANCELLED, "cancelled: a newer arrival has its own notice")
-        if not staff and request.patron.notification_method != NotificationMethod.EMAIL.value:
-            return _Done(
-                notice.id,
-                outbox.CANCELLED,
-                f"cancelled: the patron is now notified by {request.patron.notification_method}",
-            )
+        if not staff and (now_by := _now_notified_by(session, notice, request.patron.notification_method)):
+            return _Done(notice.id, outbox.CANCELLED, f"cancelled: the patron is now notified by {now_by}")
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
-        email = primary_contact(request.patron, outbox.EMAIL)
-        if email is None or not email.value.strip():
-            return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
-        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
         to_override: tuple[str, ...] | None = None
+        if notice.channel == outbox.SMS:  # the patron's mobile number now (staff may have fixed it, then Retry)
+            number = outbox.patron_sms_number(session, request.patron.id)
+            if not number:
+                return _Done(notice.id, outbox.FAILED, outbox.NO_MOBILE_REASON)
+            to_override = (number,)
+        else:
+            email = primary_contact(request.patron, outbox.EMAIL)
+            if email is None or not email.value.strip():
+                return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
+        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
     else:
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
@@ -465,9 +495,13 @@ def _render(job: _Job, settings: Settings) -> _Ready | _Done:
 
 
 def _load(
-    db: Database, claim: outbox.Claim, settings: Settings, now: datetime | None = None
+    db: Database, claim: outbox.Claim, settings: Settings, now: datetime | None = None, *, channel: str = outbox.EMAIL
 ) -> tuple[list[_Job], list[_Done]]:
-    """Read the claimed notices and what their e-mails need, in one short read transaction."""
+    """Read the claimed notices and what their messages need, in one short read transaction.
+
+    ``channel`` is the claim's: whether a digest's leader can list several items depends on the part of its
+    template that channel sends (the SMS part for a text).
+    """
     jobs: list[_Job] = []
     done: list[_Done] = []
     with db.read() as session:
@@ -499,16 +533,16 @@ def _load(
             except Exception as exc:  # a context that cannot be built must not stop the other notices
                 decision = _Done(notice.id, outbox.FAILED, f"cannot prepare the e-mail: {_one_line(exc)}")
             (jobs if isinstance(decision, _Job) else done).append(decision)  # type: ignore[arg-type]
-    return _with_riders(jobs, {n.id: n.digest_leader_id for n in notices}), done
+    return _with_riders(jobs, {n.id: n.digest_leader_id for n in notices}, channel), done
 
 
-def _with_riders(jobs: list[_Job], leaders: dict[int, int | None]) -> list[_Job]:
+def _with_riders(jobs: list[_Job], leaders: dict[int, int | None], channel: str) -> list[_Job]:
     """Each rider that is still to be sent joins its leader's job, or goes alone (see :func:`group_riders`)."""
     by_id = {job.notice_id: job for job in jobs}
     groups, alone = group_riders(
         leaders,
         [job.notice_id for job in jobs if job.arrival],
-        lambda leader: template_lists_items(by_id[leader].fields),
+        lambda leader: template_lists_items(by_id[leader].fields, channel),
     )
     riding = {rider for riders in groups.values() for rider in riders}
     return [
@@ -1128,6 +1162,175 @@ def _send_due(
                 tally.errors.append(f"could not release claimed notices: {_one_line(exc)}")
 
 
+def _sms_outcome(job: _Job, text: sms_dispatch.SmsText, error: SmsError | None, accepted: Any, transport: str,
+                 now: datetime, digest: str = "") -> tuple[str, str, dict[str, Any], Advance | None]:  # fmt: skip
+    """A text's result as the notice's new state, history line, columns and the request's move.
+
+    ``digest``: the words naming the other items of the same text (a digest's leader and riders each get them).
+    """
+    number = job.to_override[0] if job.to_override else ""
+    attempts = job.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "body_text": text.text, "to_address": number}
+    if job.alone:  # a rider sent on its own: it no longer rides in anyone's message
+        values["digest_leader_id"] = None
+    if error is None:
+        note = sms_dispatch.sent_note(job.fields.name, number, accepted, transport) + (f" ({digest})" if digest else "")
+        values |= {"sent_at": now, "message_id": accepted.provider_message_id[:300]}
+        advance = None
+        if job.request_id is not None and job.arrival:  # ILLiad has no SMS status: exports keep its words
+            advance = Advance(job.request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                              SYSTEM_USER, note)  # fmt: skip
+        reply = f"{note} ({accepted.status or 'accepted'}; {text.describe()})"
+        return outbox.SENT, reply, values, advance
+    if isinstance(error, SmsTemporaryError) and attempts < outbox.MAX_ATTEMPTS:
+        values["next_attempt_at"] = now + outbox.backoff(attempts)
+        return outbox.RETRYING, error.detail, values, None
+    if isinstance(error, SmsTemporaryError):
+        return outbox.FAILED, f"gave up after {attempts} attempts: {error.detail}", values, None
+    return outbox.FAILED, error.detail, values, None
+
+
+def _send_due_sms(
+    db: Database,
+    settings: Settings,
+    sms: SmsSettings,
+    *,
+    token: str | None,
+    password: str | None,
+    worker: str,
+    clock: _Clock,
+    ssl_context: ssl.SSLContext | None,
+    batch_size: int,
+    lease_seconds: float,
+    should_stop: Callable[[], bool],
+    tally: _Tally,
+) -> None:
+    """Claim due texts and send them one by one through the SMS transport, each result in its own transaction.
+
+    The same claims, heartbeat, stale checks (:func:`_load`) and recorder as e-mail; texts are not pipelined (an
+    HTTP request has no envelope phase to overlap with), so each result is committed before the next text goes.
+    """
+    resume = sms_dispatch.quiet_until(sms, clock())
+    if resume is not None:
+        tally.texts_resume_at = resume  # nothing claimed: the texts wait for the window to open
+        return
+    leases = _Leases()
+    recorder = _Recorder(db, worker, clock, leases, should_stop)
+    heartbeat = _Heartbeat(db, leases, clock, lease_seconds)
+    line: sms_dispatch.SmsLine | None = None
+    outstanding: list[int] = []
+    claim: outbox.Claim | None = None
+    give_back = "not sent yet: the System Manager stopped"
+
+    def recorded() -> bool:
+        ok = True
+        for report in recorder.wait():
+            if report.error or report.lost:
+                tally.errors.append(report.error or report.lost)
+                ok = False
+            elif report.recorded:
+                for state in report.counts or (report.state,):
+                    tally.count(state)
+            if report.delayed:
+                tally.errors.append(report.delayed)
+        return ok
+
+    def unavailable(exc: SmsError) -> None:
+        nonlocal give_back
+        give_back = f"not sent yet: {exc.detail}"
+        tally.errors.append(f"text messages not sent: {exc.detail}")
+        tally.problem = tally.problem or sms_dispatch.problem_of(exc)
+
+    try:
+        while not should_stop():
+            claim = outbox.claim_due(db, worker, limit=batch_size, lease_seconds=lease_seconds, now=clock(),
+                                     channel=outbox.SMS)  # fmt: skip
+            if not claim.ids:
+                return
+            leases.only(claim)
+            heartbeat.start()
+            outstanding = list(claim.ids)
+            jobs, done = _load(db, claim, settings, clock(), channel=outbox.SMS)
+            for skipped in done:
+                outstanding.remove(skipped.notice_id)
+                recorder.submit(skipped.notice_id, claim, skipped.state, skipped.reason, skipped.values, clock())
+            if not recorded():
+                return
+            carriers = sms_dispatch.carriers_of(db, [job.notice_id for job in jobs])
+            for job in jobs:
+                left = ((leases.until(claim.token) or claim.lease_until) - clock()).total_seconds()
+                if should_stop() or left < lease_seconds / 2:
+                    return  # the rest is given back below
+                group = (job, *job.riders)  # a digest: one text lists the leader's item and each rider's
+                context = digest_context(job.context, [r.context for r in job.riders]) if job.riders else job.context
+                try:
+                    text = sms_dispatch.sms_text(job.fields.name, job.fields.body_sms, context, sms.max_segments)
+                except TemplateError as exc:
+                    for member in group:
+                        outstanding.remove(member.notice_id)
+                        recorder.submit(member.notice_id, claim, outbox.FAILED, f"no text sent: {exc}", {}, clock())
+                    if not recorded():
+                        return
+                    continue
+                if line is None:
+                    try:
+                        line = sms_dispatch.SmsLine(sms, token, settings, password, ssl_context=ssl_context)
+                    except SmsError as exc:
+                        unavailable(exc)
+                        return
+                outgoing = sms_dispatch.SmsOutgoing(
+                    job.notice_id, job.dedupe_key, job.to_override[0] if job.to_override else "",
+                    carriers.get(job.notice_id, ""), text, str(job.context["library"].get("email", "")),
+                    job.installation_id,
+                )  # fmt: skip
+                error: SmsError | None = None
+                accepted: Any = None
+                try:
+                    accepted = line.send(outgoing)
+                except (SmsTemporaryError, SmsPermanentError) as exc:
+                    error = exc
+                except SmsError as exc:  # the account, not the patron: nothing charged, the claim given back
+                    unavailable(exc)
+                    return
+                for member in group:
+                    outstanding.remove(member.notice_id)
+                now = clock()
+                others = len(job.riders)
+                note = f"in one text with {others} other item{'s' if others > 1 else ''}" if others else ""
+                state, reply, values, advance = _sms_outcome(job, text, error, accepted, line.name, now, note)
+                lost = (f"notice {job.notice_id}: lease lost before its text's result ({state}) could be recorded; "
+                        "another System Manager owns it")  # fmt: skip
+                if not job.riders:
+                    recorder.submit(job.notice_id, claim, state, reply, values, now, advance, lost)
+                else:  # one result for the leader and every rider, in one transaction
+                    members = [GroupMember(job.notice_id, state, state, reply, values, advance)]
+                    for rider in job.riders:
+                        r_state, r_reply, r_values, r_advance = _sms_outcome(rider, text, error, accepted, line.name,
+                                                                             now, note)  # fmt: skip
+                        if error is None:
+                            r_values["message_id"] = values["message_id"]
+                        members.append(GroupMember(rider.notice_id, r_state, r_state,
+                                                   f"{r_reply} (in the text of notice {job.notice_id})", r_values,
+                                                   r_advance))  # fmt: skip
+                    recorder.submit_group(claim, tuple(members), now, lost)
+                if not recorded():
+                    return
+            if len(claim.ids) < batch_size:
+                return
+    finally:
+        heartbeat.stop()
+        if line is not None:
+            line.close()
+        try:
+            recorded()
+            if claim is not None and outstanding:
+                outbox.release(db, claim.token, outstanding, give_back)
+        except Exception as exc:
+            tally.errors.append(f"could not release claimed texts: {_one_line(exc)}")
+        finally:
+            recorder.close()
+
+
 def _no_from_address(db: Database, settings: Settings, tally: _Tally) -> str | None:
     try:
         return no_from_address(db, settings)
@@ -1144,6 +1347,40 @@ def _safe_count(db: Database, tally: _Tally) -> int:
         return 0
 
 
+def _send_texts(db: Database, settings: Settings, *, worker: str, password: str | None, token: str | None,
+                clock: _Clock, ssl_context: ssl.SSLContext | None, batch_size: int, should_stop: Callable[[], bool],
+                send: bool, lease_seconds: float | None, tally: _Tally) -> SmsSettings | None:  # fmt: skip
+    """The cycle's text messages (after the e-mails); the SMS settings read, or None if they could not be."""
+    try:
+        sms = load_sms_settings(db)
+    except Exception as exc:
+        tally.errors.append(f"reading the SMS settings failed: {_one_line(exc)}")
+        return None
+    if sms.transport == "off":
+        try:
+            waiting = outbox.count_waiting(db, channels=(outbox.SMS,))
+        except Exception as exc:
+            tally.errors.append(f"counting waiting texts failed: {_one_line(exc)}")
+            return sms
+        if waiting:  # said once per cycle, like "e-mail sending is not configured"
+            tally.problem = tally.problem or DeliveryProblem.SMS_NOT_CONFIGURED
+            tally.errors.append(f"text messages are switched off (Customization Manager → SMS): {waiting} text(s) "
+                                "waiting")  # fmt: skip
+        return sms
+    if should_stop() or not send:
+        return sms
+    if sms.transport == "gateway" and tally.backoff_until is not None:
+        return sms  # the gateway's SMTP server asked us to wait: the texts wait with the e-mails
+    try:
+        _send_due_sms(db, settings, sms, token=token, password=password, worker=worker, clock=clock,
+                      ssl_context=ssl_context, batch_size=min(batch_size, sms_dispatch.SMS_BATCH_SIZE),
+                      lease_seconds=lease_seconds or default_lease_seconds(settings), should_stop=should_stop,
+                      tally=tally)  # fmt: skip
+    except Exception as exc:
+        tally.errors.append(f"sending text messages failed: {_one_line(exc)}")
+    return sms
+
+
 def run_cycle(
     db: Database,
     settings: Settings,
@@ -1156,6 +1393,7 @@ def run_cycle(
     lease_seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
     send: bool = True,
+    sms_token: str | None = None,
 ) -> CycleSummary:
     """Run one full System Manager cycle and say what it did; never raises for a server or data problem.
 
@@ -1168,6 +1406,8 @@ def run_cycle(
             longer); a heartbeat renews it while the cycle sends.
         should_stop: polled between messages; True stops the cycle early (the rest is released, not lost).
         send: False routes and scans only (the GUI passes it when the SMTP password cannot be read).
+        sms_token: the SMS provider's auth token (keyring, or ``CALLSLIP_SMS_AUTH_TOKEN`` when headless); texts
+            go after the e-mails through the transport chosen in the shared SMS settings.
     """
     started = time.monotonic()
     worker = worker or default_worker()
@@ -1227,17 +1467,30 @@ def run_cycle(
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")
+    sms = _send_texts(db, settings, worker=worker, password=password, token=sms_token, clock=clock,
+                      ssl_context=ssl_context, batch_size=batch_size, should_stop=stop, send=send,
+                      lease_seconds=lease_seconds, tally=tally)  # fmt: skip
+    # Texts count as waiting only when a transport can send them: with texts off the run loop must not spin.
+    channels = (outbox.EMAIL, outbox.SMS) if sms is not None and sms.transport != "off" else (outbox.EMAIL,)
     next_due: datetime | None = None
     try:
-        pending = outbox.count_waiting(db)
+        pending = outbox.count_waiting(db, channels=channels)
         next_due = outbox.next_due_at(db) if pending else None
+        texts_due = outbox.next_due_at(db, channels=(outbox.SMS,)) if pending and outbox.SMS in channels else None
     except Exception as exc:
-        pending = -1
+        pending, texts_due = -1, None
         tally.errors.append(f"counting waiting notices failed: {_one_line(exc)}")
-    if tally.problem is not None and next_due is not None:
+    texts_problem = tally.problem in sms_dispatch.SMS_PROBLEMS
+    if tally.problem is not None and not texts_problem and next_due is not None:
         # Notices kept waiting by a problem are "due" at once, but the next try is at the back-off's end (a busy
         # or unreachable server) or the next poll (a setting to fix), not in a loop now.
         next_due = max(next_due, tally.backoff_until) if tally.backoff_until else None
+    if texts_due is not None and tally.texts_resume_at is not None:
+        texts_due = max(texts_due, tally.texts_resume_at)  # quiet hours: not before the window opens
+    # Texts held by a problem (their own, or the gateway's SMTP server's) wait for the next poll.
+    texts_held = texts_problem or (tally.problem is not None and sms is not None and sms.transport == "gateway")
+    if texts_due is not None and not texts_held:
+        next_due = min(next_due, texts_due) if next_due is not None else texts_due
     summary = CycleSummary(
         started_at=started_at,
         seconds=time.monotonic() - started,

@@ -31,9 +31,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from desktop.db.engine import Database
-from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Request, Tracking
+from desktop.db.models import (
+    ContactPoint,
+    Location,
+    NoticeTemplate,
+    Notification,
+    NotificationAttempt,
+    PatronChannelPreference,
+    Request,
+    Tracking,
+)
+from desktop.domain.channels import Channel, NoticeEvent, Preference, default_preference, parse_preference, sms_number
 from desktop.domain.clock import utcnow
-from desktop.domain.methods import NotificationMethod, RequestType
+from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status
 from desktop.services.notices.notice_context import primary_contact
 from desktop.services.notices.templates import ARTICLE_PICKUP, LOAN_PICKUP
@@ -53,6 +63,8 @@ WAITING_STATES = (PENDING, RETRYING)
 RETRYABLE_STATES = (FAILED, RETRYING, NO_TEMPLATE)
 
 EMAIL = "email"
+#: A text message (issue 18): ``to_address`` holds the E.164 number, ``message_id`` the provider's message id.
+SMS = "sms"
 #: What replaces a password-reset link in the stored copy of a sent (or failed) notice.
 REDACTED_LINK = "[reset link removed]"
 #: A temporary failure is retried this many times (about seven hours with the backoff below), then failed.
@@ -63,6 +75,7 @@ BACKOFF_MAX = timedelta(hours=1)
 #: How the reason of a notice held back by a bounced address starts (Contact Customers regroups those rows).
 BOUNCED_PREFIX = "e-mail bounced"
 NO_EMAIL_REASON = "no e-mail address on file for this patron: add one on the Contact Info tab, then Retry"
+NO_MOBILE_REASON = "no mobile number on file for this patron: add one at the Cell location on the Contact Info tab"
 
 
 def flag_text(bounced_at: datetime, reason: str) -> str:
@@ -149,39 +162,86 @@ def _template_usable(session: Session, name: str) -> bool:
     return deleted is not None and not deleted
 
 
+def effective_channels(session: Session, patron_id: int, method: str, event: NoticeEvent) -> Preference:
+    """The patron's channels for ``event`` in order: their stored preference, else their notification method.
+
+    The same rule as :func:`desktop.services.patrons.channel_preferences.load_preferences`, read inside the
+    caller's transaction (the notice is created in the status change's). A stored row that no longer parses is
+    ignored for the default, so a notice still has a way to go.
+    """
+    stored = session.scalar(
+        select(PatronChannelPreference.channels).where(
+            PatronChannelPreference.patron_id == patron_id, PatronChannelPreference.event == event.value
+        )
+    )
+    if stored:
+        try:
+            channels = parse_preference(stored)
+        except ValueError:
+            channels = ()
+        if channels:
+            return channels
+    try:
+        return default_preference(method, event)
+    except ValueError:  # a method no longer known: treat it as the desk's work (no automatic notice)
+        return (Channel.PHONE,)
+
+
+def patron_sms_number(session: Session, patron_id: int) -> str | None:
+    """The E.164 number the patron's texts go to (:func:`desktop.domain.channels.sms_number`), or None."""
+    phones = session.execute(
+        select(ContactPoint.normalized, func.coalesce(Location.name, ""), ContactPoint.is_primary)
+        .outerjoin(Location, Location.id == ContactPoint.location_id)
+        .where(ContactPoint.patron_id == patron_id, ContactPoint.kind == "phone")
+        .order_by(ContactPoint.position, ContactPoint.id)
+    ).all()
+    return sms_number((str(number or ""), str(location), bool(primary)) for number, location, primary in phones)
+
+
 def create_arrival_notice(
     session: Session, request: Request, tracking: Tracking, *, now: datetime | None = None
 ) -> int | None:
-    """Create the e-mail notice for an arrival at Awaiting Customer Contact, in the caller's transaction.
+    """Create the notice for an arrival at Awaiting Customer Contact, in the caller's transaction.
 
-    Returns the notice id, or ``None`` when the patron is not notified by e-mail (Phone and Mail patrons are
-    contacted by hand on Contact Customers). A deleted template gives a ``no_template`` notice and a patron
-    without an e-mail address a ``failed`` one, so the form can say why nothing was sent.
+    The first channel of the patron's "Item ready for pickup" preference decides (without one, their notification
+    method): E-Mail gives an e-mail notice, SMS a text to the number :func:`patron_sms_number` finds. Returns
+    the notice id, or ``None`` when the patron is contacted by hand (Phone and Mail patrons wait on Contact
+    Customers). A deleted template gives a ``no_template`` notice and a patron without an e-mail address (or
+    mobile number) a ``failed`` one, so the form can say why nothing was sent.
     """
     patron = request.patron
-    if patron.notification_method != NotificationMethod.EMAIL.value:
+    channels = effective_channels(session, patron.id, patron.notification_method, NoticeEvent.READY_FOR_PICKUP)
+    if channels[0] not in (Channel.EMAIL, Channel.SMS):
         return None
     now = now or utcnow()
     template_name = arrival_template(request.request_type)
-    email = primary_contact(patron, EMAIL)
     state, reason = PENDING, ""
-    if not _template_usable(session, template_name):
-        state, reason = NO_TEMPLATE, no_template_reason(template_name)
-    elif email is None or not email.value.strip():
-        state, reason = FAILED, NO_EMAIL_REASON
-    elif email.bounced_at is not None:  # mail to it bounced: the desk phones or writes instead (issue 19)
-        state, reason = FAILED, bounced_reason(email.value, email.bounced_at, email.bounce_reason)
+    if channels[0] is Channel.SMS:
+        channel, to_address = SMS, patron_sms_number(session, patron.id) or ""
+        if not _template_usable(session, template_name):
+            state, reason = NO_TEMPLATE, no_template_reason(template_name)
+        elif not to_address:
+            state, reason = FAILED, NO_MOBILE_REASON
+    else:
+        email = primary_contact(patron, EMAIL)
+        channel, to_address = EMAIL, email.value if email else ""
+        if not _template_usable(session, template_name):
+            state, reason = NO_TEMPLATE, no_template_reason(template_name)
+        elif email is None or not email.value.strip():
+            state, reason = FAILED, NO_EMAIL_REASON
+        elif email.bounced_at is not None:  # mail to it bounced: the desk phones or writes instead (issue 19)
+            state, reason = FAILED, bounced_reason(email.value, email.bounced_at, email.bounce_reason)
     return _insert_ignoring_duplicate(
         session,
         {
             "dedupe_key": arrival_dedupe_key(request.id, template_name, tracking.id),
-            "channel": EMAIL,
+            "channel": channel,
             "template_name": template_name,
             "request_id": request.id,
             "patron_id": request.patron_id,
             "tracking_id": tracking.id,
             "state": state,
-            "to_address": email.value if email else "",
+            "to_address": to_address,
             "last_reply": reason,
             "next_attempt_at": now,
             "created_at": now,
@@ -508,20 +568,26 @@ def release(db: Database, token: str, ids: Iterable[int], reason: str) -> int:
         return _rowcount(result)
 
 
-#: SQL: a notice the sender still has to send (pending or retrying, due or not). Only e-mails: a hold-shelf call
-#: or letter (``phone``/``print``) waits for staff in Contact Customers, and counting it would keep the run loop
-#: waking at once for a notice no System Manager claims.
-_TO_SEND = (Notification.state.in_(WAITING_STATES), Notification.channel == EMAIL)
+#: SQL: a notice the sender still has to send (pending or retrying, due or not). Only the automatic channels: a
+#: hold-shelf call or letter (``phone``/``print``) waits for staff in Contact Customers, and counting it would keep
+#: the run loop waking at once for a notice no System Manager claims.
+def _to_send(channels: Sequence[str]) -> tuple[Any, ...]:
+    return (Notification.state.in_(WAITING_STATES), Notification.channel.in_(list(channels)))
 
 
-def count_waiting(db: Database) -> int:
-    """E-mail notices still to be sent (pending or retrying), due or not."""
+def count_waiting(db: Database, *, channels: Sequence[str] = (EMAIL,)) -> int:
+    """Notices of ``channels`` still to be sent (pending or retrying), due or not.
+
+    Texts are counted only when the caller says they can be sent (an SMS transport is chosen): with texts off,
+    a waiting text would keep the run loop waking for a notice nobody claims.
+    """
     with db.read() as session:
-        return int(session.scalar(select(func.count()).where(*_TO_SEND)) or 0)
+        return int(session.scalar(select(func.count()).where(*_to_send(channels))) or 0)
 
 
-def next_due_at(db: Database) -> datetime | None:
-    """When the earliest waiting notice becomes claimable (its retry time, or the end of a dead sender's lease).
+def next_due_at(db: Database, *, channels: Sequence[str] = (EMAIL,)) -> datetime | None:
+    """When the earliest waiting notice of ``channels`` becomes claimable (its retry time, or the end of a dead
+    sender's lease).
 
     The run loop sleeps no longer than this, so a retry after one minute is not held back by a five-minute
     poll interval.
@@ -530,11 +596,11 @@ def next_due_at(db: Database) -> datetime | None:
         free = session.scalar(
             # A rider goes when its leader goes: its own time would wake the run loop for nothing.
             select(func.min(Notification.next_attempt_at)).where(
-                *_TO_SEND, Notification.lease_until.is_(None), Notification.digest_leader_id.is_(None)
+                *_to_send(channels), Notification.lease_until.is_(None), Notification.digest_leader_id.is_(None)
             )
         )
         leased = session.scalar(
-            select(func.min(Notification.lease_until)).where(*_TO_SEND, Notification.lease_until.is_not(None))
+            select(func.min(Notification.lease_until)).where(*_to_send(channels), Notification.lease_until.is_not(None))
         )
     times = [t for t in (free, leased) if t is not None]
     return min(times) if times else None

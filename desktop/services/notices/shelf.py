@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from desktop.db.engine import Database
 from desktop.db.models import Notification, Patron, PickupLocation, Request, Tracking
+from desktop.domain.channels import Channel, NoticeEvent
 from desktop.domain.clock import as_utc
 from desktop.domain.methods import NotificationMethod, RequestType
 from desktop.domain.shelf import ShelfError, StepKind, expires_at, local_moment, plan, reminder_window
@@ -390,15 +391,25 @@ def _close_hand_reminders(db: Database, now: datetime) -> None:
         )  # fmt: skip
 
 
+def _reminder_channel(session: Session, row: ShelvedRow) -> str:
+    """The reminder's channel: the first of the patron's "Pickup reminder" preference (else their method)."""
+    first = outbox.effective_channels(session, row.patron_id, row.method, NoticeEvent.PICKUP_REMINDER)[0]
+    if first is Channel.SMS:
+        return outbox.SMS
+    return _channel(first.value)  # the channel names are the notification methods' (E-Mail, Phone, Mail)
+
+
 def _remind(session: Session, decision: _Decision, shelf: ShelfSettings, now: datetime, run: ShelfRun) -> None:
     row = decision.row
     policy = shelf.policy(row.pickup_id)
-    channel = _channel(row.method)
+    channel = _reminder_channel(session, row)
     email = ""
     if channel == outbox.EMAIL:
         patron = session.get(Patron, row.patron_id, options=[selectinload(Patron.contact_points)])
         point = primary_contact(patron, outbox.EMAIL) if patron is not None else None
         email = point.value if point is not None else ""
+    elif channel == outbox.SMS:  # a text to the patron's mobile number (issue 18)
+        email = outbox.patron_sms_number(session, row.patron_id) or ""
     for step, verdict in decision.create:
         template = reminder_template(row.request_type, channel, policy.steps[step].template)
         state, reason = outbox.PENDING, ""
@@ -406,6 +417,8 @@ def _remind(session: Session, decision: _Decision, shelf: ShelfSettings, now: da
             state, reason = outbox.CANCELLED, verdict
         elif channel == outbox.EMAIL and not email.strip():
             state, reason = outbox.FAILED, outbox.NO_EMAIL_REASON
+        elif channel == outbox.SMS and not email.strip():
+            state, reason = outbox.FAILED, outbox.NO_MOBILE_REASON
         new_id = outbox.insert_notice(
             session,
             dedupe_key=reminder_key(row.request_id, row.tracking_id, step),

@@ -27,6 +27,7 @@ from desktop.config import Settings
 from desktop.domain.clock import utcnow
 from desktop.secrets import SecretStoreError, bounce_imap_password, smtp_password
 from desktop.services.admin.shared_settings import effective_poll_seconds
+from desktop.services.admin.sms_settings import auth_token, load_sms_settings
 from desktop.services.database import Database
 from desktop.services.notices.bounce_mailbox import read_bounce_mailbox
 from desktop.services.notices.delivery_health import DeliveryHealth, explain, read_health, short_state
@@ -158,9 +159,10 @@ class _PollWorker(QObject):
         except SecretStoreError as exc:
             problems.append(f"cannot read the SMTP password: {exc}")
             send = False
+        sms_token = self._sms_token(problems)
         try:
             summary = run_cycle(self._db, settings, worker=self._worker_name, password=password,
-                                should_stop=self._stop.is_set, send=send)  # fmt: skip
+                                should_stop=self._stop.is_set, send=send, sms_token=sms_token)  # fmt: skip
         except Exception as exc:  # the database is unreachable, …: report, keep polling
             log.exception("System Manager cycle failed")
             problems.append(f"the System Manager cycle failed: {type(exc).__name__}: {exc}")
@@ -172,6 +174,17 @@ class _PollWorker(QObject):
             self._restart_interval(only_if_changed=True)  # the Routing tab may have changed the shared interval
             self._schedule_retry(summary.next_due_at)
         self._report("; ".join(problems))
+
+    def _sms_token(self, problems: list[str]) -> str | None:
+        """The SMS provider's auth token from this computer's keyring (on this worker thread: it may block)."""
+        try:
+            sms = load_sms_settings(self._db)
+            return auth_token(sms, allow_env=False) if sms.transport == "twilio" else None
+        except SecretStoreError as exc:
+            problems.append(f"cannot read the SMS provider's auth token: {exc}")
+        except Exception as exc:  # the database is unreachable: the cycle reports it
+            log.warning("reading the SMS settings failed: %s", exc)
+        return None
 
     def _read_bounces(self, settings: Settings) -> list[str]:
         """Read the bounce mailbox when its own schedule says so; its problem (one line) joins the banner."""
