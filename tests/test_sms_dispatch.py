@@ -427,3 +427,34 @@ def test_gateway_refusals_are_permanent_or_retried_like_mail(any_db: Database, s
     failed, retrying = notices(any_db)
     assert failed.state == "failed" and "550 5.1.1 no such subscriber" in failed.last_reply
     assert retrying.state == "retrying" and "451 4.3.0" in retrying.last_reply
+
+
+# ----------------------------------------------------------------------------------------- digests by text
+
+
+def test_three_items_arriving_together_go_in_one_text(any_db: Database, provider: tuple[str, ProviderLog]) -> None:
+    """A digest by text: one text lists the three items, each request is marked with its own Tracking line, and
+    every notice keeps the provider's id of that one text."""
+    url, log = provider
+    use_twilio(any_db, url)
+    patron_id = texting_patron(any_db)
+    titles = ["Ada's Notes", "Babbage's Engine", "Lovelace Papers"]
+    request_ids = [add_request(any_db, patron_id, title=title) for title in titles]
+    t0 = utcnow()
+    move(any_db, request_ids[0], Status.AWAITING_CUSTOMER_CONTACT, now=t0)
+    held = run_cycle(any_db, texting(), sms_token=AUTH_TOKEN, now=t0 + timedelta(seconds=30))
+    assert held.sent == 0 and log.accepted == []  # two more items are on their way: the first waits for them
+    for request_id in request_ids[1:]:
+        move(any_db, request_id, Status.AWAITING_CUSTOMER_CONTACT, now=t0 + timedelta(minutes=1))
+    summary = run_cycle(any_db, texting(), sms_token=AUTH_TOKEN, now=t0 + timedelta(minutes=2))
+    assert (summary.sent, summary.failed, summary.errors) == (3, 0, [])
+    [form] = log.accepted
+    assert all(title[:12] in form["Body"] for title in titles), form["Body"]
+    sent = notices(any_db)
+    assert {n.state for n in sent} == {"sent"} and {n.message_id for n in sent} == {sent[0].message_id}
+    assert sent[0].message_id.startswith("SM")
+    for request_id in request_ids:
+        assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+        assert "in one text with 2 other items" in last_tracking(any_db, request_id)[2]
+    assert run_cycle(any_db, texting(), sms_token=AUTH_TOKEN, now=t0 + timedelta(minutes=3)).sent == 0
+    assert len(log.accepted) == 1
