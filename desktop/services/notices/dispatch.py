@@ -36,7 +36,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import ShelfSettings, shelf_settings_from
-from desktop.services.notices import outbox, shelf, smtp_backoff
+from desktop.services.notices import fallback, outbox, shelf, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
@@ -128,6 +128,7 @@ class CycleSummary:
     reminders: int = 0  # hold-shelf reminders created (desktop/services/notices/shelf.py)
     expired: int = 0  # requests whose hold ended, moved to Awaiting Return to Lender
     skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
+    fallbacks: int = 0  # notices moved on to the patron's next channel (desktop/services/notices/fallback.py)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +150,8 @@ class CycleSummary:
             parts.append(f"cancelled {self.cancelled}")
         if self.reminders or self.expired or self.skipped:
             parts.append(f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}")
+        if self.fallbacks:
+            parts.append(f"fallbacks {self.fallbacks}")
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
@@ -175,6 +178,7 @@ class _Tally:
     reminders: int = 0
     expired: int = 0
     skipped: list[str] = field(default_factory=list)
+    fallbacks: int = 0
 
     def count(self, state: str) -> None:
         name = {
@@ -1114,6 +1118,10 @@ def run_cycle(
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")
+    try:  # notices that failed for good (now or by a bounce) move on to the patron's next channel
+        tally.fallbacks = fallback.advance_fallbacks(db, now=clock(), worker=worker).created
+    except Exception as exc:
+        tally.errors.append(f"moving failed notices to the next channel failed: {_one_line(exc)}")
     next_due: datetime | None = None
     try:
         pending = outbox.count_waiting(db)
