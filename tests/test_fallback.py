@@ -169,6 +169,24 @@ def test_email_then_sms_then_phone(any_db: Database, smtp_sink: SmtpSink) -> Non
                                                            f"phone call (notice {call.id})"]  # fmt: skip
 
 
+def test_a_failed_text_moves_on_to_e_mail_which_the_next_cycle_sends(any_db: Database, smtp_sink: SmtpSink) -> None:
+    request_id = arrive(any_db, patron(any_db, "SMS>E-Mail", email="patron@example.org", cell="+15550100199"))
+    [first] = notices(any_db)
+    with any_db.write() as session:  # the arrival's notice as the SMS sender leaves it after a permanent refusal
+        session.execute(update(Notification).where(Notification.id == first.id).values(
+            channel="sms", to_address="+15550100199", state="failed",
+            last_reply="SMS provider refused the text: 400 (error 21610: unsubscribed)"))  # fmt: skip
+
+    assert run_cycle(any_db, sink_settings(smtp_sink)).fallbacks == 1
+    [email] = notices(any_db, dedupe_key=f"fallback:{first.id}")
+    assert (email.channel, email.state, email.to_address) == ("email", "pending", "patron@example.org")
+    assert outbox.count_waiting(any_db) == 1  # an e-mail to send: the System Manager wakes for it
+
+    assert run_cycle(any_db, sink_settings(smtp_sink)).sent == 1
+    assert [m.rcpt_tos for m in smtp_sink.messages] == [["patron@example.org"]]
+    assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+
+
 def test_no_address_on_file_moves_on_and_printing_completes_the_letter(any_db: Database) -> None:
     request_id = arrive(any_db, patron(any_db, "E-Mail>SMS>Mail", email=None))
     [email] = notices(any_db)

@@ -517,6 +517,8 @@ class ContactTreeModel(QAbstractItemModel):
         lines.append(f"Address: {row.address}" if row.has_address else "No postal address")
         if row.method is NotificationMethod.EMAIL:
             lines.append(f"Notice: {row.notice_text}")
+        elif row.shows_reason:  # why the patron is phoned or written to instead (bounce, fallback)
+            lines.append(f"Why: {row.notice_reply}")
         if row.calls:
             lines.append("Calls in this wait:")
             lines += [f"  {call.line()}" for call in row.calls]
