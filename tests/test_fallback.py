@@ -202,6 +202,11 @@ def test_no_address_on_file_moves_on_and_printing_completes_the_letter(any_db: D
     assert second.moved == {"Mail": 1} and letter.state == "pending" and "Springfield" in letter.to_address
     row = row_of(any_db, request_id)
     assert row.method is NotificationMethod.MAIL and row.notice_reply.startswith("text failed: SMS provider")
+    [text] = notices(any_db, channel="sms")
+    assert (
+        history(any_db, text.id)[0][1]
+        == f"after e-mail failed: no e-mail address on file for this patron (notice {email.id})"
+    )
     result = mark_printed(any_db, [request_id], "Grace")
     assert len(result.moved) == 1
     [letter] = notices(any_db, id=letter.id)
@@ -216,7 +221,7 @@ def test_no_mobile_number_fails_the_text_at_once_and_moves_on_again(any_db: Data
     assert [o for o, _ in history(any_db, text.id)] == ["fallback", "failed"]
     advance_fallbacks(any_db, now=utcnow())
     [call] = notices(any_db, channel="phone")
-    assert call.last_reply == f"text failed: {NO_MOBILE_REASON}"
+    assert call.last_reply == "text failed: no mobile number on file for this patron"  # the advice is for texts
     assert row_of(any_db, request_id).phone == ""  # shown in the Phone group as "no contact details"
 
 

@@ -12,7 +12,6 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.database import Database
-from desktop.services.notices import outbox
 from desktop.services.notices.fallback import advance_fallbacks
 from desktop.services.requests.record import get_request
 from desktop.ui.requests.contact_customers import ContactCustomersDialog
@@ -36,7 +35,7 @@ def test_the_fallback_call_shows_in_the_phone_group_with_its_reason_and_phoning_
     called = arrive(seeded_db, patron(seeded_db, "E-Mail>Phone", email=None))
     texting = arrive(seeded_db, patron(seeded_db, "E-Mail>SMS>Phone", email=None, cell="+15550100199"))
     assert advance_fallbacks(seeded_db, now=utcnow()).moved == {"Phone": 1, "SMS": 1}
-    reason = f"e-mail failed: {outbox.NO_EMAIL_REASON}"
+    reason = "e-mail failed: no e-mail address on file for this patron"
 
     with qtbot.waitSignal(dialog.loaded, timeout=10_000):
         dialog.reload()

@@ -106,6 +106,7 @@ def failure_reason(channel: str, state: str, reply: str) -> str:
     """``e-mail failed: 550 5.1.1 user unknown`` / ``text failed: …``: the failed notice's reply as the successor
     (and Contact Customers) show it: its first line, trimmed."""
     first = next((" ".join(line.split()) for line in reply.splitlines() if line.strip()), "")
+    first = first.split(": add ", 1)[0]  # "no e-mail address on file …: add one …, then Retry": advice for e-mail
     if first.startswith(outbox.BOUNCED_PREFIX):  # created FAILED for a flagged address: it says so already
         first = first.split("; phone or write", 1)[0]
         return first[:MAX_REASON]
