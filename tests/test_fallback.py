@@ -353,3 +353,24 @@ def test_failure_reason_is_the_first_line_trimmed() -> None:
     assert failure_reason("sms", "failed", "") == "text failed"
     assert len(failure_reason("email", "failed", "x" * 1000)) == 300
     assert Channel.PHONE.value == "Phone"
+
+
+def test_no_answer_keeps_the_fallback_call_open(any_db: Database) -> None:
+    request_id = arrive(any_db, patron(any_db, "E-Mail>Phone", email=None))
+    advance_fallbacks(any_db, now=utcnow())
+    result = log_calls(any_db, [request_id], CallOutcome.NO_ANSWER, "Grace", note="rang twice")
+    assert len(result.logged) == 1 and not result.moved and not result.skipped
+    [call] = notices(any_db, channel="phone")
+    assert call.state == "pending"
+    row = row_of(any_db, request_id)
+    assert row.method is NotificationMethod.PHONE and row.call_attempts == 1 and row.fell_back
+    assert request_status(any_db, request_id) == Status.AWAITING_CUSTOMER_CONTACT.value
+
+
+def test_a_text_still_being_sent_cannot_be_marked_as_phoned(any_db: Database) -> None:
+    request_id = arrive(any_db, patron(any_db, "E-Mail>SMS", email=None, cell="+15550100199"))
+    advance_fallbacks(any_db, now=utcnow())
+    result = log_calls(any_db, [request_id], CallOutcome.REACHED, "Grace")
+    assert not result.moved and [s.reason for s in result.skipped] == [
+        "its text message has not failed (it is being sent)"
+    ]

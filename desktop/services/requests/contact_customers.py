@@ -585,9 +585,9 @@ def refusal_message(rows: Sequence[ContactRow], action: str) -> str:
 # ------------------------------------------------------------------------------------------------- actions
 
 
-def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[int, str]:
-    """The state of each request's newest arrival notice; ``failed`` for a fallback's call or letter still to make
-    (the automatic channels are used up: staff may phone or write, as after a failed e-mail)."""
+def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The state and channel of each request's newest arrival notice; ``failed`` for a fallback's call or letter
+    still to make (the automatic channels are used up: staff may phone or write, as after a failed e-mail)."""
     latest = (
         select(Notification.request_id, func.max(Notification.id).label("nid"))
         .where(Notification.request_id.in_(request_ids), _in_chain(Notification))
@@ -599,7 +599,10 @@ def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[
             Notification, Notification.id == latest.c.nid
         )
     )
-    return {rid: FAILED if channel in HAND_CHANNELS and state == PENDING else state for rid, state, channel in rows}
+    return {
+        rid: (FAILED if channel in HAND_CHANNELS and state == PENDING else state, channel)
+        for rid, state, channel in rows
+    }
 
 
 def _complete_fallbacks(session: Session, request_id: int, how: str, staff: str, now: datetime) -> None:
@@ -698,8 +701,9 @@ def log_calls(
             if problem is None and method is not NotificationMethod.PHONE:
                 if method is NotificationMethod.MAIL:
                     problem = Skipped(request.transaction_number, "the patron is now notified by Mail")
-                elif notices.get(request.id) not in GIVEN_UP_STATES:
-                    problem = Skipped(request.transaction_number, "its e-mail notice has not failed (it is being sent)")
+                elif (state := notices.get(request.id)) is None or state[0] not in GIVEN_UP_STATES:
+                    what = "text message" if state is not None and state[1] == SMS else "e-mail notice"
+                    problem = Skipped(request.transaction_number, f"its {what} has not failed (it is being sent)")
             if problem is not None:
                 skipped.append(problem)
                 continue
