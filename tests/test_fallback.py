@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from desktop.db.engine import Database
-from desktop.db.models import ContactPoint, Location, Notification, NotificationAttempt, Patron
+from desktop.db.models import ContactPoint, Location, Notification, NotificationAttempt, Patron, Tracking
 from desktop.domain.channels import Channel, NoticeEvent, parse_preference
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
@@ -374,3 +374,18 @@ def test_a_text_still_being_sent_cannot_be_marked_as_phoned(any_db: Database) ->
     assert not result.moved and [s.reason for s in result.skipped] == [
         "its text message has not failed (it is being sent)"
     ]
+
+
+def test_a_text_being_sent_lists_the_row_with_the_automatic_channels(any_db: Database) -> None:
+    request_id = arrive(any_db, add_patron(any_db, method="Phone", email=None))
+    assert notices(any_db) == []  # a Phone patron: no automatic notice of their own
+    with any_db.write() as session:  # the text the SMS sender would queue for an "SMS>Phone" patron
+        tracking_id = session.scalar(select(func.max(Tracking.id)).where(Tracking.request_id == request_id))
+        session.add(Notification(dedupe_key=f"arrival:{request_id}:Loan Pickup:{tracking_id}", channel="sms",
+                                 template_name="Loan Pickup", request_id=request_id, tracking_id=tracking_id,
+                                 state="retrying", to_address="+15550100199", last_reply="429 Too Many Requests"))  # fmt: skip
+    row = row_of(any_db, request_id)
+    assert row.method is NotificationMethod.EMAIL and row.notice_text.startswith("text message retrying")
+    fail(any_db, notices(any_db)[0].id, "SMS provider refused the text: 400 (error 21614)")
+    row = row_of(any_db, request_id)  # given up: back with the patron's own method, the reason shown
+    assert row.method is NotificationMethod.PHONE and row.notice_text.startswith("text message failed: SMS provider")

@@ -3,7 +3,10 @@ manual ways of telling them (a phone call, a printed notice).
 
 The form must open quickly on a busy desk (tens of thousands of waiting requests), so the whole list is ONE
 query: requests joined to patrons and pickup locations, with correlated sub-selects (each an index lookup) for
-the primary e-mail and phone, the request's latest e-mail notice and its phone calls in the current wait.
+the primary e-mail and phone, the request's latest notice (its e-mail or text, or the call or letter a fallback to
+the patron's next channel made: :mod:`desktop.services.notices.fallback`) and its phone calls in the current wait.
+A fallback's call or letter puts the row in the Phone or Mail group with the reason; a text being sent puts it in
+the E-Mail group, the group of the automatic channels.
 Everything returned is plain frozen data; the GUI never sees a session.
 
 Each action (a call outcome, "printed") is one transaction. A request another workstation moved meanwhile is
@@ -469,6 +472,8 @@ def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGrou
             group = _method(method)
             if n_channel in HAND_CHANNELS and n_state == PENDING:  # the patron's next channel is a call or letter
                 group = NotificationMethod.PHONE if n_channel == "phone" else NotificationMethod.MAIL
+            elif n_channel == SMS and n_state in (PENDING, RETRYING):  # being texted: the automatic channels' group
+                group = NotificationMethod.EMAIL
             elif group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
                 # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason
                 # shows.
