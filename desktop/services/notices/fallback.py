@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import String, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -61,6 +62,7 @@ from desktop.domain.channels import (
 from desktop.domain.statuses import Status
 from desktop.services.notices import outbox
 from desktop.services.notices.notice_context import has_postal_address, primary_contact
+from desktop.services.notices.shelf import PHONE, PRINT
 from desktop.services.notices.templates import PRINT_NOTICE
 
 #: The dedupe key of a notice's successor: ``fallback:<failed notice id>``.
@@ -68,8 +70,6 @@ FALLBACK_PREFIX = "fallback:"
 #: The outcome of the history lines this pass writes (on the failed notice and on its successor).
 FALLBACK_OUTCOME = "fallback"
 SMS = "sms"
-PHONE = "phone"
-PRINT = "print"
 #: Channels whose notices end by themselves (the senders'); ``phone``/``print`` are staff work.
 AUTOMATIC = (outbox.EMAIL, SMS)
 #: How a successor's channel is stored in the outbox.
@@ -218,40 +218,46 @@ def _phones(points: Iterable[ContactPoint]) -> list[tuple[str, str, bool]]:
 
 
 def _postal(patron: Patron) -> str:
+    """The postal address on one line (kept on a letter's notice, so its history says where it was to go)."""
     place = " ".join(p for p in (patron.state, patron.zip) if p)
     town = ", ".join(p for p in (patron.city, place) if p)
     return ", ".join(p.strip() for p in (patron.address1, patron.address2, town) if p.strip())
 
 
-def _successor(failed: _Failed, channel: Channel, patron: Patron) -> tuple[str, str, str, str]:
-    """The successor's ``(outbox channel, template, address, state)``: FAILED at once when the channel has no
-    address (see :func:`_own_failure` for why), else pending."""
+class _Successor(NamedTuple):
+    """What the next channel's notice is: where it goes, and whether it can start at all."""
+
+    channel: str  # as the outbox stores it: email, sms, phone, print
+    template: str
+    to: str
+    state: str  # pending, or failed at once (no address, a flagged address, no mobile number)
+    own_reason: str = ""  # why it failed at once
+
+
+def _successor(failed: _Failed, channel: Channel, patron: Patron) -> _Successor:
+    """The notice of ``channel`` that takes over from ``failed``.
+
+    An e-mail or a text with nowhere to go is still made, FAILED with the reason, rather than skipped: staff see
+    in the history that the channel was tried, and the next pass moves it on again.
+    """
     template = outbox.arrival_template(failed.request_type)
     if channel is Channel.EMAIL:
         point = primary_contact(patron, outbox.EMAIL)
         if point is None or not point.value.strip():
-            return outbox.EMAIL, template, "", outbox.FAILED
+            return _Successor(outbox.EMAIL, template, "", outbox.FAILED, outbox.NO_EMAIL_REASON)
         if point.bounced_at is not None:
-            return outbox.EMAIL, template, point.value, outbox.FAILED
-        return outbox.EMAIL, template, point.value, outbox.PENDING
+            flagged = outbox.bounced_reason(point.value, point.bounced_at, point.bounce_reason)
+            return _Successor(outbox.EMAIL, template, point.value, outbox.FAILED, flagged)
+        return _Successor(outbox.EMAIL, template, point.value, outbox.PENDING)
     if channel is Channel.SMS:
         number = sms_number(_phones(patron.contact_points))
-        return SMS, template, number or "", outbox.PENDING if number else outbox.FAILED
+        if number is None:
+            return _Successor(SMS, template, "", outbox.FAILED, NO_MOBILE_REASON)
+        return _Successor(SMS, template, number, outbox.PENDING)
     if channel is Channel.PHONE:
         point = primary_contact(patron, "phone")
-        return PHONE, template, point.value if point is not None else "", outbox.PENDING
-    return PRINT, PRINT_NOTICE, _postal(patron) if has_postal_address(patron) else "", outbox.PENDING
-
-
-def _own_failure(channel: Channel, patron: Patron) -> str:
-    """Why a successor of ``channel`` is FAILED at once (no address, a flagged address, no mobile number)."""
-    if channel is Channel.SMS:
-        return NO_MOBILE_REASON
-    point = primary_contact(patron, outbox.EMAIL)
-    if point is None or not point.value.strip():
-        return outbox.NO_EMAIL_REASON
-    assert point.bounced_at is not None
-    return outbox.bounced_reason(point.value, point.bounced_at, point.bounce_reason)
+        return _Successor(PHONE, template, point.value if point is not None else "", outbox.PENDING)
+    return _Successor(PRINT, PRINT_NOTICE, _postal(patron) if has_postal_address(patron) else "", outbox.PENDING)
 
 
 def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, worker: str, run: FallbackRun) -> None:
@@ -275,19 +281,20 @@ def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, wo
             run.used_up += 1
             continue
         reason = failure_reason(failed.channel, failed.state, failed.reply)
-        channel, template, to, state = _successor(failed, chosen, patron)
-        own = _own_failure(chosen, patron) if state == outbox.FAILED else ""
+        successor = _successor(failed, chosen, patron)
+        own = successor.own_reason
         new_id = outbox.insert_notice(
             session,
             dedupe_key=f"{FALLBACK_PREFIX}{failed.id}",
-            channel=channel,
-            template_name=template,
+            channel=successor.channel,
+            template_name=successor.template,
             request_id=failed.request_id,
             patron_id=failed.patron_id,
             tracking_id=failed.tracking_id,
-            state=state,
-            to_address=to,
-            reason=own or (reason if channel in (PHONE, PRINT) else f"after {reason}"),
+            state=successor.state,
+            to_address=successor.to,
+            # A call or letter shows the reason in Contact Customers; an e-mail or text says what it follows.
+            reason=own or (reason if successor.channel in outbox.HAND_CHANNELS else f"after {reason}"),
             now=now,
         )
         if new_id is None:
