@@ -71,7 +71,10 @@ def use_twilio(db: Database, url: str, **changes: object) -> SmsSettings:
 
 
 def texting_patron(db: Database, number: str | None = MOBILE, **options: Any) -> int:
-    """A patron whose "Item ready for pickup" preference starts with SMS, with ``number`` at the Cell location."""
+    """A patron whose "Item ready for pickup" preference is SMS alone (unless ``channels`` is given), with ``number``
+    at the Cell location: a failed text then has no next channel, so these tests see the text's own outcome
+    (moving on to the next channel is tests/test_fallback.py's)."""
+    options.setdefault("channels", "SMS")
     return add_sms_patron(db, number, **options)
 
 

@@ -11,7 +11,8 @@ checking, Send Test), ``notice_context`` (plain-data template contexts), ``wakeu
 (RFC 5322 address lists), ``sender_identity`` (who a notice is from), ``template_files`` (templates as TOML files),
 ``bounces`` (matching a bounce to its notice, flags), ``bounce_parsing`` (RFC 3464 reports and others),
 ``bounce_mailbox`` (reading the bounce mailbox over IMAP), ``shelf`` (pickup reminders and shelf expiry),
-``sms_transports`` (SMS providers and e-mail-to-SMS gateways).
+``sms_transports`` (SMS providers and e-mail-to-SMS gateways), ``fallback`` (a notice that failed for good moves
+on to the patron's next channel).
 Inside only: ``digest`` (a patron's arrivals close together as one message), ``result_writer``,
 ``routing``, ``smtp_backoff``, ``template_limits``, ``sms_dispatch`` (a notice's text, the SMS transport chosen
 in Settings, quiet hours: the SMS side of the cycle).
@@ -24,6 +25,7 @@ __all__ = [
     "delivery_health",
     "delivery_problems",
     "dispatch",
+    "fallback",
     "mail_addresses",
     "mailer",
     "notice_context",

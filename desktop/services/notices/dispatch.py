@@ -42,7 +42,7 @@ from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import Status
 from desktop.services.admin.shelf_settings import ShelfSettings, shelf_settings_from
 from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings
-from desktop.services.notices import outbox, shelf, sms_dispatch, smtp_backoff
+from desktop.services.notices import fallback, outbox, shelf, sms_dispatch, smtp_backoff
 from desktop.services.notices.bounces import verp_address, verp_token
 from desktop.services.notices.delivery_health import record_cycle
 from desktop.services.notices.delivery_problems import DeliveryProblem
@@ -137,6 +137,7 @@ class CycleSummary:
     expired: int = 0  # requests whose hold ended, moved to Awaiting Return to Lender
     skipped: list[str] = field(default_factory=list)  # reminders whose window passed unsent, one line each
     texts_resume_at: datetime | None = None  # quiet hours: no text is claimed before then
+    fallbacks: int = 0  # notices moved on to the patron's next channel (desktop/services/notices/fallback.py)
 
     @property
     def ok(self) -> bool:
@@ -160,6 +161,8 @@ class CycleSummary:
             parts.append(f"reminders {self.reminders}, expired {self.expired}, skipped {len(self.skipped)}")
         if self.texts_resume_at is not None:
             parts.append(f"texts wait for quiet hours until {self.texts_resume_at.astimezone():%H:%M}")
+        if self.fallbacks:
+            parts.append(f"fallbacks {self.fallbacks}")
         line = ", ".join(parts) + f" ({self.seconds:.2f} s)"
         if self.errors:
             line += " — " + "; ".join(self.errors)
@@ -187,6 +190,7 @@ class _Tally:
     expired: int = 0
     skipped: list[str] = field(default_factory=list)
     texts_resume_at: datetime | None = None
+    fallbacks: int = 0
 
     def count(self, state: str) -> None:
         name = {
@@ -1331,6 +1335,14 @@ def _send_due_sms(
             recorder.close()
 
 
+def _move_on(db: Database, clock: _Clock, worker: str, tally: _Tally) -> None:
+    """Notices that failed for good (now or by a bounce) move on to the patron's next channel."""
+    try:
+        tally.fallbacks += fallback.advance_fallbacks(db, now=clock(), worker=worker).created
+    except Exception as exc:
+        tally.errors.append(f"moving failed notices to the next channel failed: {_one_line(exc)}")
+
+
 def _no_from_address(db: Database, settings: Settings, tally: _Tally) -> str | None:
     try:
         return no_from_address(db, settings)
@@ -1467,9 +1479,11 @@ def run_cycle(
             )
         except Exception as exc:
             tally.errors.append(f"sending failed: {_one_line(exc)}")
+    _move_on(db, clock, worker, tally)  # an e-mail that failed for good may go on as a text in this cycle
     sms = _send_texts(db, settings, worker=worker, password=password, token=sms_token, clock=clock,
                       ssl_context=ssl_context, batch_size=batch_size, should_stop=stop, send=send,
                       lease_seconds=lease_seconds, tally=tally)  # fmt: skip
+    _move_on(db, clock, worker, tally)  # a text that failed for good goes on to the next channel at once
     # Texts count as waiting only when a transport can send them: with texts off the run loop must not spin.
     channels = (outbox.EMAIL, outbox.SMS) if sms is not None and sms.transport != "off" else (outbox.EMAIL,)
     next_due: datetime | None = None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Result, and_, func, or_, select, update
+from sqlalchemy import Result, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -71,6 +71,11 @@ REDACTED_LINK = "[reset link removed]"
 MAX_ATTEMPTS = 12
 BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
+
+#: Channels of the calls and letters staff make (a fallback's, a hold-shelf reminder's): no sender claims them.
+HAND_CHANNELS = ("phone", "print")
+#: Why :func:`tidy` closes a fallback's call or letter (desktop/services/notices/fallback.py) nobody made.
+HAND_CANCELLED = "cancelled: the request left Awaiting Customer Contact before the call or letter was made"
 
 #: How the reason of a notice held back by a bounced address starts (Contact Customers regroups those rows).
 BOUNCED_PREFIX = "e-mail bounced"
@@ -417,7 +422,14 @@ def tidy(db: Database, *, now: datetime) -> Upkeep:
                     lease_owner=None,
                     lease_until=None,
                     updated_at=now,
-                    last_reply="cancelled: the request left Awaiting Customer Contact before the e-mail was sent",
+                    last_reply=case(
+                        (Notification.channel.in_(HAND_CHANNELS), HAND_CANCELLED),  # a fallback's call or letter
+                        (
+                            Notification.channel == "sms",
+                            "cancelled: the request left Awaiting Customer Contact before the text was sent",
+                        ),
+                        else_="cancelled: the request left Awaiting Customer Contact before the e-mail was sent",
+                    ),
                 )
                 .execution_options(synchronize_session=False)
             )

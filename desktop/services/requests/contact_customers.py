@@ -3,7 +3,10 @@ manual ways of telling them (a phone call, a printed notice).
 
 The form must open quickly on a busy desk (tens of thousands of waiting requests), so the whole list is ONE
 query: requests joined to patrons and pickup locations, with correlated sub-selects (each an index lookup) for
-the primary e-mail and phone, the request's latest e-mail notice and its phone calls in the current wait.
+the primary e-mail and phone, the request's latest notice (its e-mail or text, or the call or letter a fallback to
+the patron's next channel made: :mod:`desktop.services.notices.fallback`) and its phone calls in the current wait.
+A fallback's call or letter puts the row in the Phone or Mail group with the reason; a text being sent puts it in
+the E-Mail group, the group of the automatic channels.
 Everything returned is plain frozen data; the GUI never sees a session.
 
 Each action (a call outcome, "printed") is one transaction. A request another workstation moved meanwhile is
@@ -23,15 +26,28 @@ from sqlalchemy import Select, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from desktop.db.engine import Database
-from desktop.db.models import CallLogEntry, ContactPoint, Notification, Patron, PickupLocation, Request
+from desktop.db.models import (
+    CallLogEntry,
+    ContactPoint,
+    Notification,
+    NotificationAttempt,
+    Patron,
+    PatronChannelPreference,
+    PickupLocation,
+    Request,
+)
+from desktop.domain.channels import Channel, NoticeEvent, parse_preference
 from desktop.domain.clock import utcnow
 from desktop.domain.methods import NotificationMethod
 from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.errors import ValidationError
+from desktop.services.notices.fallback import FALLBACK_PREFIX, SMS
 from desktop.services.notices.outbox import (
     BOUNCED_PREFIX,
     CANCELLED,
+    EMAIL,
     FAILED,
+    HAND_CHANNELS,
     NO_TEMPLATE,
     PENDING,
     RETRYABLE_STATES,
@@ -114,6 +130,8 @@ class ContactRow(NamedTuple):
     calls: tuple[CallNote, ...] = ()
     reminder: int = 0  # a hold-shelf reminder call or letter (its 1-based step); 0: the arrival
     hold_ended: bool = False  # the "hold ended" call or letter of a request going back to the lender
+    #: The channel of the arrival's newest notice (``email``, ``sms``, or the ``phone``/``print`` a fallback made).
+    notice_channel: str = ""
 
     @property
     def last_call_note(self) -> str:
@@ -138,8 +156,9 @@ class ContactRow(NamedTuple):
 
     @property
     def notice_text(self) -> str:
-        """The e-mail notice's state as staff read it."""
-        return notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts, self.notice_next_at)
+        """The notice's state as staff read it (``text message …`` when the newest is a text)."""
+        text = notice_state_text(self.notice_state, self.notice_reply, self.notice_attempts, self.notice_next_at)
+        return f"text message {text}" if self.notice_channel == SMS else text
 
     @property
     def retryable(self) -> bool:
@@ -150,6 +169,17 @@ class ContactRow(NamedTuple):
     def email_bounced(self) -> bool:
         """The patron's e-mail address bounced: the row is in the Phone or Mail group, ``notice_reply`` says why."""
         return self.notice_state == FAILED and self.notice_reply.startswith(BOUNCED_PREFIX)
+
+    @property
+    def fell_back(self) -> bool:
+        """The automatic channels failed and the patron's next channel is a call or a letter (issue 18):
+        ``notice_reply`` says why (``e-mail failed: 550 …``)."""
+        return self.notice_channel in HAND_CHANNELS and self.notice_state == PENDING
+
+    @property
+    def shows_reason(self) -> bool:
+        """The Phone or Mail group shows ``notice_reply`` beside the row: why the e-mail or text did not do."""
+        return self.email_bounced or self.fell_back
 
     @property
     def email_given_up(self) -> bool:
@@ -319,10 +349,20 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
     request_pickup = aliased(PickupLocation)
     patron_pickup = aliased(PickupLocation)
     earlier = aliased(Notification)
-    latest_notice = (
+    latest_notice = (  # the arrival's chain: its e-mail or text, or the call or letter a fallback made
         select(func.max(earlier.id))
-        .where(earlier.request_id == Request.id, earlier.channel == "email")
+        .where(earlier.request_id == Request.id, _in_chain(earlier))
         .correlate(Request)
+        .scalar_subquery()
+    )
+    # The patron's own order for "Item ready for pickup" (issue 18), when stored: its first channel picks the group.
+    ready_preference = (
+        select(PatronChannelPreference.channels)
+        .where(
+            PatronChannelPreference.patron_id == Patron.id,
+            PatronChannelPreference.event == NoticeEvent.READY_FOR_PICKUP.value,
+        )
+        .correlate(Patron)
         .scalar_subquery()
     )
     since = func.coalesce(reminder.created_at, Request.status_changed_at)
@@ -358,6 +398,8 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
             Notification.last_reply,
             Notification.attempts,
             Notification.next_attempt_at,
+            Notification.channel,
+            ready_preference,
             calls,
             last_call,
             reminder.dedupe_key,
@@ -382,11 +424,40 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
     )
 
 
+def _in_chain(notice: type[Notification] | Any) -> Any:
+    """SQL: ``notice`` tells the patron about an arrival automatically (e-mail, text), or is a fallback's call or
+    letter (``fallback:`` key; the hold shelf's calls and letters are listed apart)."""
+    return or_(notice.channel.in_((EMAIL, SMS)), notice.dedupe_key.like(FALLBACK_PREFIX + "%"))
+
+
 def _method(value: str) -> NotificationMethod:
     try:
         return NotificationMethod(value)
     except ValueError:  # a method this version does not know (SMS one day): someone has to write to them
         return NotificationMethod.MAIL
+
+
+#: The Contact Customers group of a preference's first channel: texts are sent like e-mails, by the System Manager.
+_GROUP_OF_CHANNEL = {
+    Channel.EMAIL: NotificationMethod.EMAIL,
+    Channel.SMS: NotificationMethod.EMAIL,
+    Channel.PHONE: NotificationMethod.PHONE,
+    Channel.MAIL: NotificationMethod.MAIL,
+}
+
+
+def _first_group(stored: str) -> NotificationMethod:
+    """The group of a patron whose "Item ready for pickup" order is stored: that of its first channel.
+
+    A patron whose method is E-Mail but who asked to be phoned first gets no e-mail notice, so the row belongs in
+    the Phone group, not among the e-mails the System Manager will send. A damaged stored value counts as Mail
+    (someone has to write to them), like an unknown method.
+    """
+    try:
+        channels = parse_preference(stored)
+    except ValueError:
+        return NotificationMethod.MAIL
+    return _GROUP_OF_CHANNEL[channels[0]] if channels else NotificationMethod.MAIL
 
 
 def postal_line(address1: str, address2: str, city: str, state: str, zip_: str) -> str:
@@ -432,10 +503,14 @@ def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGrou
                 reminder_rows.append(tuple(values))
                 continue
             (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
-             a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, calls,
-             last_call, _key, _channel) = values  # fmt: skip
-            group = _method(method)
-            if group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
+             a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, n_channel,
+             ready, calls, last_call, _key, _channel) = values  # fmt: skip
+            group = _first_group(ready) if ready else _method(method)
+            if n_channel in HAND_CHANNELS and n_state == PENDING:  # the patron's next channel is a call or letter
+                group = NotificationMethod.PHONE if n_channel == "phone" else NotificationMethod.MAIL
+            elif n_channel == SMS and n_state in (PENDING, RETRYING):  # being texted: the automatic channels' group
+                group = NotificationMethod.EMAIL
+            elif group is NotificationMethod.EMAIL and n_state == FAILED and (n_reply or "").startswith(BOUNCED_PREFIX):
                 # The address bounced (issue 19): the desk phones, or writes when there is no phone; the reason
                 # shows.
                 group = NotificationMethod.PHONE if phone else NotificationMethod.MAIL
@@ -454,7 +529,7 @@ def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGrou
                 (rid, tn, version, pid, name, group.value, email_text, phone_text, address, has_address,
                  one(title, title), one(pickup, pickup), since, max(0, (now - since).days),
                  None if n_state is None else one(n_state, n_state), n_reply or "", n_attempts or 0, n_next,
-                 calls or 0, last_call, (), 0, False)
+                 calls or 0, last_call, (), 0, False, one(n_channel or "", n_channel or ""))
             )  # fmt: skip
     for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
         group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
@@ -551,17 +626,42 @@ def refusal_message(rows: Sequence[ContactRow], action: str) -> str:
 # ------------------------------------------------------------------------------------------------- actions
 
 
-def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[int, str]:
+def _latest_notice_states(session: Session, request_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The state and channel of each request's newest arrival notice; ``failed`` for a fallback's call or letter
+    still to make (the automatic channels are used up: staff may phone or write, as after a failed e-mail)."""
     latest = (
         select(Notification.request_id, func.max(Notification.id).label("nid"))
-        .where(Notification.request_id.in_(request_ids), Notification.channel == "email")
+        .where(Notification.request_id.in_(request_ids), _in_chain(Notification))
         .group_by(Notification.request_id)
         .subquery()
     )
     rows = session.execute(
-        select(latest.c.request_id, Notification.state).join(Notification, Notification.id == latest.c.nid)
+        select(latest.c.request_id, Notification.state, Notification.channel).join(
+            Notification, Notification.id == latest.c.nid
+        )
     )
-    return {rid: state for rid, state in rows}
+    return {
+        rid: (FAILED if channel in HAND_CHANNELS and state == PENDING else state, channel)
+        for rid, state, channel in rows
+    }
+
+
+def _complete_fallbacks(session: Session, request_id: int, how: str, staff: str, now: datetime) -> None:
+    """Mark the request's open fallback calls and letters done (sent by ``staff``): the patron was told."""
+    open_ = session.scalars(
+        select(Notification).where(
+            Notification.request_id == request_id,
+            Notification.state == PENDING,
+            Notification.channel.in_(HAND_CHANNELS),
+            Notification.dedupe_key.like(FALLBACK_PREFIX + "%"),
+        )
+    )
+    for notice in open_:
+        reply = f"{how} by {staff}"
+        notice.state, notice.sent_at, notice.updated_at, notice.last_reply = SENT, now, now, reply
+        notice.attempts = (notice.attempts or 0) + 1
+        session.add(NotificationAttempt(notification_id=notice.id, attempted_at=now, worker=staff, outcome=SENT,
+                                        reply=reply))  # fmt: skip
 
 
 def _lock_waiting(session: Session, request_ids: Sequence[int]) -> list[Request]:
@@ -642,8 +742,9 @@ def log_calls(
             if problem is None and method is not NotificationMethod.PHONE:
                 if method is NotificationMethod.MAIL:
                     problem = Skipped(request.transaction_number, "the patron is now notified by Mail")
-                elif notices.get(request.id) not in GIVEN_UP_STATES:
-                    problem = Skipped(request.transaction_number, "its e-mail notice has not failed (it is being sent)")
+                elif (state := notices.get(request.id)) is None or state[0] not in GIVEN_UP_STATES:
+                    what = "text message" if state is not None and state[1] == SMS else "e-mail notice"
+                    problem = Skipped(request.transaction_number, f"its {what} has not failed (it is being sent)")
             if problem is not None:
                 skipped.append(problem)
                 continue
@@ -658,6 +759,7 @@ def log_calls(
                 session, request, Status.NOTIFIED_VIA_PHONE, staff, now=now,
                 note=f"{outcome.value}: {note}" if note else outcome.value,
             )  # fmt: skip
+            _complete_fallbacks(session, request.id, f"notified via phone ({outcome.value})", staff, now)
             moved.append(_change(request, previous, tracking.id, staff, now))
     return ActionResult(tuple(moved), tuple(logged), tuple(skipped), tuple(reminded), tuple(ended))
 
@@ -689,6 +791,7 @@ def mark_printed(db: Database, request_ids: Sequence[int], staff: str, *, now: d
                 continue
             previous = request.status
             tracking = change_status(session, request, Status.NOTIFIED_VIA_MAIL, staff, now=now, note="printed notice")
+            _complete_fallbacks(session, request.id, "notice printed", staff, now)
             moved.append(_change(request, previous, tracking.id, staff, now))
     return ActionResult(tuple(moved), (), tuple(skipped), tuple(reminded), tuple(ended))
 

@@ -21,6 +21,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.methods import RequestType
 from desktop.domain.statuses import Status, allowed_transitions
 from desktop.services.errors import ConcurrentEditError, NotFoundError, ValidationError
+from desktop.services.notices.fallback import fallback_steps
 from desktop.services.notices.notice_context import primary_contact
 from desktop.services.notices.outbox import EMAIL, FAILED, PENDING, RETRYING
 from desktop.services.requests.contact_customers import CallNote, notice_state_text
@@ -145,6 +146,9 @@ class RequestDetails:
     calls: tuple[CallNote, ...] = ()
     #: Notes on the request (staff's and ILLiad-imported), oldest first.
     notes: tuple[NoteEntry, ...] = ()
+    #: Each move of a notice to the patron's next channel, oldest first (issue 18): ``(when, by, what)``, e.g.
+    #: ``e-mail failed: 550 5.1.1 user unknown (notice 12) → phone call (notice 13)``.
+    fallbacks: tuple[tuple[datetime, str, str], ...] = ()
 
     @property
     def is_article(self) -> bool:
@@ -252,6 +256,7 @@ def _details(session: Session, request: Request) -> RequestDetails:
                 .order_by(RequestNote.noted_at, RequestNote.id)
             )
         ),
+        fallbacks=tuple(fallback_steps(session, request.id)),
     )
 
 

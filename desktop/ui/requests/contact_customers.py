@@ -124,7 +124,7 @@ class Column:
 def _calls_text(row: ContactRow) -> str:
     """``2× no answer, last Nov 28 14:05 — “rang twice”``: the attempts and the newest note typed with one."""
     if not row.call_attempts:
-        return row.notice_reply if row.email_bounced else ""
+        return row.notice_reply if row.shows_reason else ""
     when = row.last_call_at.astimezone().strftime("%b %d %H:%M") if row.last_call_at else ""
     note = row.last_call_note
     return f"{row.call_attempts}× no answer, last {when}" + (f" — “{note}”" if note else "")
@@ -132,7 +132,7 @@ def _calls_text(row: ContactRow) -> str:
 
 def _address_text(row: ContactRow) -> str:
     text = row.address if row.has_address else f"⚠ no postal address{f' ({row.address})' if row.address else ''}"
-    return f"{text} — {row.notice_reply}" if row.email_bounced else text
+    return f"{text} — {row.notice_reply}" if row.shows_reason else text
 
 
 _TN = Column("Transaction", lambda r: str(r.transaction_number), lambda r: r.transaction_number, 100, True)
@@ -517,6 +517,8 @@ class ContactTreeModel(QAbstractItemModel):
         lines.append(f"Address: {row.address}" if row.has_address else "No postal address")
         if row.method is NotificationMethod.EMAIL:
             lines.append(f"Notice: {row.notice_text}")
+        elif row.shows_reason:  # why the patron is phoned or written to instead (bounce, fallback)
+            lines.append(f"Why: {row.notice_reply}")
         if row.calls:
             lines.append("Calls in this wait:")
             lines += [f"  {call.line()}" for call in row.calls]

@@ -141,13 +141,14 @@ class HistoryLine:
 
 
 def history_lines(details: RequestDetails) -> list[HistoryLine]:
-    """Tracking and notes of a request merged oldest first (what happened and what was said, together)."""
+    """Tracking, notes and fallbacks to the next channel merged oldest first (what happened and what was said)."""
     lines = [
         HistoryLine(t.changed_at, "Status", t.changed_by, f"{t.from_status or '(new)'} → {t.to_status}"
                     + (f" ({t.note})" if t.note else ""))
         for t in details.tracking
     ]  # fmt: skip
     lines += [HistoryLine(n.noted_at, f"Note ({n.note_type})", n.added_by, n.note) for n in details.notes]
+    lines += [HistoryLine(when, "Fallback", by, text) for when, by, text in details.fallbacks]
     return sorted(lines, key=lambda line: line.when)
 
 
