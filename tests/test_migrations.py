@@ -186,3 +186,24 @@ def test_postgres_newer_schema_refused(pg_db: Database, pg_url: str) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(migrate.SchemaError, match="newer"):
         open_database(pg_url)
+
+
+def test_default_sms_parts_fill_empty_ones_and_keep_written_ones(db_path: Path) -> None:
+    """Revision 0020: a database made before templates had SMS parts gets the shipped ones, where still empty."""
+    from desktop.db.models import NoticeTemplate
+
+    engine = make_engine(sqlite_url(db_path))
+    migrate.upgrade(engine, revision="0019")
+    with engine.begin() as conn:
+        conn.execute(NoticeTemplate.__table__.delete())  # earlier revisions add some defaults of their own
+        for name, sms in (("Loan Pickup", ""), ("Loan Pickup Reminder", "Our own reminder text"), ("Local", "")):
+            conn.execute(insert(NoticeTemplate).values(name=name, channel="email", subject="s", body_text="ours",
+                                                       body_sms=sms, updated_by="staff"))  # fmt: skip
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        parts = dict(conn.execute(select(NoticeTemplate.name, NoticeTemplate.body_sms)).all())
+        bodies = set(conn.execute(select(NoticeTemplate.body_text)).scalars())
+    engine.dispose()
+    assert "is ready for pickup at {{ pickup.name }}" in parts["Loan Pickup"]
+    assert parts["Loan Pickup Reminder"] == "Our own reminder text" and parts["Local"] == ""
+    assert bodies == {"ours"}  # nothing but the empty SMS parts changed
