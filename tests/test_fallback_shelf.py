@@ -23,6 +23,7 @@ from desktop.domain.shelf import ShelfPolicy
 from desktop.domain.statuses import Status
 from desktop.services.admin.sms_settings import SmsSettings, load_sms_settings, save_sms_settings
 from desktop.services.notices import outbox
+from desktop.services.notices.bounces import Outcome, handle_bounce
 from desktop.services.notices.dispatch import CycleSummary, run_cycle
 from desktop.services.notices.fallback import advance_fallbacks
 from desktop.services.notices.shelf import base_key, is_successor_key, reminder_step, run_shelf, successor_key
@@ -31,6 +32,7 @@ from desktop.services.requests.shelf_contacts import step_number
 from tests.outbox_support import add_request, add_sms_patron, move, notices, request_status, sink_settings
 from tests.sms_provider_server import ACCOUNT_SID, AUTH_TOKEN, ERRORS, ProviderLog, twilio_server
 from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.test_bounces import dsn
 from tests.test_shelf_reminders import ARRIVAL, at, set_shelf
 
 __all__ = ["smtp_sink"]
@@ -240,3 +242,21 @@ def test_shelf_successor_keys_keep_their_step() -> None:
     assert base_key(second) == "reminder:7:31:1" and is_successor_key(second)
     assert not is_successor_key("reminder:7:31:1") and not is_successor_key("arrival:7:fbi:3")
     assert step_number(successor_key("expired:7:40", 9)) == 0
+
+
+def test_a_bounced_reminder_keeps_the_request_on_the_shelf_and_moves_on(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """A reminder e-mail accepted, then bounced: the item was announced already, so the request stays on the shelf
+    (its hold is not restarted) and the reminder moves on to the next "Pickup reminder" channel."""
+    set_shelf(any_db)
+    request_id = shelved(any_db, smtp_sink, number="+15550100100", email=GONE, reminder="E-Mail>Phone")
+    assert cycle(any_db, smtp_sink, REMINDER_DAY).sent == 1
+    [reminder] = shelf_notices(any_db, request_id)
+    assert reminder.state == "sent" and reminder.message_id
+    result = handle_bounce(any_db, dsn(reminder.message_id, GONE), worker="bounce-test", now=at(9, 10))
+    assert result.outcome is Outcome.FLAGGED and "back at Awaiting Customer Contact" not in result.detail
+    assert request_status(any_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+    assert cycle(any_db, smtp_sink, at(9, 11)).fallbacks == 1
+    bounced, call = shelf_notices(any_db, request_id)
+    assert bounced.state == "bounced" and call.dedupe_key == f"{bounced.dedupe_key}:fb{bounced.id}"
+    row = phone_row(any_db, request_id, at(9, 12))
+    assert row is not None and row.reminder == 1 and row.notice_reply == f"e-mail bounced: {REFUSAL}"
