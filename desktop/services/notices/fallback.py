@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
@@ -101,6 +101,9 @@ from desktop.services.notices.templates import PRINT_NOTICE, PRINT_PICKUP_EXPIRE
 FALLBACK_PREFIX = "fallback:"
 #: The hold shelf's statuses (a reminder applies while its request has one of them).
 _ON_SHELF = tuple(s.value for s in NOTIFIED_STATUSES)
+#: Longer than any reminder's window lasts after the reminder is made (from the send hour to midnight, local time,
+#: one hour more on the day a DST change adds one): an older failed reminder cannot still apply.
+REMINDER_LIFE = timedelta(hours=25)
 #: The outcome of the history lines this pass writes (on the failed notice and on its successor).
 FALLBACK_OUTCOME = "fallback"
 SMS = "sms"
@@ -260,7 +263,9 @@ def _shelf_candidates(session: Session, now: datetime, ids: Sequence[int] | None
     A reminder applies while its request is on the shelf in the same stay and its step's window is still open
     (:func:`desktop.services.notices.shelf.stale_reason`, the sender's own guard: a call made after the window
     would be a late reminder); a "hold ended" notice while its request waits at Awaiting Return to Lender since
-    that expiry. The SQL keeps to the statuses and the newest Tracking row; the window is checked here.
+    that expiry. The SQL keeps to the statuses, the newest Tracking row and reminders made less than
+    :data:`REMINDER_LIFE` ago (a reminder is made inside its window, which ends at the next midnight, so an older
+    one cannot apply: failed reminders of past days are not read again every pass); the window is checked here.
     """
     successor = aliased(Notification)
     latest = select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
@@ -278,7 +283,8 @@ def _shelf_candidates(session: Session, now: datetime, ids: Sequence[int] | None
             Notification.state.in_((outbox.FAILED, outbox.BOUNCED)),
             Notification.channel.in_(AUTOMATIC),
             or_(
-                and_(Notification.dedupe_key.like(REMINDER_PREFIX + "%"), Request.status.in_(_ON_SHELF)),
+                and_(Notification.dedupe_key.like(REMINDER_PREFIX + "%"), Request.status.in_(_ON_SHELF),
+                     Notification.created_at > now - REMINDER_LIFE),
                 and_(Notification.dedupe_key.like(EXPIRED_PREFIX + "%"),
                      Request.status == Status.AWAITING_RETURN_TO_LENDER.value),
             ),
