@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from desktop.db.engine import Database
-from desktop.db.models import ContactPoint, Tracking
+from desktop.db.models import ContactPoint, PatronChannelPreference, Tracking
+from desktop.domain.channels import NoticeEvent
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status
 from desktop.services.errors import ValidationError
@@ -294,3 +295,60 @@ def test_without_verp_the_envelope_sender_is_the_from_address(any_db: Database, 
     report = QMAIL.format(to=received.mail_from, n=2).replace("\n", "\r\n").encode()
     unmatched = handle_bounce(any_db, report)
     assert unmatched.outcome is Outcome.UNMATCHED, "nothing in it names the notice: left for a person"
+
+
+def test_a_bounced_digest_sends_back_every_item_it_carried_once(any_db: Database, smtp_sink: SmtpSink) -> None:
+    """One e-mail listed three arrivals (a leader and two riders sharing its Message-ID): its bounce handles all
+    three — each notice bounced, each request back at the desk — and each falls back once, however often the
+    report is read."""
+    patron_id = add_patron(any_db, email="patron@example.org")
+    with any_db.write() as session:
+        session.add(ContactPoint(patron_id=patron_id, kind="phone", value="(555) 010-0100",
+                                 normalized="+15550100100", is_primary=True))  # fmt: skip
+        session.add(PatronChannelPreference(patron_id=patron_id, event=NoticeEvent.READY_FOR_PICKUP.value,
+                                            channels="E-Mail>Phone"))  # fmt: skip
+    requests = [add_request(any_db, patron_id, title=title) for title in ("Book Alpha", "Book Beta", "Book Gamma")]
+    t0 = utcnow()
+    for request_id in requests:
+        move(any_db, request_id, Status.AWAITING_CUSTOMER_CONTACT, now=t0)
+    assert run_cycle(any_db, sink_settings(smtp_sink), worker="test", now=t0 + timedelta(seconds=1)).sent == 3
+    [message] = smtp_sink.messages
+    sent = notices(any_db)
+    leader = next(n for n in sent if n.digest_leader_id is None)
+    assert len(sent) == 3 and {n.message_id for n in sent} == {leader.message_id}
+    assert sorted(n.digest_leader_id or 0 for n in sent) == [0, leader.id, leader.id]
+    report = dsn(str(message.message["Message-ID"]), "patron@example.org")
+
+    result = handle_bounce(any_db, report, worker="bounce-test")
+
+    assert result.outcome is Outcome.FLAGGED and result.notice_id == leader.id
+    assert result.detail.endswith("; 3 of its 3 requests are back at Awaiting Customer Contact")
+    for notice in sent:
+        bounced = notices(any_db, id=notice.id)[0]
+        assert (bounced.state, bounced.last_reply) == (outbox.BOUNCED, "bounced: 550 5.1.1 user unknown")
+        assert history(any_db, notice.id)[-1] == (
+            "bounced",
+            "bounced for patron@example.org: 550 5.1.1 user unknown (one message with 3 items)",
+        )
+    for request_id in requests:
+        assert request_status(any_db, request_id) == Status.AWAITING_CUSTOMER_CONTACT.value
+    # Read again (this System Manager, then another): nothing more happens.
+    assert handle_bounce(any_db, report, worker="bounce-test").outcome is Outcome.DUPLICATE
+    other = Database(any_db.engine.url)
+    try:
+        assert handle_bounce(other, report, worker="desk-2").outcome is Outcome.DUPLICATE
+    finally:
+        other.dispose()
+    with any_db.read() as session:
+        moves = session.scalars(select(Tracking.request_id).where(Tracking.changed_by == BOUNCE_ACTOR)).all()
+    assert sorted(moves) == sorted(requests)
+    # Each request's new arrival notice (not e-mailed: the address is flagged) falls back once, to a call.
+    assert run_cycle(any_db, sink_settings(smtp_sink), worker="test").fallbacks == 3
+    assert run_cycle(any_db, sink_settings(smtp_sink), worker="test").fallbacks == 0
+    for request_id in requests:
+        calls = [n for n in notices(any_db, request_id=request_id) if n.dedupe_key.startswith("fallback:")]
+        assert [(n.channel, n.state) for n in calls] == [("phone", "pending")]
+        assert calls[0].last_reply.startswith("e-mail bounced: patron@example.org bounced on ")
+    groups = load_contact_customers(any_db)
+    assert sorted(r.request_id for r in groups.phone) == sorted(requests) and not groups.email
+    assert len(smtp_sink.messages) == 1

@@ -16,6 +16,15 @@ is about, then acted on in ONE transaction:
   shows the request in the patron's Phone group (Mail when there is no phone) with the reason.
 * **A soft bounce** (4.x.x: mailbox full) is counted on the contact point and written in the notice's
   history; the second one (until staff clear the flag) acts as a hard bounce.
+* **A digest** (one message carrying several notices: a leader and riders with ``digest_leader_id``, all with the
+  leader's Message-ID, :mod:`desktop.services.notices.digest`) is matched to its leader, whichever of them the
+  Message-ID lookup finds first; a bounce then acts on every notice the message carried: each is marked bounced
+  with its own history line, each request still at Customer Notified via E-Mail goes back to the desk, so each
+  falls back on its own (:mod:`desktop.services.notices.fallback`). The report row is one, so a second reading
+  of the same report changes nothing.
+* **A hold-shelf reminder or "hold ended" notice** that bounces is marked bounced and its address flagged, but its
+  request stays where it is (the item was announced already; moving it back to the desk would restart its hold):
+  the reminder moves on to the patron's next "Pickup reminder" channel instead (fallback).
 * Every report acted on is a row of ``bounce_reports`` keyed by the report's own Message-ID: when two System
   Managers read the same mailbox, the second insert fails and its whole transaction is rolled back, so a
   report is never counted twice.
@@ -47,6 +56,7 @@ from desktop.services.errors import ValidationError
 from desktop.services.notices.bounce_parsing import BounceKind, BounceReport, FailedRecipient, parse_bounce
 from desktop.services.notices.mail_addresses import AddressError, parse_address_list
 from desktop.services.notices.outbox import BOUNCED, BOUNCED_PREFIX, SENT, flag_text
+from desktop.services.notices.shelf import is_shelf_notice
 
 #: Who the Tracking line of a request moved back by a bounce names.
 BOUNCE_ACTOR = "System Manager (bounce)"
@@ -127,6 +137,27 @@ def _installation_id(session: Session) -> str:
 
 
 def _find_notice(session: Session, report: BounceReport) -> Notification | None:
+    """The notice the report is about; for a digest, its leader (a rider shares the leader's Message-ID)."""
+    notice = _matched_notice(session, report)
+    if notice is not None and notice.digest_leader_id is not None:
+        leader = session.get(Notification, notice.digest_leader_id)
+        return leader if leader is not None and leader.message_id == notice.message_id else notice
+    return notice
+
+
+def _carried(session: Session, leader: Notification) -> list[Notification]:
+    """Every notice one message carried: the leader, then the riders that went with it (same Message-ID)."""
+    if leader.message_id is None:
+        return [leader]
+    riders = session.scalars(
+        select(Notification)
+        .where(Notification.digest_leader_id == leader.id, Notification.message_id == leader.message_id)
+        .order_by(Notification.id)
+    )
+    return [leader, *riders]
+
+
+def _matched_notice(session: Session, report: BounceReport) -> Notification | None:
     if report.verp_token:
         number, _, _check = report.verp_token.partition("-")
         notice = session.get(Notification, int(number)) if number.isdigit() and len(number) < 12 else None
@@ -198,19 +229,22 @@ def _act(session: Session, report: BounceReport, key: str, worker: str, now: dat
             if point.bounced_at is None:
                 point.bounced_at = now
                 point.bounce_reason = reason[:500]
-    session.add(
-        NotificationAttempt(
-            notification_id=notice.id,
-            attempted_at=now,
-            worker=worker,
-            outcome=BOUNCED if flag else "soft_bounce",
-            reply=f"{'bounced' if flag else 'soft bounce'} for {failed.address}: {summary}",
+    carried = _carried(session, notice)
+    together = f" (one message with {len(carried)} items)" if len(carried) > 1 else ""
+    for each in carried:  # a digest: every item the message carried bounced with it
+        session.add(
+            NotificationAttempt(
+                notification_id=each.id,
+                attempted_at=now,
+                worker=worker,
+                outcome=BOUNCED if flag else "soft_bounce",
+                reply=f"{'bounced' if flag else 'soft bounce'} for {failed.address}: {summary}{together}",
+            )
         )
-    )
-    if flag and notice.state == SENT:
-        notice.state = BOUNCED
-        notice.last_reply = f"bounced: {summary}"[:2000]
-        notice.updated_at = now
+        if flag and each.state == SENT:
+            each.state = BOUNCED
+            each.last_reply = f"bounced: {summary}"[:2000]
+            each.updated_at = now
     session.add(
         BounceRow(
             report_key=key,
@@ -224,11 +258,14 @@ def _act(session: Session, report: BounceReport, key: str, worker: str, now: dat
         )
     )
     session.flush()
-    moved = _send_back(session, notice, failed.address, reason, now) if flag else False
+    moved = sum(_send_back(session, each, failed.address, reason, now) for each in carried) if flag else 0
     if not flag:
         return Handled(Outcome.COUNTED, f"soft bounce for {failed.address} counted: {summary}", notice.id,
                        failed.address)  # fmt: skip
-    back = "; its request is back at Awaiting Customer Contact" if moved else ""
+    back = ""
+    if moved:
+        back = "; its request is" if len(carried) == 1 else f"; {moved} of its {len(carried)} requests are"
+        back += " back at Awaiting Customer Contact"
     return Handled(Outcome.FLAGGED, f"{failed.address} flagged: {summary}{back}", notice.id, failed.address)
 
 
@@ -236,8 +273,8 @@ def _send_back(session: Session, notice: Notification, address: str, reason: str
     """A request the patron was "notified" of by the bounced e-mail goes back to the desk, with the reason."""
     from desktop.services.requests.status import change_status  # status imports outbox, which this module imports
 
-    if notice.request_id is None:
-        return False
+    if notice.request_id is None or is_shelf_notice(notice.dedupe_key):
+        return False  # a reminder's bounce: the item was announced already; the reminder falls back instead
     request = session.get(Request, notice.request_id)
     if request is None or request.status != Status.NOTIFIED_VIA_EMAIL.value:
         return False  # picked up, cancelled, or already moved on by staff: nothing to undo

@@ -7,24 +7,42 @@ loop finds them all the same way, whichever System Manager or bounce handler end
 
 A notice falls back when all of these hold:
 
-* it is an arrival's notice (``arrival:`` key) or itself a fallback (``fallback:`` key), of channel ``email`` or
-  ``sms``, and ended ``failed`` or ``bounced``;
-* its request still waits for the patron: at Awaiting Customer Contact, with the notice's Tracking row still the
-  newest (a bounce moves the request back to the desk with a new Tracking row, whose own arrival notice is
-  created FAILED "e-mail bounced" and falls back in its turn);
+* it is of channel ``email`` or ``sms``, ended ``failed`` or ``bounced``, and is an arrival's notice (``arrival:``
+  key) or an arrival's fallback (``fallback:`` key), or a hold-shelf reminder or "hold ended" notice
+  (``reminder:``/``expired:`` key, their own fallbacks included);
+* it still applies. An arrival's: its request waits at Awaiting Customer Contact, with the notice's Tracking row
+  still the newest (a bounce moves the request back to the desk with a new Tracking row, whose own arrival
+  notice is created FAILED "e-mail bounced" and falls back in its turn). A reminder's: its request is on the
+  shelf in the same stay and the step's window is still open — the sender's own guard,
+  :func:`desktop.services.notices.shelf.stale_reason`, so no late reminder is made. A "hold ended" notice's: its
+  request waits at Awaiting Return to Lender since that expiry;
 * it failed because of the patron's channel, not because of ours: a template that cannot be rendered, a notice
   that cannot be prepared or built (no From address, a broken To line in the template), damaged reset data do
   not fall back (:data:`NOT_THE_PATRONS_CHANNEL`) — the next channel would not help, and staff must fix the cause;
-* it has no successor yet: the successor's dedupe key is ``fallback:<failed notice id>``, inserted with
-  ``ON CONFLICT DO NOTHING``, so several System Managers running this pass at once make one successor.
+* it has no successor yet, inserted with ``ON CONFLICT DO NOTHING`` on its dedupe key, so several System
+  Managers running this pass at once make one successor.
 
-Staff-sent notices (Send E-mail, Resend: ``staff:`` keys) never fall back (staff chose the address), nor do the
-hold shelf's reminders and expiry notices (``reminder:``/``expired:`` keys): their successors would need the
-sender's stale guard and Contact Customers' hand-notice rules to know a fallback key, which they do not yet.
+The successor's dedupe key:
 
-The next channel is :func:`desktop.domain.channels.next_channel` of the patron's effective "Item ready for pickup"
-preference (a stored row, else their notification method — a one-channel list, so a patron without a stored
-preference is treated as before). E-Mail and SMS successors go to the outbox (FAILED at once when there is no
+* an arrival's: ``fallback:<failed notice id>``;
+* a reminder's or "hold ended" notice's: the shelf notice's own key with ``:fb<failed notice id>`` added
+  (:func:`desktop.services.notices.shelf.successor_key`; ``reminder:<request>:<tracking>:<step>:fb<id>``, an
+  earlier ``:fb`` part replaced, so the key never grows along a chain). Keeping the shelf key means every rule
+  that knows a reminder knows its successor unchanged: it is a shelf notice to the sender's stale guard
+  (``dispatch._load_one``) and to the outbox's tidy pass (which leaves shelf notices alone); the hold shelf
+  cancels its call or letter when the request leaves the shelf (``shelf._close_hand_reminders``); Contact
+  Customers lists it as that step's call or letter (``shelf_contacts.step_number``), counts the calls from it,
+  and shows its reason (``text failed: …``). Only the step's number is read out of the key
+  (:func:`desktop.services.notices.shelf.reminder_step`).
+
+Staff-sent notices (Send E-mail, Resend: ``staff:`` keys) never fall back (staff chose the address).
+
+The next channel is :func:`desktop.domain.channels.next_channel` of the patron's effective preference (a stored
+row, else their notification method — a one-channel list, so a patron without a stored preference is treated as
+before): "Pickup reminder" for a reminder, "Item ready for pickup" for an arrival and for a "hold ended" notice
+(the preference the sender checks a waiting notice against, ``dispatch._event_of``). A reminder's successor keeps
+the step's template (a letter the printed reminder's), a "hold ended" notice's the Pickup Expired one (a letter
+the printed one). E-Mail and SMS successors go to the outbox (FAILED at once when there is no
 address or number, so they fall back again on the next pass); Phone and Mail successors are ``phone``/``print``
 notices, pending, that Contact Customers lists in the Phone and Mail groups with the reason. Every step writes a
 history line on both notices.
@@ -34,10 +52,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, cast, exists, func, literal, or_, select
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from desktop.db.engine import Database
@@ -47,6 +65,7 @@ from desktop.db.models import (
     NotificationAttempt,
     Patron,
     PatronChannelPreference,
+    PickupLocation,
     Request,
     Tracking,
 )
@@ -59,14 +78,32 @@ from desktop.domain.channels import (
     parse_preference,
     sms_number,
 )
-from desktop.domain.statuses import Status
+from desktop.domain.clock import as_utc
+from desktop.domain.statuses import NOTIFIED_STATUSES, Status
+from desktop.services.admin.shelf_settings import read_shelf_settings
 from desktop.services.notices import outbox
 from desktop.services.notices.notice_context import has_postal_address, primary_contact
-from desktop.services.notices.shelf import PHONE, PRINT
-from desktop.services.notices.templates import PRINT_NOTICE
+from desktop.services.notices.shelf import (
+    EXPIRED_PREFIX,
+    PHONE,
+    PRINT,
+    REMINDER_PREFIX,
+    SUCCESSOR_MARK,
+    StaleCheck,
+    is_shelf_notice,
+    reminder_step,
+    stale_reason,
+    successor_key,
+)
+from desktop.services.notices.templates import PRINT_NOTICE, PRINT_PICKUP_EXPIRED, PRINT_PICKUP_REMINDER
 
 #: The dedupe key of a notice's successor: ``fallback:<failed notice id>``.
 FALLBACK_PREFIX = "fallback:"
+#: The hold shelf's statuses (a reminder applies while its request has one of them).
+_ON_SHELF = tuple(s.value for s in NOTIFIED_STATUSES)
+#: Longer than any reminder's window lasts after the reminder is made (from the send hour to midnight, local time,
+#: one hour more on the day a DST change adds one): an older failed reminder cannot still apply.
+REMINDER_LIFE = timedelta(hours=25)
 #: The outcome of the history lines this pass writes (on the failed notice and on its successor).
 FALLBACK_OUTCOME = "fallback"
 SMS = "sms"
@@ -160,21 +197,49 @@ class _Failed:
     request_type: str
     transaction_number: int
     method: str  # the patron's notification method (their preference when none is stored)
+    dedupe_key: str = ""
+    template_name: str = ""
 
     @property
     def failed_channel(self) -> Channel:
         """The channel that failed, as preferences name it."""
         return Channel.EMAIL if self.channel == outbox.EMAIL else Channel.SMS
 
+    @property
+    def event(self) -> NoticeEvent:
+        """The preference whose order the notice follows: a reminder the "Pickup reminder" one; an arrival and a
+        "hold ended" notice the "Item ready for pickup" one (the sender checks the same, ``dispatch._event_of``)."""
+        return (
+            NoticeEvent.PICKUP_REMINDER if self.dedupe_key.startswith(REMINDER_PREFIX) else NoticeEvent.READY_FOR_PICKUP
+        )
 
-def _candidates(session: Session, ids: Sequence[int] | None = None) -> list[_Failed]:
-    """Failed e-mail and SMS notices of waiting arrivals with no successor (of ``ids`` if given), oldest first."""
+    @property
+    def shelf(self) -> bool:
+        """A hold-shelf reminder or "hold ended" notice rather than an arrival's."""
+        return is_shelf_notice(self.dedupe_key)
+
+    @property
+    def next_key(self) -> str:
+        """The dedupe key of this notice's successor."""
+        return successor_key(self.dedupe_key, self.id) if self.shelf else f"{FALLBACK_PREFIX}{self.id}"
+
+
+def _candidates(session: Session, now: datetime, ids: Sequence[int] | None = None) -> list[_Failed]:
+    """Failed e-mail and SMS notices with no successor (of ``ids`` if given), oldest first: those of waiting
+    arrivals, and the hold shelf's that still apply (:func:`_shelf_candidates`)."""
+    found = _arrival_candidates(session, ids) + _shelf_candidates(session, now, ids)
+    found.sort(key=lambda failed: failed.id)
+    return found
+
+
+def _arrival_candidates(session: Session, ids: Sequence[int] | None) -> list[_Failed]:
     successor = aliased(Notification)
     latest = select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
     query = (
         select(Notification.id, Notification.channel, Notification.state, Notification.last_reply,
                Notification.request_id, Request.patron_id, Notification.tracking_id, Request.request_type,
-               Request.transaction_number, Patron.notification_method)
+               Request.transaction_number, Patron.notification_method, Notification.dedupe_key,
+               Notification.template_name)
         .join(Request, Request.id == Notification.request_id)
         .join(Patron, Patron.id == Request.patron_id)
         .where(
@@ -192,17 +257,73 @@ def _candidates(session: Session, ids: Sequence[int] | None = None) -> list[_Fai
     return [_Failed(*tuple(row)) for row in session.execute(query)]
 
 
-def _preferences(session: Session, methods: dict[int, str]) -> dict[int, Preference]:
-    """Each patron's effective "Item ready for pickup" channels (``methods``: patron id → notification method):
-    the stored row if it parses, else the method — the rule of :mod:`desktop.services.patrons.channel_preferences`,
-    read for many patrons at once."""
+def _shelf_candidates(session: Session, now: datetime, ids: Sequence[int] | None) -> list[_Failed]:
+    """Failed e-mailed or texted reminders and "hold ended" notices that still apply, with no successor.
+
+    A reminder applies while its request is on the shelf in the same stay and its step's window is still open
+    (:func:`desktop.services.notices.shelf.stale_reason`, the sender's own guard: a call made after the window
+    would be a late reminder); a "hold ended" notice while its request waits at Awaiting Return to Lender since
+    that expiry. The SQL keeps to the statuses, the newest Tracking row and reminders made less than
+    :data:`REMINDER_LIFE` ago (a reminder is made inside its window, which ends at the next midnight, so an older
+    one cannot apply: failed reminders of past days are not read again every pass); the window is checked here.
+    """
+    successor = aliased(Notification)
+    latest = select(func.max(Tracking.id)).where(Tracking.request_id == Request.id).correlate(Request).scalar_subquery()
+    pickup = func.coalesce(Request.pickup_location_id, Patron.pickup_location_id)
+    query = (
+        select(Notification.id, Notification.channel, Notification.state, Notification.last_reply,
+               Notification.request_id, Request.patron_id, Notification.tracking_id, Request.request_type,
+               Request.transaction_number, Patron.notification_method, Notification.dedupe_key,
+               Notification.template_name, Request.status, Request.status_changed_at, PickupLocation.hold_days,
+               pickup)
+        .join(Request, Request.id == Notification.request_id)
+        .join(Patron, Patron.id == Request.patron_id)
+        .outerjoin(PickupLocation, PickupLocation.id == pickup)
+        .where(
+            Notification.state.in_((outbox.FAILED, outbox.BOUNCED)),
+            Notification.channel.in_(AUTOMATIC),
+            or_(
+                and_(Notification.dedupe_key.like(REMINDER_PREFIX + "%"), Request.status.in_(_ON_SHELF),
+                     Notification.created_at > now - REMINDER_LIFE),
+                and_(Notification.dedupe_key.like(EXPIRED_PREFIX + "%"),
+                     Request.status == Status.AWAITING_RETURN_TO_LENDER.value),
+            ),
+            Notification.tracking_id == latest,
+            ~exists().where(successor.request_id == Notification.request_id,
+                            successor.dedupe_key.like(literal("%" + SUCCESSOR_MARK) + cast(Notification.id, String))),
+        )
+        .order_by(Notification.id)
+    )  # fmt: skip
+    if ids is not None:
+        query = query.where(Notification.id.in_(list(ids)))
+    rows = session.execute(query).all()
+    if not rows:
+        return []
+    settings = read_shelf_settings(session)
+    found: list[_Failed] = []
+    for row in rows:
+        values: tuple[Any, ...] = tuple(row)
+        failed = _Failed(*values[:12])
+        status, notified_at, hold_days, pickup_id = values[12:]
+        check = StaleCheck(status, failed.tracking_id, as_utc(notified_at), hold_days, pickup_id)
+        if not stale_reason(settings, failed.dedupe_key, failed.tracking_id, check, now):
+            found.append(failed)
+    return found
+
+
+def _preferences(
+    session: Session, methods: dict[int, str], event: NoticeEvent = NoticeEvent.READY_FOR_PICKUP
+) -> dict[int, Preference]:
+    """Each patron's effective channels for ``event`` (``methods``: patron id → notification method): the stored
+    row if it parses, else the method — the rule of :mod:`desktop.services.patrons.channel_preferences`, read for
+    many patrons at once."""
     stored: dict[int, Preference] = {}
     ids = sorted(methods)
     for start in range(0, len(ids), IN_CHUNK):
         rows = session.execute(
             select(PatronChannelPreference.patron_id, PatronChannelPreference.channels).where(
                 PatronChannelPreference.patron_id.in_(ids[start : start + IN_CHUNK]),
-                PatronChannelPreference.event == NoticeEvent.READY_FOR_PICKUP.value,
+                PatronChannelPreference.event == event.value,
             )
         )
         for patron_id, text in rows:
@@ -213,7 +334,7 @@ def _preferences(session: Session, methods: dict[int, str]) -> dict[int, Prefere
     found: dict[int, Preference] = {}
     for patron_id, method in methods.items():
         try:
-            found[patron_id] = stored.get(patron_id) or default_preference(method, NoticeEvent.READY_FOR_PICKUP)
+            found[patron_id] = stored.get(patron_id) or default_preference(method, event)
         except ValueError:
             found[patron_id] = ()  # a method this version does not know: nothing to move on to
     return found
@@ -250,7 +371,7 @@ def _successor(failed: _Failed, channel: Channel, patron: Patron) -> _Successor:
     An e-mail or a text with nowhere to go is still made, FAILED with the reason, rather than skipped: staff see
     in the history that the channel was tried, and the next pass moves it on again.
     """
-    template = outbox.arrival_template(failed.request_type)
+    template = _template(failed, channel)
     if channel is Channel.EMAIL:
         point = primary_contact(patron, outbox.EMAIL)
         if point is None or not point.value.strip():
@@ -267,7 +388,17 @@ def _successor(failed: _Failed, channel: Channel, patron: Patron) -> _Successor:
     if channel is Channel.PHONE:
         point = primary_contact(patron, "phone")
         return _Successor(PHONE, template, point.value if point is not None else "", outbox.PENDING)
-    return _Successor(PRINT, PRINT_NOTICE, _postal(patron) if has_postal_address(patron) else "", outbox.PENDING)
+    return _Successor(PRINT, template, _postal(patron) if has_postal_address(patron) else "", outbox.PENDING)
+
+
+def _template(failed: _Failed, channel: Channel) -> str:
+    """The successor's template: an arrival's notice for its request type, a reminder's step's own (a letter the
+    printed reminder), a "hold ended" notice's (a letter the printed one)."""
+    if failed.dedupe_key.startswith(REMINDER_PREFIX):
+        return PRINT_PICKUP_REMINDER if channel is Channel.MAIL else failed.template_name
+    if failed.dedupe_key.startswith(EXPIRED_PREFIX):
+        return PRINT_PICKUP_EXPIRED if channel is Channel.MAIL else failed.template_name
+    return PRINT_NOTICE if channel is Channel.MAIL else outbox.arrival_template(failed.request_type)
 
 
 def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, worker: str, run: FallbackRun) -> None:
@@ -280,10 +411,10 @@ def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, wo
             .options(selectinload(Patron.contact_points).selectinload(ContactPoint.location))
         )
     }
-    preferences = _preferences(session, {f.patron_id: f.method for f in found})
+    preferences = _all_preferences(session, found)
     for failed in found:
         patron = patrons.get(failed.patron_id)
-        chosen = next_channel(preferences.get(failed.patron_id, ()), failed.failed_channel)
+        chosen = next_channel(preferences[failed.event].get(failed.patron_id, ()), failed.failed_channel)
         if patron is None or chosen is None or not falls_back(failed.reply):
             continue  # the preference changed since it was read
         reason = failure_reason(failed.channel, failed.state, failed.reply)
@@ -291,7 +422,7 @@ def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, wo
         own = successor.own_reason
         new_id = outbox.insert_notice(
             session,
-            dedupe_key=f"{FALLBACK_PREFIX}{failed.id}",
+            dedupe_key=failed.next_key,
             channel=successor.channel,
             template_name=successor.template,
             request_id=failed.request_id,
@@ -315,7 +446,22 @@ def _advance_batch(session: Session, found: Sequence[_Failed], now: datetime, wo
             session.add(NotificationAttempt(notification_id=new_id, attempted_at=now, worker=worker,
                                             outcome=outbox.FAILED, reply=own))  # fmt: skip
         run.moved[chosen.value] = run.moved.get(chosen.value, 0) + 1
-        run.lines.append(f"TN {failed.transaction_number}: {reason} → {chosen.value}")
+        run.lines.append(f"TN {failed.transaction_number}{_which(failed)}: {reason} → {chosen.value}")
+
+
+def _which(failed: _Failed) -> str:
+    """`` reminder 2`` / `` hold ended`` for a shelf notice's line in the summary; nothing for an arrival's."""
+    if failed.dedupe_key.startswith(REMINDER_PREFIX):
+        return f" reminder {reminder_step(failed.dedupe_key) + 1}"
+    return " hold ended" if failed.dedupe_key.startswith(EXPIRED_PREFIX) else ""
+
+
+def _all_preferences(session: Session, found: Sequence[_Failed]) -> dict[NoticeEvent, dict[int, Preference]]:
+    """The patrons' effective channels for each event the notices follow (see :attr:`_Failed.event`)."""
+    return {
+        event: _preferences(session, {f.patron_id: f.method for f in found if f.event is event}, event)
+        for event in (NoticeEvent.READY_FOR_PICKUP, NoticeEvent.PICKUP_REMINDER)
+    }
 
 
 def advance_fallbacks(db: Database, *, now: datetime, worker: str = "System", batch: int = BATCH) -> FallbackRun:
@@ -333,19 +479,19 @@ def advance_fallbacks(db: Database, *, now: datetime, worker: str = "System", ba
     """
     run = FallbackRun()
     with db.read() as session:
-        found = _candidates(session)
-        preferences = _preferences(session, {f.patron_id: f.method for f in found})
+        found = _candidates(session, now)
+        preferences = _all_preferences(session, found)
     movable: list[int] = []
     for failed in found:
         if not falls_back(failed.reply):
             continue
-        if next_channel(preferences.get(failed.patron_id, ()), failed.failed_channel) is None:
+        if next_channel(preferences[failed.event].get(failed.patron_id, ()), failed.failed_channel) is None:
             run.used_up += 1
         else:
             movable.append(failed.id)
     for start in range(0, len(movable), batch):
         with db.write() as session:
-            _advance_batch(session, _candidates(session, movable[start : start + batch]), now, worker, run)
+            _advance_batch(session, _candidates(session, now, movable[start : start + batch]), now, worker, run)
     return run
 
 

@@ -16,6 +16,11 @@ and, by each pickup location's policy (:mod:`desktop.services.admin.shelf_settin
   ``phone``/``print`` expiry notice: a call or a letter Contact Customers lists, like a reminder).
 
 At sending time the dispatcher asks :func:`stale_reason` whether a reminder or expiry notice still applies.
+
+When an e-mailed or texted reminder or expiry notice fails for good, :mod:`desktop.services.notices.fallback` makes
+its successor on the patron's next channel under :func:`successor_key` (the shelf notice's own key plus
+``:fb<failed notice id>``), so the stale guard, the cancelling of calls and letters that no longer apply and
+Contact Customers treat the successor as the same reminder step (or expiry).
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ from desktop.services.requests.status import SYSTEM_USER, change_status
 
 REMINDER_PREFIX = "reminder:"
 EXPIRED_PREFIX = "expired:"
+#: What a fallback successor's key adds to the failed shelf notice's: ``reminder:7:31:1:fb120`` (:func:`successor_key`).
+SUCCESSOR_MARK = ":fb"
 #: Channels of the reminders staff make by hand (Contact Customers); the e-mail sender claims only "email".
 PHONE = "phone"
 PRINT = "print"
@@ -68,6 +75,33 @@ def reminder_key(request_id: int, tracking_id: int, step: int) -> str:
 def expired_key(request_id: int, tracking_id: int) -> str:
     """One expiry notice per expiry (the Tracking row of the move to Awaiting Return to Lender)."""
     return f"{EXPIRED_PREFIX}{request_id}:{tracking_id}"
+
+
+def successor_key(dedupe_key: str, failed_id: int) -> str:
+    """The key of the notice that takes over from a failed reminder or expiry notice (fallback to the patron's
+    next channel): the shelf notice's own key (without any earlier ``:fb`` part) and ``:fb<failed notice id>``,
+    e.g. ``reminder:7:31:1:fb120``.
+
+    Keeping the reminder's key keeps every rule that reads one unchanged: it is still a shelf notice
+    (:func:`is_shelf_notice`, the outbox's tidy pass leaves it alone), the stale guard checks the same step, and
+    Contact Customers lists a call or letter made this way as that step's.
+    """
+    return f"{base_key(dedupe_key)}{SUCCESSOR_MARK}{failed_id}"
+
+
+def base_key(dedupe_key: str) -> str:
+    """A shelf notice's key without the ``:fb<id>`` part a fallback successor's key ends with."""
+    return dedupe_key.split(SUCCESSOR_MARK, 1)[0]
+
+
+def is_successor_key(dedupe_key: str) -> bool:
+    """Whether a shelf notice takes over from a failed one (its key ends with ``:fb<id>``, :func:`successor_key`)."""
+    return is_shelf_notice(dedupe_key) and SUCCESSOR_MARK in dedupe_key
+
+
+def reminder_step(dedupe_key: str) -> int:
+    """The 0-based step of a reminder's key (a fallback successor's included)."""
+    return int(base_key(dedupe_key)[len(REMINDER_PREFIX) :].split(":")[2])
 
 
 def is_shelf_notice(dedupe_key: str) -> bool:
@@ -524,7 +558,7 @@ def stale_reason(
         return f"cancelled: the request left the hold shelf (now {status})"
     if request.latest_tracking != tracking_id:
         return "cancelled: the request was put on the shelf again since; that stay has its own reminders"
-    _request_id, _tracking, step = (int(part) for part in dedupe_key[len(REMINDER_PREFIX) :].split(":"))
+    step = reminder_step(dedupe_key)  # a fallback successor's key names its reminder's step too
     policy = shelf.policy(request.pickup_id)
     hold_days = DEFAULT_HOLD_DAYS if request.hold_days is None else request.hold_days
     try:

@@ -54,6 +54,7 @@ from desktop.services.notices.outbox import (
     RETRYING,
     SENT,
 )
+from desktop.services.notices.shelf import is_successor_key
 from desktop.services.requests.shelf_contacts import complete_reminder, open_hand_notice, open_reminders, step_number
 from desktop.services.requests.status import StatusChange, change_status
 
@@ -404,6 +405,7 @@ def contact_customers_query() -> Select[*tuple[Any, ...]]:
             last_call,
             reminder.dedupe_key,
             reminder.channel,
+            reminder.last_reply,
         )
         .join(Patron, Patron.id == Request.patron_id)
         .outerjoin(request_pickup, request_pickup.id == Request.pickup_location_id)
@@ -499,12 +501,12 @@ def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGrou
     with db.read() as session:
         # ``yield_per``: an ORM execution otherwise fetches every driver row first (60 MB at 50,000 rows).
         for values in session.execute(contact_customers_query().execution_options(yield_per=2_000)):
-            if values[-2] is not None:
+            if values[-3] is not None:
                 reminder_rows.append(tuple(values))
                 continue
             (rid, tn, version, rtype, loan, journal, article, since, pid, first, last, username, method,
              a1, a2, city, state, zip_, pickup, email, phone, n_state, n_reply, n_attempts, n_next, n_channel,
-             ready, calls, last_call, _key, _channel) = values  # fmt: skip
+             ready, calls, last_call, _key, _channel, _reason) = values  # fmt: skip
             group = _first_group(ready) if ready else _method(method)
             if n_channel in HAND_CHANNELS and n_state == PENDING:  # the patron's next channel is a call or letter
                 group = NotificationMethod.PHONE if n_channel == "phone" else NotificationMethod.MAIL
@@ -532,11 +534,14 @@ def load_contact_rows(db: Database, *, now: datetime | None = None) -> PlainGrou
                  calls or 0, last_call, (), 0, False, one(n_channel or "", n_channel or ""))
             )  # fmt: skip
     for values in reminder_rows:  # hold-shelf reminders to make by hand: the same columns, counted per step
-        group = NotificationMethod.PHONE if values[-1] == "phone" else NotificationMethod.MAIL
-        step = step_number(values[-2])
+        key, channel, reason = values[-3:]
+        group = NotificationMethod.PHONE if channel == "phone" else NotificationMethod.MAIL
+        step = step_number(key)
         row = _row_from(values, group, now)._replace(
-            reminder=step, hold_ended=step == 0, call_attempts=values[-4] or 0, last_call_at=values[-3]
+            reminder=step, hold_ended=step == 0, call_attempts=values[-5] or 0, last_call_at=values[-4]
         )
+        if is_successor_key(key):  # the e-mailed or texted reminder failed: the row says why (``text failed: …``)
+            row = row._replace(notice_state=PENDING, notice_reply=reason or "", notice_channel=channel)
         groups[group].append(as_plain(row))
     for rows in groups.values():
         rows.sort(key=itemgetter(1))  # transaction number

@@ -5,6 +5,10 @@ Contact Customers lists each pending one as a row, and "Notified via Phone" / "P
 the notice is marked sent (with a history line naming who), the request stays on the shelf. Calls are counted
 per step: the calls logged since that step's reminder was created.
 
+An e-mailed or texted reminder that failed for good may be followed by a call or letter on the patron's next
+channel (:mod:`desktop.services.notices.fallback`): its key is the reminder's plus ``:fb<failed notice id>``, so it
+is listed and counted as that reminder's step, and its reason (``text failed: …``) is its last reply.
+
 A hold that ended unclaimed makes one more of these when the policy wants expiry notices: the "hold ended" call or
 letter (an ``expired:`` notice, step 0) of a request at Awaiting Return to Lender since that expiry.
 """
@@ -22,7 +26,7 @@ from sqlalchemy.orm import Session
 from desktop.db.models import CallLogEntry, Notification, NotificationAttempt, Request, Tracking
 from desktop.domain.statuses import NOTIFIED_STATUSES, Status
 from desktop.services.notices import outbox
-from desktop.services.notices.shelf import EXPIRED_PREFIX, PHONE, PRINT, REMINDER_PREFIX
+from desktop.services.notices.shelf import EXPIRED_PREFIX, PHONE, PRINT, REMINDER_PREFIX, reminder_step
 
 _NOTIFIED = tuple(s.value for s in NOTIFIED_STATUSES)
 
@@ -49,11 +53,12 @@ def open_hand_notice(notice: type[Notification] | Any = Notification) -> ColumnE
 
 
 def step_number(dedupe_key: str) -> int:
-    """The 1-based step of a reminder notice (``reminder:<request>:<tracking>:<step>``); 0 for a "hold ended"
-    notice (``expired:<request>:<tracking>``)."""
+    """The 1-based step of a reminder notice (``reminder:<request>:<tracking>:<step>``, or a fallback's call or
+    letter taking over from it, ``…:<step>:fb<failed notice id>``); 0 for a "hold ended" notice
+    (``expired:<request>:<tracking>``, with or without the ``:fb`` part)."""
     if dedupe_key.startswith(EXPIRED_PREFIX):
         return 0
-    return int(dedupe_key.rsplit(":", 1)[1]) + 1
+    return reminder_step(dedupe_key) + 1
 
 
 @dataclass(frozen=True, slots=True)
