@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QImage, QKeySequence, QPalette
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QStyleFactory,
     QTableView,
     QTabWidget,
+    QToolButton,
     QWidget,
 )
 from pytestqt.qtbot import QtBot
@@ -44,6 +46,7 @@ from desktop.services.notices.template_admin import TemplateProblem
 from desktop.ui.main_window import MainWindow
 from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, Tone, contrast_ratio, readable, set_tone
 from desktop.ui.widgets.focus import before
+from desktop.ui.widgets.key_tips import KEY_TIP_PROPERTY
 from tests.main_window_helpers import close_window, open_window
 from tests.window_walk import TEMPLATE_EDITOR, TITLES, close_every_window, open_every_window, shortcuts
 
@@ -469,3 +472,129 @@ def test_a_changed_field_is_tinted_and_its_text_readable(
     assert palette.color(QPalette.ColorRole.Base) != before_tint
     ratio = contrast_ratio(palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base))
     assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: {ratio:.1f}:1"
+
+
+# --- 6. ribbon key tips ----------------------------------------------------------------------------------------
+
+
+def _tap_alt(window: QWidget) -> None:
+    """Press and release Alt alone, where the keyboard focus is (as a keyboard does)."""
+    target = QApplication.focusWidget() or window
+    QTest.keyPress(target, Qt.Key.Key_Alt, Qt.KeyboardModifier.AltModifier)
+    QTest.keyRelease(target, Qt.Key.Key_Alt)
+
+
+def _type(window: QWidget, key: Qt.Key) -> None:
+    QTest.keyClick(QApplication.focusWidget() or window, key)
+
+
+def _letter(main: MainWindow, button: QAbstractButton, *, menu: bool = False) -> str:
+    return next(tip.letter for tip in main.key_tips.tips.values() if tip.button is button and tip.menu is menu)
+
+
+def _shown_badges(main: MainWindow) -> dict[str, QLabel]:
+    return {
+        str(badge.property(KEY_TIP_PROPERTY)): badge
+        for badge in main.findChildren(QLabel)
+        if badge.property(KEY_TIP_PROPERTY) and badge.isVisible()
+    }
+
+
+def test_alt_shows_a_readable_badge_over_every_ribbon_button_and_tab(
+    palette_name: str, qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        assert not _shown_badges(main)
+        _tap_alt(main)
+        badges = _shown_badges(main)
+        page = main.ribbon.currentWidget()
+        buttons = [b for b in page.findChildren(QToolButton) if b.isVisible()]
+        assert len(buttons) >= 9
+        targets = {tip.button for tip in main.key_tips.tips.values() if tip.button is not None}
+        assert targets == set(buttons)
+        # one badge per button, one more for the split button's menu half, one per tab; every letter different
+        assert len(badges) == len(buttons) + 1 + main.ribbon.count() == len(main.key_tips.tips)
+        tab_letters = {"B", "Y"}  # the tabs' own mnemonics (&Borrowing, S&ystem): Alt+B and Alt+Y stay theirs
+        assert {tip.letter for tip in main.key_tips.tips.values() if tip.tab is not None} == tab_letters
+        assert not {tip.letter for tip in main.key_tips.tips.values() if tip.button is not None} & tab_letters
+        image = main.grab().toImage()
+        for letter, badge in badges.items():
+            # over its button, on the window, and readable: its text against the background it paints
+            rect = QRect(badge.mapTo(main, QPoint(0, 0)), badge.size())
+            assert main.rect().contains(rect), letter
+            inner = rect.adjusted(2, 2, -2, -2)
+            ratio = contrast_ratio(badge.palette().color(QPalette.ColorRole.WindowText), _rendered_background(image, inner))
+            assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: key tip {letter} {ratio:.1f}:1"
+        refresh = _shown_badges(main)[_letter(main, main.refresh_button)]
+        centre = refresh.mapTo(main, refresh.rect().center())
+        assert QRect(main.refresh_button.mapTo(main, QPoint(0, 0)), main.refresh_button.size()).contains(centre)
+        _type(main, Qt.Key.Key_Escape)
+        assert not _shown_badges(main)
+        assert not main.key_tips.visible
+    finally:
+        close_window(main)
+
+
+def test_a_key_tip_letter_presses_its_button(qtbot: QtBot, seeded_db: Database, settings: Settings) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        letter = _letter(main, main.refresh_button)
+        assert letter == "R"  # &Refresh: the letter its action underlines
+        with qtbot.waitSignal(main.refresh_action.triggered, timeout=5_000):
+            _type(main, getattr(Qt.Key, f"Key_{letter}"))
+        assert not main.key_tips.visible  # pressed: the badges go
+        qtbot.waitUntil(lambda: not main.ctx.runner.busy)
+        # the split button's menu half has a letter of its own, and opens the menu
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        menu_letter = _letter(main, main.contact_button, menu=True)
+        assert menu_letter != _letter(main, main.contact_button)
+        shown: list[bool] = []
+
+        def close_menu() -> None:  # the menu runs a loop of its own: closed from inside it
+            shown.append(main.contact_menu.isVisible())
+            main.contact_menu.close()
+
+        main.contact_menu.aboutToShow.connect(lambda: QTimer.singleShot(0, close_menu))
+        QTest.keyClick(main.workspace.table, getattr(Qt.Key, f"Key_{menu_letter}"))
+        qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+        assert shown == [True]
+        # F10 shows them too; a tab's letter opens that tab and shows its buttons' letters
+        main.workspace.table.setFocus()
+        _type(main, Qt.Key.Key_F10)
+        assert main.key_tips.visible
+        _type(main, Qt.Key.Key_Y)
+        assert main.ribbon.currentIndex() == 1
+        system_buttons = {tip.button for tip in main.key_tips.tips.values() if tip.button is not None}
+        assert system_buttons == set(main.ribbon.currentWidget().findChildren(QToolButton))
+        # a letter with no badge does nothing (the badges stay); a click hides them
+        free = next(c for c in "QXZJKWV" if c not in main.key_tips.tips)
+        _type(main, getattr(Qt.Key, f"Key_{free}"))
+        assert main.key_tips.visible
+        QTest.mouseClick(main.workspace.queue_tree.viewport(), Qt.MouseButton.LeftButton)
+        assert not main.key_tips.visible
+    finally:
+        main.ribbon.setCurrentIndex(0)
+        close_window(main)
+
+
+def test_alt_with_a_letter_still_opens_the_tab_and_shows_no_key_tips(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        target = QApplication.focusWidget() or main
+        QTest.keyPress(target, Qt.Key.Key_Alt, Qt.KeyboardModifier.AltModifier)
+        QTest.keyClick(target, Qt.Key.Key_Y, Qt.KeyboardModifier.AltModifier)
+        QTest.keyRelease(target, Qt.Key.Key_Alt)
+        assert main.ribbon.currentIndex() == 1
+        assert not main.key_tips.visible
+        assert not _shown_badges(main)
+    finally:
+        main.ribbon.setCurrentIndex(0)
+        close_window(main)

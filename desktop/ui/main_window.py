@@ -36,6 +36,7 @@ from desktop.ui.notices.poller import PollerController, PollerIndicator
 from desktop.ui.requests.borrowing_tab import BorrowingWorkspace
 from desktop.ui.requests.request_form import RequestForm, open_request_form
 from desktop.ui.widgets import icons
+from desktop.ui.widgets.key_tips import KeyTips
 from desktop.ui.widgets.ribbon import Ribbon, RibbonPage, ribbon_button
 from desktop.ui.window_state import fit_to_screen, window_state_settings
 from desktop.ui.windows import register_all
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.ribbon = Ribbon()
         self._build_borrowing_page()
         self._build_system_page()
+        self.key_tips = KeyTips(self.ribbon)  # Alt or F10: a letter over each ribbon button
         central = QWidget()
         column = self._central_layout = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)

@@ -194,3 +194,15 @@ def set_modified_tint(widget: QWidget, on: bool) -> None:
         return
     text, background = modified_field_colours(widget)
     widget.setStyleSheet(f"background: {background.name()}; color: {text.name()};")
+
+
+def key_tip_colours(widget: QWidget | None = None, enabled: bool = True) -> tuple[QColor, QColor, QColor]:
+    """(text, background, border) of a ribbon key tip badge: the palette's tooltip colours, the text brought to
+    4.5:1 on them (a disabled button's badge too: it is read to know the letter is there but does nothing)."""
+    palette = widget.palette() if widget is not None else QApplication.palette()
+    background = palette.color(QPalette.ColorRole.ToolTipBase)
+    text = palette.color(QPalette.ColorRole.ToolTipText)
+    if not enabled:
+        text = _BASE[Tone.MUTED]
+    border = readable(palette.color(QPalette.ColorRole.WindowText), background, 3.0)  # a non-text element: 3:1
+    return readable(text, background), background, border
