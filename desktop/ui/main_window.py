@@ -10,6 +10,7 @@ imported only when their button is pressed; a button whose window does not exist
 from __future__ import annotations
 
 import functools
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ FALLBACK_KEYS = {QKeySequence.StandardKey.Preferences: "Ctrl+,", QKeySequence.St
 BUSY_DELAY_MS = 250
 
 
+_frozen = False
+
+
+def freeze_long_lived() -> None:
+    """Exempt every object alive now from Python's full garbage collections (``gc.freeze``).
+
+    Start-up leaves about 90,000 objects that live as long as the window (modules, Qt wrappers, SQLAlchemy's
+    metadata); each full (generation-2) collection walked them all, 160–210 ms with nothing repainting, and one
+    came every few Contact Customers refreshes of 12,400 rows. Frozen objects are still freed by reference
+    counting; only a cycle among them is never collected, so this is done once per process (tests open many
+    windows), after the first main window is painted.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
+
 def _icon(name: str, fallback: QStyle.StandardPixmap) -> QIcon:
     """The app's own icon when it ships one, else a standard one from the style."""
     if resource_path("icons", f"{name}.svg").exists():
@@ -72,6 +91,7 @@ class MainWindow(QMainWindow):
         self.poller: PollerController | None = None
         self._closed = False
         self._splitter_restored = False
+        self._loading_started = False
         self.setObjectName("mainWindow")
         self.setWindowTitle("Callslip — Borrowing")
         self.setAccessibleName("Callslip main window")
@@ -99,7 +119,16 @@ class MainWindow(QMainWindow):
         ctx.databaseChanged.connect(self.on_database_changed)
         self._start_poller()
         self.restore_state()
-        self.workspace.start()
+        # The first read is started by the event loop's next turn, not here: building and showing the window
+        # is then one turn and sending the queries another (the window was frozen ~150 ms at 12,400 waiting).
+        QTimer.singleShot(0, self, self.start_loading)
+
+    @Slot()
+    def start_loading(self) -> None:
+        """Read the counts and the list (once; not after the window was closed)."""
+        if not self._closed and not self._loading_started:
+            self._loading_started = True
+            self.workspace.start()
 
     # --- construction -----------------------------------------------------------------------------------------
     def _action(
@@ -274,6 +303,7 @@ class MainWindow(QMainWindow):
             splitter = window_state_settings().value("mainWindow/splitter")
             if isinstance(splitter, QByteArray):
                 self.workspace.splitter.restoreState(splitter)
+            QTimer.singleShot(0, self, freeze_long_lived)
 
     def save_state(self) -> None:
         """Remember the window, splitter and columns."""
