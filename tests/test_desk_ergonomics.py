@@ -44,6 +44,7 @@ from desktop.config import Settings
 from desktop.services.database import Database
 from desktop.services.notices.template_admin import TemplateProblem
 from desktop.ui.main_window import MainWindow
+from desktop.ui.navigation import Window
 from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, Tone, contrast_ratio, readable, set_tone
 from desktop.ui.widgets.focus import before
 from desktop.ui.widgets.key_tips import KEY_TIP_PROPERTY
@@ -526,7 +527,9 @@ def test_alt_shows_a_readable_badge_over_every_ribbon_button_and_tab(
             rect = QRect(badge.mapTo(main, QPoint(0, 0)), badge.size())
             assert main.rect().contains(rect), letter
             inner = rect.adjusted(2, 2, -2, -2)
-            ratio = contrast_ratio(badge.palette().color(QPalette.ColorRole.WindowText), _rendered_background(image, inner))
+            ratio = contrast_ratio(
+                badge.palette().color(QPalette.ColorRole.WindowText), _rendered_background(image, inner)
+            )
             assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: key tip {letter} {ratio:.1f}:1"
         refresh = _shown_badges(main)[_letter(main, main.refresh_button)]
         centre = refresh.mapTo(main, refresh.rect().center())
@@ -598,4 +601,51 @@ def test_alt_with_a_letter_still_opens_the_tab_and_shows_no_key_tips(
         assert not _shown_badges(main)
     finally:
         main.ribbon.setCurrentIndex(0)
+        close_window(main)
+
+
+# --- 7. the palette changes while windows are open -------------------------------------------------------------
+
+
+def test_status_colours_follow_a_palette_switched_while_the_windows_are_open(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    """Light at start, dark in the evening: the ribbon captions (muted tone), the Contact Customers message banner
+    and the request list's error banner are measured against what is drawn after the switch."""
+    previous = QApplication.palette()
+    QApplication.setPalette(light_palette())
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        contact = main.open(Window.CONTACT_CUSTOMERS)
+        qtbot.waitUntil(lambda: not main.ctx.runner.busy)
+        contact.show_message("Print failed: no printer.", error=True)
+        main.workspace.error_label.setText("Could not read the database: it is locked.")
+        main.workspace.error_banner.show()
+        caption = next(label for label in main.findChildren(QLabel) if label.objectName() == "ribbonCaption")
+        labels = {"caption": (main, caption), "message": (contact, contact.message_label),
+                  "error": (main, main.workspace.error_label)}  # fmt: skip
+
+        def worst() -> tuple[float, str]:
+            ratios = []
+            for name, (window, label) in labels.items():
+                window.repaint()
+                image = window.grab().toImage()
+                rect = QRect(label.mapTo(window, QPoint(0, 0)), label.size()).adjusted(1, 1, -1, -1)
+                ratios.append((contrast_ratio(_text_colour(label), _rendered_background(image, rect)), name))
+            return min(ratios)
+
+        assert worst()[0] >= MINIMUM_CONTRAST
+        QApplication.setPalette(dark_palette())
+        QApplication.processEvents()  # the new palette reaches every widget; the colours follow on the next turn
+        QApplication.processEvents()
+        ratio, name = worst()
+        assert ratio >= MINIMUM_CONTRAST, f"{name}: {ratio:.1f}:1 after the switch to dark"
+        QApplication.setPalette(light_palette())
+        QApplication.processEvents()
+        QApplication.processEvents()
+        ratio, name = worst()
+        assert ratio >= MINIMUM_CONTRAST, f"{name}: {ratio:.1f}:1 back in light"
+        contact.close()
+    finally:
+        QApplication.setPalette(previous)
         close_window(main)

@@ -50,21 +50,24 @@ FALLBACK_KEYS = {QKeySequence.StandardKey.Preferences: "Ctrl+,", QKeySequence.St
 BUSY_DELAY_MS = 250
 
 
-_frozen = False
+_frozen: set[str] = set()
 
 
-def freeze_long_lived() -> None:
+def freeze_long_lived(moment: str) -> None:
     """Exempt every object alive now from Python's full garbage collections (``gc.freeze``).
 
     Start-up leaves about 90,000 objects that live as long as the window (modules, Qt wrappers, SQLAlchemy's
     metadata); each full (generation-2) collection walked them all, 160–210 ms with nothing repainting, and one
     came every few Contact Customers refreshes of 12,400 rows. Frozen objects are still freed by reference
-    counting; only a cycle among them is never collected, so this is done once per process (tests open many
-    windows), after the first main window is painted.
+    counting; only a cycle among them is never collected, so this is done at two moments of a process only
+    (tests open many windows): before the first main window is built (so no full collection walks the modules
+    while it is) and once it is painted (its own widgets and the first reads' objects).
+
+    Args:
+        moment: ``"built"`` or ``"painted"``; a moment already passed does nothing.
     """
-    global _frozen
-    if not _frozen:
-        _frozen = True
+    if moment not in _frozen:
+        _frozen.add(moment)
         gc.freeze()
 
 
@@ -86,6 +89,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        freeze_long_lived("built")
         self.ctx = ctx
         register_all()  # the windows this one (and every window it opens) may open by id
         self.poller: PollerController | None = None
@@ -122,6 +126,11 @@ class MainWindow(QMainWindow):
         # The first read is started by the event loop's next turn, not here: building and showing the window
         # is then one turn and sending the queries another (the window was frozen ~150 ms at 12,400 waiting).
         QTimer.singleShot(0, self, self.start_loading)
+
+    @Slot()
+    def on_first_painted(self) -> None:
+        """After the first paint: freeze what start-up made out of full garbage collections."""
+        freeze_long_lived("painted")
 
     @Slot()
     def start_loading(self) -> None:
@@ -303,7 +312,7 @@ class MainWindow(QMainWindow):
             splitter = window_state_settings().value("mainWindow/splitter")
             if isinstance(splitter, QByteArray):
                 self.workspace.splitter.restoreState(splitter)
-            QTimer.singleShot(0, self, freeze_long_lived)
+            QTimer.singleShot(0, self, self.on_first_painted)
 
     def save_state(self) -> None:
         """Remember the window, splitter and columns."""

@@ -201,11 +201,13 @@ class KeyTips(QObject):
             if not self._ours(watched):
                 return False
             return self._key(event)
-        if self.tips and kind in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel) and self._ours(watched):
+        if not self.tips:
+            return False
+        window = self.ribbon.window()
+        clicked = kind in (QEvent.Type.MouseButtonPress, QEvent.Type.Wheel) and self._ours(watched)
+        if clicked or (kind == QEvent.Type.WindowDeactivate and watched is window):
             self.hide_tips()
-        elif self.tips and kind == QEvent.Type.WindowDeactivate and watched is self.ribbon.window():
-            self.hide_tips()
-        elif self.tips and kind == QEvent.Type.Resize and watched is self.ribbon.window():
+        elif kind == QEvent.Type.Resize and watched is window:
             self.show_tips()  # the buttons moved: the badges follow
         return False
 
