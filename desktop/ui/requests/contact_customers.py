@@ -90,7 +90,7 @@ from desktop.services.requests.printing import PrintBatch, build_notices
 from desktop.ui.context import AppContext
 from desktop.ui.navigation import Window, open_window
 from desktop.ui.notices.delivery_banner import DeliveryBanner
-from desktop.ui.requests.print_notices import NoticePrinter
+from desktop.ui.requests.print_notices import NoticePrinter, PrintJob
 from desktop.ui.widgets.colours import Tone, set_tone, tone_colour
 
 GEOMETRY_KEY = "contactCustomers/geometry"
@@ -617,6 +617,10 @@ class ContactCustomersDialog(QDialog):
         self._busy = False
         self._pending_batch: PrintBatch | None = None
         self._pdf_target: Path | None = None
+        self._pdf_written: Path | None = None
+        self._pdf_warning = ""
+        #: Save as PDF while it writes (a few pages per event-loop turn).
+        self.pdf_job: PrintJob | None = None
         self.call_dialog: CallOutcomeDialog | None = None
         self.confirm_box: QMessageBox | None = None
         self.notice_printer = NoticePrinter(self, paper_size=ctx.settings.paper_size)
@@ -1134,17 +1138,48 @@ class ContactCustomersDialog(QDialog):
             self.show_message(warning, warning=True)
         self._pending_batch = batch
         if self._pdf_target is not None:
-            target, self._pdf_target = self._pdf_target, None
-            try:
-                self.notice_printer.print_to_pdf(batch.pages, target)
-            except Exception as exc:  # the file could not be written: say so, move nothing
-                self._pending_batch = None
-                self._set_busy(False)
-                self.show_message(f"Could not write {target}: {exc}", error=True)
-                return
-            self.ask_printed_confirmation(f"{len(batch.pages)} letter(s) were saved to {target.name}.")
+            self.save_pdf(batch, self._pdf_target, warning)
+            self._pdf_target = None
             return
         self.notice_printer.preview(batch.pages, self)
+
+    def save_pdf(self, batch: PrintBatch, target: Path, warning: str = "") -> None:
+        """Write the batch into ``target`` a few pages per event-loop turn (the form keeps answering); staff are
+        asked whether the letters are right once the file is complete. ``warning`` (requests that get no page)
+        stays in the message bar in front of the progress."""
+        job = self.notice_printer.pdf_job(batch.pages, target)
+        job.progressed.connect(self.on_pdf_progress)
+        job.done.connect(self.on_pdf_done)
+        self.pdf_job = job
+        self._pdf_written = target
+        self._pdf_warning = warning
+        self.on_pdf_progress(0, len(batch.pages))
+        job.start()
+
+    @Slot(int, int)
+    def on_pdf_progress(self, done: int, total: int) -> None:
+        """Say how far Save as PDF is."""
+        name = self._pdf_written.name if self._pdf_written is not None else "the file"
+        progress = f"Saving letters to {name}: {done} of {total} page(s)…"
+        self.show_message(f"{self._pdf_warning} {progress}".strip(), warning=bool(self._pdf_warning))
+
+    @Slot(bool, str)
+    def on_pdf_done(self, ok: bool, message: str) -> None:
+        """The PDF is complete: ask whether it is right; it could not be written: say so, move nothing."""
+        job, self.pdf_job = self.pdf_job, None
+        target, self._pdf_written = self._pdf_written, None
+        if job is not None:
+            job.deleteLater()
+        shown = target.name if target is not None else "the file"
+        if not ok:
+            self._pending_batch = None
+            self._set_busy(False)
+            self.show_message(f"Could not write {target or shown}: {message}", error=True)
+            return
+        if self._pdf_warning:
+            self.show_message(self._pdf_warning, warning=True)
+        count = len(self._pending_batch.pages) if self._pending_batch else 0
+        self.ask_printed_confirmation(f"{count} letter(s) were saved to {shown}.")
 
     @Slot(bool)
     def on_preview_finished(self, printed: bool) -> None:
