@@ -18,8 +18,8 @@ Baseline (the true limit): the same probe on an idle event loop for the same tim
 ratio is the worst action's stall over that. Goal: no stall over 100 ms. Each action is measured ``--runs`` times
 (median of the per-run maxima, and the worst).
 
-Run: ``.venv/bin/python -m bench.ui_stalls [--runs 3] [--quick]`` (``--quick``: 2,000 waiting, 800 in the queue,
-60 pages).
+Run: ``.venv/bin/python -m bench.ui_stalls [--runs 3] [--quick] [--waiting 50000]`` (``--quick``: 2,000 waiting,
+800 in the queue, 60 pages; ``--waiting``: another number of requests awaiting contact).
 """
 
 from __future__ import annotations
@@ -329,8 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each action (median and worst reported)")
     parser.add_argument("--quick", action="store_true", help="2,000 waiting, 800 in the queue, 60 pages")
+    parser.add_argument("--waiting", type=int, default=0, help="requests awaiting contact (e.g. 50000; default 12,400)")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
+    if args.waiting:
+        size = Size(waiting=args.waiting, queue=size.queue, pages=size.pages, other=size.other)
     with scratch_dir() as scratch:
         os.environ.update(isolated_environment(scratch))
         path = scratch / "stalls.sqlite3"
