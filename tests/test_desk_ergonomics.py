@@ -567,6 +567,18 @@ def test_a_key_tip_letter_presses_its_button(qtbot: QtBot, seeded_db: Database, 
         QTest.keyClick(main.workspace.table, getattr(Qt.Key, f"Key_{menu_letter}"))
         qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
         assert shown == [True]
+        assert not main.key_tips.visible
+        # Down while the letters show opens the split button's menu too; Alt again hides the letters
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        _type(main, Qt.Key.Key_Down)
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=5_000)
+        assert shown == [True, True] and not main.key_tips.visible
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        assert main.key_tips.visible
+        _tap_alt(main)
+        assert not main.key_tips.visible and not _shown_badges(main)
         # F10 shows them too; a tab's letter opens that tab and shows its buttons' letters
         main.workspace.table.setFocus()
         _type(main, Qt.Key.Key_F10)
