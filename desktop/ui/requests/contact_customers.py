@@ -200,6 +200,17 @@ def _matches(row: PlainRow, needle: str) -> bool:
     return any(needle in str(text).casefold() for text in _SEARCHED(row))
 
 
+def group_nodes(rows: Sequence[PlainRow], grouped: bool) -> dict[int, tuple[PlainRow, ...]]:
+    """A group's top-level rows: its requests by patron id (``grouped``) or each request by its id, in order.
+    Pure, so a refresh's worker can do it off the GUI thread."""
+    if not grouped:
+        return {row[_ID]: (row,) for row in rows}
+    lists: dict[int, list[PlainRow]] = {}
+    for row in rows:
+        lists.setdefault(row[_PATRON_ID], []).append(row)
+    return {key: tuple(items) for key, items in lists.items()}
+
+
 class ContactTreeModel(QAbstractItemModel):
     """The rows of one group; in the Phone and Mail groups one top-level row per patron, their items below.
 
@@ -375,25 +386,28 @@ class ContactTreeModel(QAbstractItemModel):
         """The rows last given to :meth:`set_rows` (before filtering); a tuple, never changed in place."""
         return self._source
 
-    def set_rows(self, rows: Sequence[PlainRow]) -> None:
+    def set_rows(
+        self, rows: Sequence[PlainRow], *, changed: bool = False, nodes: dict[int, tuple[PlainRow, ...]] | None = None
+    ) -> None:
         """Bring the model to ``rows`` by removing, updating and inserting rows (never a reset; nothing when
-        nothing changed)."""
+        nothing changed).
+
+        Args:
+            changed: the caller knows ``rows`` differ from the rows shown (the refresh's worker compared them).
+            nodes: ``rows`` already grouped by :func:`group_nodes` (on the worker); used when no filter is set.
+                The model takes the dictionary over.
+        """
         rows = tuple(rows)
-        if rows == self._source:
+        if not changed and rows == self._source:
             return
         self._source = rows
-        self._apply()
+        self._apply(None if self._filter else nodes)
 
-    def _apply(self) -> None:
-        shown = [r for r in self._source if _matches(r, self._filter)] if self._filter else self._source
-        wanted: dict[int, tuple[PlainRow, ...]]
-        if self.grouped:
-            lists: dict[int, list[PlainRow]] = {}
-            for row in shown:
-                lists.setdefault(row[_PATRON_ID], []).append(row)
-            wanted = {key: tuple(items) for key, items in lists.items()}
-        else:
-            wanted = {row[_ID]: (row,) for row in shown}
+    def _apply(self, prepared: dict[int, tuple[PlainRow, ...]] | None = None) -> None:
+        wanted = prepared
+        if wanted is None:
+            shown = [r for r in self._source if _matches(r, self._filter)] if self._filter else self._source
+            wanted = group_nodes(shown, self.grouped)
         runs: list[tuple[int, int]] = []  # gone rows as contiguous runs, bottom-up
         end = len(self._keys) - 1
         while end >= 0:
@@ -874,8 +888,10 @@ class ContactCustomersDialog(QDialog):
         for method, model in self.models.items():
             # Unchanged since the worker compared: nothing to do. The model changed meanwhile (another database):
             # set_rows compares for itself.
-            if method not in loaded.unchanged or model.source is not loaded.compared.get(method):
+            if model.source is not loaded.compared.get(method):
                 model.set_rows(groups.group(method))
+            elif method not in loaded.unchanged:
+                model.set_rows(groups.group(method), changed=True, nodes=loaded.nodes.get(method))
         self._update_titles()
         self.summary_label.setText(
             f"{groups.total:,} request(s) awaiting customer contact · updated {groups.loaded_at.astimezone():%H:%M:%S}"
@@ -1317,12 +1333,14 @@ class Loaded:
     Attributes:
         compared: the rows each group showed when the refresh started (the tuples the worker compared with).
         unchanged: the groups whose rows equal those: the GUI thread need not even compare them.
+        nodes: the changed groups' rows grouped for their models (:func:`group_nodes`), unfiltered.
     """
 
     groups: PlainGroups
     retryable: int
     compared: dict[NotificationMethod, tuple[PlainRow, ...]]
     unchanged: frozenset[NotificationMethod]
+    nodes: dict[NotificationMethod, dict[int, tuple[PlainRow, ...]]]
 
 
 #: Rows compared per step on the worker: a comparison of 50,000 rows in one C call would hold the GIL (and the GUI
@@ -1339,11 +1357,12 @@ def _same(new: tuple[PlainRow, ...], old: tuple[PlainRow, ...]) -> bool:
 def _load(db: Database, shown: dict[NotificationMethod, tuple[PlainRow, ...]]) -> Loaded:
     """The worker's part of a refresh: read the list, count the failed e-mails and tell which groups did not
     change since ``shown`` (the models' rows, immutable tuples), all off the GUI thread (at 50,000 waiting the
-    GUI thread's comparison was 25 ms of every 10-second refresh)."""
+    GUI thread's comparison was 25 ms of every 10-second refresh), and group the changed ones for their models."""
     groups = load_contact_rows(db)
     unchanged = frozenset(method for method, rows in shown.items() if _same(groups.group(method), rows))
+    nodes = {m: group_nodes(groups.group(m), m in GROUPED) for m in NotificationMethod if m not in unchanged}
     retryable = sum(1 for r in groups.email if r[_STATE] in RETRYABLE_STATES)
-    return Loaded(groups, retryable, dict(shown), unchanged)
+    return Loaded(groups, retryable, dict(shown), unchanged, nodes)
 
 
 def fit_to_screen(widget: QWidget) -> None:
