@@ -8,6 +8,7 @@ focus chain Tab walks.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
@@ -661,3 +662,21 @@ def test_status_colours_follow_a_palette_switched_while_the_windows_are_open(
     finally:
         QApplication.setPalette(previous)
         close_window(main)
+
+
+# --- 8. no slow work inside the main window's constructor (the stall probe measures the rest: bench/ui_stalls.py)
+
+
+def test_the_main_window_sends_its_first_reads_after_its_constructor(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    from desktop.ui.context import AppContext
+
+    window = MainWindow(AppContext(seeded_db, settings.with_changes(run_poller=False)))
+    try:
+        assert not window.ctx.runner.busy and window.workspace.snapshot is None  # built, nothing asked yet
+        window.show()
+        qtbot.waitUntil(lambda: window.workspace.snapshot is not None and not window.ctx.runner.busy)
+        assert gc.get_freeze_count() > 0  # start-up's objects are out of the full collections' walk
+    finally:
+        close_window(window)

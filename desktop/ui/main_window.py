@@ -61,10 +61,10 @@ def freeze_long_lived(moment: str) -> None:
     came every few Contact Customers refreshes of 12,400 rows. Frozen objects are still freed by reference
     counting; only a cycle among them is never collected, so this is done at two moments of a process only
     (tests open many windows): before the first main window is built (so no full collection walks the modules
-    while it is) and once it is painted (its own widgets and the first reads' objects).
+    while it is) and on the event-loop turn after it is first shown (its own widgets).
 
     Args:
-        moment: ``"built"`` or ``"painted"``; a moment already passed does nothing.
+        moment: ``"built"`` or ``"shown"``; a moment already passed does nothing.
     """
     if moment not in _frozen:
         _frozen.add(moment)
@@ -128,9 +128,9 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self, self.start_loading)
 
     @Slot()
-    def on_first_painted(self) -> None:
-        """After the first paint: freeze what start-up made out of full garbage collections."""
-        freeze_long_lived("painted")
+    def on_first_shown(self) -> None:
+        """The turn after the first show: freeze what start-up made out of full garbage collections."""
+        freeze_long_lived("shown")
 
     @Slot()
     def start_loading(self) -> None:
@@ -312,7 +312,7 @@ class MainWindow(QMainWindow):
             splitter = window_state_settings().value("mainWindow/splitter")
             if isinstance(splitter, QByteArray):
                 self.workspace.splitter.restoreState(splitter)
-            QTimer.singleShot(0, self, self.on_first_painted)
+            QTimer.singleShot(0, self, self.on_first_shown)
 
     def save_state(self) -> None:
         """Remember the window, splitter and columns."""
