@@ -3,6 +3,8 @@
 ``python -m tests.screen_fit_probe FOLDER`` (run by ``test_desk_ergonomics.py`` with ``QT_SCALE_FACTOR`` and an
 offscreen screen of a given size: Qt reads both when the QApplication is built, so a test cannot change them in
 its own process). The last line of output is JSON: the screen's available geometry and each window's frame.
+Besides the windows :mod:`tests.window_walk` opens, it opens the ones reached outside the main window's
+navigation (:data:`EXTRA_WINDOWS`): the ILLiad import dialog, the opening window and the start-up problem page.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import keyring
 from keyring.backends.null import Keyring as NullKeyring
 from PySide6.QtWidgets import QWidget
 
+#: Windows not opened by id: the ILLiad import (from Import CSV), and the two start-up windows (before any).
+EXTRA_WINDOWS = ("illiad_import", "opening", "startup_problem")
+
 
 def _scrolled(widget: QWidget, window: QWidget) -> bool:
     """Inside a scroll area (or a view's header): reached by scrolling, not expected on screen at once."""
@@ -28,6 +33,25 @@ def _scrolled(widget: QWidget, window: QWidget) -> bool:
             return True
         parent = parent.parentWidget()
     return False
+
+
+def _extra_windows(main: QWidget) -> dict[str, QWidget]:
+    """The :data:`EXTRA_WINDOWS`, shown the way the app shows them."""
+    from desktop.ui.admin.illiad_import_wizard import open_illiad_import
+    from desktop.ui.admin.opening_window import OpeningWindow
+    from desktop.ui.admin.startup_problem import StartupProblemDialog
+    from desktop.ui.main_window import MainWindow
+
+    assert isinstance(main, MainWindow)
+    opening = OpeningWindow("/home/staff/.local/share/Callslip/callslip.sqlite3")
+    opening.show()
+    problem = StartupProblemDialog(
+        "Callslip cannot open the database /srv/ill/callslip.sqlite3: the file does not exist. Create a new, empty "
+        "database there, choose another one in Settings, or try again once the share is back.",
+        can_create=True,
+    )
+    problem.show()
+    return {"illiad_import": open_illiad_import(main.ctx, main), "opening": opening, "startup_problem": problem}
 
 
 def main(folder: Path) -> int:
@@ -58,6 +82,7 @@ def main(folder: Path) -> int:
     main.show()
     wait(lambda: main.workspace.snapshot is not None and not main.ctx.runner.busy)
     windows = open_every_window(main, db, wait)
+    windows.update(_extra_windows(main))
     app.processEvents()
     area = main.screen().availableGeometry()
     frames = {}

@@ -8,6 +8,7 @@ focus chain Tab walks.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt
+from PySide6.QtCore import QModelIndex, QPoint, QRect, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QImage, QKeySequence, QPalette
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QStyleFactory,
     QTableView,
     QTabWidget,
+    QToolButton,
     QWidget,
 )
 from pytestqt.qtbot import QtBot
@@ -42,9 +45,12 @@ from desktop.config import Settings
 from desktop.services.database import Database
 from desktop.services.notices.template_admin import TemplateProblem
 from desktop.ui.main_window import MainWindow
+from desktop.ui.navigation import Window
 from desktop.ui.widgets.colours import MINIMUM_CONTRAST, TONE_PROPERTY, Tone, contrast_ratio, readable, set_tone
 from desktop.ui.widgets.focus import before
+from desktop.ui.widgets.key_tips import KEY_TIP_PROPERTY
 from tests.main_window_helpers import close_window, open_window
+from tests.screen_fit_probe import EXTRA_WINDOWS
 from tests.window_walk import TEMPLATE_EDITOR, TITLES, close_every_window, open_every_window, shortcuts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -450,7 +456,7 @@ def test_every_window_opens_on_the_screen(scale: str, tmp_path: Path) -> None:
     area = QRect(*report["available"])
     assert area.width() == 1920 // int(scale)
     off = {name: rect for name, rect in report["windows"].items() if not area.contains(QRect(*rect))}
-    assert len(report["windows"]) == len(TITLES)
+    assert len(report["windows"]) == len(TITLES) + len(EXTRA_WINDOWS)
     assert not off, f"windows not on the {area} screen: {off}"
     assert not report["clipped"], f"buttons outside their window: {report['clipped']}"
 
@@ -469,3 +475,208 @@ def test_a_changed_field_is_tinted_and_its_text_readable(
     assert palette.color(QPalette.ColorRole.Base) != before_tint
     ratio = contrast_ratio(palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base))
     assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: {ratio:.1f}:1"
+
+
+# --- 6. ribbon key tips ----------------------------------------------------------------------------------------
+
+
+def _tap_alt(window: QWidget) -> None:
+    """Press and release Alt alone, where the keyboard focus is (as a keyboard does)."""
+    target = QApplication.focusWidget() or window
+    QTest.keyPress(target, Qt.Key.Key_Alt, Qt.KeyboardModifier.AltModifier)
+    QTest.keyRelease(target, Qt.Key.Key_Alt)
+
+
+def _type(window: QWidget, key: Qt.Key) -> None:
+    QTest.keyClick(QApplication.focusWidget() or window, key)
+
+
+def _letter(main: MainWindow, button: QAbstractButton, *, menu: bool = False) -> str:
+    return next(tip.letter for tip in main.key_tips.tips.values() if tip.button is button and tip.menu is menu)
+
+
+def _shown_badges(main: MainWindow) -> dict[str, QLabel]:
+    return {
+        str(badge.property(KEY_TIP_PROPERTY)): badge
+        for badge in main.findChildren(QLabel)
+        if badge.property(KEY_TIP_PROPERTY) and badge.isVisible()
+    }
+
+
+def test_alt_shows_a_readable_badge_over_every_ribbon_button_and_tab(
+    palette_name: str, qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        assert not _shown_badges(main)
+        _tap_alt(main)
+        badges = _shown_badges(main)
+        page = main.ribbon.currentWidget()
+        buttons = [b for b in page.findChildren(QToolButton) if b.isVisible()]
+        assert len(buttons) >= 9
+        targets = {tip.button for tip in main.key_tips.tips.values() if tip.button is not None}
+        assert targets == set(buttons)
+        # one badge per button, one more for the split button's menu half, one per tab; every letter different
+        assert len(badges) == len(buttons) + 1 + main.ribbon.count() == len(main.key_tips.tips)
+        tab_letters = {"B", "Y"}  # the tabs' own mnemonics (&Borrowing, S&ystem): Alt+B and Alt+Y stay theirs
+        assert {tip.letter for tip in main.key_tips.tips.values() if tip.tab is not None} == tab_letters
+        assert not {tip.letter for tip in main.key_tips.tips.values() if tip.button is not None} & tab_letters
+        image = main.grab().toImage()
+        for letter, badge in badges.items():
+            # over its button, on the window, and readable: its text against the background it paints
+            rect = QRect(badge.mapTo(main, QPoint(0, 0)), badge.size())
+            assert main.rect().contains(rect), letter
+            inner = rect.adjusted(2, 2, -2, -2)
+            ratio = contrast_ratio(
+                badge.palette().color(QPalette.ColorRole.WindowText), _rendered_background(image, inner)
+            )
+            assert ratio >= MINIMUM_CONTRAST, f"{palette_name}: key tip {letter} {ratio:.1f}:1"
+        refresh = _shown_badges(main)[_letter(main, main.refresh_button)]
+        centre = refresh.mapTo(main, refresh.rect().center())
+        assert QRect(main.refresh_button.mapTo(main, QPoint(0, 0)), main.refresh_button.size()).contains(centre)
+        _type(main, Qt.Key.Key_Escape)
+        assert not _shown_badges(main)
+        assert not main.key_tips.visible
+    finally:
+        close_window(main)
+
+
+def test_a_key_tip_letter_presses_its_button(qtbot: QtBot, seeded_db: Database, settings: Settings) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        letter = _letter(main, main.refresh_button)
+        assert letter == "R"  # &Refresh: the letter its action underlines
+        with qtbot.waitSignal(main.refresh_action.triggered, timeout=5_000):
+            _type(main, getattr(Qt.Key, f"Key_{letter}"))
+        assert not main.key_tips.visible  # pressed: the badges go
+        qtbot.waitUntil(lambda: not main.ctx.runner.busy)
+        # the split button's menu half has a letter of its own, and opens the menu
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        menu_letter = _letter(main, main.contact_button, menu=True)
+        assert menu_letter != _letter(main, main.contact_button)
+        shown: list[bool] = []
+
+        def close_menu() -> None:  # the menu runs a loop of its own: closed from inside it
+            shown.append(main.contact_menu.isVisible())
+            main.contact_menu.close()
+
+        main.contact_menu.aboutToShow.connect(lambda: QTimer.singleShot(0, close_menu))
+        QTest.keyClick(main.workspace.table, getattr(Qt.Key, f"Key_{menu_letter}"))
+        qtbot.waitUntil(lambda: bool(shown), timeout=5_000)
+        assert shown == [True]
+        assert not main.key_tips.visible
+        # Down while the letters show opens the split button's menu too; Alt again hides the letters
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        _type(main, Qt.Key.Key_Down)
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=5_000)
+        assert shown == [True, True] and not main.key_tips.visible
+        main.workspace.table.setFocus()
+        _tap_alt(main)
+        assert main.key_tips.visible
+        _tap_alt(main)
+        assert not main.key_tips.visible and not _shown_badges(main)
+        # F10 shows them too; a tab's letter opens that tab and shows its buttons' letters
+        main.workspace.table.setFocus()
+        _type(main, Qt.Key.Key_F10)
+        assert main.key_tips.visible
+        _type(main, Qt.Key.Key_Y)
+        assert main.ribbon.currentIndex() == 1
+        system_buttons = {tip.button for tip in main.key_tips.tips.values() if tip.button is not None}
+        assert system_buttons == set(main.ribbon.currentWidget().findChildren(QToolButton))
+        # a letter with no badge does nothing (the badges stay); a click hides them
+        free = next(c for c in "QXZJKWV" if c not in main.key_tips.tips)
+        _type(main, getattr(Qt.Key, f"Key_{free}"))
+        assert main.key_tips.visible
+        QTest.mouseClick(main.workspace.queue_tree.viewport(), Qt.MouseButton.LeftButton)
+        assert not main.key_tips.visible
+    finally:
+        main.ribbon.setCurrentIndex(0)
+        close_window(main)
+
+
+def test_alt_with_a_letter_still_opens_the_tab_and_shows_no_key_tips(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        main.workspace.table.setFocus()
+        target = QApplication.focusWidget() or main
+        QTest.keyPress(target, Qt.Key.Key_Alt, Qt.KeyboardModifier.AltModifier)
+        QTest.keyClick(target, Qt.Key.Key_Y, Qt.KeyboardModifier.AltModifier)
+        QTest.keyRelease(target, Qt.Key.Key_Alt)
+        assert main.ribbon.currentIndex() == 1
+        assert not main.key_tips.visible
+        assert not _shown_badges(main)
+    finally:
+        main.ribbon.setCurrentIndex(0)
+        close_window(main)
+
+
+# --- 7. the palette changes while windows are open -------------------------------------------------------------
+
+
+def test_status_colours_follow_a_palette_switched_while_the_windows_are_open(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    """Light at start, dark in the evening: the ribbon captions (muted tone), the Contact Customers message banner
+    and the request list's error banner are measured against what is drawn after the switch."""
+    previous = QApplication.palette()
+    QApplication.setPalette(light_palette())
+    main = open_window(qtbot, seeded_db, settings)
+    try:
+        contact = main.open(Window.CONTACT_CUSTOMERS)
+        qtbot.waitUntil(lambda: not main.ctx.runner.busy)
+        contact.show_message("Print failed: no printer.", error=True)
+        main.workspace.error_label.setText("Could not read the database: it is locked.")
+        main.workspace.error_banner.show()
+        caption = next(label for label in main.findChildren(QLabel) if label.objectName() == "ribbonCaption")
+        labels = {"caption": (main, caption), "message": (contact, contact.message_label),
+                  "error": (main, main.workspace.error_label)}  # fmt: skip
+
+        def worst() -> tuple[float, str]:
+            ratios = []
+            for name, (window, label) in labels.items():
+                window.repaint()
+                image = window.grab().toImage()
+                rect = QRect(label.mapTo(window, QPoint(0, 0)), label.size()).adjusted(1, 1, -1, -1)
+                ratios.append((contrast_ratio(_text_colour(label), _rendered_background(image, rect)), name))
+            return min(ratios)
+
+        assert worst()[0] >= MINIMUM_CONTRAST
+        QApplication.setPalette(dark_palette())
+        QApplication.processEvents()  # the new palette reaches every widget; the colours follow on the next turn
+        QApplication.processEvents()
+        ratio, name = worst()
+        assert ratio >= MINIMUM_CONTRAST, f"{name}: {ratio:.1f}:1 after the switch to dark"
+        QApplication.setPalette(light_palette())
+        QApplication.processEvents()
+        QApplication.processEvents()
+        ratio, name = worst()
+        assert ratio >= MINIMUM_CONTRAST, f"{name}: {ratio:.1f}:1 back in light"
+        contact.close()
+    finally:
+        QApplication.setPalette(previous)
+        close_window(main)
+
+
+# --- 8. no slow work inside the main window's constructor (the stall probe measures the rest: bench/ui_stalls.py)
+
+
+def test_the_main_window_sends_its_first_reads_after_its_constructor(
+    qtbot: QtBot, seeded_db: Database, settings: Settings
+) -> None:
+    from desktop.ui.context import AppContext
+
+    window = MainWindow(AppContext(seeded_db, settings.with_changes(run_poller=False)))
+    try:
+        assert not window.ctx.runner.busy and window.workspace.snapshot is None  # built, nothing asked yet
+        window.show()
+        qtbot.waitUntil(lambda: window.workspace.snapshot is not None and not window.ctx.runner.busy)
+        assert gc.get_freeze_count() > 0  # start-up's objects are out of the full collections' walk
+    finally:
+        close_window(window)

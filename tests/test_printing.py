@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
@@ -24,6 +24,7 @@ from desktop.services.notices.templates import PRINT_NOTICE
 from desktop.services.requests.contact_customers import load_contact_customers
 from desktop.services.requests.printing import build_notices, split_blocks
 from desktop.services.requests.status import route_request
+from desktop.ui.requests import print_notices
 from desktop.ui.requests.contact_customers import ContactCustomersDialog
 from desktop.ui.requests.print_notices import NoticePreviewDialog, NoticePrinter, render_page_image
 from tests.contact_customers_helpers import ctx, dialog
@@ -267,3 +268,52 @@ def test_notices_render_and_print_on_postgresql(pg_db: Database, qtbot: QtBot, t
     assert NoticePrinter().print_to_pdf(batch.pages, pdf) == len(rows) == len(PdfReader(pdf).pages)
     moved = mark_printed(pg_db, list(batch.request_ids), "tester").moved
     assert {c.to_status for c in moved} == {MAILED} and len(moved) == len(rows)
+
+
+def test_save_as_pdf_writes_in_steps_while_the_form_keeps_answering(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same PDF as one-go printing (pages, text), written one page per event-loop turn: a timer on the GUI
+    thread keeps ticking between the pages, and the progress is said."""
+    monkeypatch.setattr(print_notices, "PRINT_SLICE_SECONDS", 0.0)  # one page per turn, whatever the machine
+    chosen = printable_rows(dialog, 6)
+    reference = tmp_path / "reference.pdf"
+    ids = sorted(r.request_id for m in dialog.models.values() for r in m.rows() if r.transaction_number in chosen)
+    batch = build_notices(seeded_db, ids, region=dialog.ctx.settings.phone_region)
+    assert NoticePrinter().print_to_pdf(batch.pages, reference) == 6
+
+    dialog.select_requests(chosen)
+    ticks: list[int] = []
+    progress: list[tuple[int, int]] = []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: ticks.append(dialog.pdf_job.running if dialog.pdf_job is not None else -1))
+    timer.start()
+    pdf = tmp_path / "saved.pdf"
+    dialog.print_selected(pdf)
+    qtbot.waitUntil(lambda: dialog.pdf_job is not None, timeout=10_000)
+    job = dialog.pdf_job
+    assert job is not None
+    job.progressed.connect(lambda done, total: progress.append((done, total)))
+    qtbot.waitUntil(lambda: dialog.confirm_box is not None, timeout=10_000)
+    timer.stop()
+    assert ticks.count(True) >= 5  # the loop turned between the pages: the form answered while the file grew
+    assert progress[-1] == (6, 6) and len(progress) >= 2  # said page by page (the first ones before we listened)
+    saved, expected = PdfReader(pdf), PdfReader(reference)
+    assert len(saved.pages) == len(expected.pages) == 6
+    assert [plain(p.extract_text()) for p in saved.pages] == [plain(p.extract_text()) for p in expected.pages]
+    assert dialog.confirm_box is not None and "6 letter(s) were saved to saved.pdf" in dialog.confirm_box.text()
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, WAITING)  # nothing moves before staff confirm
+    dialog.confirm_box.button(QMessageBox.StandardButton.No).click()
+
+
+def test_save_as_pdf_to_a_folder_that_does_not_exist_says_so_and_moves_nothing(
+    dialog: ContactCustomersDialog, seeded_db: Database, qtbot: QtBot, tmp_path: Path
+) -> None:
+    chosen = printable_rows(dialog, 2)
+    dialog.select_requests(chosen)
+    dialog.print_selected(tmp_path / "no such folder" / "x.pdf")
+    qtbot.waitUntil(lambda: "Could not write" in dialog.last_message, timeout=10_000)
+    assert dialog.confirm_box is None and dialog.pdf_job is None
+    assert statuses(seeded_db, chosen) == dict.fromkeys(chosen, WAITING)
+    assert dialog.save_pdf_button.isEnabled()

@@ -15,11 +15,12 @@ from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from desktop.config import config_path
-
 
 def window_state_settings() -> QSettings:
     """Where window geometry is remembered: beside the user's settings file (per user, per test)."""
+    # Imported here so the opening window, painted before anything but Qt is loaded, can fit itself too.
+    from desktop.config import config_path
+
     return QSettings(str(config_path().with_name("window-state.ini")), QSettings.Format.IniFormat)
 
 
@@ -28,9 +29,15 @@ def restore_geometry(widget: QWidget, key: str) -> None:
     geometry = window_state_settings().value(key)
     if isinstance(geometry, QByteArray):
         widget.restoreGeometry(geometry)
+    keep_on_screen(widget)
+
+
+def keep_on_screen(widget: QWidget) -> None:
+    """Fit ``widget`` (a window) to its screen now and, if it is not shown yet, again once it is shown (then its
+    frame is known): for windows that remember no geometry (the opening window, start-up and import dialogs)."""
     fit_to_screen(widget)
     if not widget.isVisible():
-        widget.installEventFilter(_FitOnShow(widget))  # again once shown, when its frame is known
+        widget.installEventFilter(_FitOnShow(widget))
 
 
 def save_geometry(widget: QWidget, key: str) -> None:

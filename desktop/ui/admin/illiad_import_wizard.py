@@ -34,6 +34,7 @@ from desktop.services.admin.illiad_import import MigrationReport
 from desktop.services.database import Database
 from desktop.ui.context import AppContext
 from desktop.ui.widgets.colours import Tone, set_tone
+from desktop.ui.window_state import keep_on_screen
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class IllIadImportDialog(QDialog):
         root.addLayout(buttons)
         self.folderEdit.textChanged.connect(self._forget)
         self.mapEdit.textChanged.connect(self._forget)
+        keep_on_screen(self)  # 820×600 plus its frame does not fit 960×600 (1920×1200 at 200 %)
 
     @property
     def busy(self) -> bool:

@@ -3,13 +3,16 @@
 Opening a database (and importing SQLAlchemy, checking the schema, perhaps upgrading it) takes from a fraction of a
 second to minutes on a slow network share; a window that appears only afterwards looks like a program that did not
 start. This window appears first, says which database is being opened, and is replaced by the main window. It
-imports nothing but Qt, so it can be painted before the heavy modules are loaded.
+imports nothing but Qt (and the Qt-only :mod:`window_state`), so it can be painted before the heavy modules are
+loaded.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QMainWindow, QProgressBar, QVBoxLayout, QWidget
+
+from desktop.ui.window_state import keep_on_screen
 
 
 class OpeningWindow(QMainWindow):
@@ -49,6 +52,7 @@ class OpeningWindow(QMainWindow):
         self.setCentralWidget(body)
         self._painted = False
         self.installEventFilter(self)
+        keep_on_screen(self)  # 1280×780 does not fit 960×600 (a 1920×1200 screen at 200 %)
 
     def set_status(self, text: str) -> None:
         """Say what start-up is doing now (one short sentence)."""

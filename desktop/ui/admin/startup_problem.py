@@ -13,6 +13,8 @@ from enum import StrEnum
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from desktop.ui.window_state import keep_on_screen
+
 
 class StartupChoice(StrEnum):
     """What staff chose on the page."""
@@ -55,6 +57,7 @@ class StartupProblemDialog(QDialog):
         buttons.addWidget(self.quitButton)
         layout.addLayout(buttons)
         (self.createButton if can_create else self.settingsButton).setDefault(True)
+        keep_on_screen(self)
 
     def _button(self, text: str, name: str, choice: StartupChoice) -> QPushButton:
         button = QPushButton(text, self)

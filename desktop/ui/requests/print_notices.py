@@ -704,16 +704,26 @@ class NoticePrinter(QObject):
         dialog.open()
         return dialog
 
-    def print_to_pdf(self, pages: Sequence[NoticePage], path: Path) -> int:
-        """Print straight to a PDF file (Save as PDF, and tests); returns the number of pages."""
-        self._pages = tuple(pages)
+    def _pdf_printer(self, path: Path) -> QPrinter:
         printer = QPrinter(QPrinter.PrinterMode.HighResolution)
         printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
         printer.setPageLayout(self._printer.pageLayout())
         printer.setOutputFileName(str(path))
         printer.setCreator("Callslip")
         printer.setDocName("Interlibrary loan notices")
-        return paint_notices(printer, self._pages)
+        return printer
+
+    def print_to_pdf(self, pages: Sequence[NoticePage], path: Path) -> int:
+        """Print straight to a PDF file in one go (the headless path, and tests); returns the number of pages."""
+        self._pages = tuple(pages)
+        return paint_notices(self._pdf_printer(path), self._pages)
+
+    def pdf_job(self, pages: Sequence[NoticePage], path: Path) -> PrintJob:
+        """A :class:`PrintJob` writing ``pages`` into a PDF file a few pages per event-loop turn (Save as PDF:
+        281 letters took the window away for seconds in one go). Not started: connect its signals, then call
+        :meth:`PrintJob.start`. The job keeps its printer (Qt crashes if a printer goes while it is painted on)."""
+        self._pages = tuple(pages)
+        return PrintJob(self._pdf_printer(path), self._pages, self)
 
     @Slot(int)
     def on_preview_finished(self, result: int) -> None:

@@ -7,6 +7,10 @@ tone starts from a familiar hue and is lightened or darkened until it has WCAG c
 
 Widgets that show a status carry the dynamic property ``statusTone`` (see :func:`set_tone`), so tests can find
 every one of them and measure it.
+
+The colours are computed once, into style sheets, from the palette in use at the time; when the palette changes
+while a window is open (the desktop switches to dark mode in the evening), :class:`PaletteFollower` computes them
+again for every widget that carries a tone, a banner tone or a changed-field tint.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -22,6 +27,9 @@ MINIMUM_CONTRAST = 4.5
 
 #: The dynamic property naming a widget's tone (``"error"``, ``"warning"``, ``"ok"``, ``"muted"``).
 TONE_PROPERTY = "statusTone"
+#: How a tone was applied, for re-applying it when the palette changes: ``"text"``, ``"banner"``, ``"frame"``, or
+#: ``"text:<role number>"`` (drawn on that palette role).
+_HOW_PROPERTY = "statusToneHow"
 
 
 class Tone(StrEnum):
@@ -137,12 +145,18 @@ def set_tone(
         role: the palette role it is drawn on (Window unless told; Base for lists and tables).
     """
     widget.setProperty(TONE_PROPERTY, tone.value if tone is not None else "")
+    widget.setProperty(_HOW_PROPERTY, "banner" if banner else "text" if role is None else f"text:{role.value}")
+    PaletteFollower.ensure()
     if tone is None:
         widget.setStyleSheet("")
     elif banner:
         widget.setStyleSheet(banner_style(tone, widget, extra="padding: 6px;"))
     else:
         widget.setStyleSheet(tone_style(tone, widget, role))
+
+
+#: The dynamic property naming a banner frame's tone (its labels carry :data:`TONE_PROPERTY`).
+_FRAME_TONE_PROPERTY = "bannerTone"
 
 
 def set_banner_frame(frame: QWidget, tone: Tone | None, labels: Sequence[QWidget] = ()) -> None:
@@ -155,6 +169,8 @@ def set_banner_frame(frame: QWidget, tone: Tone | None, labels: Sequence[QWidget
     name = frame.objectName()
     for label in labels:
         label.setProperty(TONE_PROPERTY, tone.value if tone is not None else "")
+    frame.setProperty(_FRAME_TONE_PROPERTY, tone.value if tone is not None else "")
+    PaletteFollower.ensure()
     if tone is None:
         frame.setStyleSheet("")
         return
@@ -189,8 +205,87 @@ def set_modified_tint(widget: QWidget, on: bool) -> None:
     the first key press, so a check of it never saw a change and the tint never came).
     """
     widget.setProperty("unsaved", on)
+    PaletteFollower.ensure()
     if not on:
         widget.setStyleSheet("")
         return
     text, background = modified_field_colours(widget)
     widget.setStyleSheet(f"background: {background.name()}; color: {text.name()};")
+
+
+def key_tip_colours(widget: QWidget | None = None, enabled: bool = True) -> tuple[QColor, QColor, QColor]:
+    """(text, background, border) of a ribbon key tip badge: the palette's tooltip colours, the text brought to
+    4.5:1 on them (a disabled button's badge too: it is read to know the letter is there but does nothing)."""
+    palette = widget.palette() if widget is not None else QApplication.palette()
+    background = palette.color(QPalette.ColorRole.ToolTipBase)
+    text = palette.color(QPalette.ColorRole.ToolTipText)
+    if not enabled:
+        text = _BASE[Tone.MUTED]
+    border = readable(palette.color(QPalette.ColorRole.WindowText), background, 3.0)  # a non-text element: 3:1
+    return readable(text, background), background, border
+
+
+def reapply_colours(widgets: Sequence[QWidget] | None = None) -> int:
+    """Compute every tone, banner and changed-field tint again from the palettes in use now; how many widgets.
+
+    Args:
+        widgets: the widgets to look at (every widget of the application unless told).
+    """
+    done = 0
+    for widget in widgets if widgets is not None else QApplication.allWidgets():
+        tone = widget.property(TONE_PROPERTY)
+        how = widget.property(_HOW_PROPERTY)
+        if tone and how:
+            role = QPalette.ColorRole(int(how.split(":", 1)[1])) if str(how).startswith("text:") else None
+            set_tone(widget, Tone(tone), banner=how == "banner", role=role)
+            done += 1
+        frame_tone = widget.property(_FRAME_TONE_PROPERTY)
+        if frame_tone:
+            labels = [w for w in widget.findChildren(QWidget) if w.property(TONE_PROPERTY) == frame_tone]
+            set_banner_frame(widget, Tone(frame_tone), labels)
+            done += 1
+        if widget.property("unsaved") is True:
+            set_modified_tint(widget, True)
+            done += 1
+    return done
+
+
+class PaletteFollower(QObject):
+    """Follows the application's palette and re-applies every colour computed from the old one.
+
+    One per application, made by the first tone set (:meth:`ensure`); it listens to the application's
+    ``paletteChanged`` (a signal, not an event filter: a filter on the application would run Python for every
+    event of every widget). The work waits for the event loop's next turn: by then every widget has taken the
+    new palette, so the colours are computed against it.
+    """
+
+    _instance: PaletteFollower | None = None
+
+    @classmethod
+    def ensure(cls) -> None:
+        """Make the follower for the running application, once."""
+        app = QApplication.instance()
+        if app is None or (cls._instance is not None and cls._instance.parent() is app):
+            return
+        follower = cls(app)
+        assert isinstance(app, QApplication)
+        app.paletteChanged.connect(follower.on_palette_changed)
+        cls._instance = follower
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self._pending = False
+
+    @Slot(QPalette)
+    def on_palette_changed(self, _palette: QPalette) -> None:
+        """The palette changed: re-apply the colours on the next turn (several changes in a row: once)."""
+        if not self._pending:
+            self._pending = True
+            QTimer.singleShot(0, self, self.reapply)
+
+    @Slot()
+    def reapply(self) -> None:
+        """Re-apply (see :func:`reapply_colours`)."""
+        self._pending = False
+        QApplication.sendPostedEvents()  # the widgets' own palette changes are queued: let them land first
+        reapply_colours()

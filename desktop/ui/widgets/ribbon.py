@@ -1,7 +1,8 @@
 """A ribbon like ILLiad's: tabs of grouped, large tool buttons with the group's caption underneath.
 
 A :class:`QTabWidget` of :class:`RibbonGroup` rows is all it takes; each button is a :class:`QToolButton` bound to a
-:class:`QAction`, so shortcuts, tooltips and enabled state live in one place (the action).
+:class:`QAction`, so shortcuts, tooltips and enabled state live in one place (the action). Key tips (Alt or F10,
+then a letter per button) are :mod:`desktop.ui.widgets.key_tips`, which reads the buttons this module lays out.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ ICON_SIZE = QSize(32, 32)
 def ribbon_button(action: QAction, object_name: str) -> QToolButton:
     """A large text-under-icon button that triggers ``action`` and mirrors its state.
 
-    Its tooltip names the action's shortcut, so the mouse teaches the keyboard (the ribbon has no key tips).
+    Its tooltip names the action's shortcut, so the mouse teaches the keyboard (key tips give every button a
+    letter as well: :mod:`desktop.ui.widgets.key_tips`).
     """
     keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
     if keys and keys not in action.toolTip():
