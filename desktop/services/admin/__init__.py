@@ -6,6 +6,7 @@ Offers (``__all__``): ``csv_import`` and ``csv_export`` (ILLiad field names, dry
 ``shelf_settings`` (each pickup location's shelf policy and the closed days), ``sms_settings`` (the library's
 SMS transport, limits and quiet hours), ``digest_settings`` (whether and how long a patron's arrivals wait to go
 out as one message).
+Inside only: ``json_setting`` (one shared setting kept as a JSON value, saved without undoing another's save).
 ``illiad_import`` (ILLiad's table exports with their history), ``illiad_templates``
 (ILLiad notification templates converted). (Opening a database is ``desktop.services.database``: every package uses it.)
 """

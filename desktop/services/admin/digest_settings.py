@@ -9,18 +9,16 @@ the notices may run on any computer.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desktop.db.engine import Database
-from desktop.db.models import SystemSetting
 from desktop.domain.clock import utcnow
-from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.admin.json_setting import read_json_setting, store_json_setting
+from desktop.services.errors import ValidationError
 
 DIGEST_KEY = "digest"
 MIN_WINDOW_MINUTES = 1
@@ -67,13 +65,7 @@ def _as_json(settings: DigestSettings) -> dict[str, Any]:
 
 def read_digest_settings(session: Session) -> DigestSettings:
     """The shared digest settings in the caller's session (the defaults when never saved or damaged)."""
-    row = session.get(SystemSetting, DIGEST_KEY)
-    if row is None:
-        return DigestSettings()
-    try:
-        return digest_settings_from(json.loads(row.value))
-    except ValueError:
-        return DigestSettings()
+    return read_json_setting(session, DIGEST_KEY, digest_settings_from)
 
 
 def load_digest_settings(db: Database) -> DigestSettings:
@@ -104,19 +96,7 @@ def save_digest_settings(
     problems = validate_digest(new)
     if problems:
         raise ValidationError("Digest settings not saved:\n" + "\n".join(f"• {m}" for m in problems.values()), problems)
-    when = now or utcnow()
-    with db.write() as session:
-        row = session.scalar(select(SystemSetting).where(SystemSetting.key == DIGEST_KEY))
-        current = read_digest_settings(session)
-        if _as_json(current) not in (_as_json(original), _as_json(new)):
-            who = row.updated_by if row is not None else "another workstation"
-            raise ConcurrentEditError(
-                f"the digest settings were changed by {who} while you were editing; nothing was saved. "
-                "Reopen the Customization Manager to see the current values."
-            )
-        value = json.dumps(_as_json(new))
-        if row is None:
-            session.add(SystemSetting(key=DIGEST_KEY, value=value, updated_by=changed_by, updated_at=when))
-        else:
-            row.value, row.updated_by, row.updated_at = value, changed_by, when
+    store_json_setting(db, DIGEST_KEY, original=_as_json(original), new=_as_json(new),
+                       normalise=lambda data: _as_json(digest_settings_from(data)), what="the digest settings",
+                       changed_by=changed_by, now=now or utcnow())  # fmt: skip
     return load_digest_settings(db)

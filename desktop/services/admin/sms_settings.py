@@ -11,21 +11,18 @@ the OS keyring of each computer that sends (service ``callslip-sms-provider``, a
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-
 from desktop.db.engine import Database
-from desktop.db.models import SystemSetting
 from desktop.domain.clock import utcnow
 from desktop.domain.quiet_hours import QuietHours, QuietHoursError, parse_time
 from desktop.domain.sms_text import DEFAULT_MAX_SEGMENTS, fit_to_segments
 from desktop.secrets import get_secret, set_secret
-from desktop.services.errors import ConcurrentEditError, ValidationError
+from desktop.services.admin.json_setting import read_json_setting, store_json_setting
+from desktop.services.errors import ValidationError
 from desktop.services.notices.sms_transports import (
     DEFAULT_SMS_GATEWAYS,
     TWILIO_API_BASE,
@@ -124,13 +121,7 @@ def _as_json(settings: SmsSettings) -> dict[str, Any]:
 def load_sms_settings(db: Database) -> SmsSettings:
     """The shared SMS settings (the defaults when never saved or damaged)."""
     with db.read() as session:
-        row = session.get(SystemSetting, SMS_KEY)
-        if row is None:
-            return SmsSettings()
-        try:
-            return sms_settings_from(json.loads(row.value))
-        except ValueError:
-            return SmsSettings()
+        return read_json_setting(session, SMS_KEY, sms_settings_from)
 
 
 def validate_sms(settings: SmsSettings) -> dict[str, str]:
@@ -164,26 +155,9 @@ def save_sms_settings(
     problems = validate_sms(new)
     if problems:
         raise ValidationError("SMS settings not saved:\n" + "\n".join(f"• {m}" for m in problems.values()), problems)
-    when = now or utcnow()
-    with db.write() as session:
-        row = session.scalar(select(SystemSetting).where(SystemSetting.key == SMS_KEY))
-        current = SmsSettings()
-        if row is not None:
-            try:
-                current = sms_settings_from(json.loads(row.value))
-            except ValueError:
-                current = SmsSettings()
-        if _as_json(current) not in (_as_json(original), _as_json(new)):
-            who = row.updated_by if row is not None else "another workstation"
-            raise ConcurrentEditError(
-                f"the SMS settings were changed by {who} while you were editing; nothing was saved. "
-                "Reopen the Customization Manager to see the current values."
-            )
-        value = json.dumps(_as_json(new))
-        if row is None:
-            session.add(SystemSetting(key=SMS_KEY, value=value, updated_by=changed_by, updated_at=when))
-        else:
-            row.value, row.updated_by, row.updated_at = value, changed_by, when
+    store_json_setting(db, SMS_KEY, original=_as_json(original), new=_as_json(new),
+                       normalise=lambda data: _as_json(sms_settings_from(data)), what="the SMS settings",
+                       changed_by=changed_by, now=now or utcnow())  # fmt: skip
     return load_sms_settings(db)
 
 

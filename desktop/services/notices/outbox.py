@@ -523,32 +523,30 @@ def claim_due(
             .limit(limit)
         )
         postgresql = session.get_bind().dialect.name == "postgresql"
-        if postgresql:
-            due = due.with_for_update(skip_locked=True)
-        ids = session.scalars(
-            update(Notification)
-            .where(Notification.id.in_(due))
-            .values(lease_owner=token, lease_until=until)
-            .returning(Notification.id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        riders: list[int] = []
-        if ids:
-            riding = select(Notification.id).where(
-                Notification.digest_leader_id.in_(ids),
-                Notification.state.in_(WAITING_STATES),
-                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-            )
+
+        def lease(which: Any) -> list[int]:
+            """Lease the notices ``which`` selects to this claim (skipping rows another claim has locked)."""
             if postgresql:
-                riding = riding.with_for_update(skip_locked=True)
-            riders = list(
+                which = which.with_for_update(skip_locked=True)
+            return list(
                 session.scalars(
                     update(Notification)
-                    .where(Notification.id.in_(riding))
+                    .where(Notification.id.in_(which))
                     .values(lease_owner=token, lease_until=until)
                     .returning(Notification.id)
                     .execution_options(synchronize_session=False)
                 ).all()
+            )
+
+        ids = lease(due)
+        riders: list[int] = []
+        if ids:
+            riders = lease(
+                select(Notification.id).where(
+                    Notification.digest_leader_id.in_(ids),
+                    Notification.state.in_(WAITING_STATES),
+                    or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                )
             )
     return Claim(token=token, ids=tuple(sorted([*ids, *riders])), lease_until=until, riders=tuple(sorted(riders)))
 

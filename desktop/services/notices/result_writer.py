@@ -445,15 +445,9 @@ class ResultWriter:
         cursor = self._driver.cursor()
         cursor.execute("BEGIN IMMEDIATE")
         try:
-            cursor.execute(sql.notice, params)
-            if cursor.rowcount != 1:
+            if not self._steps(cursor, sql, params):
                 cursor.execute("ROLLBACK")
                 return False
-            cursor.execute(sql.attempt, params)
-            if sql.advance:
-                cursor.execute(sql.advance, params)
-                if cursor.rowcount == 1:
-                    cursor.execute(sql.track, params)
             cursor.execute("COMMIT")
         except BaseException:
             if self._driver.in_transaction:
