@@ -8,6 +8,7 @@ and the database never hold them) and switching databases without a restart."""
 from __future__ import annotations
 
 import os
+import time
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -409,3 +410,24 @@ def test_a_keyring_that_refuses_saves_nothing(
     assert "password store" in dialog.errorLabel.text() and SMTP_PASSWORD not in dialog.errorLabel.text()
     assert not config_path().exists() and ctx.settings == before and dialog.saved_settings is None
     assert dialog.smtpPasswordEdit.text() == SMTP_PASSWORD and dialog.saveButton.isEnabled()  # kept as typed
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files through /proc")
+def test_a_database_opened_just_before_the_dialog_closes_is_closed(qtbot: QtBot, ctx: AppContext,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """The worker finished opening, but its result was still queued when the dialog went: the runner drops that
+    result, so the dialog itself closes the database (it once stayed open for the life of the program)."""
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    target = tmp_path / "late.sqlite3"
+    dialog.sqlitePathEdit.setText(str(target))
+    dialog.saveButton.click()
+    _confirm_switch(qtbot, dialog)
+    deadline = time.monotonic() + 20
+    while dialog._handoff._db is None:  # the GUI thread is busy: the finished job's result stays queued
+        assert time.monotonic() < deadline, "the database never opened"
+        time.sleep(0.01)
+    dialog.done(0)
+    assert dialog.saved_settings is None
+    open_files = [Path(f"/proc/self/fd/{fd}").resolve() for fd in os.listdir("/proc/self/fd")]
+    assert not [f for f in open_files if f.name.startswith("late.sqlite3")]

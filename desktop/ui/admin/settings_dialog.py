@@ -125,7 +125,29 @@ class _Saved:
     settings: Settings | None  # what was saved; None when nothing was
 
 
-def _save_job(save: _Save, cancelled: threading.Event) -> _Saved:
+class _Handoff:
+    """A database the worker opened, until the dialog takes it.
+
+    Why: the worker may finish opening just before the dialog closes; the runner then drops the result's callback,
+    and the database would stay open with nobody to close it. The dialog takes it here when the result arrives, and
+    closes whatever is left when it goes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._db: Database | None = None
+
+    def put(self, db: Database) -> None:
+        with self._lock:
+            self._db = db
+
+    def take(self) -> Database | None:
+        with self._lock:
+            db, self._db = self._db, None
+            return db
+
+
+def _save_job(save: _Save, cancelled: threading.Event, handoff: _Handoff | None = None) -> _Saved:
     """Worker thread: open the chosen database (if it changed), then store typed passwords in the keyring and
     write the settings file. Nothing is stored unless the database opened; if the dialog was closed meanwhile
     nobody takes the new database, so it is closed here and nothing is saved.
@@ -154,6 +176,8 @@ def _save_job(save: _Save, cancelled: threading.Event) -> _Saved:
         if db is not None:
             db.dispose()
         raise
+    if db is not None and handoff is not None:
+        handoff.put(db)
     return _Saved(db, save.settings)
 
 
@@ -188,6 +212,7 @@ class SettingsDialog(QDialog):
         self.saved_settings: Settings | None = None
         self._runner = TaskRunner("callslip-settings-checks", self)
         self._closing = threading.Event()
+        self._handoff = _Handoff()
         self.setObjectName("settingsDialog")
         self.setAccessibleName("Settings")
         self.setWindowTitle("Settings — this workstation")
@@ -733,10 +758,12 @@ class SettingsDialog(QDialog):
         self.saveButton.setEnabled(False)
         set_tone(self.errorLabel, None)
         self.errorLabel.setText(f"Opening {split_database_url(url).path or url}…" if reopen else "Saving…")
-        self._runner.run(partial(_save_job, save, self._closing), self._on_saved, self._on_save_failed)
+        self._runner.run(partial(_save_job, save, self._closing, self._handoff), self._on_saved,
+                         self._on_save_failed)  # fmt: skip
 
     def _on_saved(self, result: object) -> None:
         assert isinstance(result, _Saved)
+        self._handoff.take()  # delivered: the result's database is this method's to use
         self.saveButton.setEnabled(True)
         new = result.settings
         if new is None:  # the dialog was closed while the database opened
@@ -764,6 +791,9 @@ class SettingsDialog(QDialog):
         opened is closed again)."""
         self._closing.set()
         self._runner.shutdown()
+        left = self._handoff.take()  # opened just before the dialog went: its result will never be delivered
+        if left is not None:
+            left.dispose()
         super().done(result)
 
 
