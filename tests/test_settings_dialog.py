@@ -8,8 +8,8 @@ and the database never hold them) and switching databases without a restart."""
 from __future__ import annotations
 
 import os
-import time
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
