@@ -126,25 +126,26 @@ class _Saved:
 
 
 class _Handoff:
-    """A database the worker opened, until the dialog takes it.
+    """A finished save's result, until the dialog takes it.
 
-    Why: the worker may finish opening just before the dialog closes; the runner then drops the result's callback,
-    and the database would stay open with nobody to close it. The dialog takes it here when the result arrives, and
-    closes whatever is left when it goes.
+    Why: the worker may finish (database opened, settings written) just before the dialog closes; the runner then
+    drops the result's callback, and the new database would stay open with nobody to use or close it while the
+    settings file already names it. The dialog takes the result here when it arrives, and applies whatever is left
+    when it goes, so the file and the running program agree.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._db: Database | None = None
+        self._saved: _Saved | None = None
 
-    def put(self, db: Database) -> None:
+    def put(self, saved: _Saved) -> None:
         with self._lock:
-            self._db = db
+            self._saved = saved
 
-    def take(self) -> Database | None:
+    def take(self) -> _Saved | None:
         with self._lock:
-            db, self._db = self._db, None
-            return db
+            saved, self._saved = self._saved, None
+            return saved
 
 
 def _save_job(save: _Save, cancelled: threading.Event, handoff: _Handoff | None = None) -> _Saved:
@@ -176,9 +177,10 @@ def _save_job(save: _Save, cancelled: threading.Event, handoff: _Handoff | None 
         if db is not None:
             db.dispose()
         raise
-    if db is not None and handoff is not None:
-        handoff.put(db)
-    return _Saved(db, save.settings)
+    saved = _Saved(db, save.settings)
+    if handoff is not None:
+        handoff.put(saved)
+    return saved
 
 
 class SettingsDialog(QDialog):
@@ -772,12 +774,17 @@ class SettingsDialog(QDialog):
         self.smtpPasswordEdit.clear()
         self.bouncePasswordEdit.clear()
         self.errorLabel.setText("")
-        self.saved_settings = new
-        self.ctx.apply_settings(new)
+        self._apply(result)
+        self.accept()
+
+    def _apply(self, result: _Saved) -> None:
+        """Make the running program use what was saved: the settings, and the database if it changed."""
+        assert result.settings is not None
+        self.saved_settings = result.settings
+        self.ctx.apply_settings(result.settings)
         if result.db is not None:
             self.ctx.switch_database(result.db)
         self.ctx.changed.emit("settings")
-        self.accept()
 
     def _on_save_failed(self, error: object) -> None:
         self.saveButton.setEnabled(True)
@@ -791,9 +798,9 @@ class SettingsDialog(QDialog):
         opened is closed again)."""
         self._closing.set()
         self._runner.shutdown()
-        left = self._handoff.take()  # opened just before the dialog went: its result will never be delivered
-        if left is not None:
-            left.dispose()
+        left = self._handoff.take()  # saved just before the dialog went: its result will never be delivered
+        if left is not None and left.settings is not None:
+            self._apply(left)  # the settings file names it already: the program follows the file
         super().done(result)
 
 
