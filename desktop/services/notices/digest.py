@@ -20,9 +20,11 @@ A template that does not mention ``requests`` cannot list several items: its rid
 of their own (:func:`group_riders`), as printed letters are (``desktop.services.requests.printing``).
 
 Correct with several System Managers: the pass is one short write transaction — ``BEGIN IMMEDIATE`` on SQLite;
-on PostgreSQL a transaction-scoped advisory lock serialises gather passes, and the candidates are locked
-``FOR UPDATE SKIP LOCKED``, so a concurrent claim (``SKIP LOCKED`` too) leaves them alone until the riders are set,
-and rows a claim or tidy pass holds at that moment wait for the next pass instead of being waited for.
+on PostgreSQL a transaction-scoped advisory lock serialises gather passes. The candidates are read without row
+locks and every change is written with its conditions in the ``UPDATE`` (still pending, not leased, riding in no
+message; a rider's leader not leased either), so a notice another System Manager claimed meanwhile is left alone.
+(Locking the candidates ``FOR UPDATE`` made every concurrent claim skip them: with 2,000 notices waiting, one System
+Manager sent them all while three others found nothing to claim.)
 
 Functions other channels' send loops use: :func:`template_lists_items`, :func:`group_riders`,
 :func:`digest_context` and :func:`digest_note`; the group record is ``ResultWriter.record_group``.
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, exists, func, or_, select, text, update
 
 from desktop.db.engine import Database
 from desktop.db.models import Notification, Request
@@ -102,17 +104,12 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
             )
             .order_by(Notification.id)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            # Rows a claim or a tidy pass holds right now are left for the next pass rather than waited for: no
-            # System Manager ever waits on another here, so no deadlock (gather passes queue on the advisory lock).
-            candidates = candidates.with_for_update(of=Notification, skip_locked=True)
         rows = session.execute(candidates).all()
         if not rows:
             return Gathered()
         if not settings.enabled:  # switched off: whatever is held goes now, each on its own
             release = [{"id": r.id, "next_attempt_at": now, "last_reply": ""} for r in rows if _held(r.last_reply)]
-            if release:
-                session.execute(update(Notification), release)
+            _guarded(session, release, now)
             return Gathered(released=len(release))
         window = settings.window
         patrons = {r.patron_id for r in rows}
@@ -136,19 +133,47 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
         groups: dict[tuple[int, str, str], list[Any]] = {}
         for r in rows:
             groups.setdefault((r.patron_id, r.channel, r.to_address.strip().lower()), []).append(r)
-        # The candidates are this transaction's alone (the write lock, or FOR UPDATE under the advisory lock), so
-        # by primary key, in one executemany: one statement per leader cost 0.2-0.5 s for 500 patrons.
+        # By primary key, in one executemany each (one statement per leader cost 0.2-0.5 s for 500 patrons), each
+        # row only if still as read (see the module docstring).
         riding = [
             {"id": rider_id, "digest_leader_id": leader_id, "updated_at": now}
             for members in groups.values()
             for leader_id, rider_ids in _leaders(members, window).items()
             for rider_id in rider_ids
         ]
-        if riding:
-            session.execute(update(Notification), riding)
-        if changes:
-            session.execute(update(Notification), changes)
+        _guarded(session, changes, now)
+        _guarded(session, riding, now)
         return Gathered(held=held, released=released, riders=len(riding))
+
+
+_NOTICES = Notification.__table__
+
+
+def _free(table: Any, now: datetime) -> Any:
+    """SQL: ``table``'s row is not leased (never, or the lease ran out)."""
+    return or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+
+
+def _guarded(session: Any, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Write ``rows`` (``id`` plus the same columns each) where the notice is still pending, unleased and leaderless;
+    a new rider only while its leader is unleased too (a leader claimed meanwhile goes without it)."""
+    if not rows:
+        return
+    table: Any = _NOTICES
+    columns = sorted(key for key in rows[0] if key != "id")
+    conditions = [table.c.id == bindparam("b_id"), table.c.state == "pending", table.c.digest_leader_id.is_(None),
+                  _free(table, now)]  # fmt: skip
+    if "digest_leader_id" in columns:
+        leader = table.alias("leader")
+        conditions.append(exists().where(leader.c.id == bindparam("b_leader"), _free(leader, now)))
+    statement = update(table).where(*conditions).values({c: bindparam(f"v_{c}") for c in columns})
+    session.execute(
+        statement,
+        [
+            {"b_id": row["id"], "b_leader": row.get("digest_leader_id"), **{f"v_{c}": row[c] for c in columns}}
+            for row in rows
+        ],
+    )
 
 
 def _leaders(members: Sequence[Any], window: Any) -> dict[int, list[int]]:
