@@ -172,7 +172,7 @@ class KeyTips(QObject):
         if button is None or not button.isEnabled():
             return True
         if tip.menu:
-            QTimer.singleShot(0, button.showMenu)  # the menu runs its own loop: not inside this event filter
+            QTimer.singleShot(0, button, button.showMenu)  # its own loop, not in this filter; gone with the button
         else:
             button.click()
         return True
@@ -185,7 +185,7 @@ class KeyTips(QObject):
         if focused is None or not focused.isEnabled():
             return False
         self.hide_tips()
-        QTimer.singleShot(0, focused.showMenu)
+        QTimer.singleShot(0, focused, focused.showMenu)  # dropped if the window goes first
         return True
 
     def _ours(self, watched: QObject) -> bool:
