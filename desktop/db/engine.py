@@ -69,7 +69,10 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         return engine
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     if parsed.get_backend_name() == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "callslip"}
+        # Keepalives: a server that vanished (cable, crash) is noticed in about a minute instead of never, so a
+        # System Manager waiting on it gives up and its leases run out for the others.
+        kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "callslip", "keepalives": 1,
+                                  "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}  # fmt: skip
     return create_engine(parsed, echo=echo, **kwargs)
 
 

@@ -287,7 +287,9 @@ class _Done:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _fields(template: NoticeTemplate) -> TemplateFields:
+def _fields(template: NoticeTemplate, channel: str) -> TemplateFields:
+    """The template's parts for a claim of ``channel``: an e-mail never sends the SMS part, so it is not rendered
+    (one part in four of each e-mail's render)."""
     return TemplateFields(
         name=template.name,
         channel=template.channel,
@@ -300,7 +302,7 @@ def _fields(template: NoticeTemplate) -> TemplateFields:
         subject=template.subject,
         body_text=template.body_text,
         body_html=template.body_html,
-        body_sms=template.body_sms,
+        body_sms=template.body_sms if channel != outbox.EMAIL else "",
     )
 
 
@@ -524,7 +526,7 @@ def _load(
         shared = system_settings(session)
         batch = _Batch(
             claim=claim,
-            templates={t.name: _fields(t) for t in session.scalars(select(NoticeTemplate)) if not t.deleted},
+            templates={t.name: _fields(t, channel) for t in session.scalars(select(NoticeTemplate)) if not t.deleted},
             shared=shared,
             shelf=shelf_settings_from(shared),
             latest_tracking={int(r): int(t) for r, t in latest},
@@ -665,13 +667,10 @@ class _Heartbeat:
 class _Recorder:
     """Commits outcomes in order, each in its own transaction, on one connection held for the cycle.
 
-    The sending thread does it, in the time the SMTP server spends on the next message's ``MAIL FROM``: the
-    transport calls :meth:`flush` after writing that command and before reading the reply, and :meth:`wait`
-    before the message's text goes out. What happens in between depends on the database:
-
-    * **SQLite**: the commit is local work (about 0.13 ms of CPU) and is done in :meth:`flush`.
-    * **PostgreSQL**: :meth:`flush` sends the statement without waiting; the database server executes and
-      commits it while the SMTP server checks the envelope, and :meth:`wait` collects the answer.
+    The sending thread does it in the time the SMTP server spends on the next message's ``MAIL FROM``: the
+    transport calls :meth:`flush` after writing that command and before reading the reply, so the database's
+    work (on PostgreSQL its round trip and commit) overlaps the SMTP server's. :meth:`wait`, the gate before a
+    message's text goes out, records whatever is still queued and says how it went.
 
     No second thread: on two cores a recorder thread competed with the SMTP server and the sending thread for the
     CPU and the GIL, and in alternating benchmark rounds committing on the sending thread was faster
@@ -683,10 +682,8 @@ class _Recorder:
         self._db, self._worker, self._clock, self._leases = db, worker, clock, leases
         self._should_stop = should_stop
         self._writer: ResultWriter | None = None
-        self._queued: list[tuple[Any, ...]] = []  # submitted, not started
-        self._started: tuple[Any, ...] | None = None  # the arguments of the record started, not finished
-        self._reports: list[_Recorded] = []  # finished, not yet taken by wait()
-        self._group_done = False  # whether the group record started last was written
+        self._queued: list[tuple[Any, ...]] = []  # submitted, not recorded yet
+        self._reports: list[_Recorded] = []  # recorded (or refused), not yet taken by wait()
 
     def submit(self, notice_id: int, claim: outbox.Claim, state: str, reply: str, values: dict[str, Any],
                now: datetime, advance: Advance | None = None, lost: str = "") -> None:  # fmt: skip
@@ -699,54 +696,25 @@ class _Recorder:
         self._queued.append((first.notice_id, claim.token, first.state, first.reply, dict(first.values), now,
                              first.advance, lost, members))  # fmt: skip
 
-    def _write(self, args: tuple[Any, ...], *, start: bool) -> bool | None:
-        """Record ``args`` (started only, for a single outcome with ``start``); the result when finished."""
+    def _write(self, args: tuple[Any, ...]) -> bool:
+        """Record ``args`` on this cycle's writer; whether it counted (False: the lease was lost)."""
         notice_id, token, state, reply, values, now, advance, _lost, group = args
-        assert self._writer is not None
+        if self._writer is None:
+            self._writer = ResultWriter(self._db)
         if group:
             return self._writer.record_group(token, group, worker=self._worker, now=now)
-        if start:
-            self._writer.start(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
-                               now=now, values=values, advance=advance)  # fmt: skip
-            return None
         return self._writer.record(notice_id, token, state=state, outcome=state, reply=reply, worker=self._worker,
                                    now=now, values=values, advance=advance)  # fmt: skip
 
-    def _start(self, notice_id: int, token: str, state: str, reply: str, values: dict[str, Any], now: datetime,
-               advance: Advance | None, lost: str, group: tuple[GroupMember, ...]) -> None:  # fmt: skip
-        args = (notice_id, token, state, reply, values, now, advance, lost, group)
-        try:
-            if self._writer is None:
-                self._writer = ResultWriter(self._db)
-            if group:  # recorded at once; finished like a single record
-                recorded = self._write(args, start=False)
-                self._group_done = bool(recorded)
-            else:
-                self._write(args, start=True)
-        except _DATABASE_ERRORS as exc:
-            self._reports.append(self._retry(args, exc))
-            return
-        except Exception as exc:
-            self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
-            return
-        self._started = args
-
-    def _finish(self) -> None:
-        if self._started is None:
-            return
-        args, self._started = self._started, None
+    def _record(self, args: tuple[Any, ...]) -> _Recorded:
         notice_id, state, lost, group = args[0], args[2], args[7], args[8]
-        assert self._writer is not None
         try:
-            recorded = self._group_done if group else self._writer.finish()
+            recorded = self._write(args)
         except _DATABASE_ERRORS as exc:
-            self._reports.append(self._retry(args, exc))
-            return
+            return self._retry(args, exc)
         except Exception as exc:
-            self._reports.append(_Recorded(notice_id, state, False, error=self._failure(notice_id, exc)))
-            return
-        self._reports.append(_Recorded(notice_id, state, recorded, lost="" if recorded else lost,
-                                       counts=_counts(group, state)))  # fmt: skip
+            return _Recorded(notice_id, state, False, error=self._failure(notice_id, exc))
+        return _Recorded(notice_id, state, recorded, lost="" if recorded else lost, counts=_counts(group, state))
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -777,8 +745,7 @@ class _Recorder:
             wait = min(wait * 2, _RECORD_RETRY_MAX)
             tries += 1
             try:
-                self._writer = ResultWriter(self._db)
-                recorded = bool(self._write(args, start=False))
+                recorded = self._write(args)
                 # A connection that dropped after the commit but before its answer: the first try did it.
                 recorded = recorded or self._already_recorded(notice_id, state, now)
             except _DATABASE_ERRORS as exc:
@@ -823,16 +790,13 @@ class _Recorder:
         return f"recording notice {notice_id} failed: {_one_line(exc)}"
 
     def flush(self) -> None:
-        """Start recording what is queued (the last one may still be in progress when this returns)."""
+        """Record what is queued, in order."""
         queued, self._queued = self._queued, []
-        for args in queued:
-            self._finish()
-            self._start(*args)
+        self._reports.extend(self._record(args) for args in queued)
 
     def wait(self) -> list[_Recorded]:
-        """Record everything queued and wait until it is committed (or refused); the reports, in order."""
+        """Record everything queued; the reports of everything recorded (or refused) since the last call."""
         self.flush()
-        self._finish()
         reports, self._reports = self._reports, []
         return reports
 
