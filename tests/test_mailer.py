@@ -90,17 +90,16 @@ def test_one_connection_serves_a_batch(smtp_sink: SmtpSink) -> None:
 
 
 def test_hooks_run_while_the_server_works_in_order(smtp_sink: SmtpSink) -> None:
-    """``after_mail`` while MAIL FROM is checked, ``gate`` before the text, ``idle`` before the verdict is read."""
+    """``waiting`` after each command is written (before its reply is read), ``gate`` before the text."""
     settings = sink_settings(smtp_sink)
     calls: list[str] = []
     smtp_sink.behaviour.before_accepting = lambda _sender: calls.append("server has the text")
     out = build_message(rendered(), notice_id=1, message_id="<m1@x>", settings=settings)
     with SmtpTransport(settings, None) as transport:
-        result = transport.send(out, after_mail=lambda: calls.append("after_mail"),
-                                gate=lambda: calls.append("gate") is None, idle=lambda: calls.append("idle"))  # fmt: skip
+        result = transport.send(out, gate=lambda: calls.append("gate") is None, waiting=calls.append)
     assert result.outcome is Outcome.SENT
-    assert calls[:2] == ["after_mail", "gate"]
-    assert sorted(calls[2:]) == ["idle", "server has the text"]  # the two run at the same time
+    assert calls[:4] == ["MAIL", "RCPT", "DATA", "gate"]
+    assert sorted(calls[4:]) == [".", "server has the text"]  # the two run at the same time
 
 
 def test_a_closed_gate_sends_no_text(smtp_sink: SmtpSink) -> None:

@@ -179,6 +179,14 @@ NAMES = (
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # A name ending in an unpaired "<" made the standard library's parser raise IndexError instead of a defect.
 @example(first="0", last="<", template="{{ patron.full_name }} <{{ patron.email }}>")
+# A long non-ASCII name folded between its words: CPython's folder dropped the space between the two encoded words.
+@example(
+    first="00000000¡¡¡¡¡¡¡¡¡ࠀࠀࠀ𐀀𐀀", last="0000¡¡¡¡¡¡¡¡¡¡¡¡ࠀࠀ𐀀𐀀𐀀", template="{{ patron.full_name }} <{{ patron.email }}>"
+)
+# A name with an "@" and a space was taken for an address ("0@ 0" parses as 0@0) and left unquoted.
+@example(first="0@", last="0", template="{{ patron.full_name }} <{{ patron.email }}>")
+# The same, quoted with a comma: the legacy splitter's last encoded word was 76 characters.
+@example(first="0000¡¡¡¡¡¡¡¡¡¡¡¡ࠀࠀ𐀀𐀀𐀀", last="00000000¡¡¡¡¡¡¡¡¡ࠀࠀࠀ𐀀𐀀", template=QUOTED_COMMA_TO)
 @given(first=NAMES, last=NAMES, template=st.sampled_from([QUOTED_COMMA_TO, "{{ patron.full_name }} <{{ patron.email }}>",
                                                           "{{ patron.mailbox }}"]))  # fmt: skip
 def test_any_patron_name_round_trips_through_the_parsed_to_header(first: str, last: str, template: str) -> None:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property, partial
 from typing import Any
 
 import psycopg
@@ -238,7 +239,9 @@ class _Job:
     attempts: int
     claim: outbox.Claim
     fields: TemplateFields
-    context: dict[str, Any]
+    #: Builds the template's context (pure CPU, no database): called once, through :attr:`context`, so an
+    #: e-mail's is built while the SMTP server checks the previous message's recipient, not in the batch's read.
+    make_context: Callable[[], dict[str, Any]]
     to_override: tuple[str, ...] | None
     link: str  # a password-reset link, which the stored copy must not keep
     message_id: str  # kept from an earlier attempt, else made from the rendered From
@@ -250,6 +253,11 @@ class _Job:
     #: A rider sent as a message of its own (its leader was not sent, or cannot list several items): its
     #: ``digest_leader_id`` is cleared when its result is recorded.
     alone: bool = False
+
+    @cached_property
+    def context(self) -> dict[str, Any]:
+        """The template's context (built on first use)."""
+        return self.make_context()
 
 
 @dataclass(frozen=True)
@@ -422,7 +430,10 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
             email = primary_contact(request.patron, outbox.EMAIL)
             if email is None or not email.value.strip():
                 return _Done(notice.id, outbox.FAILED, outbox.NO_EMAIL_REASON)
-        context = request_row_context(request, region=settings.phone_region, shared=batch.shared)
+        make_context = partial(request_row_context, request, region=settings.phone_region, shared=batch.shared)
+        if notice.channel != outbox.EMAIL:  # a text is made in the batch's loop: its context's errors show here
+            made = make_context()
+            make_context = partial(dict, made)
     else:
         if template is None:
             return _Done(notice.id, outbox.NO_TEMPLATE, outbox.no_template_reason(notice.template_name))
@@ -447,8 +458,9 @@ def _load_one(session: Any, notice: Any, batch: _Batch, settings: Settings) -> _
         if notice.patron_id is None:
             return _Done(notice.id, outbox.FAILED, "the notice names no patron", {"secret": None})
         context = patron_notice_context(session, notice.patron_id, region=settings.phone_region, reset=reset)
+        make_context = partial(dict, context)  # read in the session: built now
         to_override = (notice.to_address,) if notice.to_address.strip() else None
-    return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, context, to_override, link,
+    return _Job(notice.id, notice.request_id, notice.attempts, batch.claim, template, make_context, to_override, link,
                 notice.message_id, notice.dedupe_key, str(batch.shared.get("installation_id", "")),
                 arrival)  # fmt: skip
 
@@ -950,11 +962,22 @@ class _Sender:
         item, self._next = self._next, None
         return item
 
-    def idle(self) -> None:
-        """Work done while the server handles a command: render the next message."""
+    def waiting(self, command: str) -> None:
+        """Work done while the SMTP server handles a command (the transport's ``waiting`` hook; never raises).
+
+        While it checks the sender: record the previous message's result (the commit must be done before this
+        message's text goes out anyway). While it checks a recipient: build the next notice's template context.
+        While it decides on the message, its longest step: render the next message.
+        """
         try:
-            self._render_next()
-        except Exception as exc:  # the transport's idle hook must not raise
+            if command == "MAIL":
+                self._recorder.flush()  # records never raise: a failure becomes a report
+            elif command == "RCPT" and self._next is None and self._jobs:
+                with contextlib.suppress(Exception):  # a context that cannot be built fails when rendered
+                    self._jobs[0].context  # noqa: B018 -- built and kept (a cached property)
+            elif command == ".":
+                self._render_next()
+        except Exception as exc:
             self._tally.errors.append(f"preparing the next e-mail failed: {_one_line(exc)}")
             self.failed = True
 
@@ -978,8 +1001,7 @@ class _Sender:
 
     def send(self, item: _Ready) -> SendResult:
         """Send one message and hand its result to the recorder (committed before the next message's dot)."""
-        result = self._transport.send(item.outgoing, after_mail=self._recorder.flush,
-                                      gate=lambda: self._final_gate(item.claim), idle=self.idle)  # fmt: skip
+        result = self._transport.send(item.outgoing, gate=lambda: self._final_gate(item.claim), waiting=self.waiting)
         if result.server_wide and not result.ambiguous:
             # Not this notice's fault and certainly not accepted: it stays outstanding and is given back with the
             # rest, no attempt charged.

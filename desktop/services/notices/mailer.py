@@ -21,6 +21,7 @@ import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -194,6 +195,35 @@ def _header(name: str, value: str, policy: email.policy.EmailPolicy[EmailMessage
     return str(header.fold(policy=policy))
 
 
+def _address_header(name: str, addresses: Sequence[Address], policy: email.policy.EmailPolicy[EmailMessage], *,
+                    smtputf8: bool) -> str:  # fmt: skip
+    """An address header (From, To, Cc) folded, CRLF-terminated.
+
+    A display name that is not ASCII (in a message without SMTPUTF8) is written as RFC 2047 encoded words by
+    :class:`email.header.Header`, which keeps the spaces between the name's words inside the encoded words, one
+    mailbox a line. The policy's folder (CPython 3.11) drops such a space when it folds a long name between two
+    encoded words, and a reader then shows "Zoë Ångström" as "ZoëÅngström" (RFC 2047 ignores the whitespace
+    between encoded words); the property test on patron names found it.
+    """
+    wired = [for_wire(a, smtputf8=smtputf8) for a in addresses]
+    if smtputf8 or all(a.display_name.isascii() for a in wired):
+        return _header(name, ", ".join(str(a) for a in wired), policy)
+    mailboxes: list[str] = []
+    for address in wired:
+        angle = f"<{address.addr_spec}>"
+        if address.display_name.isascii():
+            mailboxes.append(str(address))
+            continue
+        # maxlinelen 75: the legacy splitter lets a continuation line's word reach 76, one over RFC 2047's limit.
+        header = Header(address.display_name, "utf-8", maxlinelen=75, header_name=None if mailboxes else name)
+        words = header.encode(linesep=CRLF)
+        last_line = words.rsplit(CRLF, 1)[-1]  # a continuation line starts with its space
+        start = 0 if CRLF in words else len(name) + 2 if not mailboxes else 1
+        fits = start + len(last_line) + 1 + len(angle) <= (policy.max_line_length or 78)
+        mailboxes.append(words + (" " if fits else CRLF + " ") + angle)
+    return f"{name}: " + f",{CRLF} ".join(mailboxes) + CRLF
+
+
 def _qp(body: str) -> bytes:
     """Quoted-printable UTF-8 with CRLF line ends: 7-bit clean for any server (C-speed ``b2a_qp``)."""
     text = body.replace("\r\n", "\n").replace("\r", "\n")
@@ -250,14 +280,13 @@ def build_message(
     smtputf8 = any(needs_smtputf8(a) for a in everyone)
     policy = MESSAGE_POLICY_UTF8 if smtputf8 else MESSAGE_POLICY
 
-    def listed(addresses: Sequence[Address]) -> str:
-        return ", ".join(str(for_wire(a, smtputf8=smtputf8)) for a in addresses)
-
     name = rendered.from_name or from_parsed.display_name
+    addressed = [
+        _address_header("From", [Address(name, from_parsed.username, from_parsed.domain)], policy, smtputf8=smtputf8),
+        _address_header("To", to_list, policy, smtputf8=smtputf8),
+        *([_address_header("Cc", cc_list, policy, smtputf8=smtputf8)] if cc_list else []),
+    ]
     headers = [
-        ("From", listed([Address(name, from_parsed.username, from_parsed.domain)])),
-        ("To", listed(to_list)),
-        *([("Cc", listed(cc_list))] if cc_list else []),
         ("Subject", rendered.subject),
         ("Date", format_datetime(utcnow())),
         ("Message-ID", message_id),
@@ -278,10 +307,12 @@ def build_message(
             + f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
         )
         content_type = f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}'  # fixed ASCII
-        head = "".join(_header(n, v, policy) for n, v in headers) + content_type + CRLF
+        head = "".join(addressed) + "".join(_header(n, v, policy) for n, v in headers) + content_type + CRLF
     else:
         body = _text_part(rendered.body_text or "", "plain")
-        head = "".join(_header(n, v, policy) for n, v in headers)  # the part's own headers end the block
+        head = "".join(addressed) + "".join(
+            _header(n, v, policy) for n, v in headers
+        )  # the part's own headers end the block
     data = head.encode("utf-8" if smtputf8 else "ascii", errors="strict") + body
     sender = envelope_form(sender_parsed, smtputf8=smtputf8)
     recipients = tuple(dict.fromkeys(envelope_form(a, smtputf8=smtputf8) for a in (*to_list, *cc_list, *bcc_list)))
@@ -289,8 +320,8 @@ def build_message(
                            data=data, smtputf8=smtputf8)  # fmt: skip
 
 
-def _nothing() -> None:
-    """The ``idle`` of a caller with nothing to do while the server works."""
+def _nothing(_command: str) -> None:
+    """The ``waiting`` of a caller with nothing to do while the server works."""
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -548,25 +579,21 @@ class SmtpTransport:
         self,
         outgoing: OutgoingMessage,
         *,
-        after_mail: Callable[[], None] | None = None,
         gate: Callable[[], bool] | None = None,
-        idle: Callable[[], None] | None = None,
+        waiting: Callable[[str], None] | None = None,
     ) -> SendResult:
         """Send one message on the open connection (reconnecting first if the last one was lost).
 
-        The hooks let the caller's own work run while the server works, on this thread (no thread handoff).
-        They must not raise and must not use this transport.
-
         Args:
-            after_mail: called after ``MAIL FROM`` is written and before the server's reply is read. The outbox
-                records the previous notice's result there, while the server checks the sender (on PostgreSQL it
-                sends the statement there and reads the database's answer in ``gate``).
             gate: called once the server is ready for the message text (after its 354), before the text and the
                 final ``.`` that asks the server to accept it go out. The outbox makes sure there that the
                 previous notice's result is committed, so at most one accepted message is ever unrecorded.
                 False aborts: the connection is dropped without the dot and the server discards the message.
-            idle: called after the final ``.`` is written and before the server's verdict is read: the caller
-                prepares the next message then, while the server does its longest step.
+            waiting: called after each command is written and before the server's reply is read, with the
+                command's name (``MAIL``, ``RCPT``, ``DATA``, and ``.`` for the text's end), so the caller's own
+                work runs on this thread while the server works (the outbox records the previous notice in the
+                ``MAIL`` wait and prepares the next message in the others). It must not raise and must not use
+                this transport.
 
         Never raises for the server's or the network's reasons: every failure is a :class:`SendResult`.
         """
@@ -580,7 +607,7 @@ class SmtpTransport:
         assert smtp is not None
         self._awaiting_verdict = False
         try:
-            return self._transaction(smtp, outgoing, after_mail or _nothing, gate, idle or _nothing)
+            return self._transaction(smtp, outgoing, gate, waiting or _nothing)
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             # Includes timeouts: the server is gone or overloaded, for every message (server-wide). After the
             # final dot this is ambiguous (the server may have accepted): retrying may then deliver a duplicate,
@@ -603,17 +630,17 @@ class SmtpTransport:
             self._awaiting_verdict = False
 
     @staticmethod
-    def _command(smtp: smtplib.SMTP, command: str) -> tuple[int, bytes]:
+    def _command(smtp: smtplib.SMTP, name: str, command: str, waiting: Callable[[str], None]) -> tuple[int, bytes]:
         smtp.putcmd(command)  # refuses CR/LF in the command itself
+        waiting(name)
         return smtp.getreply()
 
     def _transaction(
         self,
         smtp: smtplib.SMTP,
         outgoing: OutgoingMessage,
-        after_mail: Callable[[], None],
         gate: Callable[[], bool] | None,
-        idle: Callable[[], None],
+        waiting: Callable[[str], None],
     ) -> SendResult:
         options = ""
         if outgoing.smtputf8:
@@ -623,7 +650,7 @@ class SmtpTransport:
             options = " SMTPUTF8"
         # The envelope addresses are bare addr-specs (build_message), so no per-command address parsing here.
         smtp.putcmd(f"MAIL FROM:<{outgoing.sender}>{options}")  # refuses CR/LF in the command itself
-        after_mail()
+        waiting("MAIL")
         code, text = smtp.getreply()
         if code == 421:
             return self._closing(f"sender refused: {_reply(code, text)}")
@@ -634,7 +661,7 @@ class SmtpTransport:
         accepted: list[str] = []
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in outgoing.recipients:
-            code, text = self._command(smtp, f"RCPT TO:<{rcpt}>")
+            code, text = self._command(smtp, "RCPT", f"RCPT TO:<{rcpt}>", waiting)
             if code == 421:
                 return self._closing(f"recipient refused: {rcpt}: {_reply(code, text)}")
             if code in (250, 251):
@@ -647,7 +674,7 @@ class SmtpTransport:
             outcome = Outcome.TEMPORARY if codes and all(400 <= c < 500 for c in codes) else Outcome.PERMANENT
             reasons = "; ".join(f"{a}: {r}" for a, (_, r) in refused.items())
             return SendResult(outcome, f"recipient refused: {reasons}")
-        code, text = self._command(smtp, "DATA")
+        code, text = self._command(smtp, "DATA", "DATA", waiting)
         if code == 421:
             return self._closing(_reply(code, text))
         if code != 354:
@@ -659,7 +686,7 @@ class SmtpTransport:
         payload = _DOT_AT_LINE_START.sub(b"..", outgoing.data)
         self._awaiting_verdict = True
         smtp.send(payload + (b".\r\n" if payload.endswith(b"\r\n") else b"\r\n.\r\n"))
-        idle()
+        waiting(".")
         code, text = smtp.getreply()
         self._awaiting_verdict = False
         if code == 421:

@@ -189,10 +189,13 @@ _ADDRESS_SPECIALS = set('()<>[]:;@\\,."')
 
 
 def _looks_like_addresses(value: str) -> bool:
+    """Whether ``value`` is itself an address list (``{{ patron.email }}``): it parses, and each address is
+    written in it as it is (the parser also reads ``0@ 0``, a name, as the address ``0@0``)."""
     try:
-        return bool(parse_address_list(value))
+        addresses = parse_address_list(value)
     except AddressError:
         return False
+    return bool(addresses) and all(a.addr_spec in value for a in addresses)
 
 
 def _quote_inserted(text: str) -> str:
