@@ -5,9 +5,10 @@ as text, UTF-16/UTF-8/Windows-1252, vocabulary variants, a few dirty rows) with 
 and 30·N tracking rows (the issue's full size: 100,000 users, 1,000,000 transactions, 3,000,000
 tracking rows). The baseline is the same rows the import wrote (patrons, contact points, requests, tracking,
 notes, notices), read back and inserted with the driver's own ``executemany`` in one transaction into a new
-database of the same schema, as the import started from — the fastest a Python program can put them in. Each
-round imports into a new database and then times the baseline (alternated). The ratio is the import's whole time (reading every file, checking,
-planning, writing) ÷ that baseline (target ≤ 3). Peak memory is the process's peak resident size (target ≤ 500 MB).
+database of the same schema, as the import started from: the fastest a Python program can put them in. Each
+round imports into a new database and then times the baseline (alternated). The ratio is the import's whole
+time (reading every file, checking, planning, writing) ÷ that baseline (target ≤ 3). Peak memory is the
+process's peak resident size (target ≤ 500 MB).
 
 The import streams (tables read and written in batches, small per-request maps), so its peak memory should stay
 flat as the size grows; ``peak_mb_before_import`` is the generator's and the interpreter's share.
