@@ -121,7 +121,11 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
         counts = "(SELECT count(*) FROM n)"
         if advance:
             parts += [
-                f"r AS ({move} WHERE id = (SELECT request_id FROM n) AND status = {p('t_from')} RETURNING id)",
+                # The request by its own id (a primary-key look-up), moved only if the lease check passed. With
+                # ``id = (SELECT request_id FROM n)`` the planner, not knowing the id, walked the status index:
+                # every request at Awaiting Customer Contact, per record.
+                f"r AS ({move} WHERE id = {p('r_id')} AND status = {p('t_from')} AND EXISTS (SELECT 1 FROM n) "
+                "RETURNING id)",
                 f"t AS (INSERT INTO {_TRACKING.name} ({track_columns}) SELECT r.id, {track_values} FROM r)",
             ]
             counts += ", (SELECT count(*) FROM r)"
