@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop import __version__
@@ -277,7 +277,9 @@ class InteractiveStart:
 
     def begin(self) -> None:
         """Show the opening window; the database is opened once it has been painted."""
-        self.opening.firstPainted.connect(self._first_attempt, Qt.ConnectionType.QueuedConnection)
+        # Started from the event loop, not inside the paint that emits firstPainted (a queued call, made without
+        # PySide6's Qt namespace: its first use costs ~40 ms, which the first paint should not wait for).
+        self.opening.firstPainted.connect(lambda: QTimer.singleShot(0, self.opening, self._first_attempt))
         # A window that is never painted (minimised at start, some remote desktops) must not keep the database
         # closed: the first attempt starts after a short delay at the latest.
         QTimer.singleShot(500, self.opening, self._first_attempt)

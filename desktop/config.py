@@ -8,10 +8,7 @@ Passwords are never read from or written to the file; they live in the OS keyrin
 
 from __future__ import annotations
 
-import difflib
-import getpass
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-import tomli_w
 
 from desktop.db.url_text import parse_url, sqlite_url
 
@@ -126,6 +122,8 @@ class Settings:
 
 
 def _os_user() -> str:
+    import getpass  # here, like the other modules only some starts need: start-up imports only what it uses
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name (some services and containers)
@@ -236,6 +234,8 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             )
     values: dict[str, Any] = {}
     if path.exists():
+        import tomllib
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -268,6 +268,8 @@ def _check_known_keys(path: Path, data: dict[str, Any], section: dict[str, Any])
     if section is not data:  # the [callslip] table: anything beside it is unknown too
         unknown += [key for key in data if key != "callslip"]
     if unknown:
+        import difflib
+
         close = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
         hints = "".join(f" (did you mean {close[key][0]}?)" for key in unknown[:1] if close[key])
         raise ConfigError(
@@ -278,6 +280,8 @@ def _check_known_keys(path: Path, data: dict[str, Any], section: dict[str, Any])
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write the settings file atomically (never a password: the dataclass has no password field)."""
+    import tomli_w
+
     path = path or config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

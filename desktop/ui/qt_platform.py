@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -117,6 +116,8 @@ def missing_libraries(path: Path, env: Mapping[str, str] | None = None) -> tuple
     ldd = shutil.which("ldd")
     if ldd is None or not sys.platform.startswith("linux"):
         return ()
+    import subprocess  # only when a platform plug-in fails to load: not on every start
+
     result = subprocess.run(
         [ldd, str(path)], capture_output=True, text=True, timeout=30, env=dict(env or os.environ), check=False
     )
@@ -169,6 +170,8 @@ def probe_platform(platform: str, timeout: float = 60.0) -> str:
         "app = QGuiApplication(sys.argv[:1])\nprint(app.platformName())\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM=platform)
+    import subprocess  # only when a platform plug-in fails to load: not on every start
+
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )

@@ -11,7 +11,7 @@ in a circle.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
@@ -43,6 +43,15 @@ def keep_on_screen(widget: QWidget) -> None:
 def save_geometry(widget: QWidget, key: str) -> None:
     """Remember where ``widget`` is, for :func:`restore_geometry`."""
     window_state_settings().setValue(key, widget.saveGeometry())
+
+
+def _placed(widget: QWidget) -> bool:
+    """Whether ``widget``, not shown yet, was given a position (else the window manager will choose one)."""
+    # Imported here: the first use of PySide6's Qt namespace builds all its enums (~40 ms), and the opening
+    # window, painted before anything else, fits itself without it (it needs no move to fit a screen).
+    from PySide6.QtCore import Qt
+
+    return widget.testAttribute(Qt.WidgetAttribute.WA_Moved)
 
 
 class _FitOnShow(QObject):
@@ -80,7 +89,7 @@ def fit_to_screen(widget: QWidget) -> None:
     if (width, height) != (widget.width(), widget.height()):
         widget.resize(width, height)
     frame = widget.frameGeometry()
-    if widget.isVisible() or widget.testAttribute(Qt.WidgetAttribute.WA_Moved):
+    if not area.contains(frame) and (widget.isVisible() or _placed(widget)):
         left = max(area.left(), min(frame.left(), area.right() - frame.width() + 1))
         top = max(area.top(), min(frame.top(), area.bottom() - frame.height() + 1))
         if (left, top) != (frame.left(), frame.top()):
