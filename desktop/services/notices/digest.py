@@ -73,6 +73,9 @@ def _held(last_reply: str) -> bool:
     return last_reply.startswith(HOLD_PREFIX)
 
 
+_NOTICES: Any = Notification.__table__
+
+
 def gather(db: Database, *, now: datetime, settings: DigestSettings | None = None) -> Gathered:
     """Hold new arrival notices while more of the patron's items are coming, and make riders; one transaction.
 
@@ -83,26 +86,30 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         settings = settings or read_digest_settings(session)
+        # Table columns, not ORM attributes: plain rows, without the ORM's loading.
+        n = _NOTICES.c
+        waiting = (
+            n.dedupe_key.like("arrival:%"),
+            n.channel.in_(DIGEST_CHANNELS),
+            n.state == "pending",
+            n.attempts == 0,
+            n.digest_leader_id.is_(None),
+            or_(n.lease_until.is_(None), n.lease_until < now),
+        )
+        # Only the notices this pass may change: of a patron with several waiting (riders), or with items still on
+        # their way (a hold), or held already (a release). After a big import nearly every patron has one item
+        # and none coming: reading all the others (tens of thousands) took as long as creating them.
+        several = select(n.patron_id).where(*waiting).group_by(n.patron_id).having(func.count() > 1)
+        coming_to = select(Request.patron_id).where(Request.status.in_(ON_THE_WAY))
         candidates = (
             select(
-                Notification.id,
-                Notification.patron_id,
-                Notification.request_id,
-                Notification.channel,
-                Notification.to_address,
-                Notification.created_at,
-                Notification.next_attempt_at,
-                Notification.last_reply,
+                n.id, n.patron_id, n.request_id, n.channel, n.to_address, n.created_at, n.next_attempt_at, n.last_reply
             )
             .where(
-                Notification.dedupe_key.like("arrival:%"),
-                Notification.channel.in_(DIGEST_CHANNELS),
-                Notification.state == "pending",
-                Notification.attempts == 0,
-                Notification.digest_leader_id.is_(None),
-                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+                *waiting,
+                or_(n.patron_id.in_(several), n.patron_id.in_(coming_to), n.last_reply.like(f"{HOLD_PREFIX}%")),
             )
-            .order_by(Notification.id)
+            .order_by(n.id)
         )
         rows = session.execute(candidates).all()
         if not rows:
@@ -112,7 +119,8 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
             _guarded(session, release, now)
             return Gathered(released=len(release))
         window = settings.window
-        patrons = {r.patron_id for r in rows}
+        # The candidates' patrons as a subquery, not a list of ids, which may be thousands.
+        patrons = candidates.with_only_columns(n.patron_id).order_by(None).scalar_subquery()
         coming: dict[int, set[int]] = {}
         for patron_id, request_id in session.execute(
             select(Request.patron_id, Request.id).where(Request.patron_id.in_(patrons), Request.status.in_(ON_THE_WAY))
@@ -138,15 +146,13 @@ def gather(db: Database, *, now: datetime, settings: DigestSettings | None = Non
         riding = [
             {"id": rider_id, "digest_leader_id": leader_id, "updated_at": now}
             for members in groups.values()
+            if len(members) > 1  # most patrons have one item waiting: no group to make
             for leader_id, rider_ids in _leaders(members, window).items()
             for rider_id in rider_ids
         ]
         _guarded(session, changes, now)
         _guarded(session, riding, now)
         return Gathered(held=held, released=released, riders=len(riding))
-
-
-_NOTICES = Notification.__table__
 
 
 def _free(table: Any, now: datetime) -> Any:
