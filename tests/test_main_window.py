@@ -355,6 +355,37 @@ def test_slow_work_shows_busy_and_the_window_keeps_painting(qtbot: QtBot, main_w
     qtbot.waitUntil(lambda: not main_window.busy_bar.isVisible())
 
 
+def test_a_new_list_is_painted_when_its_rows_arrive_or_empty_after_a_moment(
+    qtbot: QtBot, main_window: MainWindow
+) -> None:
+    """Choosing a queue does not paint the table empty while the rows are read; it paints once they arrive, and
+    shows the empty (loading) table after all when they take longer than a moment."""
+    workspace = main_window.workspace
+    table, model = workspace.table, workspace.table_model
+    scroll_bar = table.verticalScrollBar()
+    assert scroll_bar.isVisible()  # all 300 requests: more than fit
+    gate = threading.Event()
+    main_window.ctx.run(functools.partial(gate.wait, 60))  # the worker is busy: the new list cannot arrive yet
+    try:
+        workspace.select_queue(ACC)
+        assert model.loading and not table.updatesEnabled()
+        assert table.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOn  # kept through the reset
+        qtbot.waitUntil(table.updatesEnabled)  # no rows after a moment: the empty table is shown
+        assert model.loading and model.rowCount() == 0
+        assert table.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAsNeeded
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not model.loading)
+    choose(qtbot, main_window, None)
+    qtbot.waitUntil(scroll_bar.isVisible)  # from the short list to a long one: the bar comes back
+    with qtbot.waitSignal(model.loaded):
+        workspace.reload()  # the same long list read again: the scroll bar never goes away meanwhile
+        assert not table.updatesEnabled() and scroll_bar.isVisible()
+    assert table.updatesEnabled() and scroll_bar.isVisible()  # no relayout needed before the rows are painted
+    assert table.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAsNeeded
+    assert model.total == 300
+
+
 def test_geometry_and_splitter_are_remembered(qtbot: QtBot, seeded_db: Database, settings: Settings) -> None:
     window = open_window(qtbot, seeded_db, settings)
     qtbot.addWidget(window, before_close_func=close_window)

@@ -44,6 +44,8 @@ from desktop.ui.widgets.tables import record_table, selected_rows
 POLL_MS = 10_000
 #: Filter typing pause before the database is asked.
 FILTER_DELAY_MS = 300
+#: How long the table keeps its last picture while a new list loads before it is painted empty.
+BLANK_DELAY_MS = 100
 _COLUMN_WIDTHS = (100, 190, 150, 80, 60, 260, 150, 90, 170, 125)
 
 
@@ -104,6 +106,8 @@ class BorrowingWorkspace(QWidget):
         self.open_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.open_action.triggered.connect(self.open_current)
         self.table.addAction(self.open_action)
+        self.table_model.modelAboutToBeReset.connect(self.on_list_reset)
+        self.table_model.modelReset.connect(self.on_list_reset_done)
         self.table_model.loaded.connect(self.on_rows_loaded)
         self.table_model.refreshed.connect(self.on_rows_loaded)
         self.table_model.loadFailed.connect(self.on_load_failed)
@@ -171,6 +175,7 @@ class BorrowingWorkspace(QWidget):
         # Owned by this tab and stopped by the context when the workstation shuts down (see AppContext.timer).
         self._poll = ctx.timer(self, POLL_MS, self.poll, name="queuePollTimer")
         self._changed_timer = ctx.timer(self, 100, self.refresh, single_shot=True)
+        self._blank_timer = ctx.timer(self, BLANK_DELAY_MS, self.resume_table_painting, single_shot=True)
         ctx.changed.connect(self.on_data_changed)
         ctx.databaseChanged.connect(self.reload)
 
@@ -229,6 +234,7 @@ class BorrowingWorkspace(QWidget):
         self._poll.stop()
         self._filter_timer.stop()
         self._changed_timer.stop()
+        self.resume_table_painting()
         self.ctx.release(self)
         self.ctx.release(self.table_model)
 
@@ -363,14 +369,50 @@ class BorrowingWorkspace(QWidget):
         self._counting = False
         self._show_error(f"Cannot read the queues from {self.ctx.db.display_name}: {error}")
 
+    @Slot()
+    def on_list_reset(self) -> None:
+        """A new list started loading: keep the table's last picture, and its scroll bar, for a moment.
+
+        The first page usually arrives within a few milliseconds. Painting the empty table in the meantime was
+        thrown away at once, and so was the layout of the table without its scroll bar (hidden for the empty
+        list, shown again for the rows): the table was laid out and painted twice, on the CPU the worker reading
+        the page needed. After :data:`BLANK_DELAY_MS` without rows the empty table is shown after all. Done
+        before the reset, so that the view's own reaction to it paints nothing either.
+        """
+        if not self.table.updatesEnabled():
+            return
+        self.table.setUpdatesEnabled(False)
+        if self.table.verticalScrollBar().isVisible():
+            self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self._blank_timer.start()
+
+    @Slot()
+    def on_list_reset_done(self) -> None:
+        """The reset is over: a reset that started no loading has nothing to wait for."""
+        if not self.table_model.loading:
+            self.resume_table_painting()
+
+    @Slot()
+    def resume_table_painting(self) -> None:
+        """Lay out and paint the table again (its rows arrived, reading failed, or loading takes a while)."""
+        self._blank_timer.stop()
+        if self.table.updatesEnabled():
+            return
+        if self.table.verticalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOn:
+            self.table.doItemsLayout()  # the scroll range of the new list first, so the bar goes only if it fits
+            self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setUpdatesEnabled(True)
+
     @Slot(int)
     def on_rows_loaded(self, _total: int) -> None:
         """The list arrived or was refreshed."""
+        self.resume_table_painting()
         self._update_title()
 
     @Slot(str)
     def on_load_failed(self, message: str) -> None:
         """Reading rows failed."""
+        self.resume_table_painting()
         self._show_error(f"Cannot read the requests from {self.ctx.db.display_name}: {message}")
 
     @Slot()

@@ -44,10 +44,11 @@ Index = QModelIndex | QPersistentModelIndex
 def _when(value: datetime | None) -> str:
     # Formatted by hand: ``strftime`` imports the ``time`` module on every call, which goes through PySide6's
     # import hook in Python and made this column alone cost more than reading the page from the database.
+    # ``%`` formatting of the five fields costs less than half the f-string with format specs (a page formats 200).
     if not value:
         return ""
     v = value.astimezone()
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}"
+    return "%04d-%02d-%02d %02d:%02d" % (v.year, v.month, v.day, v.hour, v.minute)  # noqa: UP031
 
 
 def _day(value: date | None) -> str:
@@ -78,7 +79,6 @@ _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _TRANSACTION = int(TRANSACTION_ROLE)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ANSWERED = frozenset({_DISPLAY, _TOOLTIP, _ACCESSIBLE, _ALIGNMENT, _TRANSACTION})
-_ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
 
 def _row_text(r: RequestRow) -> tuple[str, ...]:
@@ -110,6 +110,10 @@ def fetch_refresh(
 
 class RequestTableModel(QAbstractTableModel):
     """Rows of one :class:`QueueQuery`, paged in from the database off the GUI thread.
+
+    ``flags()`` is deliberately not overridden: the base class already answers what a row needs (enabled,
+    selectable, never has children, never edited in place: edits go through the request form), and an override
+    would be a call into Python for every painted cell and every selection check.
 
     Signals:
         loaded(int): the first page of a new query arrived; the argument is the list's length.
@@ -220,12 +224,6 @@ class RequestTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.ToolTipRole:
                 return f"Sort by {COLUMNS[section][0].lower()} (done by the database)"
         return None
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        """Rows are selectable, never edited in place (edits go through the request form)."""
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return _ROW_FLAGS
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Ask the database for another order (a new list, so the model resets)."""
