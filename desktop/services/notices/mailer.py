@@ -310,9 +310,8 @@ def build_message(
         head = "".join(addressed) + "".join(_header(n, v, policy) for n, v in headers) + content_type + CRLF
     else:
         body = _text_part(rendered.body_text or "", "plain")
-        head = "".join(addressed) + "".join(
-            _header(n, v, policy) for n, v in headers
-        )  # the part's own headers end the block
+        # The part's own headers (in ``body``) end the block.
+        head = "".join(addressed) + "".join(_header(n, v, policy) for n, v in headers)
     data = head.encode("utf-8" if smtputf8 else "ascii", errors="strict") + body
     sender = envelope_form(sender_parsed, smtputf8=smtputf8)
     recipients = tuple(dict.fromkeys(envelope_form(a, smtputf8=smtputf8) for a in (*to_list, *cc_list, *bcc_list)))
