@@ -185,6 +185,8 @@ NAMES = (
 )
 # A name with an "@" and a space was taken for an address ("0@ 0" parses as 0@0) and left unquoted.
 @example(first="0@", last="0", template="{{ patron.full_name }} <{{ patron.email }}>")
+# A name the standard library's parser reads as a group ("0 :;0") raised AttributeError instead of being quoted.
+@example(first="0", last=":;0", template="{{ patron.full_name }} <{{ patron.email }}>")
 # The same, quoted with a comma: the legacy splitter's last encoded word was 76 characters.
 @example(first="0000¡¡¡¡¡¡¡¡¡¡¡¡ࠀࠀ𐀀𐀀𐀀", last="00000000¡¡¡¡¡¡¡¡¡ࠀࠀࠀ𐀀𐀀", template=QUOTED_COMMA_TO)
 @given(first=NAMES, last=NAMES, template=st.sampled_from([QUOTED_COMMA_TO, "{{ patron.full_name }} <{{ patron.email }}>",

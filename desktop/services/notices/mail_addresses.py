@@ -148,10 +148,10 @@ def parse_address_list(text: str) -> tuple[Address, ...]:
     try:
         header = policy.default.header_factory("To", _semicolons_to_commas(text))
         addresses: tuple[Address, ...] = tuple(header.addresses)
-    except (IndexError, ValueError, email_errors.HeaderParseError):
+    except (IndexError, ValueError, AttributeError, email_errors.HeaderParseError):
         # The standard library's parser fails on some inputs instead of flagging a defect: a display name that
-        # ends in an unpaired ``<`` ("Olivia <") raises IndexError in CPython 3.11. Such text is not an address
-        # list; saying so is what a defect would have done.
+        # ends in an unpaired ``<`` ("Olivia <") raises IndexError in CPython 3.11, and a name like "0 :;0" (read
+        # as a group) AttributeError. Such text is not an address list; saying so is what a defect would have done.
         raise AddressError(f"{text.strip()!r} is not a valid address list") from None
     for address in addresses:
         if not address.username or not address.domain:
