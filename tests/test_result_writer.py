@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from desktop.db.engine import Database
-from desktop.db.models import NotificationAttempt, Request, Tracking
+from desktop.db.models import Notification, NotificationAttempt, Request, Tracking
 from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError
 from desktop.services.notices import outbox
-from desktop.services.notices.result_writer import Advance, ResultWriter
-from tests.outbox_support import add_patron, add_request, move, notices, request_status
+from desktop.services.notices.result_writer import Advance, ResultWriter, _statements
+from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, request_status
 
 
 def notified(request_id: int) -> Advance:
@@ -213,3 +213,50 @@ def test_a_record_held_up_by_a_lock_gives_up_after_the_timeout(pg_db: Database) 
     finally:
         writer.close()
     assert request_status(pg_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
+
+
+def _request_scans(plan: dict[str, object]) -> list[dict[str, object]]:
+    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan that reads the requests table."""
+    found = [plan] if plan.get("Relation Name") == "requests" and "Scan" in str(plan.get("Node Type")) else []
+    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
+        found += _request_scans(child)
+    return found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql", "postgresql-steps"])
+def test_the_request_is_found_by_its_key_however_long_the_queue(pg_db: Database, backend: str) -> None:
+    """On a database without fresh statistics (new, or just filled by an import) PostgreSQL rated the status
+    index as cheap as the primary key and walked it on every record: each record read every request at Awaiting
+    Customer Contact. The plan of both forms of the record (one statement; step by step for a digest) must read
+    the one request by its key, with a long queue waiting and no ANALYZE run."""
+    ids = bulk_arrivals(pg_db, 400)
+    claim = outbox.claim_due(pg_db, "A", limit=1, lease_seconds=60, now=utcnow() + timedelta(seconds=1))
+    [notice_id] = claim.ids
+    assert notice_id in ids
+    with pg_db.read() as session:
+        request_id = session.scalar(select(Notification.request_id).where(Notification.id == notice_id))
+    now = utcnow()
+    changes = {"state": "sent", "lease_owner": None, "lease_until": None, "last_reply": "250", "updated_at": now}
+    sql = _statements(backend, frozenset(changes), True)
+    params: dict[str, object] = {f"v_{k}": v for k, v in changes.items()} | {
+        "b_id": notice_id, "b_token": claim.token, "a_at": now, "a_worker": "A", "a_outcome": "sent", "a_reply": "250",
+        "r_id": request_id, "t_from": Status.AWAITING_CUSTOMER_CONTACT.value, "t_to": Status.NOTIFIED_VIA_EMAIL.value,
+        "t_by": "System", "t_at": now, "t_note": "",
+    }  # fmt: skip
+    raw = pg_db.engine.raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor:
+            statement = sql.notice if backend == "postgresql" else sql.advance
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params)
+            [[[plan]]] = cursor.fetchall()
+        driver.rollback()
+    finally:
+        raw.close()
+    scans = _request_scans(plan["Plan"])
+    assert [(s["Node Type"], s.get("Index Name"), s.get("Rows Removed by Filter", 0)) for s in scans] == [
+        ("Index Scan", "pk_requests", 0)
+    ]
+    assert scans[0]["Actual Rows"] == 1  # the request did move (in the transaction rolled back above)
