@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Notification, NotificationAttempt, Tracking
@@ -16,7 +20,7 @@ from desktop.domain.statuses import Status
 from desktop.services.notices import outbox
 from desktop.services.notices.result_writer import ResultWriter
 from desktop.services.requests.status import route_request
-from tests.outbox_support import add_patron, add_request, move, notices, request_status
+from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, request_status
 
 
 def test_arrival_creates_one_notice_in_the_same_transaction(any_db: Database) -> None:
@@ -192,3 +196,44 @@ def test_notice_history_and_next_due(any_db: Database) -> None:
         session.execute(update(Notification).values(state="failed"))
     assert outbox.next_due_at(any_db) is None and outbox.count_waiting(any_db) == 0
     assert outbox.notice_history(any_db, notice.id) == []
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN`` of a statement, its parameters bound as SQLAlchemy binds them when it runs the statement."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Executable, prefix: str) -> None:
+        self.statement = statement
+        self.prefix = prefix
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return element.prefix + compiler.process(element.statement, **kw)
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan, outermost first."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
+
+
+def test_a_claim_reads_the_claimable_notices_in_order(any_db: Database) -> None:
+    """Without an index in the claim's order, each claim read and sorted every due notice (PostgreSQL walked
+    ``ix_notifications_digest_leader`` to do it): a queue of n notices cost O(n²) to send. With a queue waiting
+    and no statistics (a new database, or one just filled by an import), the claim must read the partial index
+    ``ix_notifications_claimable`` in order and sort nothing."""
+    bulk_arrivals(any_db, 400)
+    due = outbox._due_statement(outbox.EMAIL, utcnow() + timedelta(seconds=1), 100)
+    with any_db.read() as session:
+        if any_db.backend == "postgresql":
+            # The claim locks what it reads, skipping rows another claim holds (claim_due adds the same).
+            [explained] = session.execute(_Explain(due.with_for_update(skip_locked=True), "EXPLAIN (FORMAT JSON) "))
+            nodes = _plan_nodes(explained[0][0]["Plan"])
+            scans = [(n["Node Type"], n.get("Index Name")) for n in nodes if n.get("Relation Name") == "notifications"]
+            assert scans == [("Index Scan", "ix_notifications_claimable")]
+            assert "Sort" not in {n["Node Type"] for n in nodes}
+        else:
+            details = [row[-1] for row in session.execute(_Explain(due, "EXPLAIN QUERY PLAN "))]
+            assert any("USING INDEX ix_notifications_claimable" in d for d in details), details
+            assert not any("TEMP B-TREE" in d for d in details), details

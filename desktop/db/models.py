@@ -295,6 +295,12 @@ class TemplateRevision(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+#: SQL: a notice a sender may claim once due: waiting, and its own message (not riding in a digest leader's). The
+#: partial index ``ix_notifications_claimable`` holds these rows; a claim states the same terms, with the states
+#: written out, so that both databases can see the index applies.
+CLAIMABLE_CONDITION = "state IN ('pending', 'retrying') AND digest_leader_id IS NULL"
+
+
 class Notification(Base):
     """A notice in the outbox and its history (e-mail now; the channel column keeps SMS open).
 
@@ -342,7 +348,24 @@ class Notification(Base):
         Index("ix_notifications_due", "state", "next_attempt_at"),
         Index("ix_notifications_request", "request_id"),
         Index("ix_notifications_message_id", "message_id"),  # a bounce is matched by it (migration 0011)
-        Index("ix_notifications_digest_leader", "digest_leader_id"),
+        # Riders only (migration 0021): the look-ups it serves name a leader, and NULL entries let PostgreSQL walk
+        # it for a claim's ``digest_leader_id IS NULL`` instead of reading the claimable index in order.
+        Index(
+            "ix_notifications_digest_leader",
+            "digest_leader_id",
+            sqlite_where=text("digest_leader_id IS NOT NULL"),
+            postgresql_where=text("digest_leader_id IS NOT NULL"),
+        ),
+        # The notices a sender may claim, in the claim's order (migration 0021): a claim reads the first rows of
+        # its channel instead of sorting every due notice.
+        Index(
+            "ix_notifications_claimable",
+            "channel",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text(CLAIMABLE_CONDITION),
+            postgresql_where=text(CLAIMABLE_CONDITION),
+        ),
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Result, and_, case, func, or_, select, update
+from sqlalchemy import BindParameter, Result, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -497,6 +497,32 @@ class Claim:
     riders: tuple[int, ...] = ()
 
 
+def _due_statement(channel: str, now: datetime, limit: int) -> Select[int]:
+    """The ids of the ``limit`` oldest notices of ``channel`` a claim may take at ``now``.
+
+    It reads ``ix_notifications_claimable`` (migration 0021) in order and stops after ``limit`` rows; without it
+    PostgreSQL read and sorted every due notice on each claim. A plan test compiles it (tests/test_outbox.py).
+    """
+    # The states are written into the SQL, not sent as parameters: SQLite uses a partial index only when the
+    # query's own text shows that the index's condition holds, and a parameter shows nothing (nor could it in
+    # PostgreSQL's generic plan of a prepared claim).
+    waiting: BindParameter[list[str]] = bindparam(
+        "waiting_states", list(WAITING_STATES), expanding=True, literal_execute=True
+    )
+    return (
+        select(Notification.id)
+        .where(
+            Notification.state.in_(waiting),
+            Notification.channel == channel,
+            Notification.next_attempt_at <= now,
+            Notification.digest_leader_id.is_(None),
+            or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+        )
+        .order_by(Notification.next_attempt_at, Notification.id)
+        .limit(limit)
+    )
+
+
 def claim_due(
     db: Database, worker: str, *, limit: int, lease_seconds: float, now: datetime, channel: str = EMAIL
 ) -> Claim:
@@ -510,18 +536,7 @@ def claim_due(
     token = f"{worker}#{uuid.uuid4().hex[:12]}"
     until = now + timedelta(seconds=lease_seconds)
     with db.write() as session:
-        due = (
-            select(Notification.id)
-            .where(
-                Notification.state.in_(WAITING_STATES),
-                Notification.channel == channel,
-                Notification.next_attempt_at <= now,
-                Notification.digest_leader_id.is_(None),
-                or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-            )
-            .order_by(Notification.next_attempt_at, Notification.id)
-            .limit(limit)
-        )
+        due = _due_statement(channel, now, limit)
         postgresql = session.get_bind().dialect.name == "postgresql"
 
         def lease(which: Any) -> list[int]:
