@@ -9,6 +9,15 @@ pay the same server. Measured in the same run:
 * ``ours_process_seconds``: the whole ``run --once`` process, Python start-up and schema check included;
 * ``plain_seconds``: connect, ``sendmail`` the 2,000 messages ``run --once`` produced, quit (no database).
 
+Where the time goes, per message, in the same rounds (CPU seconds from the operating system, Linux):
+
+* ``*_client_cpu_ms``: the sending process's own CPU (for ours, the cycle's: the process's CPU less that of a
+  ``run --once`` with nothing to send, run right after on the same database);
+* ``*_server_cpu_ms``: the aiosmtpd sink's CPU (this process, whose main thread only waits meanwhile);
+* ``*_database_cpu_ms`` (PostgreSQL): every PostgreSQL server process's CPU, the exited backends included;
+* ``ours_client_busy`` = ours_client_cpu / ours wall time: near 1, the cycle is bound by its own CPU (rendering,
+  recording, SMTP client), so no overlap with the server can make it faster; only less work per message can.
+
 ``ratio`` = ours_cycle_seconds / plain_seconds (target ≤ 1.5). Each round queues fresh notices and runs ours,
 then the plain loop with the messages ours produced, so the two compare on the same machine state; the figures
 are the median round (by ratio), and every round's ratio is listed: on a shared two-core machine one round's
@@ -22,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,6 +89,43 @@ if conn is not None:
 """
 
 
+class CpuMeter:
+    """CPU seconds used meanwhile by finished child processes, by this process (the sink's thread) and by the
+    PostgreSQL server's processes (read from ``/proc``; the postmaster's children's totals include backends that
+    exited)."""
+
+    def __init__(self) -> None:
+        self._start = self._now()
+
+    @staticmethod
+    def _postgres() -> float | None:
+        total, found, tick = 0.0, False, os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:  # exited meanwhile, or not ours to read
+                continue
+            name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+            if name.startswith("postgres"):
+                found = True
+                # utime + stime, plus cutime + cstime of waited-for children (the postmaster's exited backends).
+                total += sum(int(fields[i]) for i in (11, 12, 13, 14)) / tick
+        return total if found else None
+
+    def _now(self) -> tuple[float, float, float | None]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return (children.ru_utime + children.ru_stime, own.ru_utime + own.ru_stime, self._postgres())
+
+    def used(self) -> tuple[float, float, float | None]:
+        """(children's CPU, this process's CPU, PostgreSQL's CPU or None) since the meter was made."""
+        now = self._now()
+        database = None if now[2] is None or self._start[2] is None else now[2] - self._start[2]
+        return now[0] - self._start[0], now[1] - self._start[1], database
+
+
 def run_ours(url: str, sink: SmtpSink, env: dict[str, str]) -> tuple[float, float, str]:
     env = env | {"CALLSLIP_SMTP_HOST": sink.host, "CALLSLIP_SMTP_PORT": str(sink.port), "CALLSLIP_SMTP_FROM": FROM}
     started = time.perf_counter()
@@ -118,16 +166,40 @@ def measure_round(url: str, count: int, folder: Path, sink: SmtpSink) -> dict[st
     finally:
         db.dispose()
     env = isolated_environment(folder)
+    meter = CpuMeter()
     cycle, process, summary = run_ours(url, sink, env)
+    ours_cpu = meter.used()
     assert len(sink.messages) == count, summary
+    meter = CpuMeter()
+    run_ours(url, sink, env)  # nothing left to send: the process's start-up and an empty cycle, to subtract
+    idle_cpu = meter.used()
+    meter = CpuMeter()
     plain = run_plain(sink, folder, env)
+    plain_cpu = meter.used()
+    meter = CpuMeter()
     plain_commit = run_plain(sink, folder, env, database=url)
+    commit_cpu = meter.used()
     with sink.lock:
         sink.messages.clear()
+    ms = 1000 / count
+    cpu: dict[str, float | str] = {
+        "ours_client_cpu_ms": round((ours_cpu[0] - idle_cpu[0]) * ms, 3),
+        "ours_server_cpu_ms": round(ours_cpu[1] * ms, 3),
+        "ours_wall_ms": round(cycle * ms, 3),
+        "ours_client_busy": round((ours_cpu[0] - idle_cpu[0]) / cycle, 2),
+        "plain_client_cpu_ms": round(plain_cpu[0] * ms, 3),
+        "plain_server_cpu_ms": round(plain_cpu[1] * ms, 3),
+        "plain_wall_ms": round(plain * ms, 3),
+        "plain_commit_client_cpu_ms": round(commit_cpu[0] * ms, 3),
+        "plain_commit_wall_ms": round(plain_commit * ms, 3),
+    }
+    if ours_cpu[2] is not None and commit_cpu[2] is not None and url.startswith("postgresql"):
+        cpu["ours_database_cpu_ms"] = round(ours_cpu[2] * ms, 3)
+        cpu["plain_commit_database_cpu_ms"] = round(commit_cpu[2] * ms, 3)
     return {"ours_cycle_seconds": round(cycle, 3), "ours_process_seconds": round(process, 3),
             "plain_seconds": round(plain, 3), "plain_commit_seconds": round(plain_commit, 3),
             "ratio": round(cycle / plain, 3), "commit_ratio": round(cycle / plain_commit, 3),
-            "summary": summary}  # fmt: skip
+            "summary": summary, **cpu}  # fmt: skip
 
 
 def measure(url: str, count: int, folder: Path, rounds: int) -> dict[str, float | str]:
@@ -186,7 +258,7 @@ def main() -> None:
         ratio_meaning="SQLite run --once cycle seconds / plain loop seconds, median (min–max) of alternated rounds; "
         "goal ≤ 1.5 (and ≤ 1.2 × the plain loop + commit)",
         description=f"{count} queued notices through callslip-manager run --once into a local aiosmtpd sink",
-        units={k: "s" for k in figures if k.endswith("seconds")},
+        units={k: "s" if k.endswith("seconds") else "ms" for k in figures if k.endswith(("seconds", "_ms"))},
         parameters={"count": count, "rounds": args.rounds, "postgres": bool(args.postgres)},
     )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,20 @@ def test_report_says_which_goals_are_missed() -> None:
     assert "| process start → window painted ≤ 2 × a bare PySide6 window | `startup` | 2.50 | **MISSED**" in report
     assert "| `first_cycle` | 2.00 | met |" in report
     assert "queue_first_rows" not in report.split("## Goals")[1].split("## startup")[0]  # not run: not listed
+
+
+def test_cpu_meter_counts_a_finished_child_and_this_process() -> None:
+    """The throughput benchmark's CPU figures: a child that burns CPU is counted once it has exited, this
+    process's own work is counted apart, and the PostgreSQL figure is a number or None (no server here)."""
+    from bench.notify_throughput import CpuMeter
+
+    meter = CpuMeter()
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"],
+                   check=True)  # fmt: skip
+    started = time.process_time()
+    while time.process_time() - started < 0.2:
+        pass
+    children, own, database = meter.used()
+    assert 0.25 <= children < 5  # the child's 0.3 s (its interpreter's start-up on top)
+    assert 0.15 <= own < 5
+    assert database is None or database >= 0
