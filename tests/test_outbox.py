@@ -237,3 +237,24 @@ def test_a_claim_reads_the_claimable_notices_in_order(any_db: Database) -> None:
             details = [row[-1] for row in session.execute(_Explain(due, "EXPLAIN QUERY PLAN "))]
             assert any("USING INDEX ix_notifications_claimable" in d for d in details), details
             assert not any("TEMP B-TREE" in d for d in details), details
+
+
+def test_a_claim_finds_riders_by_their_leader_however_long_the_queue(any_db: Database) -> None:
+    """Leasing the riders of the claimed leaders looked them up by state, walking every waiting notice on each
+    claim (O(waiting) per claim, O(n²) for a big queue): SQLite always, PostgreSQL once the queue was long. With a
+    queue waiting and no statistics, the riders must be found by their leader in ``ix_notifications_digest_leader``.
+    PostgreSQL reads a short table whole (its choice, and cheap), so it gets a long queue here."""
+    postgresql = any_db.backend == "postgresql"
+    leaders = bulk_arrivals(any_db, 20_000 if postgresql else 400)[:100]
+    riders = outbox._riders_statement(leaders, utcnow())
+    with any_db.read() as session:
+        if postgresql:
+            [explained] = session.execute(_Explain(riders, "EXPLAIN (FORMAT JSON) "))
+            nodes = _plan_nodes(explained[0][0]["Plan"])
+            indexes = {n["Index Name"] for n in nodes if "Index Name" in n}
+            assert indexes == {"ix_notifications_digest_leader"}, nodes
+            assert "Seq Scan" not in {n["Node Type"] for n in nodes}
+        else:
+            details = [row[-1] for row in session.execute(_Explain(riders, "EXPLAIN QUERY PLAN "))]
+            assert any("USING INDEX ix_notifications_digest_leader" in d for d in details), details
+            assert not any("ix_notifications_due" in d for d in details), details

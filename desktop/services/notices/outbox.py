@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Result, Select, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BindParameter, Result, Select, and_, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -523,6 +523,23 @@ def _due_statement(channel: str, now: datetime, limit: int) -> Select[int]:
     )
 
 
+def _riders_statement(leaders: Sequence[int], now: datetime) -> Select[int]:
+    """The ids of the waiting riders of ``leaders`` that no live claim holds: leased with their leaders.
+
+    They are looked up by their leader in ``ix_notifications_digest_leader``, which holds only riders. The state
+    is tested as ``state || ''``, the same test but one no index serves: given ``ix_notifications_due``, SQLite
+    walked it over every waiting notice on each claim (7.8 ms at 20,000 waiting, 0.2 ms by the leader), and so did
+    PostgreSQL without statistics once the queue was long (4.3 ms against 0.06 ms). A plan test compiles it
+    (tests/test_outbox.py).
+    """
+    state = Notification.state.op("||")(literal_column("''"))
+    return select(Notification.id).where(
+        Notification.digest_leader_id.in_(leaders),
+        state.in_(WAITING_STATES),
+        or_(Notification.lease_until.is_(None), Notification.lease_until < now),
+    )
+
+
 def claim_due(
     db: Database, worker: str, *, limit: int, lease_seconds: float, now: datetime, channel: str = EMAIL
 ) -> Claim:
@@ -556,13 +573,7 @@ def claim_due(
         ids = lease(due)
         riders: list[int] = []
         if ids:
-            riders = lease(
-                select(Notification.id).where(
-                    Notification.digest_leader_id.in_(ids),
-                    Notification.state.in_(WAITING_STATES),
-                    or_(Notification.lease_until.is_(None), Notification.lease_until < now),
-                )
-            )
+            riders = lease(_riders_statement(ids, now))
     return Claim(token=token, ids=tuple(sorted([*ids, *riders])), lease_until=until, riders=tuple(sorted(riders)))
 
 
