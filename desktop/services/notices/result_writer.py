@@ -114,7 +114,7 @@ def _statements(backend: str, columns: frozenset[str], advance: bool) -> _Sql:
     )
     # The request is found by its primary key alone. PostgreSQL, without fresh statistics (a new database, a big
     # import not yet analysed), rated the status index as cheap as the key and walked it: every request at
-    # Awaiting Customer Contact read on each record (0.6 ms at 3,000 waiting, growing with the queue).
+    # Awaiting Customer Contact read on each record (0.54 ms more at 3,000 waiting, growing with the queue).
     # ``IS NOT DISTINCT FROM`` gives the same answer here (status is never NULL) and no index serves it.
     # SQLite always finds a row by its key first.
     expected = "IS NOT DISTINCT FROM" if backend.startswith("postgresql") else "="
