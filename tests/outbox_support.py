@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, insert, select
 
@@ -194,3 +195,8 @@ def start_manager(url: str, sink: SmtpSink, *args: str, **extra: str) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a PostgreSQL ``EXPLAIN (FORMAT JSON)`` plan, outermost first (for the plan tests)."""
+    return [plan, *(node for child in plan.get("Plans", []) for node in plan_nodes(child))]

@@ -20,7 +20,7 @@ from desktop.domain.statuses import Status
 from desktop.services.notices import outbox
 from desktop.services.notices.result_writer import ResultWriter
 from desktop.services.requests.status import route_request
-from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, request_status
+from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, plan_nodes, request_status
 
 
 def test_arrival_creates_one_notice_in_the_same_transaction(any_db: Database) -> None:
@@ -213,11 +213,6 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
     return element.prefix + compiler.process(element.statement, **kw)
 
 
-def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan, outermost first."""
-    return [plan, *(node for child in plan.get("Plans", []) for node in _plan_nodes(child))]
-
-
 def test_a_claim_reads_the_claimable_notices_in_order(any_db: Database) -> None:
     """Without an index in the claim's order, each claim read and sorted every due notice (PostgreSQL walked
     ``ix_notifications_digest_leader`` to do it): a queue of n notices cost O(n²) to send. With a queue waiting
@@ -229,7 +224,7 @@ def test_a_claim_reads_the_claimable_notices_in_order(any_db: Database) -> None:
         if any_db.backend == "postgresql":
             # The claim locks what it reads, skipping rows another claim holds (claim_due adds the same).
             [explained] = session.execute(_Explain(due.with_for_update(skip_locked=True), "EXPLAIN (FORMAT JSON) "))
-            nodes = _plan_nodes(explained[0][0]["Plan"])
+            nodes = plan_nodes(explained[0][0]["Plan"])
             scans = [(n["Node Type"], n.get("Index Name")) for n in nodes if n.get("Relation Name") == "notifications"]
             assert scans == [("Index Scan", "ix_notifications_claimable")]
             assert "Sort" not in {n["Node Type"] for n in nodes}
@@ -250,7 +245,7 @@ def test_a_claim_finds_riders_by_their_leader_however_long_the_queue(any_db: Dat
     with any_db.read() as session:
         if postgresql:
             [explained] = session.execute(_Explain(riders, "EXPLAIN (FORMAT JSON) "))
-            nodes = _plan_nodes(explained[0][0]["Plan"])
+            nodes = plan_nodes(explained[0][0]["Plan"])
             indexes = {n["Index Name"] for n in nodes if "Index Name" in n}
             assert indexes == {"ix_notifications_digest_leader"}, nodes
             assert "Seq Scan" not in {n["Node Type"] for n in nodes}

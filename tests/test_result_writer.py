@@ -13,7 +13,7 @@ from desktop.domain.clock import utcnow
 from desktop.domain.statuses import Status, TransitionError
 from desktop.services.notices import outbox
 from desktop.services.notices.result_writer import Advance, ResultWriter, _statements
-from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, request_status
+from tests.outbox_support import add_patron, add_request, bulk_arrivals, move, notices, plan_nodes, request_status
 
 
 def notified(request_id: int) -> Advance:
@@ -215,14 +215,6 @@ def test_a_record_held_up_by_a_lock_gives_up_after_the_timeout(pg_db: Database) 
     assert request_status(pg_db, request_id) == Status.NOTIFIED_VIA_EMAIL.value
 
 
-def _request_scans(plan: dict[str, object]) -> list[dict[str, object]]:
-    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan that reads the requests table."""
-    found = [plan] if plan.get("Relation Name") == "requests" and "Scan" in str(plan.get("Node Type")) else []
-    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
-        found += _request_scans(child)
-    return found
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql", "postgresql-steps"])
 def test_the_request_is_found_by_its_key_however_long_the_queue(pg_db: Database, backend: str) -> None:
@@ -255,7 +247,7 @@ def test_the_request_is_found_by_its_key_however_long_the_queue(pg_db: Database,
         driver.rollback()
     finally:
         raw.close()
-    scans = _request_scans(plan["Plan"])
+    scans = [n for n in plan_nodes(plan["Plan"]) if n.get("Relation Name") == "requests" and "Scan" in n["Node Type"]]
     assert [(s["Node Type"], s.get("Index Name"), s.get("Rows Removed by Filter", 0)) for s in scans] == [
         ("Index Scan", "pk_requests", 0)
     ]
