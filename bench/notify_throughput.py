@@ -99,6 +99,8 @@ class CpuMeter:
 
     @staticmethod
     def _postgres() -> float | None:
+        if not Path("/proc/self/stat").exists():  # not Linux: no figure rather than a failed benchmark
+            return None
         total, found, tick = 0.0, False, os.sysconf("SC_CLK_TCK")
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
