@@ -24,8 +24,9 @@ from sqlalchemy import update
 from desktop.db.engine import Database
 from desktop.db.models import NoticeTemplate, Request, SystemSetting
 from desktop.domain.statuses import Status
+from desktop.services.notices import mail_addresses
 from desktop.services.notices.dispatch import run_cycle
-from desktop.services.notices.mail_addresses import mailbox, parse_address_list
+from desktop.services.notices.mail_addresses import AddressError, control_characters, mailbox, parse_address_list
 from desktop.services.notices.mailer import SmtpTransport, build_message, message_id_for
 from desktop.services.notices.notice_context import system_settings
 from desktop.services.notices.templates import RenderedNotice, TemplateFields, default_template, render, sample_context
@@ -281,6 +282,42 @@ def test_parse_address_list_keeps_a_group_and_accepts_semicolons() -> None:
         "a@example.org",
         "b@example.org",
     ]
+
+
+_ATEXT = "!#$%&'*+/=?^_`{|}~-"
+#: Names and address parts made mostly of what the fast paths take, with the characters that must send a text
+#: to the parser mixed in (specials, dots, quotes, several spaces, marks, other scripts' spaces).
+_NAME_TEXT = st.text(
+    st.sampled_from("Aaz09 " + _ATEXT + '."(),:;<>@[]\\\t' + "\u00a0\u3000\u0301\u200fÅéßΩЖ中١²")
+    | st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+    max_size=12,
+)
+_LOCAL_TEXT = st.text(st.sampled_from("ab09." + _ATEXT + '"@ '), min_size=1, max_size=8)
+_DOMAIN_TEXT = st.text(st.sampled_from("ab09.-_"), min_size=1, max_size=8)
+
+
+@example(name="Bulk Patron 7", local="patron7", domain="example.org")
+@example(name="Zoë Ångström", local="z", domain="example.org")
+@example(name="O'Brien", local="o.b", domain="x.org")
+@given(name=_NAME_TEXT, local=_LOCAL_TEXT, domain=_DOMAIN_TEXT)
+@settings(max_examples=400)
+def test_a_plain_mailbox_is_read_as_the_standard_parser_reads_it(name: str, local: str, domain: str) -> None:
+    """The fast paths for ``addr`` and ``Name <addr>`` (most To headers) give exactly the parser's mailbox, and
+    anything they do not take still goes to the parser."""
+    for text in (f"{name} <{local}@{domain}>", f"{local}@{domain}", mailbox(name, f"{local}@{domain}")):
+        fast = mail_addresses._simple_mailbox(text.strip())
+        if control_characters(text):
+            continue
+        try:
+            parsed = mail_addresses._parsed_address_list(text)
+        except AddressError:
+            assert fast is None, text
+            continue
+        if fast is not None:
+            assert [(a.display_name, a.username, a.domain) for a in parsed] == [
+                (fast.display_name, fast.username, fast.domain)
+            ], text
+            assert str(fast) == str(parsed[0])
 
 
 # ------------------------------------------------------------------------------------------------ end to end

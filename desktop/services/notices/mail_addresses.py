@@ -123,11 +123,33 @@ def a_label(domain: str) -> str:
         raise AddressError(f"the domain {domain!r} is not a valid international domain name ({exc})") from None
 
 
-#: A bare ASCII dot-atom address (``ada.l+ill@example.org``), by far the most common To: built without the
-#: parser, which costs ~0.2 ms; anything else goes through it.
-_BARE = re.compile(
+_ADDR_SPEC = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
 )
+#: A bare ASCII dot-atom address (``ada.l+ill@example.org``), by far the most common To: built without the
+#: parser, which costs ~0.2 ms; anything else goes through it.
+_BARE = re.compile(_ADDR_SPEC)
+#: The next most common: such an address after a plain name, words of letters, digits and ASCII atext separated
+#: by single spaces (``Ada Lovelace <ada@example.org>``, ``Zoë Ångström <z@example.org>``), as :func:`mailbox`
+#: writes every name that needs no quotes. The parser took ~0.1 ms for it, about a tenth of the System Manager's
+#: CPU per e-mail; a quoted name, a comment or anything else still goes through the parser.
+_NAME_WORD = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\W_])+"
+_NAMED = re.compile(rf"(?P<name>{_NAME_WORD}(?: {_NAME_WORD})*) <(?P<spec>{_ADDR_SPEC})>")
+
+
+def _simple_mailbox(text: str) -> Address | None:
+    """The one mailbox of ``text`` when it is a bare address or a plain name and address (the parser's answer
+    for them, without it); ``None`` for anything else."""
+    if ".." in text:
+        return None
+    if _BARE.fullmatch(text):
+        username, _, domain = text.rpartition("@")
+        return Address(username=username, domain=domain)
+    named = _NAMED.fullmatch(text)
+    if named is None:
+        return None
+    username, _, domain = named["spec"].rpartition("@")
+    return Address(display_name=named["name"], username=username, domain=domain)
 
 
 @lru_cache(maxsize=4096)
@@ -141,10 +163,14 @@ def parse_address_list(text: str) -> tuple[Address, ...]:
     check_header_text(text)
     if not text.strip():
         return ()
-    bare = text.strip()
-    if _BARE.fullmatch(bare) and ".." not in bare:
-        username, _, domain = bare.rpartition("@")
-        return (Address(username=username, domain=domain),)
+    simple = _simple_mailbox(text.strip())
+    if simple is not None:
+        return (simple,)
+    return _parsed_address_list(text)
+
+
+def _parsed_address_list(text: str) -> tuple[Address, ...]:
+    """:func:`parse_address_list` by the standard library's parser (text already checked for control characters)."""
     try:
         header = policy.default.header_factory("To", _semicolons_to_commas(text))
         addresses: tuple[Address, ...] = tuple(header.addresses)
@@ -209,7 +235,11 @@ def mailbox(display_name: str, addr_spec: str) -> str:
     name = " ".join(display_name.split())
     if not name or "@" not in addr_spec or control_characters(addr_spec):
         return addr_spec
+    spec = addr_spec.strip()
+    if _BARE.fullmatch(spec) and ".." not in spec:  # nothing for the parser to find (it took ~0.03 ms)
+        username, _, domain = spec.rpartition("@")
+        return str(Address(display_name=name, username=username, domain=domain))
     try:
-        return str(Address(display_name=name, addr_spec=addr_spec.strip()))
+        return str(Address(display_name=name, addr_spec=spec))
     except (ValueError, IndexError, TypeError, email_errors.HeaderParseError):
         return addr_spec
