@@ -48,6 +48,8 @@ DATA_BOMB = (
         ("{{ 'x'.translate({120: 'y' * 999999}) }}", "translate"),
         ("{{ [['x' * 999999]] * 999 }}", "builds a value"),
         ("{% set s = 'x' * 999999 %}{{ [s, s, s] }}", "builds a value"),
+        ("{% set d = {'s': 'x' * 999999} %}{{ [d.s, d.s] }}", "builds a value"),
+        ("{% set s = 'x' * 999999 %}{{ ([s, s]|length) ~ [s, s] }}", "builds a value"),
         ("{% set s = 'x' * 999999 %}{{ [s, s] ~ '' }}", "builds a value"),
         ("{% set s = 'x' * 999999 %}{{ [s, s]|string }}", "builds a value"),
         ("{% set s = 'x' * 999999 %}{{ '{}'.format([s, s]) }}", "builds a value"),
@@ -76,6 +78,22 @@ def test_runaway_templates_are_stopped_with_a_reason(body: str, reason: str) -> 
     assert problems and problems[0].part == "body_text" and reason in problems[0].reason, problems
     with pytest.raises(TemplateError, match="body_text"):
         render(fields_, sample_context())
+
+
+def test_a_dicts_keys_and_methods_read_as_the_sandbox_reads_them() -> None:
+    """``d.key`` is looked up directly in a plain dict, and still finds a dict's own method first, refuses its
+    private attributes and is undefined for a missing key; counting a big list builds nothing and is allowed."""
+    body = (
+        "{% set d = {'items': 'key', 'name': 'Ada'} %}{{ d.name }}|{{ d['items'] }}|{{ d.items is callable }}|"
+        "{{ d.missing is undefined }}|{{ library.name }}|{% set s = 'x' * 999999 %}{{ [s, s, s]|length }}"
+    )
+    fields_ = replace(default_template("Loan Pickup"), body_text=body)
+    assert render(fields_, sample_context()).body_text.startswith(
+        f"Ada|key|True|True|{sample_context()['library']['name']}|3"
+    )
+    private = replace(default_template("Loan Pickup"), body_text="{{ library.__class__.__subclasses__() }}")
+    with pytest.raises(TemplateError, match="body_text"):
+        render(private, sample_context())
 
 
 def test_lipsum_is_not_available() -> None:
