@@ -18,11 +18,16 @@ Where the time goes, per message, in the same rounds (CPU seconds from the opera
 * ``ours_client_busy`` = ours_client_cpu / ours wall time: near 1, the cycle is bound by its own CPU (rendering,
   recording, SMTP client), so no overlap with the server can make it faster; only less work per message can.
 
-``ratio`` = ours_cycle_seconds / plain_seconds (target ≤ 1.5). Each round queues fresh notices and runs ours,
-then the plain loop with the messages ours produced, so the two compare on the same machine state; the figures
-are the median round (by ratio), and every round's ratio is listed: on a shared two-core machine one round's
-ratio moves by ±25 %. SQLite by default; ``--postgres URL`` (an existing database to create a scratch database in)
-measures PostgreSQL too.
+``ratio`` = ours_cycle_seconds / plain_seconds (target ≤ 1.5); ``commit_ratio`` the same against the plain loop with
+one driver INSERT + COMMIT per message (target ≤ 1.2); ``record_ratio`` against the plain loop with, in place of
+that INSERT, the System Manager's own record of each message (``ResultWriter``'s statements: the notice, its
+history line, its request moved on and its Tracking line) run by the driver alone, on fresh arrivals queued for it:
+the limit of any design that records what the desk needs of each message before the next.
+
+Each round queues fresh notices and runs ours, then the plain loops with the messages ours produced, so they
+compare on the same machine state; the figures are the median round (by ratio), and every round's ratio is
+listed: on a shared two-core machine one round's ratio moves by ±25 %. SQLite by default; ``--postgres URL``
+(an existing database to create a scratch database in) measures PostgreSQL too.
 
 Run: ``.venv/bin/python -m bench.notify_throughput [--count 2000] [--rounds 3] [--postgres postgresql://…] [--quick]``
 """
@@ -36,15 +41,21 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, func, make_url, select, text, update
 
 from bench._common import emit, isolated_environment, scratch_dir, spread_text
 from desktop.db.engine import sqlite_url
+from desktop.db.models import Notification, Request
+from desktop.domain.clock import utcnow
+from desktop.domain.statuses import Status
 from desktop.services.database import open_database
+from desktop.services.notices.result_writer import Advance, ResultWriter
 from tests.outbox_support import FROM, bulk_arrivals
 from tests.smtp_sink import Received, SmtpSink
 
@@ -52,6 +63,7 @@ PLAIN_LOOP = """
 import json, smtplib, sys, time
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 database = sys.argv[4] if len(sys.argv) > 4 else ""
+records = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else None
 messages = json.load(open(path))
 conn = None
 if database.startswith("postgresql"):
@@ -63,30 +75,49 @@ elif database:
     conn = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")  # as desktop.db.engine sets it: the same durability as the app's
+    conn.execute("PRAGMA foreign_keys=ON")  # as the app's: the record's inserts check their references
     mark = "?"
-if conn is not None:  # a scratch table in the same database: one plain driver write + commit per message
+if conn is not None and records is None:  # a scratch table: one plain driver write + commit per message
     conn.execute("CREATE TABLE IF NOT EXISTS bench_sent (n INTEGER, message_id TEXT)")
     if database.startswith("postgresql"):
         conn.commit()
+if conn is not None and records is not None and database.startswith("postgresql"):
+    conn.autocommit = True  # the record is one statement, its own transaction (as desktop's ResultWriter)
 started = time.perf_counter()
 smtp = smtplib.SMTP(host, port, timeout=30)
 for n, (sender, recipients, data) in enumerate(messages):
     smtp.sendmail(sender, recipients, data.encode("latin-1"))
-    if conn is not None:
+    if conn is None:
+        continue
+    if records is not None:  # the record's own statements, as the System Manager runs them, by the driver alone
+        statements, params = records[n]
         if database.startswith("postgresql"):
-            conn.execute(f"INSERT INTO bench_sent VALUES ({mark}, {mark})", (n, data[:60]))
-            conn.commit()
+            for statement in statements:
+                conn.execute(statement, params)
         else:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"INSERT INTO bench_sent VALUES ({mark}, {mark})", (n, data[:60]))
+            for statement in statements:
+                conn.execute(statement, params)
             conn.execute("COMMIT")
+    elif database.startswith("postgresql"):
+        conn.execute(f"INSERT INTO bench_sent VALUES ({mark}, {mark})", (n, data[:60]))
+        conn.commit()
+    else:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"INSERT INTO bench_sent VALUES ({mark}, {mark})", (n, data[:60]))
+        conn.execute("COMMIT")
 smtp.quit()
 print(time.perf_counter() - started)
-if conn is not None:
+if conn is not None and records is None:
     conn.execute("DROP TABLE bench_sent")
     conn.commit()
+if conn is not None:
     conn.close()
 """
+#: The columns a sent notice's record writes besides its state (``dispatch._outcome``: the stored copy and more).
+_SENT_COLUMNS = ("attempts", "from_address", "to_address", "cc", "bcc", "subject", "body_text", "body_html",
+                 "message_id", "sent_at", "secret")  # fmt: skip
+_RECORD_TOKEN = "bench-record"
 
 
 class CpuMeter:
@@ -139,10 +170,85 @@ def run_ours(url: str, sink: SmtpSink, env: dict[str, str]) -> tuple[float, floa
     return cycle_seconds, process_seconds, summary
 
 
-def run_plain(sink: SmtpSink, folder: Path, env: dict[str, str], database: str = "") -> float:
+def record_statements(url: str, count: int) -> tuple[Path, list[int]]:
+    """The System Manager's own record of each sent notice (the notice, its history line, its request moved on
+    with a Tracking line: ``ResultWriter``'s SQL and parameters), ready for the plain loop to run by the driver.
+
+    ``count`` fresh arrivals are queued and leased to the benchmark; each gets the stored copy that a notice sent
+    by ``run --once`` in this round got (read back from the database), so the rows written are the same size.
+    Returns the file of (statements, parameters) per message and the notices' ids.
+    """
+    db, _ = open_database(url)
+    try:
+        with db.read() as session:
+            sent = session.execute(
+                select(*(getattr(Notification, c) for c in _SENT_COLUMNS))
+                .where(Notification.state == "sent")
+                .order_by(Notification.id.desc())
+                .limit(count)
+            ).all()
+        ids = bulk_arrivals(db, count)
+        now = utcnow()
+        with db.write() as session:
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(ids))
+                .values(lease_owner=_RECORD_TOKEN, lease_until=now + timedelta(hours=1))
+            )
+            requests = dict(session.execute(select(Notification.id, Notification.request_id)
+                                            .where(Notification.id.in_(ids))).all())  # fmt: skip
+        writer = ResultWriter(db)
+        try:
+            records = []
+            for n, notice_id in enumerate(ids):
+                values = dict(zip(_SENT_COLUMNS, sent[n % len(sent)], strict=True))
+                values["message_id"] = f"{values['message_id']}.{n}"  # unique, as ours are
+                request_id = requests[notice_id]
+                assert request_id is not None, "every queued arrival names its request"
+                move = Advance(request_id, Status.AWAITING_CUSTOMER_CONTACT, Status.NOTIFIED_VIA_EMAIL,
+                               "System", "e-mail to bench@example.org accepted: 250 2.0.0 Ok: queued")  # fmt: skip
+                sql, params = writer._prepare(notice_id, _RECORD_TOKEN, "sent", "sent", "250 2.0.0 Ok: queued",
+                                              "bench", now, values, move, backend=db.backend)  # fmt: skip
+                statements = [sql.notice, sql.attempt, sql.advance, sql.track]
+                records.append(([s for s in statements if s], params))
+        finally:
+            writer.close()
+    finally:
+        db.dispose()
+    path = scratch_file(url, "records.json")
+    path.write_text(json.dumps(records, default=str))
+    return path, ids
+
+
+def scratch_file(url: str, name: str) -> Path:
+    """A file beside a SQLite database (else in the temporary folder) for handing data to a child process."""
+    folder = Path(make_url(url).database or "").parent if url.startswith("sqlite") else Path(tempfile.gettempdir())
+    return folder / name
+
+
+def check_recorded(url: str, ids: list[int]) -> None:
+    """Every notice of the plain loop's records is sent and its request moved on (else the figure is wrong)."""
+    db, _ = open_database(url)
+    try:
+        with db.read() as session:
+            sent = session.scalar(select(func.count()).where(Notification.id.in_(ids), Notification.state == "sent"))
+            moved = session.scalar(
+                select(func.count())
+                .select_from(Notification)
+                .join(Request, Request.id == Notification.request_id)
+                .where(Notification.id.in_(ids), Request.status == Status.NOTIFIED_VIA_EMAIL.value)
+            )
+    finally:
+        db.dispose()
+    assert sent == moved == len(ids), f"the plain loop recorded {sent} and moved {moved} of {len(ids)}"
+
+
+def run_plain(sink: SmtpSink, folder: Path, env: dict[str, str], database: str = "",
+              records: Path | None = None) -> float:  # fmt: skip
     """The plain smtplib loop over the messages the sink holds (taken from it); with ``database``, each message is
     followed by one plain driver INSERT + COMMIT on that database (the limit for a design that records each
-    message before sending the next)."""
+    message before sending the next); with ``records`` too, by the System Manager's own record of it instead
+    (:func:`record_statements`: the limit for recording what the desk needs of each message, by the driver)."""
     path = folder / "messages.json"
     with sink.lock:
         messages = [(m.mail_from, m.rcpt_tos, m.data.decode("latin-1")) for m in sink.messages]
@@ -151,6 +257,8 @@ def run_plain(sink: SmtpSink, folder: Path, env: dict[str, str], database: str =
     command = [sys.executable, "-c", PLAIN_LOOP, sink.host, str(sink.port), str(path)]
     if database:
         command.append(database)
+    if records is not None:
+        command.append(str(records))
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     # The messages go back into the sink so the next baseline sends exactly the same ones.
     with sink.lock:
@@ -181,6 +289,11 @@ def measure_round(url: str, count: int, folder: Path, sink: SmtpSink) -> dict[st
     meter = CpuMeter()
     plain_commit = run_plain(sink, folder, env, database=url)
     commit_cpu = meter.used()
+    records, record_ids = record_statements(url, count)
+    meter = CpuMeter()
+    plain_record = run_plain(sink, folder, env, database=url, records=records)
+    record_cpu = meter.used()
+    check_recorded(url, record_ids)
     with sink.lock:
         sink.messages.clear()
     ms = 1000 / count
@@ -194,13 +307,19 @@ def measure_round(url: str, count: int, folder: Path, sink: SmtpSink) -> dict[st
         "plain_wall_ms": round(plain * ms, 3),
         "plain_commit_client_cpu_ms": round(commit_cpu[0] * ms, 3),
         "plain_commit_wall_ms": round(plain_commit * ms, 3),
+        "plain_record_client_cpu_ms": round(record_cpu[0] * ms, 3),
+        "plain_record_wall_ms": round(plain_record * ms, 3),
     }
     if ours_cpu[2] is not None and commit_cpu[2] is not None and url.startswith("postgresql"):
         cpu["ours_database_cpu_ms"] = round(ours_cpu[2] * ms, 3)
         cpu["plain_commit_database_cpu_ms"] = round(commit_cpu[2] * ms, 3)
+        if record_cpu[2] is not None:
+            cpu["plain_record_database_cpu_ms"] = round(record_cpu[2] * ms, 3)
     return {"ours_cycle_seconds": round(cycle, 3), "ours_process_seconds": round(process, 3),
             "plain_seconds": round(plain, 3), "plain_commit_seconds": round(plain_commit, 3),
+            "plain_record_seconds": round(plain_record, 3),
             "ratio": round(cycle / plain, 3), "commit_ratio": round(cycle / plain_commit, 3),
+            "record_ratio": round(cycle / plain_record, 3),
             "summary": summary, **cpu}  # fmt: skip
 
 
@@ -213,12 +332,15 @@ def measure(url: str, count: int, folder: Path, rounds: int) -> dict[str, float 
         sink.stop()
     ratios = [float(r["ratio"]) for r in results]
     commit_ratios = [float(r["commit_ratio"]) for r in results]
+    record_ratios = [float(r["record_ratio"]) for r in results]
     results.sort(key=lambda r: float(r["ratio"]))
     median = dict(results[len(results) // 2])
     median["ratio"] = round(statistics.median(ratios), 3)
     median["commit_ratio"] = round(statistics.median(commit_ratios), 3)
     median["round_ratios"] = spread_text(ratios)
     median["round_commit_ratios"] = spread_text(commit_ratios)
+    median["record_ratio"] = round(statistics.median(record_ratios), 3)
+    median["round_record_ratios"] = spread_text(record_ratios)
     median["process_ratio"] = round(float(median["ours_process_seconds"]) / float(median["plain_seconds"]), 3)
     return median
 
@@ -255,7 +377,9 @@ def main() -> None:
         figures,
         baseline="plain smtplib loop sending the same rendered messages on one connection (no database); "
         "commit_ratio: the same loop plus one plain driver INSERT + COMMIT per message on the same database "
-        "(sqlite3 / psycopg, no SQLAlchemy), the limit for a design that records each message before the next",
+        "(sqlite3 / psycopg, no SQLAlchemy), the limit for a design that records each message before the next; "
+        "record_ratio: the same loop with, instead of that INSERT, the System Manager's own record of each message "
+        "(the notice, its history line, its request moved on with a Tracking line) run by the driver alone",
         ratio=ratio,
         ratio_meaning="SQLite run --once cycle seconds / plain loop seconds, median (min–max) of alternated rounds; "
         "goal ≤ 1.5 (and ≤ 1.2 × the plain loop + commit)",

@@ -163,3 +163,17 @@ def test_cpu_meter_counts_a_finished_child_and_this_process() -> None:
     assert 0.25 <= children < 5  # the child's 0.3 s (its interpreter's start-up on top)
     assert 0.15 <= own < 5
     assert database is None or database >= 0
+
+
+def test_throughput_benchmark_runs_the_record_by_the_driver_as_a_baseline(tmp_path: Path) -> None:
+    """One small round of the throughput benchmark on SQLite: ours sends every notice, and the third baseline runs
+    the System Manager's own record statements by the driver on fresh arrivals, which all end up sent with their
+    requests moved on (``check_recorded`` inside the round refuses a baseline that recorded less)."""
+    from bench.notify_throughput import measure
+    from desktop.db.engine import sqlite_url
+
+    result = measure(sqlite_url(tmp_path / "bench.sqlite3"), 12, tmp_path, rounds=1)
+    assert "sent 12" in str(result["summary"])
+    for key in ("plain_seconds", "plain_commit_seconds", "plain_record_seconds", "record_ratio"):
+        assert float(result[key]) > 0, key
+    assert result["round_record_ratios"]
