@@ -7,11 +7,14 @@ tracking rows). The baseline is the same rows the import wrote (patrons, contact
 notes, notices), read back and inserted with the driver's own ``executemany`` in one transaction into a new
 database of the same schema, as the import started from: the fastest a Python program can put them in. Each
 round imports into a new database and then times the baseline (alternated). The ratio is the import's whole
-time (reading every file, checking, planning, writing) ÷ that baseline (target ≤ 3). Peak memory is the
-process's peak resident size (target ≤ 500 MB).
+time (reading every file, checking, planning, writing) ÷ that baseline (target ≤ 3). Peak memory (``peak_mb``)
+is the import's own: it runs in a process of its own, as ``callslip-manager import-illiad`` does, and reports its
+peak resident size (target ≤ 500 MB). Until November 2026 the figure was this process's peak, which the baseline
+set: it holds every row in memory to insert it (2.2 GB at the full size, against 315 MB for the import); that
+figure is now ``baseline_process_peak_mb``, and ``generator_peak_mb`` the folder generator's.
 
 The import streams (tables read and written in batches, small per-request maps), so its peak memory should stay
-flat as the size grows; ``peak_mb_before_import`` is the generator's and the interpreter's share.
+flat as the size grows.
 
 Run: ``python -m bench.import_illiad --full`` (the issue's size: 100,000 users, 1,000,000 transactions, 3,000,000
 tracking rows; the default), ``--quick`` (2,000 users) or ``--users N``.
@@ -20,10 +23,12 @@ tracking rows; the default), ``--quick`` (2,000 users) or ``--users N``.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import statistics
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, select
@@ -58,25 +63,24 @@ def measure(users: int, rounds: int) -> dict[str, Any]:
     with scratch_dir() as folder:
         illiad_fixtures.generate(folder / "export", extra=users)
         before = peak_mb()
+        spawn = multiprocessing.get_context("spawn")
         for n in range(rounds):
-            db, _ = open_database(sqlite_url(folder / f"illiad{n}.sqlite3"))
+            path = folder / f"illiad{n}.sqlite3"
+            imported = run_import(spawn, path, folder / "export")
+            db, _ = open_database(sqlite_url(path))
             empty, _ = open_database(sqlite_url(folder / f"raw{n}.sqlite3"))
             try:
-                report, import_seconds = timed(partial(import_illiad, db, folder / "export"))
                 raw_seconds, rows = raw_insert(db, empty)
             finally:
                 db.dispose()
                 empty.dispose()
             results.append({
                 "users": users,
-                "transactions_read": report.tables["Transactions"].read,
-                "tracking_read": report.tables["Tracking"].read,
-                "requests_imported": report.tables["Transactions"].imported,
+                **{k: v for k, v in imported.items() if k != "import_peak_mb"},
                 "rows_written": rows,
-                "import_seconds": round(import_seconds, 3),
-                "lock_seconds": round(report.lock_seconds, 3),
                 "raw_executemany_seconds": round(raw_seconds, 3),
-                "ratio": round(import_seconds / raw_seconds, 3),
+                "ratio": round(float(imported["import_seconds"]) / raw_seconds, 3),
+                "import_peak_mb": imported["import_peak_mb"],
             })  # fmt: skip
     ratios = [float(r["ratio"]) for r in results]
     median = dict(sorted(results, key=lambda r: float(r["ratio"]))[len(results) // 2])
@@ -84,9 +88,45 @@ def measure(users: int, rounds: int) -> dict[str, Any]:
     median["round_ratios"] = spread_text(ratios)
     median["import_rounds_s"] = spread_text([float(r["import_seconds"]) for r in results])
     median["raw_rounds_s"] = spread_text([float(r["raw_executemany_seconds"]) for r in results])
-    median["peak_mb_before_import"] = before
-    median["peak_mb"] = peak_mb()
+    # The import's own process: its peak is what an administrator's machine needs (the baseline, which holds every
+    # row in memory to insert it, is this process's and is reported apart).
+    median["peak_mb"] = max(float(r["import_peak_mb"]) for r in results)
+    median["generator_peak_mb"] = before
+    median["baseline_process_peak_mb"] = peak_mb()
     return median
+
+
+def run_import(spawn: Any, database: Path, export: Path) -> dict[str, float | int]:
+    """``import_illiad`` into a new SQLite file in a process of its own (started afresh, as ``callslip-manager
+    import-illiad`` would be), so its peak memory is the import's alone; its figures come back over a pipe."""
+    receiving, sending = spawn.Pipe(duplex=False)
+    child = spawn.Process(target=_import_child, args=(str(database), str(export), sending))
+    child.start()
+    sending.close()
+    try:
+        figures: dict[str, float | int] = receiving.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the import process ended without figures (exit code {child.exitcode})") from None
+    child.join()
+    return figures
+
+
+def _import_child(database: str, export: str, sending: Any) -> None:
+    db, _ = open_database(sqlite_url(Path(database)))
+    try:
+        report, seconds = timed(partial(import_illiad, db, Path(export)))
+    finally:
+        db.dispose()
+    sending.send({
+        "transactions_read": report.tables["Transactions"].read,
+        "tracking_read": report.tables["Tracking"].read,
+        "requests_imported": report.tables["Transactions"].imported,
+        "import_seconds": round(seconds, 3),
+        "lock_seconds": round(report.lock_seconds, 3),
+        "import_peak_mb": peak_mb(),
+    })  # fmt: skip
+    sending.close()
 
 
 def raw_insert(db: Database, empty: Database) -> tuple[float, int]:

@@ -17,3 +17,5 @@ def test_illiad_benchmark_reports_ratio_and_memory(capsys: pytest.CaptureFixture
     assert figures["transactions_read"] == 15 + 200 and figures["requests_imported"] == 10 + 180  # 1 in 10 Lending
     assert figures["rows_written"] > figures["requests_imported"] and figures["peak_mb"] > 0
     assert result["ratio"] == figures["ratio"] > 0
+    # The import ran in a process of its own: its peak is reported, apart from this process's (the baseline's).
+    assert figures["peak_mb"] == figures["import_peak_mb"] > 0 and figures["baseline_process_peak_mb"] > 0
