@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from desktop.domain.contacts import (
@@ -135,3 +135,37 @@ def test_any_text_is_either_valid_or_refused_with_message(text: str) -> None:
             assert str(exc).strip()
         else:
             assert value.normalized
+
+
+_EMAIL_LOCAL = st.text(st.sampled_from("aZ09.-_+!#'=?`{|}~\"\\ @(),:;<>[]é"), min_size=0, max_size=70)
+_EMAIL_DOMAIN = st.lists(
+    st.sampled_from([*"aZ09.-_ ]éß\u00a0", "example.org", "xn--bcher-kva.de", "localhost", "test", "a" * 64]),
+    max_size=6,
+).map("".join)
+
+
+@example(local="a" * 64, domain="example.org")
+@example(local="a" * 65, domain="example.org")
+@example(local="ada.lovelace", domain="Example.ORG")
+@example(local="a", domain="b" * 64 + ".org")
+@given(local=_EMAIL_LOCAL, domain=_EMAIL_DOMAIN)
+@settings(max_examples=400)
+def test_an_ascii_address_is_judged_as_email_validator_judges_it(local: str, domain: str) -> None:
+    """The fast path (an ASCII local part checked by pattern, each domain validated once) gives exactly
+    email_validator's normalised address, or refuses with its message, whatever the parts are."""
+    from email_validator import EmailNotValidError, validate_email
+
+    text = f"{local}@{domain}"
+    if not text.strip() or len(text.strip()) > 254 or any(ch.isspace() for ch in text.strip()):
+        return  # refused before either path with the same messages
+    try:
+        expected: str | None = validate_email(text.strip(), check_deliverability=False).normalized
+        reason = ""
+    except EmailNotValidError as exc:
+        expected, reason = None, str(exc)
+    try:
+        got = normalize_email(text).display
+    except ContactError as exc:
+        assert expected is None and reason in str(exc), (text, reason, exc)
+        return
+    assert got == expected, text

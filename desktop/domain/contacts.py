@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
@@ -85,11 +86,33 @@ def normalize_email(text: str) -> Normalized:
         raise ContactError(f"An e-mail address is at most {MAX_EMAIL_LENGTH} characters.")
     if any(ch.isspace() for ch in value):
         raise ContactError("An e-mail address cannot contain spaces.")
+    local, _, domain = value.rpartition("@")
+    if value.isascii() and _ASCII_LOCAL_PART.fullmatch(local):
+        # The common case, an ASCII address: email_validator checks such a local part for nothing more than this
+        # pattern and keeps it as it is, so only the domain needs it, once per domain. Its per-character IDNA
+        # checks of each patron's domain were a tenth of an ILLiad import.
+        normalized = f"{local}@{_normalized_domain(domain)}"
+    else:
+        normalized = _validated(value)
+    return Normalized(display=normalized, normalized=email_key(normalized))
+
+
+#: An ASCII dot-atom local part of at most 64 characters (RFC 5321's limit; a longer one, rare, is left to
+#: email_validator, whichever way it judges it).
+_ASCII_LOCAL_PART = re.compile(r"(?=.{1,64}$)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _validated(value: str) -> str:
     try:
-        result = validate_email(value, check_deliverability=False)
+        return str(validate_email(value, check_deliverability=False).normalized)
     except EmailNotValidError as exc:
         raise ContactError(f"Not a valid e-mail address: {exc}") from None
-    return Normalized(display=result.normalized, normalized=email_key(result.normalized))
+
+
+@lru_cache(maxsize=1024)
+def _normalized_domain(domain: str) -> str:
+    """``domain`` as email_validator normalises it after a valid local part (its checks and its messages)."""
+    return _validated(f"a@{domain}").rpartition("@")[2]
 
 
 def email_key(address: str) -> str:
