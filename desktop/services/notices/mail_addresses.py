@@ -132,8 +132,10 @@ _BARE = re.compile(_ADDR_SPEC)
 #: The next most common: such an address after a plain name, words of letters, digits and ASCII atext separated
 #: by single spaces (``Ada Lovelace <ada@example.org>``, ``Zoë Ångström <z@example.org>``), as :func:`mailbox`
 #: writes every name that needs no quotes. The parser took ~0.1 ms for it, about a tenth of the System Manager's
-#: CPU per e-mail; a quoted name, a comment or anything else still goes through the parser.
-_NAME_WORD = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\W_])+"
+#: CPU per e-mail; a quoted name, a comment or anything else still goes through the parser. A word's character is
+#: a letter or digit of any script, or one of ASCII atext's symbols: two sets with nothing in common, so a name that
+#: does not match is given up in linear time (overlapping alternatives, as ``(a|a)+``, backtrack exponentially).
+_NAME_WORD = r"(?:[^\W_]|[!#$%&'*+/=?^_`{|}~-])+"
 _NAMED = re.compile(rf"(?P<name>{_NAME_WORD}(?: {_NAME_WORD})*) <(?P<spec>{_ADDR_SPEC})>")
 
 
