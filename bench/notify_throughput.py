@@ -41,7 +41,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -168,13 +167,13 @@ def run_ours(url: str, sink: SmtpSink, env: dict[str, str]) -> tuple[float, floa
     return cycle_seconds, process_seconds, summary
 
 
-def record_statements(url: str, count: int) -> tuple[Path, list[int]]:
+def record_statements(url: str, count: int, folder: Path) -> tuple[Path, list[int]]:
     """The System Manager's own record of each sent notice (the notice, its history line, its request moved on
     with a Tracking line: ``ResultWriter``'s SQL and parameters), ready for the plain loop to run by the driver.
 
     ``count`` fresh arrivals are queued and leased to the benchmark; each gets the stored copy that a notice sent
     by ``run --once`` in this round got (read back from the database), so the rows written are the same size.
-    Returns the file of (statements, parameters) per message and the notices' ids.
+    Returns the file in ``folder`` of (statements, parameters) per message and the notices' ids.
     """
     db, _ = open_database(url)
     try:
@@ -213,15 +212,9 @@ def record_statements(url: str, count: int) -> tuple[Path, list[int]]:
             writer.close()
     finally:
         db.dispose()
-    path = scratch_file(url, "records.json")
+    path = folder / "records.json"
     path.write_text(json.dumps(records, default=str))
     return path, ids
-
-
-def scratch_file(url: str, name: str) -> Path:
-    """A file beside a SQLite database (else in the temporary folder) for handing data to a child process."""
-    folder = Path(make_url(url).database or "").parent if url.startswith("sqlite") else Path(tempfile.gettempdir())
-    return folder / name
 
 
 def check_recorded(url: str, ids: list[int]) -> None:
@@ -287,7 +280,7 @@ def measure_round(url: str, count: int, folder: Path, sink: SmtpSink) -> dict[st
     meter = CpuMeter()
     plain_commit = run_plain(sink, folder, env, database=url)
     commit_cpu = meter.used()
-    records, record_ids = record_statements(url, count)
+    records, record_ids = record_statements(url, count, folder)
     meter = CpuMeter()
     plain_record = run_plain(sink, folder, env, database=url, records=records)
     record_cpu = meter.used()
