@@ -301,6 +301,8 @@ _DOMAIN_TEXT = st.text(st.sampled_from("ab09.-_"), min_size=1, max_size=8)
 @example(name="Bulk Patron 7", local="patron7", domain="example.org")
 @example(name="Zoë Ångström", local="z", domain="example.org")
 @example(name="O'Brien", local="o.b", domain="x.org")
+# " .@0" made the standard library's parser raise TypeError instead of flagging a defect.
+@example(name="", local=" .", domain="0")
 @given(name=_NAME_TEXT, local=_LOCAL_TEXT, domain=_DOMAIN_TEXT)
 @settings(max_examples=400)
 def test_a_plain_mailbox_is_read_as_the_standard_parser_reads_it(name: str, local: str, domain: str) -> None:

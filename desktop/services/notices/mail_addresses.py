@@ -179,10 +179,11 @@ def _parsed_address_list(text: str) -> tuple[Address, ...]:
     try:
         header = policy.default.header_factory("To", _semicolons_to_commas(text))
         addresses: tuple[Address, ...] = tuple(header.addresses)
-    except (IndexError, ValueError, AttributeError, email_errors.HeaderParseError):
+    except (IndexError, ValueError, AttributeError, TypeError, email_errors.HeaderParseError):
         # The standard library's parser fails on some inputs instead of flagging a defect: a display name that
-        # ends in an unpaired ``<`` ("Olivia <") raises IndexError in CPython 3.11, and a name like "0 :;0" (read
-        # as a group) AttributeError. Such text is not an address list; saying so is what a defect would have done.
+        # ends in an unpaired ``<`` ("Olivia <") raises IndexError in CPython 3.11, a name like "0 :;0" (read
+        # as a group) AttributeError, and " .@0" TypeError. Such text is not an address list; saying so is what a
+        # defect would have done.
         raise AddressError(f"{text.strip()!r} is not a valid address list") from None
     for address in addresses:
         if not address.username or not address.domain:
