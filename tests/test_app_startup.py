@@ -5,6 +5,7 @@ Real SQLite files, the real SMTP sink, the real windows; ``--screenshot`` runs a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -105,6 +106,38 @@ def test_screenshot_uses_a_demo_database_and_sends_nothing(
     assert picture.stat().st_size > 10_000
     assert not smtp_sink.messages  # the configured server was never used
     assert patrons(real_library) == 1  # the configured database was never filled with demo data
+
+
+def _exit_probe(tmp_path: Path, *args: str) -> dict[str, object]:
+    """``main(args)`` in a fresh process (tests/exit_probe.py): what it left for the interpreter's exit."""
+    env = os.environ | {"QT_QPA_PLATFORM": "offscreen", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    env.pop("PYTHONFAULTHANDLER", None)  # main() turns the crash traces on itself
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.exit_probe", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert isinstance(result, dict)
+    return result
+
+
+@pytest.mark.parametrize("start", ["screenshot", "interactive"])
+def test_callslip_deletes_its_windows_and_stops_its_threads_before_the_interpreter_exits(
+    tmp_path: Path, start: str
+) -> None:
+    """Left to the exit, PySide6 deletes whatever Qt objects Python still owns in no fixed order while Python is
+    torn down (a screenshot run once ended there in a segfault under load): main() must leave none."""
+    if start == "screenshot":
+        args = ["--screenshot", str(tmp_path / "shot.png")]
+    else:  # staff close the main window of an interactive demo start
+        args = ["--demo", "--database", str(tmp_path / "demo.sqlite3")]
+    result = _exit_probe(tmp_path, *args)
+    assert result == {"code": 0, "python_owned": [], "widgets": 0, "threads": [], "crash_traces": True}
 
 
 def test_a_missing_configured_file_is_refused_and_nothing_created(qtbot: QtBot, tmp_path: Path) -> None:
