@@ -82,45 +82,41 @@ def test_demo_refuses_a_database_with_real_records(qtbot: QtBot, real_library: P
     assert patrons(real_library) == 1
 
 
+def run_module(module: str, *args: str, env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` offscreen with no real keyring, ``env`` changed (None removes a variable);
+    fails the test unless it exits 0."""
+    child = os.environ | {"QT_QPA_PLATFORM": "offscreen", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    for name, value in env.items():
+        if value is None:
+            child.pop(name, None)
+        else:
+            child[name] = value
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=180, env=child, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_screenshot_uses_a_demo_database_and_sends_nothing(
     tmp_path: Path, real_library: Path, smtp_sink: SmtpSink
 ) -> None:
     picture = tmp_path / "shot.png"
-    env = os.environ | {
+    configured = {
         "CALLSLIP_DATABASE_URL": sqlite_url(real_library),
         "CALLSLIP_SMTP_HOST": smtp_sink.host,
         "CALLSLIP_SMTP_PORT": str(smtp_sink.port),
         "CALLSLIP_SMTP_FROM": "ill@example.edu",
-        "QT_QPA_PLATFORM": "offscreen",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "desktop", "--screenshot", str(picture)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    run_module("desktop", "--screenshot", str(picture), env=configured)
     assert picture.stat().st_size > 10_000
     assert not smtp_sink.messages  # the configured server was never used
     assert patrons(real_library) == 1  # the configured database was never filled with demo data
 
 
-def _exit_probe(tmp_path: Path, *args: str) -> dict[str, object]:
+def _exit_probe(*args: str) -> dict[str, object]:
     """``main(args)`` in a fresh process (tests/exit_probe.py): what it left for the interpreter's exit."""
-    env = os.environ | {"QT_QPA_PLATFORM": "offscreen", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-    env.pop("PYTHONFAULTHANDLER", None)  # main() turns the crash traces on itself
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.exit_probe", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_module("tests.exit_probe", *args, env={"PYTHONFAULTHANDLER": None})  # main() turns it on itself
     result = json.loads(done.stdout.splitlines()[-1])
     assert isinstance(result, dict)
     return result
@@ -136,7 +132,7 @@ def test_callslip_deletes_its_windows_and_stops_its_threads_before_the_interpret
         args = ["--screenshot", str(tmp_path / "shot.png")]
     else:  # staff close the main window of an interactive demo start
         args = ["--demo", "--database", str(tmp_path / "demo.sqlite3")]
-    result = _exit_probe(tmp_path, *args)
+    result = _exit_probe(*args)
     assert result == {"code": 0, "python_owned": [], "widgets": 0, "threads": [], "crash_traces": True}
 
 
