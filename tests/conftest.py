@@ -57,6 +57,18 @@ def pytest_configure(config: pytest.Config) -> None:
         setattr(QtBot, name, _at_least(getattr(QtBot, name), QT_WAIT_MIN_MS))
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The windows tests closed but never deleted go now, while Python is whole, as ``callslip`` ends its own
+    (:func:`desktop.app.close_down`): left to the interpreter's exit, PySide6 deletes them in no fixed order."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        from desktop.app import close_down
+
+        close_down(app, None)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (PyInstaller, soak)")
 
