@@ -20,7 +20,8 @@ from typing import TextIO
 from sqlalchemy.exc import SQLAlchemyError
 
 from desktop import __version__
-from desktop.config import ConfigError, Settings, check_database_argument, load_settings
+from desktop.config import ConfigError, Settings, check_database_argument, default_database_path, load_settings
+from desktop.crash_traces import enable_crash_traces
 from desktop.db.engine import Database
 from desktop.db.migrate import SchemaError
 from desktop.domain.clock import utcnow
@@ -614,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; return its exit code."""
     args = build_parser().parse_args(argv)
+    enable_crash_traces(default_database_path().parent)  # a service that dies in a driver says where
     out = out or sys.stdout
     settings = Settings()
     try:

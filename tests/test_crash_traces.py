@@ -25,17 +25,17 @@ where_it_crashed()
 """
 
 
-def crash(folder: Path, before: str = "") -> subprocess.CompletedProcess[str]:
+def run_child(code: str, argument: Path) -> subprocess.CompletedProcess[str]:
+    """``python -c code argument``, with no handler turned on but the one the code under test turns on."""
     env = dict(os.environ)
-    env.pop("PYTHONFAULTHANDLER", None)  # the module under test turns the handler on, nothing else
+    env.pop("PYTHONFAULTHANDLER", None)
     return subprocess.run(
-        [sys.executable, "-c", CRASH.format(before=before), str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
+        [sys.executable, "-c", code, str(argument)], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
     )
+
+
+def crash(folder: Path, before: str = "") -> subprocess.CompletedProcess[str]:
+    return run_child(CRASH.format(before=before), folder)
 
 
 def test_a_segfault_prints_the_stack_on_standard_error(tmp_path: Path) -> None:
@@ -73,3 +73,13 @@ def test_a_handler_already_on_is_left_as_it_is(tmp_path: Path) -> None:
     assert faulthandler.is_enabled()  # pytest's own, writing to its copy of standard error
     assert enable_crash_traces(tmp_path) is None
     assert not any(tmp_path.iterdir())
+
+
+def test_both_commands_turn_the_traces_on(tmp_path: Path) -> None:
+    """``callslip`` (checked by tests/exit_probe.py) and ``callslip-manager``: here a real ``init-db``."""
+    code = (
+        "import faulthandler, sys; from desktop.manager import main; "
+        "code = main(['--database', sys.argv[1], 'init-db']); print(code, faulthandler.is_enabled())"
+    )
+    done = run_child(code, tmp_path / "new.sqlite3")
+    assert done.stdout.split()[-2:] == ["0", "True"], done.stderr
