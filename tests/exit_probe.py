@@ -3,7 +3,8 @@
 ``python -m tests.exit_probe ARGS...`` (run by ``test_app_startup.py``): ARGS go to ``main``. Without
 ``--screenshot`` the start is interactive, and the probe closes the main window as staff would once it shows.
 The last line of output is JSON: the exit code, the Qt objects Python still owns, the widgets and the running
-worker threads, and whether a crash would have left a trace. PySide6 deletes what Python still owns in no fixed order at exit; ``main`` must leave nothing.
+worker threads, and whether a crash would have left a trace. PySide6 deletes what Python still owns in no fixed
+order at exit; ``main`` must leave nothing.
 """
 
 from __future__ import annotations
