@@ -26,10 +26,8 @@ the limit of any design that records what the desk needs of each message before 
 
 Each round queues fresh notices and runs ours, then the plain loops with the messages ours produced, so they
 compare on the same machine state; the figures are the median round (by ratio), and every round's ratio is
-listed: on a shared two-core machine one round's ratio moves by ±25 %. Every timed run starts from a checkpoint
-(:func:`settle`): the pages the seeding wrote are on disk before the clock starts, whichever run follows it.
-SQLite by default; ``--postgres URL`` (an existing database to create a scratch database in) measures PostgreSQL
-too.
+listed: on a shared two-core machine one round's ratio moves by ±25 %. SQLite by default; ``--postgres URL``
+(an existing database to create a scratch database in) measures PostgreSQL too.
 
 Run: ``.venv/bin/python -m bench.notify_throughput [--count 2000] [--rounds 3] [--postgres postgresql://…] [--quick]``
 """
@@ -169,25 +167,6 @@ def run_ours(url: str, sink: SmtpSink, env: dict[str, str]) -> tuple[float, floa
     return cycle_seconds, process_seconds, summary
 
 
-def settle(url: str) -> None:
-    """Put on disk what the steps before left dirty, before a timed run starts.
-
-    Without it the run timed right after seeding pays for the seeding's pages: on SQLite the first commits past
-    the seeding's WAL run its checkpoint; on PostgreSQL a checkpoint already under way (every 5 minutes, spread
-    over most of them) writes them out meanwhile. ``CHECKPOINT`` also restarts that 5-minute clock, so no timed
-    checkpoint starts inside a run of a few seconds. Through the driver, outside any transaction.
-    """
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                conn.exec_driver_sql("CHECKPOINT")
-    finally:
-        engine.dispose()
-
-
 def record_statements(url: str, count: int, folder: Path) -> tuple[Path, list[int]]:
     """The System Manager's own record of each sent notice (the notice, its history line, its request moved on
     with a Tracking line: ``ResultWriter``'s SQL and parameters), ready for the plain loop to run by the driver.
@@ -288,25 +267,20 @@ def measure_round(url: str, count: int, folder: Path, sink: SmtpSink) -> dict[st
     finally:
         db.dispose()
     env = isolated_environment(folder)
-    settle(url)
     meter = CpuMeter()
     cycle, process, summary = run_ours(url, sink, env)
     ours_cpu = meter.used()
     assert len(sink.messages) == count, summary
-    settle(url)
     meter = CpuMeter()
     run_ours(url, sink, env)  # nothing left to send: the process's start-up and an empty cycle, to subtract
     idle_cpu = meter.used()
-    settle(url)
     meter = CpuMeter()
     plain = run_plain(sink, folder, env)
     plain_cpu = meter.used()
-    settle(url)
     meter = CpuMeter()
     plain_commit = run_plain(sink, folder, env, database=url)
     commit_cpu = meter.used()
     records, record_ids = record_statements(url, count, folder)
-    settle(url)
     meter = CpuMeter()
     plain_record = run_plain(sink, folder, env, database=url, records=records)
     record_cpu = meter.used()

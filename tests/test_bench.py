@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bench import seed_rate
 from bench.__main__ import (
@@ -178,49 +177,3 @@ def test_throughput_benchmark_runs_the_record_by_the_driver_as_a_baseline(tmp_pa
     for key in ("plain_seconds", "plain_commit_seconds", "plain_record_seconds", "record_ratio"):
         assert float(result[key]) > 0, key
     assert result["round_record_ratios"]
-
-
-def test_settle_puts_the_seedings_pages_on_disk_before_a_timed_run(tmp_path: Path) -> None:
-    """SQLite: the seeding's WAL is checkpointed and truncated, so the run timed next does not pay for it."""
-    from bench.notify_throughput import settle
-    from desktop.db.engine import sqlite_url
-    from desktop.services.database import open_database
-    from tests.outbox_support import bulk_arrivals
-
-    path = tmp_path / "bench.sqlite3"
-    url = sqlite_url(path)
-    db, _ = open_database(url)
-    try:
-        bulk_arrivals(db, 200)
-    finally:
-        db.dispose()
-    wal = path.with_name(path.name + "-wal")
-    # Closing the last connection may checkpoint by itself: a reader holds the WAL open as a desk would.
-    reader, _ = open_database(url)
-    try:
-        with reader.write() as session:
-            session.execute(text("UPDATE requests SET updated_at = updated_at"))
-        assert wal.exists() and wal.stat().st_size > 0
-        settle(url)
-        assert wal.stat().st_size == 0
-    finally:
-        reader.dispose()
-
-
-@pytest.mark.postgres
-def test_settle_runs_a_checkpoint_on_postgresql(pg_url: str) -> None:
-    """PostgreSQL: one requested checkpoint per call (which also restarts the server's checkpoint clock)."""
-    from bench.notify_throughput import settle
-
-    engine = create_engine(pg_url)
-    try:
-
-        def requested() -> int:
-            with engine.connect() as conn:
-                return int(conn.execute(text("SELECT checkpoints_req FROM pg_stat_bgwriter")).scalar_one())
-
-        before = requested()
-        settle(pg_url)
-        assert requested() >= before + 1  # another client may ask for one too
-    finally:
-        engine.dispose()
